@@ -6,7 +6,7 @@ Tables (the one place they are documented):
                     cold_starts), source path, content hash, row count, span, absolute start.
 - ``requests``      one row per request: arrival_s (seconds from trace start), input/output
                     tokens, series (model / service / function / app), session, ok, duration_s
-                    (execution time where the source gives it), prefix_blocks (Mooncake hashes).
+                    (execution time where the source gives it), pod_id, prefix_blocks (Mooncake hashes).
 - ``rate_windows``  pre-aggregated sources: per series and window, the request count and rate,
                     the inter-arrival CV and fitted distribution the source gives, and cold-start
                     / pod counts where the source has them.
@@ -38,6 +38,7 @@ _SCHEMA = [
         kind VARCHAR NOT NULL,
         source VARCHAR NOT NULL,
         content_hash VARCHAR NOT NULL,
+        size_bytes BIGINT NOT NULL DEFAULT 0,
         rows BIGINT NOT NULL DEFAULT 0,
         span_s DOUBLE,
         series INTEGER,
@@ -52,6 +53,7 @@ _SCHEMA = [
         session_id VARCHAR,
         ok BOOLEAN NOT NULL DEFAULT TRUE,
         duration_s DOUBLE,
+        pod_id VARCHAR,
         prefix_blocks BIGINT[])""",
     """CREATE TABLE IF NOT EXISTS rate_windows (
         trace_id INTEGER NOT NULL,
@@ -118,7 +120,9 @@ def default_db_path() -> Path:
     return Path(os.environ.get("PLANNER_DB", DEFAULT_DB))
 
 
-def open_store(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def open_store(
+    path: Path | str | None = None, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     """Open (creating and migrating if needed) the store, with clear errors for common faults."""
     db = Path(path) if path is not None else default_db_path()
     if not db.parent.exists():
@@ -145,7 +149,7 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     """Create the schema on a new file; later versions add their migrations here."""
     for statement in _SCHEMA:
         con.execute(statement)
-    current = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    current = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0]
     if current is None:
         con.execute("INSERT INTO schema_version (version) VALUES (?)", [SCHEMA_VERSION])
     elif current > SCHEMA_VERSION:
@@ -157,7 +161,7 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
 def _check_version(con: duckdb.DuckDBPyConnection, db: Path) -> None:
     """Refuse a read-only store that is not ours or is newer than this code."""
     try:
-        current = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        current = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0]
     except duckdb.CatalogException:
         raise PlannerError(f"{db}: not a planner store (no schema_version table)") from None
     if current is None or current > SCHEMA_VERSION:

@@ -1,0 +1,172 @@
+"""Served-model architecture cards (models/*.toml): the shapes the cost model needs."""
+
+import tomllib
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from planner.errors import PlannerError
+from planner.resources import resource_dir
+
+DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+
+
+def dtype_bytes(dtype: str) -> float:
+    """Bytes per element of a weight / KV dtype, or a PlannerError naming the known ones."""
+    try:
+        return DTYPE_BYTES[dtype.lower()]
+    except KeyError:
+        known = ", ".join(DTYPE_BYTES)
+        raise PlannerError(f"unknown dtype {dtype!r}; known dtypes: {known}") from None
+
+
+class ModelCard(BaseModel):
+    """A decoder-only transformer's public configuration: dense, GQA, MoE and MLA variants."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str = ""
+    source: str = ""
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int = 0
+    ffn: int
+    vocab: int
+    tied_embeddings: bool = False
+    dtype: str = "bf16"
+    mlp: str = "swiglu"
+    qkv_bias: bool = False
+    mlp_bias: bool = False
+    experts: int = 0
+    active_experts: int = 0
+    expert_ffn: int = 0
+    shared_experts: int = 0
+    dense_layers: int = 0
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    qk_nope_head_dim: int = 0
+    v_head_dim: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelCard":
+        """Fill head_dim and reject shapes the cost model cannot interpret."""
+        if self.head_dim == 0:
+            object.__setattr__(self, "head_dim", self.hidden // self.heads)
+        if self.heads % self.kv_heads:
+            raise ValueError(f"heads {self.heads} not a multiple of kv_heads {self.kv_heads}")
+        if self.mlp not in ("swiglu", "gelu"):
+            raise ValueError(f"mlp must be swiglu or gelu, not {self.mlp!r}")
+        if self.experts and not (0 < self.active_experts <= self.experts and self.expert_ffn):
+            raise ValueError("an MoE card needs 0 < active_experts <= experts and expert_ffn")
+        dtype_bytes(self.dtype)
+        return self
+
+    @property
+    def is_moe(self) -> bool:
+        """Whether the MLP of (most) layers is a routed mixture of experts."""
+        return self.experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        """Whether attention is multi-head latent attention (compressed KV cache)."""
+        return self.kv_lora_rank > 0
+
+    @property
+    def moe_layers(self) -> int:
+        """Number of layers whose MLP is routed experts."""
+        return self.layers - self.dense_layers if self.is_moe else 0
+
+    @property
+    def q_dim(self) -> int:
+        """Width of the concatenated query heads."""
+        return self.heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of the concatenated key (or value) heads."""
+        return self.kv_heads * self.head_dim
+
+    @property
+    def mlp_mats(self) -> int:
+        """Weight matrices in one MLP: gate, up and down for SwiGLU; up and down for GELU."""
+        return 3 if self.mlp == "swiglu" else 2
+
+    def kv_elements_per_token(self) -> int:
+        """KV-cache elements one token occupies over all layers (MLA: latent + rope key)."""
+        if self.is_mla:
+            return self.layers * (self.kv_lora_rank + self.qk_rope_head_dim)
+        return self.layers * 2 * self.kv_dim
+
+    def attention_params(self) -> int:
+        """Weights of one attention block (projections only)."""
+        h = self.hidden
+        if self.is_mla:
+            qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+            q = h * self.q_lora_rank + self.q_lora_rank * self.heads * qk
+            kv = h * (self.kv_lora_rank + self.qk_rope_head_dim)
+            kv += self.kv_lora_rank * self.heads * (self.qk_nope_head_dim + self.v_head_dim)
+            return q + kv + self.heads * self.v_head_dim * h
+        return h * (self.q_dim + 2 * self.kv_dim) + self.q_dim * h
+
+    def params(self) -> dict[str, int]:
+        """Parameter counts by part: attention, dense MLP, routed experts, shared, embeddings."""
+        dense_mlp = self.mlp_mats * self.hidden * self.ffn
+        expert = self.mlp_mats * self.hidden * self.expert_ffn
+        embed = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+        return {
+            "attention": self.layers * self.attention_params(),
+            "dense_mlp": (self.layers - self.moe_layers) * dense_mlp,
+            "experts": self.moe_layers * self.experts * expert,
+            "shared": self.moe_layers * (self.shared_experts * expert + self.hidden * self.experts),
+            "embeddings": embed,
+        }
+
+    def total_params(self) -> int:
+        """All parameters (embeddings counted once when tied)."""
+        return sum(self.params().values())
+
+
+def _cards_dir() -> Path:
+    """The bundled models/ folder."""
+    return resource_dir("models")
+
+
+@cache
+def _bundled_cards() -> dict[str, ModelCard]:
+    """Every bundled card by id, parsed once per process."""
+    return {path.stem: load_card_file(path) for path in sorted(_cards_dir().glob("*.toml"))}
+
+
+def load_card_file(path: Path | str) -> ModelCard:
+    """Parse one card file, with the file named in any error."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+        return ModelCard(**data)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise PlannerError(f"{path}: cannot read model card ({exc})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "card"
+        raise PlannerError(f"{path}: bad model card field {where}: {first['msg']}") from None
+
+
+def list_cards() -> list[str]:
+    """Ids of the bundled model cards."""
+    return list(_bundled_cards())
+
+
+def load_card(model: str | ModelCard) -> ModelCard:
+    """The bundled card `model` (case-insensitive), or a PlannerError listing the known ids."""
+    if isinstance(model, ModelCard):
+        return model
+    cards = _bundled_cards()
+    card = cards.get(model.strip().lower())
+    if card is None:
+        raise PlannerError(f"unknown model {model!r}; known models: {', '.join(cards)}")
+    return card

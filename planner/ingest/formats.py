@@ -1,0 +1,518 @@
+"""The trace formats planner reads: how each is detected and mapped onto the store's tables.
+
+Each reader returns SQL that DuckDB streams straight from the file into a canonical shape;
+`planner.ingest.loader` runs it inside one transaction. No Python loop touches rows.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from planner.errors import PlannerError
+from planner.ingest.servegen_pmf import PMF_WINDOW_S, read_pmfs
+from planner.ingest.sources import Source, csv_header, jsonl_keys
+
+REQUEST_COLUMNS = (
+    "t",
+    "input_tokens",
+    "output_tokens",
+    "series",
+    "session_id",
+    "ok",
+    "duration_s",
+    "pod_id",
+    "prefix_blocks",
+)
+COLD_START_COLUMNS = (
+    "time_s",
+    "series",
+    "pool",
+    "kind",
+    "cluster",
+    "total_s",
+    "pod_allocation_s",
+    "deploy_code_s",
+    "deploy_dependency_s",
+    "scheduling_s",
+    "model_load_s",
+    "cpu_millicores",
+    "memory_mb",
+    "pod_id",
+    "request_id",
+)
+RATE_COLUMNS = (
+    "series",
+    "window_start_s",
+    "window_s",
+    "requests",
+    "rate_rps",
+    "cv",
+    "dist",
+    "p1",
+    "p2",
+    "cold_starts",
+    "pods",
+)
+
+
+@dataclass
+class Select:
+    """SQL producing canonical rows for one table, and how to place its time axis."""
+
+    table: str
+    sql: str
+    params: list = field(default_factory=list)
+    rebase: bool = True
+    epoch: bool = False
+    time_column: str = "t"
+    token_columns: tuple[str, ...] = ()
+    line_sql: str | None = None
+    arrow: pa.Table | None = None
+
+
+@dataclass(frozen=True)
+class Format:
+    """A readable trace format: its id, target table, expected columns, detector and reader."""
+
+    id: str
+    table: str
+    description: str
+    columns: tuple[str, ...]
+    optional: tuple[str, ...]
+    detect: Callable[[Source], bool]
+    read: Callable[[Source, dict[str, str]], list[Select]]
+
+
+def sql_str(value: str | Path) -> str:
+    """Quote a string as a SQL literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def canonical(columns: tuple[str, ...], given: dict[str, str]) -> str:
+    """A SELECT list with every canonical column, NULL where the source lacks it."""
+    return ", ".join(f"{given.get(c, 'NULL')} AS {c}" for c in columns)
+
+
+def require_columns(path: Path, header: list[str], fmt_id: str, required: tuple[str, ...]) -> None:
+    """Fail with the missing column and the format's expected columns."""
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise PlannerError(
+            f"{path}: column {missing[0]!r} missing for format {fmt_id}; "
+            f"expected columns: {', '.join(required)}; found: {', '.join(header)}"
+        )
+
+
+def _has_columns(source: Source, required: tuple[str, ...]) -> bool:
+    """True when the source is one CSV file whose header holds all `required` columns."""
+    if len(source.files) != 1 or source.main.suffix in (".jsonl", ".json", ".parquet"):
+        return False
+    return set(required) <= set(csv_header(source.main))
+
+
+def _csv(
+    path: Path, types: dict[str, str], header: bool = True, names: list[str] | None = None
+) -> str:
+    """A read_csv call with forced column types (so bad values fail with their line)."""
+    typed = ", ".join(f"{sql_str(k)}: {sql_str(v)}" for k, v in types.items())
+    opts = [f"header={str(header).lower()}", f"types={{{typed}}}"] if types else []
+    if not header:
+        opts = ["header=false", f"names={names!r}"]
+        if types:
+            opts.append(f"types={{{typed}}}")
+    return f"read_csv({sql_str(path)}, {', '.join(opts)})"
+
+
+def _tokens_line_sql(source_sql: str, checks: str) -> str:
+    """SQL finding the first data line (1-based, header = line 1) where `checks` holds."""
+    return (
+        f"SELECT n + 1 FROM (SELECT row_number() OVER () AS n, * FROM {source_sql}) "
+        f"WHERE {checks} ORDER BY n LIMIT 1"
+    )
+
+
+# --- azure-llm -------------------------------------------------------------------------------
+AZURE_LLM = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+
+
+def _read_azure_llm(source: Source, _: dict[str, str]) -> list[Select]:
+    require_columns(source.main, csv_header(source.main), "azure-llm", AZURE_LLM)
+    src = _csv(
+        source.main,
+        {"TIMESTAMP": "VARCHAR", "ContextTokens": "BIGINT", "GeneratedTokens": "BIGINT"},
+    )
+    ts = (
+        "epoch(strptime(split_part(TIMESTAMP, '.', 1), '%Y-%m-%d %H:%M:%S'))"
+        " + coalesce(TRY_CAST('0.' || split_part(TIMESTAMP, '.', 2) AS DOUBLE), 0)"
+    )
+    cols = {"t": ts, "input_tokens": "ContextTokens", "output_tokens": "GeneratedTokens"}
+    return [
+        Select(
+            "requests",
+            f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
+            epoch=True,
+            token_columns=("input_tokens", "output_tokens"),
+            line_sql=_tokens_line_sql(src, "ContextTokens < 0 OR GeneratedTokens < 0"),
+        )
+    ]
+
+
+# --- burstgpt --------------------------------------------------------------------------------
+BURSTGPT = ("Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type")
+BURSTGPT_OPTIONAL = ("Session ID", "Elapsed time")
+
+
+def _read_burstgpt(source: Source, _: dict[str, str]) -> list[Select]:
+    header = csv_header(source.main)
+    require_columns(source.main, header, "burstgpt", BURSTGPT)
+    types = {"Timestamp": "DOUBLE", "Request tokens": "BIGINT", "Response tokens": "BIGINT"}
+    cols = {
+        "t": '"Timestamp"',
+        "input_tokens": '"Request tokens"',
+        "output_tokens": '"Response tokens"',
+        "series": '"Model"',
+        "ok": '"Response tokens" > 0',
+    }
+    if "Session ID" in header:
+        types["Session ID"] = "VARCHAR"
+        cols["session_id"] = '"Session ID"'
+    if "Elapsed time" in header:
+        types["Elapsed time"] = "DOUBLE"
+        cols["duration_s"] = '"Elapsed time"'
+    src = _csv(source.main, types)
+    return [
+        Select(
+            "requests",
+            f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
+            rebase=False,
+            token_columns=("input_tokens", "output_tokens"),
+            line_sql=_tokens_line_sql(src, '"Request tokens" < 0 OR "Response tokens" < 0'),
+        )
+    ]
+
+
+# --- mooncake --------------------------------------------------------------------------------
+MOONCAKE = ("timestamp", "input_length", "output_length")
+
+
+def _read_mooncake(source: Source, _: dict[str, str]) -> list[Select]:
+    keys = jsonl_keys(source.main)
+    require_columns(source.main, keys, "mooncake", MOONCAKE)
+    spec = "{timestamp: 'DOUBLE', input_length: 'BIGINT', output_length: 'BIGINT'"
+    spec += ", hash_ids: 'BIGINT[]'}" if "hash_ids" in keys else "}"
+    src = f"read_json({sql_str(source.main)}, format='newline_delimited', columns={spec})"
+    cols = {
+        "t": "timestamp / 1000.0",
+        "input_tokens": "input_length",
+        "output_tokens": "output_length",
+    }
+    if "hash_ids" in keys:
+        cols["prefix_blocks"] = "hash_ids"
+    return [
+        Select(
+            "requests",
+            f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
+            token_columns=("input_tokens", "output_tokens"),
+            line_sql=_tokens_line_sql(src, "input_length < 0 OR output_length < 0"),
+        )
+    ]
+
+
+# --- azure-functions -------------------------------------------------------------------------
+AZURE_FUNCTIONS = ("app", "func", "end_timestamp", "duration")
+
+
+def _read_azure_functions(source: Source, _: dict[str, str]) -> list[Select]:
+    require_columns(source.main, csv_header(source.main), "azure-functions", AZURE_FUNCTIONS)
+    src = _csv(source.main, {"end_timestamp": "DOUBLE", "duration": "DOUBLE"})
+    cols = {
+        "t": "end_timestamp - duration",
+        "series": "app || '/' || func",
+        "duration_s": "duration",
+    }
+    return [Select("requests", f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}")]
+
+
+# --- gentd26 ---------------------------------------------------------------------------------
+GENTD26_LOAD = ("timestamp_anon", "value", "container_ip")
+GENTD26_REQUESTS = (
+    "gmt_create",
+    "predict_status",
+    "exec_time_seconds",
+    "checkpoint_model_version_id",
+)
+
+
+def _gentd26_kind(path: Path) -> str:
+    """The load kind from the release's file name: basemodel, lora or pipeline."""
+    return path.name.split("_update_latency")[0].split("_")[0]
+
+
+def _read_gentd26_load(source: Source, _: dict[str, str]) -> list[Select]:
+    selects = []
+    for path in source.files:
+        require_columns(path, csv_header(path), "gentd26-load", GENTD26_LOAD)
+        src = _csv(path, {"timestamp_anon": "DOUBLE", "value": "DOUBLE", "container_ip": "VARCHAR"})
+        cols = {
+            "time_s": "timestamp_anon",
+            "kind": sql_str(_gentd26_kind(path)),
+            "total_s": "value / 1000.0",
+            "model_load_s": "value / 1000.0",
+            "pod_id": "container_ip",
+        }
+        selects.append(
+            Select(
+                "cold_starts",
+                f"SELECT {canonical(COLD_START_COLUMNS, cols)} FROM {src}",
+                epoch=True,
+                time_column="time_s",
+                token_columns=("total_s",),
+                line_sql=_tokens_line_sql(src, "value < 0"),
+            )
+        )
+    return selects
+
+
+def _read_gentd26_requests(source: Source, _: dict[str, str]) -> list[Select]:
+    require_columns(source.main, csv_header(source.main), "gentd26-requests", GENTD26_REQUESTS)
+    src = _csv(source.main, {"gmt_create": "TIMESTAMP", "exec_time_seconds": "DOUBLE"})
+    cols = {
+        "t": "epoch(gmt_create)",
+        "series": "checkpoint_model_version_id",
+        "ok": "predict_status = 'SUCCEED'",
+        "duration_s": "exec_time_seconds",
+    }
+    return [Select("requests", f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}", epoch=True)]
+
+
+# --- servegen --------------------------------------------------------------------------------
+SERVEGEN_TRACE = re.compile(r"chunk-(\d+)-trace\.csv$")
+SERVEGEN_COLUMNS = ("window_start_s", "rate_rps", "cv", "dist", "p1", "p2")
+SERVEGEN_WINDOW_S = 600.0
+
+
+def servegen_traces(source: Source) -> list[Path]:
+    """The per-client chunk-N-trace.csv files of a ServeGen folder."""
+    return [p for p in source.files if SERVEGEN_TRACE.search(p.name)]
+
+
+def _read_servegen(source: Source, _: dict[str, str]) -> list[Select]:
+    traces = servegen_traces(source)
+    if not traces:
+        raise PlannerError(f"{source.path}: no chunk-N-trace.csv files for format servegen")
+    files = "[" + ", ".join(sql_str(p) for p in traces) + "]"
+    types = {"rate_rps": "DOUBLE", "window_start_s": "DOUBLE", "cv": "DOUBLE"}
+    typed = ", ".join(f"{sql_str(k)}: {sql_str(v)}" for k, v in types.items())
+    src = (
+        f"read_csv({files}, header=false, names={list(SERVEGEN_COLUMNS)!r}, "
+        f"types={{{typed}}}, filename=true)"
+    )
+    cols = {
+        "series": "regexp_extract(filename, 'chunk-[0-9]+')",
+        "window_start_s": "window_start_s",
+        "window_s": str(SERVEGEN_WINDOW_S),
+        "requests": f"rate_rps * {SERVEGEN_WINDOW_S}",
+        "rate_rps": "rate_rps",
+        "cv": "cv",
+        "dist": "nullif(dist, '')",
+        "p1": "TRY_CAST(p1 AS DOUBLE)",
+        "p2": "TRY_CAST(p2 AS DOUBLE)",
+    }
+    return [
+        Select(
+            "rate_windows",
+            f"SELECT {canonical(RATE_COLUMNS, cols)} FROM {src}",
+            rebase=False,
+            time_column="window_start_s",
+            token_columns=("rate_rps",),
+        ),
+        Select(
+            "length_dists",
+            f"SELECT series, window_start_s, {PMF_WINDOW_S} AS window_s, which, tokens, prob "
+            "FROM arrow_source",
+            rebase=False,
+            time_column="window_start_s",
+            arrow=read_pmfs(source.files),
+        ),
+    ]
+
+
+def _is_servegen(source: Source) -> bool:
+    return source.path.is_dir() and bool(servegen_traces(source))
+
+
+# --- generic csv / parquet -------------------------------------------------------------------
+MAP_KEYS = {
+    "ts": "t",
+    "input": "input_tokens",
+    "output": "output_tokens",
+    "model": "series",
+    "series": "series",
+    "session": "session_id",
+    "duration": "duration_s",
+    "ok": "ok",
+}
+
+
+def _read_mapped(source: Source, mapping: dict[str, str]) -> list[Select]:
+    if "ts" not in mapping:
+        raise PlannerError(
+            f"{source.path}: generic formats need --map ts=COL[,input=COL,output=COL,model=COL]"
+        )
+    unknown = sorted(set(mapping) - set(MAP_KEYS))
+    if unknown:
+        raise PlannerError(f"--map: unknown key {unknown[0]!r}; known keys: {', '.join(MAP_KEYS)}")
+    path = source.main
+    if path.suffix == ".parquet":
+        src = f"read_parquet({sql_str(path)})"
+        import duckdb
+
+        header = [d[0] for d in duckdb.sql(f"SELECT * FROM {src} LIMIT 0").description]
+    else:
+        types = {mapping[k]: "BIGINT" for k in ("input", "output") if k in mapping}
+        src = _csv(path, types)
+        header = csv_header(path)
+    require_columns(path, header, "csv/parquet --map", tuple(mapping.values()))
+    ts = f'"{mapping["ts"]}"'
+    cols = {MAP_KEYS[k]: f'"{v}"' for k, v in mapping.items() if k != "ts"}
+    cols["t"] = (
+        f"CASE WHEN typeof({ts}) IN ('TIMESTAMP', 'TIMESTAMP WITH TIME ZONE', 'DATE') "
+        f"THEN epoch(TRY_CAST({ts} AS TIMESTAMP)) ELSE TRY_CAST({ts} AS DOUBLE) END"
+    )
+    if "series" in cols:
+        cols["series"] = f"CAST({cols['series']} AS VARCHAR)"
+    checks = " OR ".join(f'"{mapping[k]}" < 0' for k in ("input", "output") if k in mapping)
+    return [
+        Select(
+            "requests",
+            f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
+            token_columns=tuple(MAP_KEYS[k] for k in ("input", "output") if k in mapping),
+            line_sql=_tokens_line_sql(src, checks) if checks else None,
+        )
+    ]
+
+
+def _is_jsonl(source: Source) -> bool:
+    return len(source.files) == 1 and source.main.name.endswith((".jsonl", ".jsonl.gz"))
+
+
+def _never(_: Source) -> bool:
+    return False
+
+
+FORMATS: dict[str, Format] = {
+    f.id: f
+    for f in [
+        Format(
+            "azure-llm",
+            "requests",
+            "Azure LLM inference trace 2023 (CSV, absolute timestamps with 7 decimals)",
+            AZURE_LLM,
+            (),
+            lambda s: _has_columns(s, AZURE_LLM),
+            _read_azure_llm,
+        ),
+        Format(
+            "burstgpt",
+            "requests",
+            "BurstGPT (CSV, Timestamp in s from trace start; 0 response tokens = failed)",
+            BURSTGPT,
+            BURSTGPT_OPTIONAL,
+            lambda s: _has_columns(s, BURSTGPT),
+            _read_burstgpt,
+        ),
+        Format(
+            "mooncake",
+            "requests",
+            "Mooncake / Kimi (JSONL, timestamp in ms, hash_ids of 512-token prefix blocks)",
+            MOONCAKE,
+            ("hash_ids",),
+            lambda s: _is_jsonl(s) and set(MOONCAKE) <= set(jsonl_keys(s.main)),
+            _read_mooncake,
+        ),
+        Format(
+            "servegen",
+            "rate_windows",
+            "Alibaba ServeGen folder (header-less chunk-N-trace.csv per client, 10-min windows; "
+            "chunk-N-dataset.json(.gz) token PMFs)",
+            SERVEGEN_COLUMNS,
+            (),
+            _is_servegen,
+            _read_servegen,
+        ),
+        Format(
+            "azure-functions",
+            "requests",
+            "Azure Functions invocation trace 2021 (CSV, end_timestamp and duration in s)",
+            AZURE_FUNCTIONS,
+            (),
+            lambda s: _has_columns(s, AZURE_FUNCTIONS),
+            _read_azure_functions,
+        ),
+        Format(
+            "gentd26-load",
+            "cold_starts",
+            "Alibaba GenAI 2026 model load latencies (*_update_latency_anon CSV in tar.gz, ms)",
+            GENTD26_LOAD,
+            (),
+            lambda s: "update_latency" in s.path.name and _has_columns(s, GENTD26_LOAD),
+            _read_gentd26_load,
+        ),
+        Format(
+            "gentd26-requests",
+            "requests",
+            "Alibaba GenAI 2026 LoRA request trace (CSV; series = checkpoint model version)",
+            GENTD26_REQUESTS,
+            (),
+            lambda s: _has_columns(s, GENTD26_REQUESTS),
+            _read_gentd26_requests,
+        ),
+        Format(
+            "csv",
+            "requests",
+            "any CSV with a column mapping: --map ts=COL,input=COL,output=COL[,model=COL,...]",
+            ("ts",),
+            ("input", "output", "model", "session", "duration", "ok"),
+            _never,
+            _read_mapped,
+        ),
+        Format(
+            "parquet",
+            "requests",
+            "any Parquet file with a column mapping (as csv)",
+            ("ts",),
+            ("input", "output", "model", "session", "duration", "ok"),
+            _never,
+            _read_mapped,
+        ),
+    ]
+}
+
+
+def register(fmt: Format) -> None:
+    """Add a reader to the registry (used by reader modules defined elsewhere)."""
+    FORMATS[fmt.id] = fmt
+
+
+def detect_format(source: Source, mapping: dict[str, str]) -> Format:
+    """The format of a source from its header, keys or folder layout."""
+    if mapping:
+        return FORMATS["parquet" if source.main.suffix == ".parquet" else "csv"]
+    for fmt in FORMATS.values():
+        if fmt.detect(source):
+            return fmt
+    what = f"header {csv_header(source.main)}" if len(source.files) == 1 else "folder layout"
+    raise PlannerError(
+        f"{source.path}: unknown format ({what}); use --format with one of: "
+        f"{', '.join(FORMATS)} (see `planner formats`)"
+    )
+
+
+def get_format(fmt_id: str) -> Format:
+    """A format by id, or an error listing the known ones."""
+    if fmt_id not in FORMATS:
+        raise PlannerError(f"unknown format {fmt_id!r}; known formats: {', '.join(FORMATS)}")
+    return FORMATS[fmt_id]
