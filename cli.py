@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from planner.demo import run_demo
 from planner.errors import PlannerError
 from planner.ingest import FORMATS, SAMPLES, ingest_path, ingest_sample
 from planner.store import default_db_path, list_traces, open_store, run_query
@@ -203,6 +204,33 @@ def formats(json_out: JsonOption = False) -> None:
             for f in listing
         ],
     )
+
+
+@command
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the store and outputs.")] = Path(
+        "planner-demo"
+    ),
+    json_out: JsonOption = False,
+) -> None:
+    """Run the whole pipeline on the embedded trace (offline)."""
+    with progress(not json_out) as bar:
+        task = bar.add_task("demo", total=None)
+        result = run_demo(out, lambda msg: bar.update(task, description=msg))
+    if json_out:
+        emit_json(
+            {
+                "out_dir": str(result.out_dir),
+                "db": str(result.db),
+                "headline": result.headline,
+                "files": [str(f) for f in result.files],
+            }
+        )
+        return
+    typer.echo(result.headline)
+    typer.echo(f"store: {result.db}")
+    for f in result.files:
+        typer.echo(f"wrote {f}")
 
 
 def main() -> None:

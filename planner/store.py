@@ -6,7 +6,8 @@ Tables (the one place they are documented):
                     cold_starts), source path, content hash, row count, span, absolute start.
 - ``requests``      one row per request: arrival_s (seconds from trace start), input/output
                     tokens, series (model / service / function / app), session, ok, duration_s
-                    (execution time where the source gives it), pod_id, prefix_blocks (Mooncake hashes).
+                    (execution time where the source gives it), pod_id, prefix_blocks
+                    (Mooncake 512-token block hashes).
 - ``rate_windows``  pre-aggregated sources: per series and window, the request count and rate,
                     the inter-arrival CV and fitted distribution the source gives, and cold-start
                     / pod counts where the source has them.
@@ -138,6 +139,7 @@ def open_store(
         raise PlannerError(f"{db}: cannot open store ({msg})") from None
     except duckdb.Error as exc:
         raise PlannerError(f"{db}: not a planner store ({str(exc).splitlines()[0]})") from None
+    con.execute("SET enable_progress_bar = false").fetchall()
     if not read_only:
         _migrate(con)
     else:
