@@ -11,12 +11,21 @@ from typing import Annotated, Any
 import duckdb
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
+from planner.analytics import SECTIONS, analyze_trace
+from planner.analytics.table import summary_rows
+from planner.costmodel import Calibration, load_catalog
+from planner.costmodel.batch import predict_points, read_points
+from planner.costmodel.calibrate import calibrate as fit_calibration
+from planner.costmodel.calibrate import format_report
 from planner.demo import run_demo
 from planner.errors import PlannerError
 from planner.ingest import FORMATS, SAMPLES, ingest_path, ingest_sample
+from planner.report import ExportFormat, read_plan, write_report
+from planner.simulate import ROUTERS, simulate_trace
 from planner.store import default_db_path, list_traces, open_store, run_query
 
 app = typer.Typer(
@@ -75,7 +84,7 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*[fmt_value(v) for v in row])
+        table.add_row(*[escape(fmt_value(v)) for v in row])
     console.print(table)
 
 
@@ -176,6 +185,47 @@ def query(
 
 
 @command
+def analyze(
+    trace: Annotated[str, typer.Argument(help="Trace name (see `planner traces`).")],
+    only: Annotated[
+        str | None, typer.Option(help=f"Comma-separated sections: {', '.join(SECTIONS)}.")
+    ] = None,
+    window: Annotated[float, typer.Option(help="Per-window fit length in seconds.")] = 600.0,
+    keepalive: Annotated[
+        str | None,
+        typer.Option(help="Keep-alive windows in seconds, e.g. 60,300 (runs the counterfactual)."),
+    ] = None,
+    load_s: Annotated[
+        float | None, typer.Option(help="Seconds one counterfactual cold start costs.")
+    ] = None,
+    load_from: Annotated[
+        str | None, typer.Option(help="Cold-start trace whose median gives --load-s.")
+    ] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Burstiness, token lengths, cold starts and keep-alive counterfactuals of a trace."""
+    try:
+        keepalives = tuple(float(k) for k in keepalive.split(",")) if keepalive else None
+    except ValueError:
+        raise PlannerError(f"--keepalive {keepalive!r}: expected seconds like 60,300") from None
+    with store(db, read_only=True) as con:
+        result = analyze_trace(
+            con,
+            trace,
+            sections=only.split(",") if only else None,
+            window_s=window,
+            keepalives_s=keepalives,
+            load_s=load_s,
+            load_trace=load_from,
+        )
+    if json_out:
+        emit_json(result)
+        return
+    print_table(f"analysis of {trace}", ["section", "figure", "value"], summary_rows(result))
+
+
+@command
 def formats(json_out: JsonOption = False) -> None:
     """List the trace readers and the columns each expects."""
     listing = [
@@ -204,6 +254,181 @@ def formats(json_out: JsonOption = False) -> None:
             for f in listing
         ],
     )
+
+
+@command
+def calibrate(
+    profiles: Annotated[list[Path], typer.Argument(help="Step JSONL and/or Splitwise CSV.")],
+    out: Annotated[Path | None, typer.Option(help="Write the calibration JSON here.")] = None,
+    report: Annotated[
+        bool, typer.Option(help="Leave-one-model-out and per-TP error of the fit.")
+    ] = False,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Fit the latency cost model's efficiency parameters to measured profiles."""
+    cal, errors = fit_calibration(profiles, report=report)
+    if out is not None:
+        try:
+            cal.save(out)
+        except OSError as exc:
+            raise PlannerError(f"{out}: cannot write calibration ({exc.strerror})") from None
+    if json_out:
+        emit_json({"out": str(out) if out else None, **cal.to_json()})
+        return
+    for key, entry in cal.entries.items():
+        p = entry.params
+        typer.echo(
+            f"{key}: {entry.points} points; gemm {p.gemm_eff:.0%} attention {p.attn_eff:.0%} "
+            f"HBM {p.mem_eff:.0%} of peak, host {p.host_layer_prefill_ms:.3f} ms/layer (prefill)"
+        )
+    if report:
+        typer.echo(format_report(errors))
+    if out is not None:
+        typer.echo(f"wrote {out}")
+
+
+@command
+def latency(
+    in_path: Annotated[
+        Path, typer.Option("--in", help="CSV: model, accelerator, phase, batch, tokens, context.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="CSV with ms and extrapolated added.")],
+    calibration: Annotated[
+        Path | None, typer.Option(help="Calibration JSON [default: the bundled one].")
+    ] = None,
+    accelerators: Annotated[
+        Path | None,
+        typer.Option("--accelerators", "--prices", help="Your accelerator / price file (TOML)."),
+    ] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Predict engine-step latency (ms) for every point of a CSV."""
+    points = read_points(in_path)
+    cal = Calibration.load(calibration) if calibration is not None else None
+    catalog = load_catalog(accelerators) if accelerators is not None else None
+    predicted = predict_points(points, cal, catalog)
+    try:
+        predicted.write_csv(out)
+    except OSError as exc:
+        raise PlannerError(f"{out}: cannot write ({exc.strerror})") from None
+    ms = predicted["ms"]
+    summary = {
+        "points": predicted.height,
+        "out": str(out),
+        "extrapolated": int(predicted["extrapolated"].sum()),
+        "ms_min": ms.min(),
+        "ms_median": ms.median(),
+        "ms_max": ms.max(),
+    }
+    if json_out:
+        emit_json(summary)
+        return
+    typer.echo(
+        f"wrote {summary['points']:,} predictions to {out} ({summary['extrapolated']:,} "
+        f"extrapolated); ms min {fmt_value(ms.min())}, median {fmt_value(ms.median())}, "
+        f"max {fmt_value(ms.max())}"
+    )
+
+
+@command
+def simulate(
+    trace: Annotated[str, typer.Argument(help="Trace name in the store.")],
+    model: Annotated[str, typer.Option(help="Model card id, e.g. llama-3.1-8b.")],
+    accelerator: Annotated[str, typer.Option(help="Accelerator id, e.g. h100.")],
+    tp: Annotated[int, typer.Option(help="Tensor-parallel degree per instance.")] = 1,
+    pp: Annotated[int, typer.Option(help="Pipeline-parallel degree per instance.")] = 1,
+    replicas: Annotated[int, typer.Option(help="Replicas behind the router.")] = 1,
+    router: Annotated[str, typer.Option(help=f"Routing: {', '.join(ROUTERS)}.")] = "least-loaded",
+    max_batch: Annotated[int, typer.Option(help="Most sequences in a batch.")] = 256,
+    chunked_prefill: Annotated[
+        int | None, typer.Option(help="Token budget of a mixed prefill+decode step.")
+    ] = None,
+    disagg: Annotated[
+        str | None, typer.Option(help="Prefill:decode instances per replica, e.g. 1:1.")
+    ] = None,
+    rate_scale: Annotated[float, typer.Option(help="Replay the arrivals X times faster.")] = 1.0,
+    start: Annotated[float | None, typer.Option(help="Slice start (s from trace start).")] = None,
+    end: Annotated[float | None, typer.Option(help="Slice end (s, exclusive).")] = None,
+    slo: Annotated[
+        list[str] | None, typer.Option(help="SLO such as ttft_p99=1000ms (repeatable).")
+    ] = None,
+    attainment: Annotated[float, typer.Option(help="Share of requests within all SLOs.")] = 0.99,
+    goodput: Annotated[bool, typer.Option(help="Search the goodput (with --slo).")] = True,
+    seed: Annotated[int, typer.Option(help="Seed for drawn arrivals (rate-window traces).")] = 0,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Simulate a trace on a serving plan: TTFT/TPOT percentiles, SLO attainment, goodput."""
+    with store(db, read_only=True) as con:
+        out = simulate_trace(
+            con,
+            trace,
+            model,
+            accelerator,
+            tp=tp,
+            pp=pp,
+            replicas=replicas,
+            router=router,
+            max_batch=max_batch,
+            chunked_prefill=chunked_prefill,
+            disagg=disagg,
+            rate_scale=rate_scale,
+            start=start,
+            end=end,
+            slos=slo,
+            attainment=attainment,
+            with_goodput=goodput,
+            seed=seed,
+        )
+    if json_out:
+        emit_json(out)
+        return
+    plan = out["plan"]
+    print_table(
+        f"{trace} on {plan['gpus']} x {plan['accelerator']} ({model}, tp={tp}, pp={pp}, "
+        f"{replicas} replica(s){', disagg ' + plan['disagg'] if plan['disagg'] else ''})",
+        ["metric (ms)", "p50", "p90", "p99", "mean"],
+        [[name, *out[name].values()] for name in ("ttft_ms", "tpot_ms", "e2e_ms", "queue_ms")],
+    )
+    typer.echo(
+        f"{out['served']:,} of {out['requests']:,} requests served, "
+        f"{out['preemptions']:,} preemptions, peak KV {out['peak_kv_tokens']:,} of "
+        f"{out['kv_budget_tokens']:,} tokens, ${plan['cost_per_hour']:.2f}/hour"
+    )
+    if "slo_attainment" in out:
+        typer.echo(f"SLO attainment {out['slo_attainment']:.2%} (target {attainment:.0%})")
+    if "goodput_rps" in out:
+        typer.echo(
+            f"goodput {out['goodput_rps']:.3g} requests/s "
+            f"({out['goodput_rate_scale']:.3g}x the trace's rate)"
+        )
+
+
+@command
+def report(
+    plan_file: Annotated[Path, typer.Argument(help="PLAN.json written by `planner plan`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")],
+    format: Annotated[
+        list[ExportFormat] | None,
+        typer.Option("--format", help="Also write the plan's tables beside the HTML (repeat)."),
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Store for the ops charts [default: the plan's].")
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Write the capacity report: one self-contained HTML file (opens offline)."""
+    result = write_report(read_plan(plan_file), out, tuple(format or ()), db)
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    typer.echo(f"wrote {result.html} ({result.bytes / 1e6:,.1f} MB, {len(result.charts)} charts)")
+    for f in result.files:
+        typer.echo(f"wrote {f}")
+    for section, note in result.notes.items():
+        typer.echo(f"note: {section}: {note}", err=True)
 
 
 @command

@@ -1,0 +1,161 @@
+"""Calibration files: fitted efficiency parameters per accelerator and what data they saw."""
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from planner.costmodel.catalog import Accelerator
+from planner.costmodel.params import EfficiencyParams
+from planner.errors import PlannerError
+from planner.resources import resource_dir
+
+DEFAULT_FILE = "calibration.json"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The range of the profile points an entry was fitted on (for the `extrapolated` flag)."""
+
+    params_min_b: float
+    params_max_b: float
+    batch_max: float
+    tokens_max: float
+    context_max: float
+    step_tokens_max: float
+    tp_max: int
+    dtypes: tuple[str, ...] = ("bf16",)
+    moe: bool = False
+    mla: bool = False
+
+
+@dataclass(frozen=True)
+class CalibrationEntry:
+    """Parameters fitted on one profile source for one accelerator."""
+
+    accelerator: str
+    source: str
+    params: EfficiencyParams
+    coverage: Coverage
+    points: int = 0
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The parameters a StepModel uses, and where they came from."""
+
+    params: EfficiencyParams
+    coverage: Coverage | None
+    key: str
+    borrowed_from: str | None
+
+
+@dataclass
+class Calibration:
+    """Entries keyed "accelerator" (the default for predictions) or "accelerator@source"."""
+
+    entries: dict[str, CalibrationEntry] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, entry: CalibrationEntry, default: bool) -> None:
+        """Store an entry under accelerator@source, and as the accelerator's default if asked.
+
+        Only the reference source (a step profile of the serving runtime we predict for) sets
+        defaults: other sources measure other runtimes, whose host overheads would leak into
+        every prediction; they stay available by name (StepModel.build(..., source=...)).
+        """
+        if default:
+            self.entries.setdefault(entry.accelerator, entry)
+        self.entries[f"{entry.accelerator}@{entry.source}"] = entry
+
+    def resolve(
+        self, acc: Accelerator, catalog: dict[str, Accelerator], source: str | None = None
+    ) -> Resolved:
+        """Parameters for `acc`: its own, else the most similar calibrated device's by spec."""
+        key = f"{acc.id}@{source}" if source else acc.id
+        if key in self.entries:
+            entry = self.entries[key]
+            return Resolved(entry.params, entry.coverage, key, None)
+        if source:
+            known = ", ".join(k for k in self.entries if "@" in k)
+            raise PlannerError(f"no calibration for {key}; calibrated sources: {known}")
+        donor = self._most_similar(acc, catalog)
+        if donor is None:
+            return Resolved(EfficiencyParams(), None, "defaults", "defaults")
+        entry = self.entries[donor]
+        return Resolved(entry.params, entry.coverage, donor, donor)
+
+    def _most_similar(self, acc: Accelerator, catalog: dict[str, Accelerator]) -> str | None:
+        """The calibrated accelerator closest in log compute and log bandwidth."""
+        best, best_d = None, math.inf
+        for key in self.entries:
+            other = catalog.get(key)
+            if "@" in key or other is None:
+                continue
+            d = abs(math.log(acc.bf16_tflops / other.bf16_tflops))
+            d += abs(math.log(acc.hbm_tbs / other.hbm_tbs))
+            if d < best_d:
+                best, best_d = key, d
+        return best
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (entries by key, plus metadata)."""
+        return {
+            "meta": self.meta,
+            "entries": {
+                key: {
+                    "accelerator": e.accelerator,
+                    "source": e.source,
+                    "points": e.points,
+                    "params": e.params.to_dict(),
+                    "coverage": asdict(e.coverage),
+                }
+                for key, e in self.entries.items()
+            },
+        }
+
+    def save(self, path: Path | str) -> None:
+        """Write the calibration as JSON."""
+        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str = "calibration") -> "Calibration":
+        """Parse a calibration dict, naming the bad entry in any error."""
+        cal = cls(meta=data.get("meta", {}))
+        try:
+            for key, e in data["entries"].items():
+                cov = dict(e["coverage"])
+                cov["dtypes"] = tuple(cov.get("dtypes", ("bf16",)))
+                cal.entries[key] = CalibrationEntry(
+                    accelerator=e["accelerator"],
+                    source=e["source"],
+                    params=EfficiencyParams.from_dict(e["params"]),
+                    coverage=Coverage(**cov),
+                    points=int(e.get("points", 0)),
+                )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PlannerError(f"{where}: not a planner calibration file ({exc!r})") from None
+        return cal
+
+    @classmethod
+    def load(cls, path: Path | str) -> "Calibration":
+        """Read a calibration JSON written by `planner calibrate --out`."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as exc:
+            raise PlannerError(f"{path}: cannot read calibration ({exc.strerror})") from None
+        except json.JSONDecodeError as exc:
+            raise PlannerError(f"{path}: calibration is not valid JSON ({exc})") from None
+        return cls.from_json(data, str(path))
+
+
+@cache
+def load_default_calibration() -> Calibration:
+    """The calibration shipped in datasets/ (fitted from the shared profiles)."""
+    path = resource_dir("datasets") / DEFAULT_FILE
+    if not path.exists():
+        return Calibration(meta={"note": "no bundled calibration; spec-sheet defaults"})
+    return Calibration.load(path)

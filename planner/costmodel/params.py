@@ -1,0 +1,83 @@
+"""Efficiency parameters of the roofline: what calibration fits, per accelerator."""
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class EfficiencyParams:
+    """Achieved fractions of peak, fixed latencies and host overheads for one accelerator.
+
+    A GEMM of M rows takes 2 (M + gemm_pad_rows) K N / (peak * gemm_eff): it reaches
+    gemm_eff * M / (M + gemm_pad_rows) of peak, so efficiency grows with the operator's size.
+    Attention pays softmax_flops tensor-FLOP equivalents per query-key pair and head for its
+    exponential (H100: 989 TFLOPS tensor vs ~3.9 TFLOPS exp, per FlashAttention-3), so small
+    head dims run at a lower fraction of peak. Elementwise kernels (norms, activations, residual
+    adds) reach elementwise_eff of peak bandwidth on the minimal traffic (less when unfused).
+    """
+
+    gemm_eff: float = 0.7
+    attn_eff: float = 0.5
+    mem_eff: float = 0.85
+    elementwise_eff: float = 0.5
+    gemm_pad_rows: float = 64.0
+    kernel_ms: float = 0.004
+    host_layer_prefill_ms: float = 0.1
+    host_layer_decode_ms: float = 0.0
+    host_step_ms: float = 0.5
+    overlap: float = 4.0
+    collective_ms: float = 0.02
+    link_eff: float = 0.8
+    softmax_flops: float = 256.0
+
+    def to_dict(self) -> dict[str, float]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, float]) -> "EfficiencyParams":
+        """From a JSON dict, ignoring unknown keys from newer files."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: float(v) for k, v in data.items() if k in names})
+
+
+FITTED = (
+    "gemm_eff",
+    "attn_eff",
+    "mem_eff",
+    "elementwise_eff",
+    "gemm_pad_rows",
+    "kernel_ms",
+    "host_layer_prefill_ms",
+    "host_layer_decode_ms",
+    "host_step_ms",
+    "overlap",
+)
+COMM_FITTED = ("collective_ms", "link_eff")
+LOWER = {
+    "gemm_eff": 0.05,
+    "attn_eff": 0.05,
+    "mem_eff": 0.2,
+    "elementwise_eff": 0.05,
+    "gemm_pad_rows": 0.0,
+    "kernel_ms": 0.0,
+    "host_layer_prefill_ms": 0.0,
+    "host_layer_decode_ms": 0.0,
+    "host_step_ms": 0.0,
+    "overlap": 1.0,
+    "collective_ms": 0.0,
+    "link_eff": 0.05,
+}
+UPPER = {
+    "gemm_eff": 1.0,
+    "attn_eff": 1.0,
+    "mem_eff": 1.0,
+    "elementwise_eff": 1.0,
+    "gemm_pad_rows": 4096.0,
+    "kernel_ms": 0.1,
+    "host_layer_prefill_ms": 5.0,
+    "host_layer_decode_ms": 5.0,
+    "host_step_ms": 50.0,
+    "overlap": 16.0,
+    "collective_ms": 1.0,
+    "link_eff": 1.0,
+}

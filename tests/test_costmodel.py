@@ -1,0 +1,358 @@
+"""Latency cost model: operator counts, parallelism, memory, calibration accuracy, bad input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import shared_path
+
+from planner.costmodel import (
+    Accelerator,
+    Calibration,
+    MemoryPlan,
+    ModelCard,
+    StepModel,
+    get_accelerator,
+    list_cards,
+    load_card,
+    load_catalog,
+    load_default_calibration,
+)
+from planner.costmodel.calibrate import calibrate, read_profile
+from planner.costmodel.operators import FEATURES, features, step_operators
+from planner.errors import PlannerError
+
+GIB = 2**30
+SPEC_MODELS = [
+    "llama-3.2-1b",
+    "llama-3.2-3b",
+    "llama-3.1-8b",
+    "llama-3.1-70b",
+    "llama-3.1-405b",
+    "qwen2.5-7b",
+    "qwen2.5-14b",
+    "qwen2.5-32b",
+    "qwen2.5-72b",
+    "qwen3-32b",
+    "mixtral-8x7b",
+    "qwen3-30b-a3b",
+    "deepseek-v3",
+]
+SPEC_ACCELERATORS = ["h100", "h200", "a100", "l4", "l40s", "b200", "mi300x"]
+SPEC_ACCELERATORS += ["ascend-910b", "ascend-910c"]
+
+
+def _op_costs(card: ModelCard, feats: np.ndarray, tp: int = 1) -> dict[str, tuple[float, float]]:
+    """FLOPs and bytes of one occurrence of every operator at a single point."""
+    ops = step_operators(card, tp, 1, 1, card.dtype)
+    return {op.name: tuple(float(v[0]) for v in op.cost(feats)) for op in ops}
+
+
+def _point(card: ModelCard, pb=0.0, pt=0.0, pc=0.0, db=0.0, dc=0.0) -> np.ndarray:
+    """Feature matrix of one point."""
+    a = [np.array([float(v)]) for v in (pb, pt, pc, db, dc)]
+    return features(card, 1, *a)
+
+
+def test_catalogs_cover_the_spec() -> None:
+    """Every SPEC section 7 model and accelerator is bundled, with sources on every figure."""
+    assert set(SPEC_MODELS) <= set(list_cards())
+    catalog = load_catalog()
+    assert set(SPEC_ACCELERATORS) <= set(catalog)
+    for acc in catalog.values():
+        assert acc.spec_source and acc.spec_date and acc.price_source and acc.price_date
+    for model in SPEC_MODELS:
+        assert load_card(model).source.startswith("https://huggingface.co/")
+    assert abs(load_card("llama-3.1-8b").total_params() / 1e9 - 8.03) < 0.01
+    assert abs(load_card("deepseek-v3").total_params() / 1e9 - 671.0) < 1.0
+    assert abs(load_card("mixtral-8x7b").total_params() / 1e9 - 46.7) < 0.1
+
+
+def test_dense_layer_flops_and_bytes_by_hand() -> None:
+    """llama-3.1-8b prefill of 2 x 128 tokens: projections, attention and MLP counts."""
+    card = load_card("llama-3.1-8b")
+    costs = _op_costs(card, _point(card, pb=2, pt=128))
+    n, h, q, kv, f = 256, 4096, 4096, 1024, 14336
+    assert costs["qkv"] == (
+        2 * n * h * (q + 2 * kv),
+        h * (q + 2 * kv) * 2 + 2 * n * (h + q + 2 * kv),
+    )
+    assert costs["o_proj"][0] == 2 * n * q * h
+    pairs = 2 * (128 * 129 // 2)
+    assert costs["attention"][0] == 4 * 32 * 128 * pairs
+    assert costs["attention"][1] == 2 * n * q * 2 + 2 * 128 * 2 * kv * 2
+    assert costs["mlp_up"] == (2 * n * h * 2 * f, h * 2 * f * 2 + 2 * n * (h + 2 * f))
+    assert costs["mlp_down"][0] == 2 * n * f * h
+    assert costs["lm_head"][0] == 2 * 2 * h * 128256
+
+
+def test_decode_attention_reads_the_kv_cache() -> None:
+    """A decode step of 8 sequences at context 1000 reads 8 x 1001 tokens of K and V."""
+    card = load_card("llama-3.1-8b")
+    costs = _op_costs(card, _point(card, db=8, dc=1000))
+    assert costs["attention"][0] == 4 * 32 * 128 * 8 * 1001
+    assert costs["attention"][1] == 2 * 8 * 4096 * 2 + 8 * 1001 * 2 * 1024 * 2
+
+
+def test_moe_layer_flops_and_bytes_by_hand() -> None:
+    """mixtral-8x7b decode of 4 tokens: top-2 of 8 experts, expected distinct experts read."""
+    card = load_card("mixtral-8x7b")
+    costs = _op_costs(card, _point(card, db=4, dc=100))
+    touched = 8 * (1 - (6 / 8) ** 4)
+    h, fe = 4096, 14336
+    flops, data = costs["experts_up"]
+    assert flops == 2 * 4 * 2 * h * 2 * fe
+    assert data == pytest.approx(touched * h * 2 * fe * 2 + 2 * 4 * 2 * (h + 2 * fe))
+    assert costs["experts_down"][0] == 2 * 4 * 2 * fe * h
+    assert costs["router"][0] == 2 * 4 * h * 8
+
+
+def test_tp2_halves_a_compute_bound_step_plus_the_all_reduce() -> None:
+    """Prefill of 8 x 4096 tokens on h100: tp=2 takes about t1 / 2 plus 2 all-reduces a layer."""
+    t1 = StepModel.build("llama-3.1-8b", "h100").prefill_ms(8, 4096)[0]
+    sm2 = StepModel.build("llama-3.1-8b", "h100", tp=2)
+    t2 = sm2.prefill_ms(8, 4096)[0]
+    p, acc = sm2.params, sm2.accelerator
+    message = 8 * 4096 * 4096 * 2
+    ring = 2 * (2 - 1) / 2 * message / (acc.interconnect_gbs * 1e9 * p.link_eff) * 1e3
+    all_reduce = 2 * 32 * (p.collective_ms + ring)
+    assert all_reduce > 0.05 * t1
+    assert t2 == pytest.approx(t1 / 2 + all_reduce, rel=0.05)
+
+
+def test_70b_bf16_needs_two_80gb_gpus() -> None:
+    """llama-3.1-70b bf16 does not fit one h100 (short by ~63 GB), fits tp=2 with a KV budget."""
+    with pytest.raises(PlannerError, match=r"short by 6\d\.\d GB"):
+        StepModel.build("llama-3.1-70b", "h100")
+    plan = StepModel.build("llama-3.1-70b", "h100", tp=2).memory
+    assert isinstance(plan, MemoryPlan) and plan.fits
+    weights = 70.55e9 * 2 / 2
+    kv_per_gpu = 80 * 2 * 4 * 128 * 2
+    free = 0.9 * 80 * GIB - weights - plan.workspace_gb * GIB
+    assert plan.weights_gb == pytest.approx(weights / GIB, rel=0.01)
+    assert plan.kv_budget_tokens == pytest.approx(free / kv_per_gpu, rel=0.02)
+    assert 15_000 < plan.kv_budget_tokens < 30_000
+
+
+def test_fp8_halves_weight_and_kv_bytes() -> None:
+    """FP8 weights and KV take half the bytes, so a memory-bound decode step gets faster."""
+    bf16 = StepModel.build("llama-3.1-8b", "h100")
+    fp8 = StepModel.build("llama-3.1-8b", "h100", dtype="fp8")
+    assert fp8.memory.weights_gb == pytest.approx(bf16.memory.weights_gb / 2)
+    assert fp8.memory.kv_bytes_per_token == bf16.memory.kv_bytes_per_token / 2
+    assert fp8.decode_ms(1, 1024)[0] < 0.7 * bf16.decode_ms(1, 1024)[0]
+
+
+def test_methods_are_vectorised_and_decode_depends_on_context_sum() -> None:
+    """Arrays in, arrays out; element-wise equal to scalar calls; mixed >= either part."""
+    sm = StepModel.build("qwen2.5-7b", "h100")
+    batch, context = np.array([1, 8, 64]), np.array([100, 2000, 8000])
+    many = sm.decode_ms(batch, context)
+    one = [sm.decode_ms(int(b), int(c))[0] for b, c in zip(batch, context, strict=True)]
+    assert many == pytest.approx(one)
+    assert sm.prefill_ms([1, 2], 512, 0).shape == (2,)
+    mixed = sm.mixed_ms(512, 0, 32, 1000)[0]
+    assert mixed >= max(sm.prefill_ms(1, 512)[0], sm.decode_ms(32, 1000)[0])
+    assert sm.kv_transfer_ms(1000, bandwidth_gb_s=50)[0] == pytest.approx(
+        1000 * sm.memory.kv_bytes_per_token / 50e9 * 1e3 + sm.params.collective_ms
+    )
+
+
+def test_moe_and_mla_models_predict() -> None:
+    """DeepSeek-V3 (MLA + MoE, fp8) and Qwen3-30B-A3B build and give positive, growing times."""
+    ds = StepModel.build("deepseek-v3", "h200", tp=8)
+    assert ds.memory.kv_bytes_per_token == 61 * (512 + 64)
+    assert ds.gpus == 8 and ds.cost_per_hour == pytest.approx(8 * ds.accelerator.price_per_hour)
+    times = ds.decode_ms([1, 64, 256], 4096)
+    assert np.all(np.diff(times) > 0)
+    ep = StepModel.build("qwen3-30b-a3b", "h100", ep=2)
+    assert ep.gpus == 2 and ep.decode_ms(64, 1000)[0] > 0
+
+
+def test_extrapolation_flags() -> None:
+    """In-range h100 points are not flagged; unprofiled accelerators and huge batches are."""
+    h100 = StepModel.build("llama-3.1-8b", "h100")
+    flags = h100.extrapolated(
+        np.array(["decode", "decode", "prefill"]), [8, 4096, 1], 1, [512, 512, 0]
+    )
+    assert flags.tolist() == [False, True, False]
+    a100 = StepModel.build("llama-3.1-8b", "a100")
+    assert a100.plan_extrapolation and a100.extrapolated(np.array(["decode"]), 1, 1, 100).all()
+
+
+def test_unknown_ids_list_the_known_ones() -> None:
+    """Unknown model or accelerator: a one-line PlannerError naming the known ids."""
+    with pytest.raises(PlannerError, match="known models: .*llama-3.1-8b"):
+        StepModel.build("llama-9", "h100")
+    with pytest.raises(PlannerError, match="known accelerators: h100, h200"):
+        StepModel.build("llama-3.1-8b", "tpu-v9")
+    assert get_accelerator("H100-SXM").id == "h100"
+
+
+def test_tp_must_divide_heads() -> None:
+    """llama-3.2-3b has 24 heads: tp=16 is refused with the reason."""
+    with pytest.raises(PlannerError, match="tp=16 does not divide the 24 attention heads"):
+        StepModel.build("llama-3.2-3b", "h100", tp=16)
+
+
+def test_user_accelerator_file_overrides_and_adds(tmp_path: Path) -> None:
+    """A user TOML changes a price and adds a device; a new device missing figures is refused."""
+    user = tmp_path / "mine.toml"
+    user.write_text(
+        '[h100]\nprice_per_hour = 2.5\n\n[mi355x]\nname = "AMD MI355X"\nbf16_tflops = 2300\n'
+        "hbm_gb = 288\nhbm_tbs = 8\ninterconnect_gbs = 512\nprice_per_hour = 4\n"
+    )
+    catalog = load_catalog(user)
+    assert catalog["h100"].price_per_hour == 2.5 and catalog["h100"].hbm_gb == 80
+    assert isinstance(catalog["mi355x"], Accelerator)
+    sm = StepModel.build("llama-3.1-8b", "mi355x", catalog=catalog)
+    assert sm.cost_per_hour == 4 and sm.decode_ms(1, 100)[0] > 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[newchip]\nbf16_tflops = 100\n")
+    with pytest.raises(PlannerError, match="needs hbm_gb, hbm_tbs"):
+        load_catalog(bad)
+
+
+def test_profile_with_missing_columns(tmp_path: Path) -> None:
+    """A step profile without `ms` or a Splitwise CSV without token_time names the column."""
+    steps = tmp_path / "steps.jsonl"
+    steps.write_text(
+        json.dumps(
+            {
+                "model": "m",
+                "hidden": 64,
+                "layers": 2,
+                "heads": 4,
+                "kv_heads": 4,
+                "ffn": 128,
+                "vocab": 100,
+                "phase": "decode",
+                "batch": 1,
+                "tokens": 1,
+                "context": 10,
+            }
+        )
+        + "\n"
+    )
+    with pytest.raises(PlannerError, match="missing column.*ms"):
+        read_profile(steps)
+    csv = tmp_path / "perf.csv"
+    csv.write_text("model,hardware,prompt_size,batch_size,token_size,prompt_time,tensor_parallel\n")
+    with pytest.raises(PlannerError, match="missing column.*token_time"):
+        read_profile(csv)
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    """Calibration report from both shared profiles (about two seconds)."""
+    steps = shared_path("profiles", "h100_dense_steps.jsonl")
+    splitwise = shared_path("profiles", "splitwise", "perf_model.csv")
+    cal, rep = calibrate([steps, splitwise], report=True)
+    rep["calibration"] = cal
+    return rep
+
+
+def test_accuracy_gate_leave_one_model_out(report: dict) -> None:
+    """LOMO MAPE on the H100 profile: prefill <= 7 %, decode <= 5 % (a worse model fails)."""
+    overall = {
+        r["phase"]: r["mape"]
+        for r in report["leave_one_model_out"]
+        if r["source"] == "h100_dense_steps" and "model" not in r
+    }
+    assert overall["prefill"] <= 7.0
+    assert overall["decode"] <= 5.0
+
+
+def test_accuracy_gate_splitwise(report: dict) -> None:
+    """Splitwise A100/H100 TP 2/4/8 points: MAPE <= 15 % per accelerator and per TP degree."""
+    rows = [r for r in report["fit"] if r["source"] == "splitwise"]
+    overall = {r["accelerator"]: r["mape"] for r in rows if r["tp"] == "all"}
+    assert set(overall) == {"a100", "h100"}
+    assert all(mape <= 15.0 for mape in overall.values())
+    by_tp = [r for r in rows if r["tp"] != "all"]
+    assert {r["tp"] for r in by_tp} == {2, 4, 8}
+    assert all(r["mape"] <= 15.0 for r in by_tp)
+
+
+def test_shipped_calibration_is_current(report: dict) -> None:
+    """datasets/calibration.json matches a refit of the shared profiles (regenerate if not)."""
+    shipped = load_default_calibration()
+    fresh: Calibration = report["calibration"]
+    assert set(shipped.entries) == set(fresh.entries)
+    for key, entry in fresh.entries.items():
+        for name, value in entry.params.to_dict().items():
+            assert getattr(shipped.entries[key].params, name) == pytest.approx(
+                value, rel=0.02, abs=1e-3
+            )
+
+
+def test_features_have_stable_names() -> None:
+    """The feature list is part of the operator contract."""
+    assert FEATURES == ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "R", "X")
+
+
+def _cli(*args: str):
+    """Invoke the planner CLI in-process."""
+    from typer.testing import CliRunner
+
+    import cli
+
+    return CliRunner().invoke(cli.app, list(args))
+
+
+def test_cli_latency_passes_columns_through(tmp_path: Path) -> None:
+    """`planner latency` keeps every input column and adds ms and extrapolated; --json parses."""
+    points = tmp_path / "points.csv"
+    points.write_text(
+        "model,accelerator,phase,batch,tokens,context,tp,label\n"
+        "llama-3.1-8b,h100,prefill,1,2048,0,1,x\n"
+        "llama-3.1-70b,h100-sxm,decode,32,1,2048,4,y\n"
+    )
+    out = tmp_path / "pred.csv"
+    result = _cli("latency", "--in", str(points), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["points"] == 2 and summary["extrapolated"] == 1
+    lines = out.read_text().splitlines()
+    assert lines[0] == "model,accelerator,phase,batch,tokens,context,tp,label,ms,extrapolated"
+    assert lines[2].startswith("llama-3.1-70b,h100-sxm,decode,32,1,2048,4,y,")
+    expected = StepModel.build("llama-3.1-8b", "h100").prefill_ms(1, 2048)[0]
+    assert float(lines[1].split(",")[8]) == pytest.approx(expected)
+
+
+def test_cli_latency_errors_are_one_line(tmp_path: Path) -> None:
+    """Unknown accelerator and an infeasible plan: exit 1 with one line on stderr."""
+    points = tmp_path / "points.csv"
+    points.write_text(
+        "model,accelerator,phase,batch,tokens,context\nllama-3.1-8b,tpu,decode,1,1,9\n"
+    )
+    result = _cli("latency", "--in", str(points), "--out", str(tmp_path / "o.csv"))
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "known accelerators: h100" in result.stderr
+    points.write_text(
+        "model,accelerator,phase,batch,tokens,context\nllama-3.1-405b,l4,decode,1,1,9\n"
+    )
+    result = _cli("latency", "--in", str(points), "--out", str(tmp_path / "o.csv"))
+    assert result.exit_code == 1 and "short by" in result.stderr
+
+
+def test_cli_calibrate_report_and_json(tmp_path: Path) -> None:
+    """`planner calibrate --report` prints LOMO by phase; --json output is a calibration file."""
+    steps = shared_path("profiles", "h100_dense_steps.jsonl")
+    out = tmp_path / "cal.json"
+    result = _cli("calibrate", str(steps), "--report", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "Leave-one-model-out" in result.stdout and "prefill" in result.stdout
+    assert "h100" in Calibration.load(out).entries
+    result = _cli("calibrate", str(steps), "--json")
+    assert result.exit_code == 0
+    assert "h100" in json.loads(result.stdout)["entries"]
+
+
+def test_cli_calibrate_missing_column(tmp_path: Path) -> None:
+    """A profile with a missing column fails with the column's name and exit code 1."""
+    bad = tmp_path / "perf.csv"
+    bad.write_text("model,hardware,prompt_size,batch_size,token_size,token_time,tensor_parallel\n")
+    result = _cli("calibrate", str(bad))
+    assert result.exit_code == 1 and "prompt_time" in result.stderr
