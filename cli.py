@@ -24,7 +24,6 @@ from planner.costmodel.calibrate import format_report
 from planner.demo import run_demo
 from planner.errors import PlannerError
 from planner.ingest import FORMATS, SAMPLES, ingest_path, ingest_sample
-from planner.report import ExportFormat, read_plan, write_report
 from planner.simulate import ROUTERS, simulate_trace
 from planner.store import default_db_path, list_traces, open_store, run_query
 
@@ -404,31 +403,6 @@ def simulate(
             f"goodput {out['goodput_rps']:.3g} requests/s "
             f"({out['goodput_rate_scale']:.3g}x the trace's rate)"
         )
-
-
-@command
-def report(
-    plan_file: Annotated[Path, typer.Argument(help="PLAN.json written by `planner plan`.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")],
-    format: Annotated[
-        list[ExportFormat] | None,
-        typer.Option("--format", help="Also write the plan's tables beside the HTML (repeat)."),
-    ] = None,
-    db: Annotated[
-        Path | None, typer.Option("--db", help="Store for the ops charts [default: the plan's].")
-    ] = None,
-    json_out: JsonOption = False,
-) -> None:
-    """Write the capacity report: one self-contained HTML file (opens offline)."""
-    result = write_report(read_plan(plan_file), out, tuple(format or ()), db)
-    if json_out:
-        emit_json(result.to_dict())
-        return
-    typer.echo(f"wrote {result.html} ({result.bytes / 1e6:,.1f} MB, {len(result.charts)} charts)")
-    for f in result.files:
-        typer.echo(f"wrote {f}")
-    for section, note in result.notes.items():
-        typer.echo(f"note: {section}: {note}", err=True)
 
 
 @command

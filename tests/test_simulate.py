@@ -1,0 +1,331 @@
+"""Serving simulator: closed forms, monotonicity, disaggregation, KV budget, inputs, CLI."""
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from planner.costmodel import StepModel
+from planner.errors import PlannerError
+from planner.ingest import ingest_path, ingest_sample
+from planner.simulate import (
+    StepTable,
+    Workload,
+    goodput,
+    load_workload,
+    parse_disagg,
+    parse_slos,
+    simulate,
+    synthetic_workload,
+)
+from planner.store import open_store
+from tests.conftest import shared_path
+
+SLOS = parse_slos(["ttft_p99=1000ms", "tpot_p99=50ms"])
+
+
+@dataclass
+class Budget:
+    """A memory plan with only a KV budget."""
+
+    kv_budget_tokens: int
+
+
+class FixedSteps:
+    """Deterministic step times: `prefill` ms per prefilled sequence, `decode` ms per step."""
+
+    def __init__(self, prefill: float, decode: float = 1.0, kv: int = 10**9) -> None:
+        """Constant costs and a KV budget."""
+        self.prefill, self.decode, self.memory = prefill, decode, Budget(kv)
+
+    def prefill_ms(self, batch, tokens, context=0):
+        """`batch` times the fixed prefill time."""
+        return np.broadcast_to(np.asarray(batch, dtype=float) * self.prefill, np.shape(tokens))
+
+    def decode_ms(self, batch, context):
+        """The fixed decode step."""
+        return np.full(np.broadcast(batch, context).shape, self.decode)
+
+    def mixed_ms(self, prefill_tokens, prefill_context, decode_batch, decode_context):
+        """A prefill plus a decode step."""
+        return np.atleast_1d(np.asarray(self.prefill + self.decode, dtype=float))
+
+    def kv_transfer_ms(self, tokens, bandwidth_gb_s=None):
+        """Free transfers."""
+        return np.zeros(np.shape(tokens))
+
+
+class TightKv:
+    """The real cost model with a smaller KV budget."""
+
+    def __init__(self, model: StepModel, kv: int) -> None:
+        """Wrap `model`."""
+        self.model, self.memory = model, Budget(kv)
+
+    def __getattr__(self, name: str):
+        """Step times from the real model."""
+        return getattr(self.model, name)
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory: pytest.TempPathFactory):
+    """A store with the embedded Azure code and conversation traces."""
+    connection = open_store(tmp_path_factory.mktemp("sim") / "store.duckdb")
+    ingest_sample(connection, "azure-conv")
+    ingest_sample(connection, "azure-code")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def h100() -> StepTable:
+    """llama-3.1-8b on one H100, tabulated once."""
+    return StepTable(StepModel.build("llama-3.1-8b", "h100"))
+
+
+def test_isolated_requests_match_the_cost_model(h100: StepTable) -> None:
+    """Requests far apart: TTFT is the prefill step, TPOT the batch-1 decode step."""
+    inputs = np.array([17, 300, 1200, 4000, 9000, 20000])
+    outputs = np.array([2, 50, 200, 31, 400, 120])
+    work = Workload(np.arange(len(inputs)) * 1000.0, inputs, outputs)
+    result = simulate(work, h100)
+    sm = h100.model
+    np.testing.assert_allclose(result.ttft_ms, sm.prefill_ms(1, inputs, 0), rtol=0.01)
+    pairs = zip(inputs, outputs, strict=True)
+    steps = [sm.decode_ms(1, i + np.arange(o - 1)).mean() for i, o in pairs]
+    np.testing.assert_allclose(result.tpot_ms, steps, rtol=0.01)
+    mid = sm.decode_ms(1, inputs + outputs / 2)
+    np.testing.assert_allclose(result.tpot_ms, mid, rtol=0.01)
+    np.testing.assert_allclose(result.queue_ms, 0.0, atol=1e-9)
+
+
+def test_step_table_matches_direct_sums(h100: StepTable) -> None:
+    """A tabulated decode run equals the summed per-step cost model within 0.1 %."""
+    sm = h100.model
+    rng = np.random.default_rng(1)
+    for batch in (1, 3, 64, 256):
+        for context in rng.uniform(batch, 300_000, 8):
+            steps, ms = h100.decode_run(batch, context, 150)
+            exact = sm.decode_ms(batch, (context + batch * np.arange(steps)) / batch).sum()
+            assert ms == pytest.approx(exact, rel=1e-3)
+            cut, _ = h100.decode_run(batch, context, 150, span_ms=exact / 3)
+            assert 0 < cut < steps
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.8])
+def test_prefill_only_server_is_md1(rho: float) -> None:
+    """Poisson arrivals, fixed service: mean wait is Pollaczek-Khinchine's rho S / 2(1 - rho)."""
+    service_ms = 10.0
+    count = 300_000
+    rng = np.random.default_rng(7)
+    gaps = rng.exponential(service_ms / 1000.0 / rho, count)
+    work = Workload(np.cumsum(gaps), np.full(count, 100), np.ones(count, dtype=int))
+    result = simulate(work, FixedSteps(service_ms), max_batch=1)
+    expected = rho * service_ms / (2.0 * (1.0 - rho))
+    assert result.queue_ms.mean() == pytest.approx(expected, rel=0.05)
+    np.testing.assert_allclose(result.ttft_ms - result.queue_ms, service_ms, rtol=1e-9)
+
+
+@pytest.mark.parametrize("router", ["round-robin", "least-loaded"])
+def test_more_replicas_never_raise_p99_ttft(con, h100: StepTable, router: str) -> None:
+    """At a fixed (overloading) rate, doubling replicas does not raise p99 TTFT."""
+    work = load_workload(con, "azure-conv", end=900, rate_scale=4.0)
+    p99 = [
+        np.percentile(simulate(work, h100, replicas=r, router=router).ttft_ms, 99)
+        for r in (1, 2, 4)
+    ]
+    assert p99[0] >= p99[1] >= p99[2]
+    assert p99[0] > 2 * p99[2]
+
+
+def test_attainment_falls_with_rate_scale(con, h100: StepTable) -> None:
+    """SLO attainment is non-increasing over a grid of rate scales, from 1.0 down."""
+    work = load_workload(con, "azure-conv", end=1200)
+    attained = [simulate(work.scaled(s), h100).attainment(SLOS) for s in (0.5, 1, 2, 3, 4, 6, 8)]
+    assert attained == sorted(attained, reverse=True)
+    assert attained[0] == 1.0 and attained[-1] < 0.5
+
+
+def test_goodput_brackets_the_attainment_target(con, h100: StepTable) -> None:
+    """Attainment holds at the goodput scale and fails a little above it."""
+    work = load_workload(con, "azure-conv", end=1200)
+    scale, rps = goodput(work, h100, SLOS, 0.99)
+    assert rps == pytest.approx(scale * work.rate_rps)
+    assert simulate(work.scaled(scale), h100).attainment(SLOS) >= 0.99
+    assert simulate(work.scaled(scale * 1.05), h100).attainment(SLOS) < 0.99
+    tight = parse_slos("ttft_p99=5ms")
+    assert goodput(work, h100, tight) == (0.0, 0.0)
+
+
+def test_disaggregation_lowers_tpot_on_prefill_heavy_trace(con, h100: StepTable) -> None:
+    """Azure code (long prompts): 1P+1D beats 2 aggregated replicas on TPOT p99."""
+    work = load_workload(con, "azure-code", end=1800, rate_scale=2.0)
+    aggregated = simulate(work, h100, replicas=2).summary()
+    split = simulate(work, h100, disagg=(1, 1)).summary()
+    assert split["tpot_ms"]["p99"] < aggregated["tpot_ms"]["p99"]
+    assert split["served"] == aggregated["served"] == work.requests
+
+
+def test_chunked_prefill_smooths_tpot(con, h100: StepTable) -> None:
+    """Chunked prefill cuts decode stalls: lower TPOT p99 than prefill-priority steps."""
+    work = load_workload(con, "azure-code", end=900, rate_scale=2.0)
+    plain = simulate(work, h100).summary()
+    chunked = simulate(work, h100, chunked_prefill=1024).summary()
+    assert chunked["tpot_ms"]["p99"] < plain["tpot_ms"]["p99"]
+    assert chunked["served"] == work.requests
+
+
+@pytest.mark.parametrize("chunk", [None, 512])
+def test_kv_budget_is_respected_with_preemption(h100: StepTable, chunk: int | None) -> None:
+    """Never more KV resident than the budget; a tight budget forces preemptions."""
+    budget = 60_000
+    count = 120
+    work = Workload(np.zeros(count), np.full(count, 2000), np.full(count, 800))
+    result = simulate(work, TightKv(h100.model, budget), chunked_prefill=chunk)
+    assert result.preemptions > 0
+    assert 0.9 * budget < result.peak_kv_tokens <= budget
+    assert result.served.all()
+    roomy = simulate(work, h100, chunked_prefill=chunk)
+    assert roomy.preemptions == 0
+    assert result.e2e_ms.max() > roomy.e2e_ms.max()
+
+
+def test_requests_larger_than_the_cache_are_rejected(h100: StepTable) -> None:
+    """A request that cannot fit even alone is not served and fails every SLO."""
+    work = Workload(np.array([0.0, 1.0]), np.array([500, 10]), np.array([10, 10]))
+    result = simulate(work, TightKv(h100.model, 300))
+    assert result.served.tolist() == [False, True]
+    assert result.attainment(SLOS) == 0.5
+
+
+def test_load_workload_slices_and_scales(con) -> None:
+    """A slice keeps its requests, relative to its start; a rate scale compresses time."""
+    full = load_workload(con, "azure-conv")
+    part = load_workload(con, "azure-conv", start=600, end=1200)
+    inside = (full.arrival_s >= 600) & (full.arrival_s < 1200)
+    assert part.requests == inside.sum()
+    np.testing.assert_allclose(part.arrival_s, full.arrival_s[inside] - 600)
+    fast = load_workload(con, "azure-conv", start=600, end=1200, rate_scale=4)
+    assert fast.rate_rps == pytest.approx(4 * part.rate_rps)
+    np.testing.assert_array_equal(fast.input_tokens, part.input_tokens)
+    with pytest.raises(PlannerError, match="no requests in"):
+        load_workload(con, "azure-conv", start=10**7, end=10**7 + 1)
+
+
+def test_synthetic_gamma_arrivals(con) -> None:
+    """Gamma inter-arrivals have the asked rate and CV; lengths come from the trace; seeded."""
+    work = synthetic_workload(con, rate_rps=20, cv=3, count=200_000, lengths="azure-code")
+    gaps = np.diff(work.arrival_s)
+    assert 1 / gaps.mean() == pytest.approx(20, rel=0.03)
+    assert gaps.std() / gaps.mean() == pytest.approx(3, rel=0.05)
+    code = load_workload(con, "azure-code")
+    assert set(work.input_tokens[:1000]) <= set(code.input_tokens)
+    again = synthetic_workload(con, rate_rps=20, cv=3, count=200_000, lengths="azure-code")
+    np.testing.assert_array_equal(work.arrival_s, again.arrival_s)
+
+
+def test_rate_windows_replay_each_windows_rate(tmp_path: Path) -> None:
+    """ServeGen windows: counts follow each window's rate, lengths its PMFs, seeded."""
+    src = shared_path("traces", "alibaba_servegen", "data", "language", "m-large")
+    folder = tmp_path / "servegen"
+    folder.mkdir()
+    for name in ("chunk-0-trace.csv", "chunk-0-dataset.json.gz", "chunk-1-trace.csv"):
+        shutil.copy(src / name, folder)
+    store = open_store(tmp_path / "s.duckdb")
+    ingest_path(store, folder, name="m-large")
+    rows = store.execute(
+        "SELECT series, window_start_s, rate_rps FROM rate_windows "
+        "WHERE window_start_s < 86400 AND rate_rps > 0"
+    ).fetchall()
+    work = load_workload(store, "m-large", start=0, end=86400, seed=3)
+    expected = sum(rate * 600 for _, _, rate in rows)
+    assert work.requests == pytest.approx(expected, rel=0.1)
+    assert np.all(np.diff(work.arrival_s) >= 0) and work.arrival_s.max() < 86400
+    support = {
+        t
+        for (t,) in store.execute(
+            "SELECT DISTINCT tokens FROM length_dists WHERE which = 'input_tokens'"
+        ).fetchall()
+    }
+    assert set(work.input_tokens.tolist()) <= support
+    same = load_workload(store, "m-large", start=0, end=86400, seed=3)
+    other = load_workload(store, "m-large", start=0, end=86400, seed=4)
+    np.testing.assert_array_equal(work.arrival_s, same.arrival_s)
+    assert work.requests != other.requests or not np.array_equal(work.arrival_s, other.arrival_s)
+    store.close()
+
+
+def test_slo_parsing() -> None:
+    """SLOs parse in ms or s; a bad one names the accepted form."""
+    ttft, tpot = parse_slos(["ttft_p99=1000ms", "TPOT_p90 = 0.05s"])
+    assert (ttft.metric, ttft.percentile, ttft.limit_ms) == ("ttft", 99, 1000)
+    assert (tpot.metric, tpot.percentile, tpot.limit_ms) == ("tpot", 90, 50)
+    assert str(ttft) == "ttft_p99=1000ms"
+    for bad in ("ttft=1s", "latency_p99=1s", "ttft_p99=fast", "ttft_p99=100", "ttft_p100=1s"):
+        with pytest.raises(PlannerError, match=r"ttft_p99=1000ms|percentile"):
+            parse_slos([bad])
+
+
+def test_disagg_ratio_parsing() -> None:
+    """P:D needs an instance on each side."""
+    assert parse_disagg("2:3") == (2, 3)
+    for bad in ("0:1", "1:0", "1-1", "a:b"):
+        with pytest.raises(PlannerError, match="P:D"):
+            parse_disagg(bad)
+
+
+def _cli(db: Path, *args: str):
+    """Run `planner simulate` on the conversation sample."""
+    return CliRunner().invoke(
+        app,
+        ["simulate", "azure-conv", "--model", "llama-3.1-8b", "--db", str(db), *args],
+    )
+
+
+@pytest.fixture(scope="module")
+def cli_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store file with the conversation sample."""
+    db = tmp_path_factory.mktemp("cli") / "store.duckdb"
+    store = open_store(db)
+    ingest_sample(store, "azure-conv")
+    store.close()
+    return db
+
+
+def test_cli_json(cli_db: Path) -> None:
+    """--json: percentiles, attainment, goodput and the plan."""
+    result = _cli(
+        cli_db,
+        "--accelerator", "h100", "--end", "1200", "--replicas", "2", "--json",
+        "--slo", "ttft_p99=1000ms", "--slo", "tpot_p99=50ms",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out["ttft_ms"]) >= {"p50", "p90", "p99"}
+    assert out["requests"] == out["served"] > 0
+    assert 0.99 <= out["slo_attainment"] <= 1.0
+    assert out["goodput_rps"] > 0
+    assert out["plan"]["gpus"] == 2 and out["plan"]["replicas"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--accelerator", "h100", "--model", "llama-3.1-405b"], "405b"),
+        (["--accelerator", "h100", "--disagg", "0:1"], "P:D"),
+        (["--accelerator", "h100", "--slo", "ttft<1s"], "ttft_p99=1000ms"),
+        (["--accelerator", "h100", "--start", "99999999"], "no requests"),
+        (["--accelerator", "nope"], "nope"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_1(cli_db: Path, args: list[str], message: str) -> None:
+    """Unfit plan, bad ratio, bad SLO, empty slice: one line on stderr, exit code 1."""
+    result = _cli(cli_db, *args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
