@@ -189,8 +189,13 @@ def get_trace(con: duckdb.DuckDBPyConnection, name: str) -> TraceInfo:
 
 
 def run_query(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple]]:
-    """Run read-only SQL and return (column names, rows), with DuckDB errors as PlannerError."""
+    """Run read-only SQL and return (column names, rows), with DuckDB errors as PlannerError.
+
+    External access is switched off first, so user SQL can read the store but cannot read or
+    write other files (e.g. COPY ... TO).
+    """
     try:
+        con.execute("SET enable_external_access = false").fetchall()
         cursor = con.execute(sql)
     except duckdb.Error as exc:
         raise PlannerError(f"query failed: {str(exc).splitlines()[0]}") from None

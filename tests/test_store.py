@@ -52,3 +52,12 @@ def test_query_is_read_only(db_path: Path) -> None:
     with pytest.raises(PlannerError, match="read-only"):
         run_query(con, "DELETE FROM traces")
     assert run_query(con, "SELECT 1 AS one") == (["one"], [(1,)])
+
+
+def test_query_cannot_touch_other_files(db_path: Path, tmp_path: Path) -> None:
+    open_store(db_path).close()
+    con = open_store(db_path, read_only=True)
+    target = tmp_path / "leak.csv"
+    with pytest.raises(PlannerError, match="query failed"):
+        run_query(con, f"COPY (SELECT 1) TO '{target}'")
+    assert not target.exists()

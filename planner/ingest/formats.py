@@ -71,6 +71,7 @@ class Select:
     token_columns: tuple[str, ...] = ()
     line_sql: str | None = None
     arrow: pa.Table | None = None
+    path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def _has_columns(source: Source, required: tuple[str, ...]) -> bool:
     return set(required) <= set(csv_header(source.main))
 
 
-def _csv(
+def typed_csv(
     path: Path, types: dict[str, str], header: bool = True, names: list[str] | None = None
 ) -> str:
     """A read_csv call with forced column types (so bad values fail with their line)."""
@@ -126,7 +127,7 @@ def _csv(
     return f"read_csv({sql_str(path)}, {', '.join(opts)})"
 
 
-def _tokens_line_sql(source_sql: str, checks: str) -> str:
+def tokens_line_sql(source_sql: str, checks: str) -> str:
     """SQL finding the first data line (1-based, header = line 1) where `checks` holds."""
     return (
         f"SELECT n + 1 FROM (SELECT row_number() OVER () AS n, * FROM {source_sql}) "
@@ -140,7 +141,7 @@ AZURE_LLM = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 
 def _read_azure_llm(source: Source, _: dict[str, str]) -> list[Select]:
     require_columns(source.main, csv_header(source.main), "azure-llm", AZURE_LLM)
-    src = _csv(
+    src = typed_csv(
         source.main,
         {"TIMESTAMP": "VARCHAR", "ContextTokens": "BIGINT", "GeneratedTokens": "BIGINT"},
     )
@@ -155,7 +156,7 @@ def _read_azure_llm(source: Source, _: dict[str, str]) -> list[Select]:
             f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
             epoch=True,
             token_columns=("input_tokens", "output_tokens"),
-            line_sql=_tokens_line_sql(src, "ContextTokens < 0 OR GeneratedTokens < 0"),
+            line_sql=tokens_line_sql(src, "ContextTokens < 0 OR GeneratedTokens < 0"),
         )
     ]
 
@@ -182,14 +183,14 @@ def _read_burstgpt(source: Source, _: dict[str, str]) -> list[Select]:
     if "Elapsed time" in header:
         types["Elapsed time"] = "DOUBLE"
         cols["duration_s"] = '"Elapsed time"'
-    src = _csv(source.main, types)
+    src = typed_csv(source.main, types)
     return [
         Select(
             "requests",
             f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
             rebase=False,
             token_columns=("input_tokens", "output_tokens"),
-            line_sql=_tokens_line_sql(src, '"Request tokens" < 0 OR "Response tokens" < 0'),
+            line_sql=tokens_line_sql(src, '"Request tokens" < 0 OR "Response tokens" < 0'),
         )
     ]
 
@@ -216,7 +217,7 @@ def _read_mooncake(source: Source, _: dict[str, str]) -> list[Select]:
             "requests",
             f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
             token_columns=("input_tokens", "output_tokens"),
-            line_sql=_tokens_line_sql(src, "input_length < 0 OR output_length < 0"),
+            line_sql=tokens_line_sql(src, "input_length < 0 OR output_length < 0"),
         )
     ]
 
@@ -227,7 +228,7 @@ AZURE_FUNCTIONS = ("app", "func", "end_timestamp", "duration")
 
 def _read_azure_functions(source: Source, _: dict[str, str]) -> list[Select]:
     require_columns(source.main, csv_header(source.main), "azure-functions", AZURE_FUNCTIONS)
-    src = _csv(source.main, {"end_timestamp": "DOUBLE", "duration": "DOUBLE"})
+    src = typed_csv(source.main, {"end_timestamp": "DOUBLE", "duration": "DOUBLE"})
     cols = {
         "t": "end_timestamp - duration",
         "series": "app || '/' || func",
@@ -255,7 +256,9 @@ def _read_gentd26_load(source: Source, _: dict[str, str]) -> list[Select]:
     selects = []
     for path in source.files:
         require_columns(path, csv_header(path), "gentd26-load", GENTD26_LOAD)
-        src = _csv(path, {"timestamp_anon": "DOUBLE", "value": "DOUBLE", "container_ip": "VARCHAR"})
+        src = typed_csv(
+            path, {"timestamp_anon": "DOUBLE", "value": "DOUBLE", "container_ip": "VARCHAR"}
+        )
         cols = {
             "time_s": "timestamp_anon",
             "kind": sql_str(_gentd26_kind(path)),
@@ -270,7 +273,8 @@ def _read_gentd26_load(source: Source, _: dict[str, str]) -> list[Select]:
                 epoch=True,
                 time_column="time_s",
                 token_columns=("total_s",),
-                line_sql=_tokens_line_sql(src, "value < 0"),
+                line_sql=tokens_line_sql(src, "value < 0"),
+                path=path,
             )
         )
     return selects
@@ -278,7 +282,7 @@ def _read_gentd26_load(source: Source, _: dict[str, str]) -> list[Select]:
 
 def _read_gentd26_requests(source: Source, _: dict[str, str]) -> list[Select]:
     require_columns(source.main, csv_header(source.main), "gentd26-requests", GENTD26_REQUESTS)
-    src = _csv(source.main, {"gmt_create": "TIMESTAMP", "exec_time_seconds": "DOUBLE"})
+    src = typed_csv(source.main, {"gmt_create": "TIMESTAMP", "exec_time_seconds": "DOUBLE"})
     cols = {
         "t": "epoch(gmt_create)",
         "series": "checkpoint_model_version_id",
@@ -373,7 +377,7 @@ def _read_mapped(source: Source, mapping: dict[str, str]) -> list[Select]:
         header = [d[0] for d in duckdb.sql(f"SELECT * FROM {src} LIMIT 0").description]
     else:
         types = {mapping[k]: "BIGINT" for k in ("input", "output") if k in mapping}
-        src = _csv(path, types)
+        src = typed_csv(path, types)
         header = csv_header(path)
     require_columns(path, header, "csv/parquet --map", tuple(mapping.values()))
     ts = f'"{mapping["ts"]}"'
@@ -390,7 +394,7 @@ def _read_mapped(source: Source, mapping: dict[str, str]) -> list[Select]:
             "requests",
             f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
             token_columns=tuple(MAP_KEYS[k] for k in ("input", "output") if k in mapping),
-            line_sql=_tokens_line_sql(src, checks) if checks else None,
+            line_sql=tokens_line_sql(src, checks) if checks else None,
         )
     ]
 

@@ -18,7 +18,7 @@ from planner.ingest.formats import (
     get_format,
 )
 from planner.ingest.sources import Source, content_hash, open_source, total_size
-from planner.store import list_traces
+from planner.store import TraceInfo, list_traces
 
 _RENAMES: dict[str, dict[str, str]] = {"requests": {"t": "arrival_s"}}
 _EXPRS = {"ok": "coalesce(ok, TRUE)"}
@@ -59,17 +59,24 @@ class IngestResult:
 def default_name(path: Path) -> str:
     """A trace name from its path: the file name without data extensions."""
     name = path.name
-    for ext in (".tar.gz", ".tgz", ".gz", ".csv", ".jsonl", ".json", ".parquet", ".tar"):
+    for ext in (".tar.gz", ".tgz", ".zip", ".gz", ".csv", ".jsonl", ".json", ".parquet", ".tar"):
         if name.endswith(ext):
             name = name[: -len(ext)]
     return name or path.resolve().name
 
 
-def _duckdb_message(path: Path, exc: duckdb.Error) -> str:
+def _where(source: Source, sel: Select) -> str:
+    """The file a select reads: the source itself, or its member file when it has several."""
+    if sel.path is None or len(source.files) == 1:
+        return str(source.path)
+    return str(sel.path)
+
+
+def _duckdb_message(where: str, exc: duckdb.Error) -> str:
     """One line naming the file, line and column of a DuckDB read error."""
     text = str(exc)
     first = text.splitlines()[0].replace("Conversion Error: ", "").replace("IO Error: ", "")
-    parts = [str(path)]
+    parts = [where]
     if line := _LINE.search(text):
         parts.append(f"line {line.group(1)}")
     if column := _COLUMN.search(text):
@@ -86,9 +93,16 @@ class _Hasher(threading.Thread):
         super().__init__(daemon=True)
         self.files = files
         self.digest = ""
+        self.cancelled = threading.Event()
 
     def run(self) -> None:
-        self.digest = content_hash(self.files)
+        self.digest = content_hash(self.files, self.cancelled)
+
+    def stop(self) -> None:
+        """Abandon the hash (the ingest failed) and wait until no file is open any more."""
+        self.cancelled.set()
+        if self.is_alive():
+            self.join()
 
 
 def ingest_path(
@@ -105,6 +119,8 @@ def ingest_path(
         mapping = mapping or {}
         chosen = get_format(fmt) if fmt else detect_format(source, mapping)
         return _ingest(con, source, chosen, name or default_name(source.path), replace, mapping)
+    except PlannerError as exc:
+        raise PlannerError(source.describe(str(exc))) from None
     finally:
         source.close()
 
@@ -117,6 +133,7 @@ def _ingest(
     replace: bool,
     mapping: dict[str, str],
 ) -> IngestResult:
+    """Load a detected source in one transaction, hashing it alongside; no-op on known content."""
     existing = {t.name: t for t in list_traces(con)}
     old = existing.get(name)
     hasher = _Hasher(source.files)
@@ -129,9 +146,9 @@ def _ingest(
                 f"trace {name!r} is already loaded from different content; "
                 "use --replace to reload it or --name to load it under another name"
             )
-    else:
-        hasher.start()
     selects = fmt.read(source, mapping)
+    if old is None:
+        hasher.start()
     con.begin()
     try:
         if old is not None:
@@ -155,12 +172,14 @@ def _ingest(
         con.commit()
     except BaseException:
         con.rollback()
+        hasher.stop()
         raise
     info = next(t for t in list_traces(con) if t.id == trace_id)
     return _result(info, "replaced" if old is not None else "ingested")
 
 
-def _result(info, status: str) -> IngestResult:
+def _result(info: TraceInfo, status: str) -> IngestResult:
+    """The IngestResult describing a stored trace."""
     return IngestResult(
         info.name, info.format, info.kind, status, info.rows, info.span_s, info.series, info.source
     )
@@ -215,7 +234,7 @@ def _execute(
     try:
         return con.execute(sql, params).fetchall()
     except duckdb.Error as exc:
-        raise PlannerError(_duckdb_message(source.path, exc)) from None
+        raise PlannerError(_duckdb_message(_where(source, sel), exc)) from None
     finally:
         if sel.arrow is not None:
             con.unregister("arrow_source")
@@ -242,7 +261,7 @@ def _check_negative(
         finally:
             con.execute(f"SET threads = {threads}")
     raise PlannerError(
-        f"{source.path}{where}: negative value in {' or '.join(sel.token_columns)} "
+        f"{_where(source, sel)}{where}: negative value in {' or '.join(sel.token_columns)} "
         f"({bad} row(s)); counts must be >= 0"
     )
 

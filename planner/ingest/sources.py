@@ -7,6 +7,8 @@ import io
 import json
 import tarfile
 import tempfile
+import threading
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,12 @@ class Source:
         """The file DuckDB reads for single-file formats."""
         return self.files[0]
 
+    def describe(self, message: str) -> str:
+        """A message with extracted member paths shown as ARCHIVE:MEMBER instead of temp paths."""
+        if self.tempdir is None:
+            return message
+        return message.replace(self.tempdir.name + "/", f"{self.path}:")
+
     def close(self) -> None:
         """Remove any temporary extraction."""
         if self.tempdir is not None:
@@ -37,7 +45,7 @@ class Source:
 
 
 def open_source(path: Path) -> Source:
-    """Resolve a user path: a file, a .gz, a .tar.gz (extracted to a temp folder) or a folder."""
+    """Resolve a user path: a file, a .gz, a .tar.gz or .zip (extracted to a temp dir), a folder."""
     if not path.exists():
         raise PlannerError(f"{path}: no such file or folder")
     if path.is_dir():
@@ -47,37 +55,52 @@ def open_source(path: Path) -> Source:
         return Source(path, files)
     if path.stat().st_size == 0:
         raise PlannerError(f"{path}: empty file")
-    if path.name.endswith((".tar.gz", ".tgz", ".tar")):
-        return _extract_tar(path)
+    if path.name.endswith((".tar.gz", ".tgz", ".tar", ".zip")):
+        return _extract_archive(path)
     return Source(path, [path])
 
 
-def _extract_tar(path: Path) -> Source:
-    """Extract the data members of a tar archive (skipping macOS ._ metadata) to a temp folder."""
+def _is_data_member(name: str) -> bool:
+    """False for macOS metadata (._*, __MACOSX/) that archives often carry."""
+    return not Path(name).name.startswith("._") and not name.startswith("__MACOSX/")
+
+
+def _extract_archive(path: Path) -> Source:
+    """Extract the data files of a tar or zip archive to a temp folder."""
     tmp = tempfile.TemporaryDirectory(prefix="planner-")
     try:
-        with tarfile.open(path) as tar:
-            members = [
-                m for m in tar.getmembers() if m.isfile() and not Path(m.name).name.startswith("._")
-            ]
-            if not members:
-                raise PlannerError(f"{path}: archive holds no data file")
-            for member in members:
-                tar.extract(member, tmp.name, filter="data")
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                names = [
+                    i.filename
+                    for i in archive.infolist()
+                    if not i.is_dir() and _is_data_member(i.filename)
+                ]
+                archive.extractall(tmp.name, members=names)
+        else:
+            with tarfile.open(path) as tar:
+                members = [m for m in tar.getmembers() if m.isfile() and _is_data_member(m.name)]
+                tar.extractall(tmp.name, members=members, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
         tmp.cleanup()
         raise PlannerError(f"{path}: cannot read archive (truncated or corrupt?): {exc}") from None
-    files = sorted(Path(tmp.name, m.name) for m in members)
+    files = sorted(p for p in Path(tmp.name).rglob("*") if p.is_file())
+    if not files:
+        tmp.cleanup()
+        raise PlannerError(f"{path}: archive holds no data file")
     return Source(path, files, tmp)
 
 
-def content_hash(paths: list[Path]) -> str:
-    """SHA-256 over the bytes of the given files, in order (a folder hashes all its files)."""
+def content_hash(paths: list[Path], cancelled: threading.Event | None = None) -> str:
+    """SHA-256 over the files' bytes, in order; names count only when there are several files."""
     digest = hashlib.sha256()
     for p in paths:
-        digest.update(p.name.encode())
+        if len(paths) > 1:
+            digest.update(p.name.encode())
         with p.open("rb") as fh:
             while chunk := fh.read(_HASH_CHUNK):
+                if cancelled is not None and cancelled.is_set():
+                    return ""
                 digest.update(chunk)
     return digest.hexdigest()
 
