@@ -1,0 +1,228 @@
+"""Demand series from the store: requests (and token sums) per interval at a chosen frequency.
+
+Request traces are bucketed by arrival time; rate-window traces (ServeGen clients, Huawei
+per-function series) are summed from their native windows, which sets the finest frequency
+they allow. In a rate-window trace of three or more series, a native window in which every
+series reports zero is a collection gap (m-mid has 85 such windows, e.g. 1,896-1,906 and
+1,920-1,930), not zero demand: its interval is returned as null and never scored.
+"""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from planner.errors import PlannerError
+from planner.store import get_trace
+
+DAY_S = 86_400
+TOTAL_ID = "total"
+UNNAMED_ID = "all"
+GAP_MIN_SERIES = 3
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|min|m|h|d|w)\s*$")
+_UNIT_S = {"s": 1, "min": 60, "m": 60, "h": 3600, "d": DAY_S, "w": 7 * DAY_S}
+
+
+def parse_duration(text: str, what: str) -> int:
+    """Seconds in '10min', '1h', '1d', '30s' or '2w'; a PlannerError naming `what` otherwise."""
+    match = _DURATION.match(str(text))
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2)] if match else 0.0
+    if seconds <= 0 or seconds != int(seconds):
+        raise PlannerError(f"{what} {text!r}: expected a duration like 1min, 10min, 1h or 1d")
+    return int(seconds)
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest of '1d', '1h', '10min', '30s' that spells `seconds` exactly."""
+    for unit, size in (("d", DAY_S), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class TraceSeries:
+    """Per-interval request counts of the selected series of one trace (NaN marks a gap)."""
+
+    trace: str
+    kind: str
+    freq_s: int
+    resolution_s: float | None
+    ids: list[str]
+    requests: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    gaps: int
+
+    @property
+    def steps_per_day(self) -> int:
+        """Intervals in one day (the daily season)."""
+        return DAY_S // self.freq_s
+
+    def frame(self) -> pl.DataFrame:
+        """Long form: series, t (s from trace start), requests, input_tokens, output_tokens."""
+        k, n = self.requests.shape
+        t = np.tile(np.arange(n, dtype=np.float64) * self.freq_s, k)
+        return pl.DataFrame(
+            {
+                "series": np.repeat(np.array(self.ids, dtype=object), n).tolist(),
+                "t": t,
+                "requests": self.requests.ravel(),
+                "input_tokens": self.input_tokens.ravel(),
+                "output_tokens": self.output_tokens.ravel(),
+            }
+        ).with_columns(pl.col("requests", "input_tokens", "output_tokens").fill_nan(None))
+
+
+def read_series(
+    con: duckdb.DuckDBPyConnection,
+    trace_name: str,
+    freq: str = "10min",
+    series: str | Sequence[str] | None = None,
+    total: bool = False,
+) -> TraceSeries:
+    """The selected series of a trace as a matrix (series × interval) at `freq`."""
+    info = get_trace(con, trace_name)
+    freq_s = parse_duration(freq, "--freq")
+    if info.kind == "requests":
+        resolution, span = None, float(info.span_s or 0.0)
+        rows = _fetch(
+            con,
+            "SELECT coalesce(series, ?) AS series, CAST(floor(arrival_s / ?) AS BIGINT) AS k, "
+            "count(*)::DOUBLE AS requests, sum(input_tokens)::DOUBLE AS input_tokens, "
+            "sum(output_tokens)::DOUBLE AS output_tokens FROM requests WHERE trace_id = ? "
+            "GROUP BY ALL",
+            [UNNAMED_ID, freq_s, info.id],
+        )
+        known = _fetch(
+            con,
+            "SELECT count(input_tokens) > 0 AS i, count(output_tokens) > 0 AS o FROM requests "
+            "WHERE trace_id = ?",
+            [info.id],
+        )
+        tokens_known = (bool(known["i"][0]), bool(known["o"][0]))
+        gap_bins = np.array([], dtype=np.int64)
+    elif info.kind == "rate_windows":
+        bounds = _fetch(
+            con,
+            "SELECT min(window_start_s) AS t0, max(window_start_s + window_s) AS t1, "
+            "max(window_s) AS w, count(DISTINCT series) AS ns FROM rate_windows "
+            "WHERE trace_id = ?",
+            [info.id],
+        )
+        t0, resolution = float(bounds["t0"][0]), float(bounds["w"][0])
+        span = float(bounds["t1"][0]) - t0
+        if freq_s < resolution or freq_s % resolution:
+            raise PlannerError(
+                f"--freq {freq}: trace {trace_name!r} has {format_duration(int(resolution))} "
+                f"windows; use a multiple of {format_duration(int(resolution))} "
+                f"(it cannot be split finer than its resolution)"
+            )
+        base = (
+            "SELECT series, CAST(floor((window_start_s - ?) / ?) AS BIGINT) AS k, "
+            "sum(coalesce(requests, rate_rps * window_s)) AS requests FROM rate_windows "
+            "WHERE trace_id = ? GROUP BY ALL"
+        )
+        rows = _fetch(con, base, [t0, freq_s, info.id])
+        tokens_known = (False, False)
+        gap_bins = np.array([], dtype=np.int64)
+        if int(bounds["ns"][0]) >= GAP_MIN_SERIES:
+            gaps = _fetch(
+                con,
+                "SELECT DISTINCT CAST(floor((window_start_s - ?) / ?) AS BIGINT) AS k FROM "
+                "(SELECT window_start_s, sum(coalesce(requests, rate_rps * window_s)) AS r "
+                "FROM rate_windows WHERE trace_id = ? GROUP BY 1) WHERE r = 0",
+                [t0, freq_s, info.id],
+            )
+            gap_bins = gaps["k"].astype(np.int64)
+    else:
+        raise PlannerError(
+            f"trace {trace_name!r} holds {info.kind.replace('_', ' ')}, not requests or rates; "
+            "forecast a request or rate-window trace"
+        )
+    n = int(span // freq_s)
+    if n < 1:
+        raise PlannerError(
+            f"trace {trace_name!r} spans {span:,.0f} s, shorter than one {freq} interval"
+        )
+    ids = sorted(set(rows["series"].tolist()))
+    chosen = _select(trace_name, ids, series)
+    return _matrix(
+        info.name, info.kind, freq_s, resolution, n, rows, chosen, total, tokens_known, gap_bins
+    )
+
+
+def load_series(
+    con: duckdb.DuckDBPyConnection,
+    trace_name: str,
+    freq: str = "10min",
+    series: str | Sequence[str] | None = None,
+    total: bool = False,
+) -> pl.DataFrame:
+    """Series, t (s from trace start), requests, input/output token sums (null where unknown)."""
+    return read_series(con, trace_name, freq, series, total).frame()
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> dict[str, np.ndarray]:
+    """Run one query and fetch it whole as numpy columns (SQL nulls as NaN in float columns)."""
+    cols = con.execute(sql, params).fetchnumpy()
+    return {
+        k: np.ma.filled(v.astype(np.float64), np.nan) if np.ma.isMaskedArray(v) else np.asarray(v)
+        for k, v in cols.items()
+    }
+
+
+def _select(trace: str, ids: list[str], series: str | Sequence[str] | None) -> list[str]:
+    """The requested series ids (all by default), or a PlannerError naming unknown ones."""
+    if series is None:
+        return ids
+    wanted = [s.strip() for s in ([series] if isinstance(series, str) else series)]
+    wanted = [w for part in wanted for w in part.split(",") if w.strip()]
+    unknown = [w for w in wanted if w not in set(ids)]
+    if unknown or not wanted:
+        shown = ", ".join(ids[:8]) + (f", ... ({len(ids)} in all)" if len(ids) > 8 else "")
+        raise PlannerError(
+            f"unknown series {', '.join(unknown) or '(none given)'} in trace {trace!r}; "
+            f"series: {shown}"
+        )
+    return list(dict.fromkeys(wanted))
+
+
+def _matrix(
+    trace: str,
+    kind: str,
+    freq_s: int,
+    resolution: float | None,
+    n: int,
+    rows: dict[str, np.ndarray],
+    chosen: list[str],
+    total: bool,
+    tokens_known: tuple[bool, bool],
+    gap_bins: np.ndarray,
+) -> TraceSeries:
+    """Scatter the long query result into dense (series × interval) matrices."""
+    index = {s: i for i, s in enumerate(chosen)}
+    keep = np.array([s in index for s in rows["series"]], dtype=bool) & (rows["k"] < n)
+    row = np.array([index[s] for s in rows["series"][keep]], dtype=np.int64)
+    col = rows["k"][keep].astype(np.int64)
+    shape = (len(chosen), n)
+
+    def scatter(values: np.ndarray | None, known: bool) -> np.ndarray:
+        out = np.zeros(shape) if known else np.full(shape, np.nan)
+        if known and values is not None:
+            np.add.at(out, (row, col), np.nan_to_num(np.asarray(values, dtype=np.float64)[keep]))
+        return out
+
+    req = scatter(rows["requests"], True)
+    tin = scatter(rows.get("input_tokens"), tokens_known[0])
+    tout = scatter(rows.get("output_tokens"), tokens_known[1])
+    ids = chosen
+    if total:
+        ids = [TOTAL_ID]
+        req, tin, tout = (m.sum(axis=0, keepdims=True) for m in (req, tin, tout))
+    gap_bins = gap_bins[gap_bins < n]
+    req[:, gap_bins] = np.nan
+    return TraceSeries(trace, kind, freq_s, resolution, ids, req, tin, tout, len(gap_bins))

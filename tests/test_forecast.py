@@ -1,0 +1,360 @@
+"""Forecasting: metric math by hand, quantile shape, no look-ahead, bad input, real-data gate."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import cli
+from planner.errors import PlannerError
+from planner.forecast import METHODS, backtest_trace, forecast_trace, load_series
+from planner.forecast.backtest import (
+    SeriesTask,
+    coverage,
+    insample_scale,
+    mase,
+    pinball_loss,
+    rolling_origins,
+    score_series,
+    select_method,
+    summarize,
+)
+from planner.forecast.methods import (
+    LEVELS,
+    conformal_offsets,
+    fill_gaps,
+    quantile_forecast,
+)
+from planner.ingest import ingest_path, ingest_sample
+from planner.store import open_store
+from tests.conftest import shared_path
+
+DAY = 4  # intervals per "day" in the tiny hand-computed series
+
+
+def write_servegen(folder: Path, clients: dict[int, np.ndarray]) -> Path:
+    """A ServeGen-shaped folder: one chunk-N-trace.csv of 10-minute rates per client."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, requests in clients.items():
+        lines = [f"{i * 600},{r / 600},1.0,Gamma,1.0,1.0" for i, r in enumerate(requests)]
+        (folder / f"chunk-{n}-trace.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def synthetic_day(days: int, seed: int, level: float = 50.0) -> np.ndarray:
+    """`days` days of 10-minute Poisson counts with a daily cycle."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * 144)
+    return rng.poisson(level * (1.5 + np.sin(2 * np.pi * t / 144))).astype(float)
+
+
+@pytest.fixture
+def store(db_path, tmp_path):
+    """A store with a synthetic 5-day ServeGen trace: two busy clients and an all-zero one."""
+    con = open_store(db_path)
+    clients = {0: synthetic_day(5, 1), 1: synthetic_day(5, 2, 5.0), 2: np.zeros(5 * 144)}
+    ingest_path(con, write_servegen(tmp_path / "sg", clients), name="sg")
+    yield con
+    con.close()
+
+
+# --- metrics against hand computation ----------------------------------------------------------
+def test_insample_scale_is_one_day_seasonal_naive_mae():
+    y = np.array([1, 2, 3, 4, 2, 4, 3, 8], dtype=float)
+    # |2-1|, |4-2|, |3-3|, |8-4| -> (1 + 2 + 0 + 4) / 4
+    assert insample_scale(y, DAY) == pytest.approx(7 / 4)
+    assert np.isnan(insample_scale(y[:4], DAY))
+
+
+def test_mase_pinball_coverage_by_hand():
+    actual = np.array([3.0, 5.0, 0.0, 10.0])
+    point = np.array([4.0, 5.0, 1.0, 6.0])
+    # MAE = (1 + 0 + 1 + 4) / 4 = 1.5; scale 0.5 -> 3
+    assert mase(actual, point, 0.5) == pytest.approx(3.0)
+    assert np.isnan(mase(actual, point, 0.0))
+    # tau 0.9: under-forecasts cost 0.9 per unit, over-forecasts 0.1
+    # errors a-q: -1, 0, -1, 4 -> 0.1 + 0 + 0.1 + 3.6 = 3.8 / 4
+    assert pinball_loss(actual, point, 0.9) == pytest.approx(0.95)
+    assert pinball_loss(actual, point, 0.5) == pytest.approx(0.75)
+    lo, hi = np.array([2.0, 5.0, 0.5, 0.0]), np.array([3.0, 6.0, 2.0, 9.0])
+    assert coverage(actual, lo, hi) == pytest.approx(0.5)  # 3 in [2,3], 5 in [5,6]
+
+
+def test_conformal_offsets_are_finite_sample_order_statistics():
+    errors = np.arange(1.0, 10.0)  # m = 9
+    off = conformal_offsets(errors)
+    assert off[LEVELS.index(0.9)] == 9.0  # ceil(10 * 0.9) = 9th smallest
+    assert off[LEVELS.index(0.1)] == 1.0  # floor(10 * 0.1) = 1st smallest
+    assert off[LEVELS.index(0.5)] == 0.0
+    assert off[LEVELS.index(0.975)] == 9.0  # ceil(9.75) = 10 > m: clamped to the largest
+
+
+def test_score_series_seasonal_naive_by_hand():
+    y = np.array([1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6], dtype=float)
+    res = score_series(SeriesTask("s", y, DAY, DAY, (8,), ("snaive_day",), calibration_days=1))
+    rec = res["scores"]["snaive_day"][0]
+    # forecast [2,3,4,5] vs actual [3,4,5,6]: MAE 1; scale mean |y[t]-y[t-4]| = 1 -> MASE 1
+    assert rec["mase"] == pytest.approx(1.0)
+    assert rec["pinball"][0] == pytest.approx(0.5)  # p50 pinball 0.5 * 1, scaled by 1
+    assert rec["n"] == 4
+
+
+def test_relative_mase_and_pooled_coverage_by_hand():
+    def rec(m: float, n: int, c80: int, c95: int) -> dict:
+        return {
+            "n": n,
+            "scale": 1.0,
+            "mase": m,
+            "pinball": [m / 2, m, m],
+            "seconds": 0.0,
+            "coverage_80": c80,
+            "coverage_95": c95,
+        }
+
+    results = [
+        {
+            "id": sid,
+            "active": 1.0,
+            "scores": {
+                "snaive_day": [rec(2.0, 10, 7, 9), rec(2.0, 10, 7, 9), rec(base, 10, 8, 10)],
+                "profile": [rec(1.0, 10, 8, 10), rec(1.0, 10, 8, 10), rec(own, 10, 9, 10)],
+            },
+        }
+        for sid, base, own in (("a", 2.0, 1.0), ("b", 4.0, 4.0), ("c", 1.0, 0.5))
+    ]
+    out = summarize(results, [0, 4, 8], 1, 4)
+    # per-series relative MASE at the last origin: 0.5, 1.0, 0.5 -> median 0.5
+    assert out["methods"]["profile"]["rel_mase_median"] == pytest.approx(0.5)
+    assert out["methods"]["profile"]["mase_median"] == pytest.approx(1.0)
+    # pooled: (9 + 9 + 9) / 30 for profile's 80 % interval
+    assert out["methods"]["profile"]["coverage_80"] == pytest.approx(0.9)
+    assert out["methods"]["snaive_day"]["coverage_95"] == pytest.approx(1.0)
+    # selection at the last origin saw only the two earlier ones, where profile was better
+    assert all(s["picked"] == ["profile"] for s in out["per_series"])
+    assert out["selected"]["rel_mase_median"] == pytest.approx(0.5)
+
+
+def test_select_method_never_uses_the_scored_origin():
+    scores = {
+        "profile": [{"mase": 1.0}, {"mase": 1.0}],
+        "ets": [{"mase": 0.95}, {"mase": 0.1}],
+    }
+    assert select_method(scores, [0]) == "profile"  # 5 % better is within the noise margin
+    assert select_method(scores, [0, 1]) == "ets"  # mean 0.525 < 0.9 × 1.0
+    assert select_method(scores, []) == "profile"
+
+
+def test_rolling_origins_are_a_day_apart_and_end_a_horizon_early():
+    assert rolling_origins(20, DAY, DAY, 3) == [8, 12, 16]
+    assert rolling_origins(20, DAY, 2, 2) == [14, 18]
+
+
+# --- quantile shape --------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(0, 1e6, allow_nan=False), min_size=24, max_size=48),
+    st.sampled_from(["snaive_day", "profile", "ets", "level"]),
+)
+def test_quantiles_monotone_and_non_negative(values, name):
+    q = quantile_forecast(METHODS[name], np.array(values), 7, 6)
+    assert q.shape == (len(LEVELS), 7)
+    assert np.all(q >= 0)
+    assert np.all(np.diff(q, axis=0) >= 0)
+
+
+@pytest.mark.parametrize("name", ["snaive_week", "ets", "stl_ar", "profile"])
+def test_every_method_gives_monotone_non_negative_quantiles(name):
+    y = synthetic_day(9, 3, 2.0)
+    q = quantile_forecast(METHODS[name], y, 144, 144)
+    assert np.all(q >= 0) and np.all(np.diff(q, axis=0) >= 0)
+    assert np.all(np.isfinite(q))
+
+
+def test_gaps_are_filled_from_the_day_before():
+    y = np.array([1, 2, 3, 4, 5, np.nan, 7, 8])
+    assert fill_gaps(y, DAY).tolist() == [1, 2, 3, 4, 5, 2, 7, 8]
+
+
+# --- no look-ahead ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["snaive_day", "ets", "stl_ar", "profile"])
+def test_methods_never_see_data_after_the_origin(name, monkeypatch):
+    y = synthetic_day(6, 4)
+    origin = 4 * 144
+    seen: list[int] = []
+    method = METHODS[name]
+    spy = method.__class__(
+        method.name,
+        method.description,
+        lambda hist, h, p: seen.append(len(hist)) or method.point(hist, h, p),
+        method.min_days,
+    )
+    monkeypatch.setitem(METHODS, name, spy)
+    task = SeriesTask("s", y, 144, 144, (origin,), (name,))
+    first = score_series(task)["scores"][name][0]
+    assert seen and max(seen) <= origin
+    perturbed = y.copy()
+    perturbed[origin + 144 :] = 1e9  # beyond the scored window: must change nothing
+    again = score_series(SeriesTask("s", perturbed, 144, 144, (origin,), (name,)))
+    assert again["scores"][name][0]["mase"] == first["mase"]
+    future = y.copy()
+    future[origin:] *= 3  # the scored window itself: the forecast stays, the error moves
+    shifted = score_series(SeriesTask("s", future, 144, 144, (origin,), (name,)))
+    q_before = quantile_forecast(METHODS[name], y[:origin], 144, 144)
+    q_after = quantile_forecast(METHODS[name], future[:origin], 144, 144)
+    assert np.array_equal(q_before, q_after)
+    assert shifted["scores"][name][0]["mase"] != first["mase"]
+
+
+# --- series, forecast and backtest on a store --------------------------------------------------
+def test_load_series_columns_and_resolution(store):
+    df = load_series(store, "sg", freq="1h")
+    assert df.columns == ["series", "t", "requests", "input_tokens", "output_tokens"]
+    assert df.filter(df["series"] == "chunk-0").height == 5 * 24
+    assert df["input_tokens"].null_count() == df.height  # rates only: token sums unknown
+    total = load_series(store, "sg", total=True)
+    assert total["series"].unique().to_list() == ["total"]
+    with pytest.raises(PlannerError, match="10min windows"):
+        load_series(store, "sg", freq="1min")
+
+
+def test_request_trace_series_counts_and_token_sums(db_path):
+    con = open_store(db_path)
+    ingest_sample(con, "azure-code")
+    df = load_series(con, "azure-code")
+    raw = con.execute(
+        "SELECT count(*), sum(input_tokens) FROM requests WHERE arrival_s < 3000"
+    ).fetchall()[0]
+    assert df["requests"].sum() == raw[0] and df["input_tokens"].sum() == raw[1]
+    out = forecast_trace(con, "azure-code", freq="10min", horizon="1h")
+    con.close()
+    s = out["series"][0]
+    assert s["method"] == "level" and len(s["points"]) == 6
+    assert any("fell back to level" in n for n in out["notes"])
+    assert s["tokens"]["input"][0]["p50"] > 0 and out["unit"] == "requests per 10min interval"
+
+
+def test_multi_day_request_trace_token_mix_by_hour(db_path, tmp_path):
+    rng = np.random.default_rng(5)
+    ts = np.sort(rng.uniform(0, 3 * 86400, 6000))
+    hour = (ts % 86400) // 3600
+    inp = np.where(hour < 12, 100, 1000)  # short prompts by night, long by day
+    csv = tmp_path / "reqs.csv"
+    rows = [f"{t:.3f},{i},{i // 10}" for t, i in zip(ts, inp, strict=True)]
+    csv.write_text("ts,inp,out\n" + "\n".join(rows) + "\n")
+    con = open_store(db_path)
+    ingest_path(
+        con, csv, fmt="csv", name="reqs", mapping={"ts": "ts", "input": "inp", "output": "out"}
+    )
+    out = forecast_trace(con, "reqs", freq="1h", horizon="1d", method="snaive_day")
+    con.close()
+    tokens = out["series"][0]["tokens"]
+    assert "hour of day" in tokens["basis"]
+    by_hour = {int(p["t"] % 86400 // 3600): p["p50"] for p in tokens["input"]}
+    assert by_hour[3] == 100 and by_hour[15] == 1000
+    out_by_hour = {int(p["t"] % 86400 // 3600): p["mean"] for p in tokens["output"]}
+    assert out_by_hour[3] == 10 and out_by_hour[15] == 100
+
+
+def test_forecast_json_shape_and_all_zero_series(store):
+    out = forecast_trace(store, "sg", horizon="1d")
+    ids = {s["id"]: s for s in out["series"]}
+    assert set(ids) == {"chunk-0", "chunk-1", "chunk-2"}
+    zero = ids["chunk-2"]
+    assert zero["method"] == "zero"
+    assert all(p["p99"] == 0 for p in zero["points"])
+    assert any("all-zero" in n for n in out["notes"])
+    busy = ids["chunk-0"]["points"]
+    assert len(busy) == 144 and busy[0]["t"] == 5 * 86400
+    for p in busy:
+        assert 0 <= p["p10"] <= p["p50"] <= p["p90"] <= p["p95"] <= p["p99"]
+    json.dumps(out)
+
+
+def test_backtest_on_synthetic_store(store):
+    out = backtest_trace(store, "sg", origins=1, methods=["snaive_day", "profile"], workers=1)
+    assert out["methods"]["snaive_day"]["rel_mase_median"] == pytest.approx(1.0)
+    assert out["selected"]["series"] == 2
+    assert any("all-zero" in n for n in out["notes"])
+    assert out["methods"]["profile"]["rel_mase_median"] < 1.0  # Poisson noise: averaging wins
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda c: load_series(c, "nope"), "unknown trace 'nope'"),
+        (lambda c: load_series(c, "sg", series="chunk-9"), "unknown series chunk-9"),
+        (lambda c: forecast_trace(c, "sg", freq="1min"), "finer than its resolution"),
+        (lambda c: forecast_trace(c, "sg", method="magic"), "unknown method 'magic'"),
+        (lambda c: backtest_trace(c, "sg", origins=3), "needs at least"),
+        (lambda c: forecast_trace(c, "sg", horizon="soon"), "--horizon 'soon'"),
+    ],
+)
+def test_bad_input_is_a_planner_error(store, call, match):
+    with pytest.raises(PlannerError, match=match):
+        call(store)
+
+
+def test_cli_forecast_and_backtest(store, db_path):
+    store.close()
+    runner = CliRunner()
+    res = runner.invoke(cli.app, ["forecast", "sg", "--db", str(db_path), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["series"][0]["points"][0]["p99"] >= 0
+    args = ["backtest", "sg", "--origins", "1", "--method", "snaive_day,profile"]
+    res = runner.invoke(cli.app, [*args, "--db", str(db_path), "--json"])
+    assert res.exit_code == 0, res.output
+    assert set(json.loads(res.stdout)["methods"]) == {"snaive_day", "profile"}
+    res = runner.invoke(cli.app, ["forecast", "sg", "--freq", "1min", "--db", str(db_path)])
+    assert res.exit_code == 1
+    assert res.stderr.strip().count("\n") == 0 and "1min" in res.stderr
+
+
+# --- real data: the accuracy gate --------------------------------------------------------------
+GATE_CLIENTS = 24
+
+
+@pytest.fixture(scope="module")
+def servegen_backtest(tmp_path_factory) -> dict:
+    """The default backtest of the busiest m-mid clients (real ServeGen data)."""
+    source = shared_path("traces", "alibaba_servegen", "data", "language", "m-mid")
+    busiest = sorted(
+        source.glob("chunk-*-trace.csv"), key=lambda p: p.stat().st_size, reverse=True
+    )[:GATE_CLIENTS]
+    folder = tmp_path_factory.mktemp("gate") / "m-mid-subset"
+    folder.mkdir()
+    for path in busiest:
+        shutil.copy(path, folder / path.name)
+    con = open_store(folder.parent / "store.duckdb")
+    ingest_path(con, folder, name="m-mid-subset")
+    out = backtest_trace(con, "m-mid-subset")
+    con.close()
+    return out
+
+
+def test_servegen_coverage_gate(servegen_backtest):
+    """Pooled coverage of the selected method's intervals stays in the targets."""
+    sel = servegen_backtest["selected"]
+    assert sel["series"] >= GATE_CLIENTS // 2
+    assert 0.93 <= sel["coverage_95"] <= 0.97
+    assert 0.77 <= sel["coverage_80"] <= 0.83
+
+
+def test_servegen_beats_seasonal_naive(servegen_backtest):
+    """The selected method and `profile` beat seasonal naive (regression guard)."""
+    assert servegen_backtest["selected"]["rel_mase_median"] <= 0.95
+    assert servegen_backtest["methods"]["profile"]["rel_mase_median"] <= 0.95
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue target rel MASE <= 0.85 not met on the scored days 12-13 (0.92 here, "
+    "0.89-0.95 on the full pools); see the forecasting report",
+)
+def test_servegen_relative_mase_target(servegen_backtest):
+    """The issue's target: median relative MASE of the selected method <= 0.85."""
+    assert servegen_backtest["selected"]["rel_mase_median"] <= 0.85
