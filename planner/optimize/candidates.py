@@ -1,0 +1,240 @@
+"""Candidate parallel plans and cheap analytic bounds on what each can reach.
+
+A candidate is accelerator x tp x pp x ep (MoE only) x aggregated or disaggregated (P:D
+instance ratio) x max batch. Plans the model's shapes cannot be split into, or that do not fit
+in memory, are dropped with the cost model's reason. Before any simulation each candidate gets
+two bounds from the cost model, on the request mix it will serve:
+
+- latency floor: each request's TTFT and TPOT on an idle replica (batch of one; plus the KV
+  transfer when disaggregated). If fewer than the attainment share of requests meet the SLO
+  even then, no load makes it better: the candidate is latency-infeasible.
+- goodput ceiling: the replica's throughput if prefill ran at its best per-token cost and
+  decode at the largest batch the max batch, the KV cache and the TPOT target allow.
+  Aggregated: 1 / (prefill + decode time per request); disaggregated: the slower of P
+  prefill and D decode instances.
+The search simulates candidates in order of their cost-per-goodput floor and stops early.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from planner.costmodel import Accelerator, StepModel, load_card
+from planner.simulate.metrics import Slo
+
+TP_DEGREES = (1, 2, 4, 8)
+PP_DEGREES = (1, 2, 4)
+EP_DEGREES = (1, 2, 4, 8)
+PD_RATIOS = ((1, 1), (1, 2), (2, 1))
+MAX_BATCHES = (32, 64, 128, 256)
+MAX_INSTANCE_GPUS = 32
+PREFILL_PROBE_TOKENS = np.array([256, 512, 1024, 2048, 4096, 8192, 16384], dtype=float)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Per-request latency limits (ms; None = no target) and the share that must meet them."""
+
+    ttft_ms: float | None
+    tpot_ms: float | None
+    attainment: float
+
+    @classmethod
+    def of(cls, slos: Sequence[Slo], attainment: float) -> "Targets":
+        """The TTFT and TPOT limits of parsed SLOs (other metrics are checked by simulation)."""
+        limits = {s.metric: s.limit_ms for s in slos}
+        return cls(limits.get("ttft"), limits.get("tpot"), attainment)
+
+    def describe(self) -> str:
+        """'TTFT <= 1000 ms and TPOT <= 50 ms' (per request)."""
+        parts = [
+            f"{name} <= {value:g} ms"
+            for name, value in (("TTFT", self.ttft_ms), ("TPOT", self.tpot_ms))
+            if value is not None
+        ]
+        return " and ".join(parts) or "the SLO"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One replica plan; a disaggregated replica is P prefill plus D decode instances."""
+
+    accelerator: Accelerator
+    tp: int
+    pp: int
+    ep: int
+    mode: str
+    pd: tuple[int, int] | None
+    max_batch: int
+    model: StepModel = field(compare=False, repr=False)
+
+    @property
+    def instances(self) -> int:
+        """Serving instances per replica (P + D when disaggregated)."""
+        return sum(self.pd) if self.pd else 1
+
+    @property
+    def gpus(self) -> int:
+        """GPUs per replica."""
+        return self.instances * self.tp * self.pp * self.ep
+
+    @property
+    def cost_per_hour(self) -> float:
+        """Price of one replica per hour."""
+        return self.gpus * self.accelerator.price_per_hour
+
+    @cached_property
+    def id(self) -> str:
+        """Short stable id, e.g. 'h100-tp2-agg-b128' or 'a100-tp1-pp2-pd1:2-b64'."""
+        parts = [self.accelerator.id, f"tp{self.tp}"]
+        parts += [f"pp{self.pp}"] if self.pp > 1 else []
+        parts += [f"ep{self.ep}"] if self.ep > 1 else []
+        parts.append(f"pd{self.pd[0]}:{self.pd[1]}" if self.pd else "agg")
+        return "-".join([*parts, f"b{self.max_batch}"])
+
+    def describe(self) -> dict:
+        """The plan fields of PLAN.json (accelerator, tp, pp, ep, mode, pd, max_batch, gpus)."""
+        return {
+            "accelerator": self.accelerator.id,
+            "tp": self.tp,
+            "pp": self.pp,
+            "ep": self.ep,
+            "mode": self.mode,
+            "pd": list(self.pd) if self.pd else None,
+            "max_batch": self.max_batch,
+            "gpus": self.gpus,
+        }
+
+
+@dataclass
+class Enumeration:
+    """All candidates that fit, and why the parallel plans that do not fit were dropped."""
+
+    candidates: list[Candidate]
+    enumerated: int
+    unfit: list[str]
+
+
+def parallel_plans(model: str, accelerator: Accelerator) -> list[tuple[int, int, int]]:
+    """(tp, pp, ep) degrees worth trying: tp within the scale-up domain, ep only for MoE."""
+    card = load_card(model)
+    eps = [e for e in EP_DEGREES if card.is_moe and card.experts % e == 0] or [1]
+    return [
+        (tp, pp, ep)
+        for tp in TP_DEGREES
+        for pp in PP_DEGREES
+        for ep in eps
+        if tp <= accelerator.scale_up_domain
+        and card.heads % tp == 0
+        and pp <= card.layers
+        and tp * pp * ep <= MAX_INSTANCE_GPUS
+    ]
+
+
+def enumerate_candidates(
+    model: str,
+    accelerators: Sequence[Accelerator],
+    catalog: dict[str, Accelerator],
+    max_batches: Sequence[int] = MAX_BATCHES,
+    pd_ratios: Sequence[tuple[int, int]] = PD_RATIOS,
+) -> Enumeration:
+    """Every (accelerator, tp, pp, ep, mode, P:D, max batch) whose replica fits in memory."""
+    candidates, unfit, enumerated = [], [], 0
+    modes: list[tuple[str, tuple[int, int] | None]] = [("aggregated", None)]
+    modes += [("disaggregated", r) for r in pd_ratios]
+    for acc in accelerators:
+        for tp, pp, ep in parallel_plans(model, acc):
+            enumerated += len(modes) * len(max_batches)
+            step = StepModel.build(
+                model, acc, tp=tp, pp=pp, ep=ep, catalog=catalog, check_memory=False
+            )
+            if not step.memory.fits:
+                unfit.append(step.memory.reason)
+                continue
+            candidates += [
+                Candidate(acc, tp, pp, ep, mode, pd, b, step)
+                for mode, pd in modes
+                for b in max_batches
+            ]
+    return Enumeration(candidates, enumerated, unfit)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Analytic bounds of one candidate on one request mix."""
+
+    latency_share: float
+    ttft_floor_ms: float
+    tpot_floor_ms: float
+    goodput_ceiling: float
+    batch_limit: int
+
+    def cost_floor(self, cost_per_hour: float) -> float:
+        """The least $/hour per request/s the candidate could reach."""
+        return cost_per_hour / self.goodput_ceiling if self.goodput_ceiling > 0 else np.inf
+
+
+def _prefill_ms_per_token(step: StepModel) -> float:
+    """The best prefill cost per token over prompt lengths and small batches."""
+    batch, tokens = np.meshgrid([1.0, 4.0, 16.0], PREFILL_PROBE_TOKENS)
+    ms = step.prefill_ms(batch.ravel(), tokens.ravel(), 0.0)
+    return float((ms / (batch.ravel() * tokens.ravel())).min())
+
+
+@dataclass(frozen=True)
+class Floors:
+    """Per-request TTFT and TPOT of one parallel plan on an idle replica, and cost rates."""
+
+    ttft_ms: np.ndarray
+    tpot_ms: np.ndarray
+    prefill_ms_per_token: float
+
+
+def latency_floors(
+    step: StepModel, inputs: np.ndarray, outputs: np.ndarray, disaggregated: bool
+) -> Floors:
+    """Idle-replica latencies of every request (KV transfer added when disaggregated)."""
+    ttft = step.prefill_ms(1.0, inputs, 0.0)
+    if disaggregated:
+        ttft = ttft + step.kv_transfer_ms(inputs)
+    tpot = step.decode_ms(1.0, inputs + outputs / 2.0)
+    return Floors(ttft, tpot, _prefill_ms_per_token(step))
+
+
+def bounds(
+    cand: Candidate, floors: Floors, inputs: np.ndarray, outputs: np.ndarray, slo: Targets
+) -> Bounds:
+    """Latency floors and goodput ceiling of `cand` on requests with these token lengths."""
+    step = cand.model
+    ok = np.ones(len(inputs), dtype=bool)
+    if slo.ttft_ms is not None:
+        ok &= floors.ttft_ms <= slo.ttft_ms
+    if slo.tpot_ms is not None:
+        ok &= floors.tpot_ms <= slo.tpot_ms
+    mean_ctx = float((inputs + outputs / 2.0).mean())
+    kv_batch = step.memory.kv_budget_tokens / max(float((inputs + outputs).mean()), 1.0)
+    sizes = np.arange(1, max(MAX_BATCHES) + 1, dtype=float)
+    decode = step.decode_ms(sizes, mean_ctx)
+    usable = sizes <= kv_batch
+    if slo.tpot_ms is not None:
+        usable &= decode <= slo.tpot_ms
+    usable[0] = True
+    limit = int(sizes[usable].max())
+    usable &= sizes <= cand.max_batch
+    per_token = decode[usable] / sizes[usable]
+    decode_ms = float(outputs.mean()) * float(per_token.min())
+    prefill_ms = float(inputs.mean()) * floors.prefill_ms_per_token
+    if cand.pd:
+        p, d = cand.pd
+        ceiling = min(p * 1000.0 / prefill_ms, d * 1000.0 / max(decode_ms, 1e-9))
+    else:
+        ceiling = 1000.0 / (prefill_ms + decode_ms)
+    return Bounds(
+        latency_share=float(ok.mean()),
+        ttft_floor_ms=float(np.quantile(floors.ttft_ms, slo.attainment)),
+        tpot_floor_ms=float(np.quantile(floors.tpot_ms, slo.attainment)),
+        goodput_ceiling=ceiling,
+        batch_limit=limit,
+    )

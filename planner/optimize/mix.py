@@ -1,0 +1,205 @@
+"""Accelerator mix: integer replica counts per plan that serve the demand at least cost (MILP).
+
+Variables x[o, b] = replicas of plan option o serving length bucket b (one bucket when requests
+are not split). Minimise sum(cost_o * x[o, b]) subject to
+  sum_o goodput[o, b] * x[o, b] >= demand[b]                 for every bucket b,
+  sum_{o on accelerator a} gpus_o * x[o, b] <= available[a]  for every limited accelerator a,
+  sum cost_o * x[o, b] <= budget per hour                    when a budget is given.
+Solved with scipy.optimize.milp (HiGHS); `brute_force_mix` enumerates every count vector of a
+small instance and is the oracle the tests compare it with.
+"""
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+DEMAND_RTOL = 1e-9
+MIN_DEMAND = 1e-3
+
+
+@dataclass(frozen=True)
+class MixOption:
+    """A plan as the mix sees it: accelerator, GPUs and price per replica, goodput per bucket."""
+
+    key: str
+    accelerator: str
+    gpus: int
+    cost_per_hour: float
+    goodput: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Mix:
+    """A solved mix: replica counts per (option, bucket) and the hourly cost."""
+
+    options: tuple[MixOption, ...]
+    counts: np.ndarray
+    cost_per_hour: float
+
+    def groups(self) -> list[tuple[MixOption, int, int]]:
+        """(option, bucket, count) for every non-zero count, cheapest option first."""
+        rows = [
+            (self.options[o], int(b), int(self.counts[o, b]))
+            for o, b in zip(*np.nonzero(self.counts), strict=True)
+        ]
+        return sorted(rows, key=lambda r: (r[1], r[0].cost_per_hour, r[0].key))
+
+    def gpus_by_accelerator(self) -> dict[str, int]:
+        """GPUs used per accelerator type."""
+        used: dict[str, int] = {}
+        for option, _, count in self.groups():
+            used[option.accelerator] = used.get(option.accelerator, 0) + option.gpus * count
+        return used
+
+    def capacity(self) -> np.ndarray:
+        """Requests/s the mix serves per bucket."""
+        return (_goodput(self.options) * self.counts).sum(axis=0)
+
+
+def _demand(demand: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Demand per bucket as floats, with rates below MIN_DEMAND req/s treated as none."""
+    values = np.asarray(demand, dtype=float).ravel()
+    return np.where(values < MIN_DEMAND, 0.0, values)
+
+
+def _goodput(options: Sequence[MixOption]) -> np.ndarray:
+    """(options, buckets) goodput matrix."""
+    return np.array([o.goodput for o in options], dtype=float).reshape(len(options), -1)
+
+
+def _upper_bounds(goodput: np.ndarray, demand: np.ndarray) -> np.ndarray:
+    """Most replicas of an option a bucket could usefully take: enough to serve it alone."""
+    need = np.divide(demand[None, :], goodput, out=np.zeros_like(goodput), where=goodput > 0)
+    return np.where(goodput > 0, np.ceil(need * (1 - DEMAND_RTOL)), 0)
+
+
+def _limits(
+    options: Sequence[MixOption],
+    available: Mapping[str, int] | None,
+    budget_per_hour: float | None,
+    buckets: int,
+) -> tuple[list[np.ndarray], list[float]]:
+    """Rows (over flattened x) and right-hand sides of the availability and budget limits."""
+    rows, rhs = [], []
+    for acc, limit in (available or {}).items():
+        gpus = np.array([o.gpus if o.accelerator == acc else 0 for o in options], dtype=float)
+        if gpus.any():
+            rows.append(np.repeat(gpus, buckets))
+            rhs.append(float(limit))
+    if budget_per_hour is not None:
+        rows.append(np.repeat([o.cost_per_hour for o in options], buckets).astype(float))
+        rhs.append(float(budget_per_hour))
+    return rows, rhs
+
+
+def solve_mix(
+    options: Sequence[MixOption],
+    demand: Sequence[float] | np.ndarray,
+    available: Mapping[str, int] | None = None,
+    budget_per_hour: float | None = None,
+) -> Mix | None:
+    """The least-cost mix serving `demand` (requests/s per bucket), or None if none exists."""
+    options = tuple(options)
+    demand = _demand(demand)
+    goodput = _goodput(options)
+    if not options or goodput.shape[1] != demand.size:
+        return None if demand.any() else Mix(options, np.zeros((len(options), demand.size)), 0.0)
+    n_opt, n_b = goodput.shape
+    ub = _upper_bounds(goodput, demand)
+    cost = np.repeat([o.cost_per_hour for o in options], n_b).astype(float)
+    cover = np.zeros((n_b, n_opt * n_b))
+    for b in range(n_b):
+        cover[b, b::n_b] = goodput[:, b]
+    constraints = [LinearConstraint(cover, lb=demand * (1 - DEMAND_RTOL), ub=np.inf)]
+    rows, rhs = _limits(options, available, budget_per_hour, n_b)
+    if rows:
+        constraints.append(LinearConstraint(np.array(rows), lb=-np.inf, ub=np.array(rhs)))
+    result = milp(
+        cost,
+        constraints=constraints,
+        integrality=np.ones_like(cost),
+        bounds=Bounds(np.zeros_like(cost), ub.ravel()),
+    )
+    if result.status != 0 or result.x is None:
+        return None
+    counts = np.rint(result.x).astype(int).reshape(n_opt, n_b)
+    return Mix(
+        options, counts, float((counts.sum(axis=1) * [o.cost_per_hour for o in options]).sum())
+    )
+
+
+def brute_force_mix(
+    options: Sequence[MixOption],
+    demand: Sequence[float] | np.ndarray,
+    available: Mapping[str, int] | None = None,
+    budget_per_hour: float | None = None,
+) -> Mix | None:
+    """Enumerate every count vector up to the useful bounds (small instances only: the oracle)."""
+    options = tuple(options)
+    demand = _demand(demand)
+    goodput = _goodput(options)
+    n_opt, n_b = goodput.shape
+    ub = _upper_bounds(goodput, demand).astype(int).ravel()
+    grid = np.array(list(itertools.product(*(range(u + 1) for u in ub))), dtype=float)
+    flat_goodput = goodput.ravel()
+    served = np.stack(
+        [(grid[:, b::n_b] * flat_goodput[b::n_b]).sum(axis=1) for b in range(n_b)], axis=1
+    )
+    ok = (served >= demand * (1 - DEMAND_RTOL)).all(axis=1)
+    rows, rhs = _limits(options, available, budget_per_hour, n_b)
+    for row, limit in zip(rows, rhs, strict=True):
+        ok &= grid @ row <= limit + 1e-9
+    if not ok.any():
+        return None
+    cost = grid @ np.repeat([o.cost_per_hour for o in options], n_b)
+    best = np.flatnonzero(ok)[np.argmin(cost[ok])]
+    return Mix(options, grid[best].astype(int).reshape(n_opt, n_b), float(cost[best]))
+
+
+def max_servable_scale(
+    options: Sequence[MixOption],
+    demand: Sequence[float] | np.ndarray,
+    available: Mapping[str, int] | None = None,
+    budget_per_hour: float | None = None,
+) -> float:
+    """Largest s such that s x demand can be served within the limits (how short they fall)."""
+    options = tuple(options)
+    demand = _demand(demand)
+    goodput = _goodput(options)
+    n_opt, n_b = goodput.shape
+    if not options or not demand.any():
+        return 0.0
+    n_x = n_opt * n_b
+    cover = np.zeros((n_b, n_x + 1))
+    for b in range(n_b):
+        cover[b, b:n_x:n_b] = goodput[:, b]
+    cover[:, -1] = -demand
+    constraints = [LinearConstraint(cover, lb=0.0, ub=np.inf)]
+    rows, rhs = _limits(options, available, budget_per_hour, n_b)
+    if rows:
+        limits = np.hstack([np.array(rows), np.zeros((len(rows), 1))])
+        constraints.append(LinearConstraint(limits, lb=-np.inf, ub=np.array(rhs)))
+    cap = 1e4 * max(1.0, float(demand.sum()))
+    ub = np.append(np.where(goodput.ravel() > 0, cap, 0.0), np.inf)
+    integrality = np.append(np.ones(n_x), 0)
+    objective = np.append(np.zeros(n_x), -1.0)
+    result = milp(objective, constraints=constraints, integrality=integrality, bounds=Bounds(0, ub))
+    return float(result.x[-1]) if result.status == 0 and result.x is not None else 0.0
+
+
+def best_single_accelerator(
+    options: Sequence[MixOption],
+    demand: Sequence[float] | np.ndarray,
+    available: Mapping[str, int] | None = None,
+    budget_per_hour: float | None = None,
+) -> Mix | None:
+    """The cheapest mix that uses one accelerator type only (what heterogeneity is judged by)."""
+    mixes = [
+        solve_mix([o for o in options if o.accelerator == acc], demand, available, budget_per_hour)
+        for acc in dict.fromkeys(o.accelerator for o in options)
+    ]
+    feasible = [m for m in mixes if m is not None]
+    return min(feasible, key=lambda m: m.cost_per_hour, default=None)

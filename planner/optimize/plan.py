@@ -1,0 +1,588 @@
+"""make_plan: the whole `planner plan` pipeline, from a stored trace to the PLAN.json dict.
+
+1. Candidates (accelerator x tp x pp x ep x mode x P:D x max batch) that fit in memory.
+2. Demand: the trace's request rate per interval; forecast quantiles for the horizon after
+   the trace, and for a held-back tail of the trace (the last horizon, at most half of it).
+3. Search: simulated per-replica goodput of the candidates that can matter (search.py).
+4. Mix: the least-cost replica counts serving the forecast peak (MILP), within availability
+   and budget; otherwise an explanation of the binding constraint.
+5. Schedule: replicas per interval for the forecast quantile, started a provisioning delay
+   ahead, with scale-down hysteresis.
+6. Replay: the held-back tail through the simulator under the schedule (forecast from the
+   history before it), static provisioning at its forecast peak, and a reactive HPA.
+"""
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import duckdb
+import numpy as np
+
+from planner.costmodel import Accelerator, get_accelerator, load_card, load_catalog
+from planner.costmodel.cards import dtype_bytes
+from planner.errors import PlannerError
+from planner.forecast.series import format_duration, parse_duration
+from planner.optimize.candidates import Candidate, Targets, enumerate_candidates
+from planner.optimize.frontier import pareto_mask
+from planner.optimize.goodput import (
+    MAX_POOL,
+    Evaluation,
+    GoodputEvaluator,
+    representative_slice,
+    scaled_workload,
+    split_buckets,
+)
+from planner.optimize.infeasible import (
+    HOURS_PER_MONTH,
+    check_latency_reachable,
+    check_mix,
+    check_model_fits,
+)
+from planner.optimize.limits import parse_available, parse_budget
+from planner.optimize.mix import Mix, MixOption, best_single_accelerator, solve_mix
+from planner.optimize.planfile import PLAN_VERSION, validate_plan
+from planner.optimize.search import SearchResult, search
+from planner.scaling.delay import provisioning_delay
+from planner.scaling.demand import DemandForecast, DemandSeries, demand_series, forecast_demand
+from planner.scaling.replay import (
+    Engine,
+    Timeline,
+    reactive_timeline,
+    replay,
+    schedule_timeline,
+    static_timeline,
+)
+from planner.scaling.schedule import Deployment, Schedule, build_schedule, deployments_of
+from planner.simulate import Slo, Workload, parse_slos
+from planner.store import TraceInfo, get_trace
+
+DEFAULT_ACCELERATORS = ("h100", "a100", "l4")
+BUCKET_QUANTILES = (0.5, 0.9)
+BUCKET_NAMES = ("short", "medium", "long")
+REFINE_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the later stages share: the trace, SLO, accelerators, demand and buckets."""
+
+    info: TraceInfo
+    slos: list[Slo]
+    targets: Targets
+    accelerators: list[Accelerator]
+    demand: DemandSeries
+    cutoff: int
+    edges: np.ndarray
+    shares: np.ndarray
+    bucket_names: tuple[str, ...]
+    rate_scale: float
+
+
+def _say(progress: Callable[[str], None] | None, message: str) -> None:
+    """Report a step to the caller's progress callback, if any."""
+    if progress:
+        progress(message)
+
+
+def _slo_list(slos: Sequence[str | Slo], attainment: float) -> list[Slo]:
+    """Parsed SLOs (at least one) after checking the attainment target."""
+    if not 0 < attainment <= 1:
+        raise PlannerError(f"--attainment {attainment}: must be in (0, 1], e.g. 0.99")
+    parsed = [s for s in slos if isinstance(s, Slo)]
+    parsed += parse_slos([s for s in slos if not isinstance(s, Slo)])
+    if not parsed:
+        raise PlannerError("give at least one --slo, e.g. --slo ttft_p99=1000ms")
+    return parsed
+
+
+def _bucket_edges(work: Workload, split: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Input-length bucket edges (p50, p90 of the trace), request shares and names."""
+    if not split:
+        return np.zeros(0), np.ones(1), ("all",)
+    edges = np.unique(np.quantile(work.input_tokens, BUCKET_QUANTILES).round())
+    which = np.searchsorted(edges, work.input_tokens, side="left")
+    shares = np.bincount(which, minlength=len(edges) + 1) / max(work.requests, 1)
+    names = BUCKET_NAMES if len(edges) == 2 else BUCKET_NAMES[: len(edges) + 1]
+    return edges, shares, names
+
+
+def _options(
+    evaluations: Sequence[Evaluation], buckets: int
+) -> tuple[list[MixOption], dict[str, Candidate], dict[tuple[str, int], int]]:
+    """Mix options (goodput per bucket) of every candidate that holds the SLO somewhere,
+    the candidates by id, and the fleet size each goodput was measured at."""
+    goodput: dict[str, list[float]] = {}
+    cands: dict[str, Candidate] = {}
+    pools: dict[tuple[str, int], int] = {}
+    for ev in evaluations:
+        if ev.goodput_rps <= 0:
+            continue
+        cands[ev.candidate.id] = ev.candidate
+        goodput.setdefault(ev.candidate.id, [0.0] * buckets)[ev.bucket] = ev.goodput_rps
+        pools[(ev.candidate.id, ev.bucket)] = ev.replicas
+    options = [
+        MixOption(key, c.accelerator.id, c.gpus, c.cost_per_hour, tuple(goodput[key]))
+        for key, c in cands.items()
+    ]
+    return options, cands, pools
+
+
+def _refined_mix(
+    options: list[MixOption],
+    cands: dict[str, Candidate],
+    pools: dict[tuple[str, int], int],
+    evaluator: GoodputEvaluator,
+    demand: np.ndarray,
+    limits: dict[str, int] | None,
+    budget_per_hour: float | None,
+) -> tuple[Mix, list[MixOption]]:
+    """Solve the mix, re-measuring chosen plans' goodput at the fleet size they got, until stable.
+
+    Search measured each plan at the fleet size serving the whole peak alone; inside a mix a
+    plan may run fewer replicas, which pool bursts less, so its per-replica goodput is lower.
+    """
+    for _ in range(REFINE_ROUNDS):
+        check_mix(options, demand, limits, budget_per_hour)
+        mix = solve_mix(options, demand, limits, budget_per_hour)
+        stale = [
+            (o, b, min(c, MAX_POOL))
+            for o, b, c in mix.groups()
+            if min(c, MAX_POOL) != pools.get((o.key, b))
+        ]
+        if not stale:
+            return mix, options
+        index = {o.key: i for i, o in enumerate(options)}
+        for option, b, size in stale:
+            ev = evaluator.evaluate(cands[option.key], b, size, option.goodput[b])
+            pools[(option.key, b)] = size
+            current = options[index[option.key]]
+            rates = list(current.goodput)
+            rates[b] = ev.goodput_rps
+            options[index[option.key]] = replace(current, goodput=tuple(rates))
+    check_mix(options, demand, limits, budget_per_hour)
+    return solve_mix(options, demand, limits, budget_per_hour), options
+
+
+def _check_simulated(found: SearchResult, ctx: Context) -> None:
+    """SLO unreachable under load: every simulated candidate misses it even at a trickle."""
+    if any(ev.goodput_rps > 0 for ev in found.evaluations):
+        return
+    raise PlannerError(
+        f"SLO unreachable: no simulated plan holds {ctx.targets.describe()} for "
+        f"{ctx.targets.attainment:.1%} of requests even at 1/256 of the trace's rate "
+        f"({len(found.evaluations)} plans simulated on {', '.join(a.id for a in ctx.accelerators)})"
+    )
+
+
+def _group(cand: Candidate, bucket_name: str, count: int, goodput: float) -> dict:
+    """One PLAN.json replica group."""
+    group = cand.describe() | {
+        "count": count,
+        "gpus": cand.gpus * count,
+        "goodput_rps": round(goodput, 4),
+    }
+    return group | ({"bucket": bucket_name} if bucket_name != "all" else {})
+
+
+def _groups(mix: Mix, cands: dict[str, Candidate], names: Sequence[str]) -> list[dict]:
+    """The replica groups of a mix."""
+    return [_group(cands[o.key], names[b], c, o.goodput[b]) for o, b, c in mix.groups()]
+
+
+def _label(group: dict) -> str:
+    """'3 x H100 (TP1, aggregated)' for the sentence."""
+    mode = (
+        "aggregated" if group["mode"] == "aggregated" else f"P:D {group['pd'][0]}:{group['pd'][1]}"
+    )
+    pp = f" PP{group['pp']}" if group["pp"] > 1 else ""
+    ep = f" EP{group['ep']}" if group["ep"] > 1 else ""
+    where = f" for {group['bucket']} requests" if "bucket" in group else ""
+    acc = group["accelerator"].upper()
+    return f"{group['count']} x {acc} (TP{group['tp']}{pp}{ep}, {mode}){where}"
+
+
+def _tokens_per_request(work: Workload) -> float:
+    """Mean input + output tokens per request."""
+    return float(np.mean(work.input_tokens) + np.mean(work.output_tokens))
+
+
+def _per_mtok(cost_per_hour: float, rps: float, tokens: float) -> float:
+    """US$ per 1M tokens at a cost per hour and a served rate."""
+    return cost_per_hour / (rps * tokens * 3600.0 / 1e6) if rps > 0 and tokens > 0 else float("nan")
+
+
+def _schedule_cost(schedule: Schedule) -> float:
+    """Mean fleet cost per hour over the schedule."""
+    return float(schedule.cost_per_hour().mean()) if len(schedule.times) else 0.0
+
+
+def _demand_by_bucket(level: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """(intervals, buckets) demand from a total rate and the bucket shares."""
+    return np.nan_to_num(level)[:, None] * shares[None, :]
+
+
+def _frontier(
+    evaluations: Sequence[Evaluation], mix: Mix, tokens: np.ndarray, names: Sequence[str]
+) -> list[dict]:
+    """Every simulated candidate with its cost per 1M tokens, latency and Pareto flag."""
+    chosen = {(o.key, b) for o, b, _ in mix.groups()}
+    rows = []
+    for ev in evaluations:
+        cand = ev.candidate
+        rows.append(
+            {"id": cand.id}
+            | cand.describe()
+            | {
+                "goodput_rps": round(ev.goodput_rps, 4),
+                "cost_per_hour": round(cand.cost_per_hour, 4),
+                "cost_per_mtok": _round(
+                    _per_mtok(cand.cost_per_hour, ev.goodput_rps, tokens[ev.bucket])
+                ),
+                "ttft_p99_ms": _round(ev.ttft_p99_ms),
+                "tpot_p99_ms": _round(ev.tpot_p99_ms),
+                "pooled_replicas": ev.replicas,
+                "chosen": (cand.id, ev.bucket) in chosen,
+            }
+            | ({"bucket": names[ev.bucket]} if names[ev.bucket] != "all" else {})
+        )
+    for b in range(len(names)):
+        idx = [i for i, ev in enumerate(evaluations) if ev.bucket == b]
+        cost = np.array([rows[i]["cost_per_mtok"] or np.nan for i in idx], dtype=float)
+        lat = np.array([rows[i]["ttft_p99_ms"] or np.nan for i in idx], dtype=float)
+        for i, on in zip(idx, pareto_mask(cost, lat), strict=True):
+            rows[i]["pareto"] = bool(on)
+    return sorted(
+        rows,
+        key=lambda r: (r.get("bucket", ""), r["cost_per_mtok"] is None, r["cost_per_mtok"] or 0),
+    )
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    """Round a float for JSON; None for missing or non-finite."""
+    return round(float(value), digits) if value is not None and np.isfinite(value) else None
+
+
+def _replay_all(
+    con: duckdb.DuckDBPyConnection,
+    ctx: Context,
+    forecast: DemandForecast,
+    quantile: str,
+    deployments: Sequence[Deployment],
+    engines: Sequence[Engine],
+    delay_s: float,
+    available: dict[str, int] | None,
+) -> tuple[dict, Workload]:
+    """Replay the held-back tail under the schedule, static peak and the reactive autoscaler."""
+    interval = ctx.demand.interval_s
+    start_s, end_s = ctx.cutoff * interval, len(ctx.demand.rps) * interval
+    work = scaled_workload(con, ctx.info.name, start_s, end_s, ctx.rate_scale)
+    arrivals = work.arrival_s + start_s
+    work = Workload(arrivals, work.input_tokens, work.output_tokens, name=work.name)
+    bucket = np.searchsorted(ctx.edges, work.input_tokens, side="left")
+    level = _demand_by_bucket(forecast.level(quantile), ctx.shares)
+    sched = build_schedule(forecast.times, level, deployments, interval, delay_s, available)
+    peak = sched.counts.max(axis=0)
+    timelines: dict[str, Timeline] = {
+        "schedule": schedule_timeline(sched, start_s, end_s),
+        "static_peak": static_timeline(peak, start_s, end_s),
+        "reactive": reactive_timeline(
+            arrivals, bucket, deployments, peak, sched.counts[0], delay_s, start_s, end_s
+        ),
+    }
+    out: dict = {
+        name: replay(work, bucket, deployments, engines, tl, ctx.slos).to_dict()
+        for name, tl in timelines.items()
+    }
+    edges = start_s + interval * np.arange(len(forecast.times) + 1)
+    observed = np.histogram(arrivals, bins=edges)[0] / interval
+    per = max(int(round(interval / timelines["schedule"].step_s)), 1)
+    out["timeline"] = [
+        {"t": float(edges[k])}
+        | {
+            name: round(float(tl.ready[k * per : (k + 1) * per].sum(axis=1).mean()), 3)
+            for name, tl in timelines.items()
+            if k * per < len(tl.ready)
+        }
+        | {
+            "demand_rps": round(float(observed[k]), 4),
+            "forecast_rps": round(float(forecast.level(quantile)[k]), 4),
+        }
+        for k in range(len(forecast.times))
+    ]
+    out["window"] = {
+        "start_s": start_s,
+        "end_s": end_s,
+        "requests": work.requests,
+        "forecast_method": forecast.method,
+    }
+    return out, work
+
+
+def _sentence(
+    model: str,
+    groups: list[dict],
+    cost_month: float,
+    per_mtok: float,
+    targets: Targets,
+    single: dict | None,
+    mixed_gain: float,
+) -> str:
+    """The one-sentence recommendation finance reads first."""
+    fleet = " + ".join(_label(g) for g in groups)
+    slo = targets.describe().replace("<=", "≤")
+    text = (
+        f"Run {fleet} for {model} at the forecast peak, scaled by the schedule: "
+        f"${cost_month:,.0f}/month, ${per_mtok:,.2f} per 1M tokens, holding {slo} for "
+        f"{targets.attainment:.0%} of requests."
+    )
+    if single is None:
+        return text
+    accs = {g["accelerator"] for g in groups}
+    if len(accs) > 1 and mixed_gain > 0:
+        return text + (
+            f" Mixing {', '.join(sorted(accs))} saves {mixed_gain:.0%} against the "
+            f"best single accelerator ({single['accelerator']})."
+        )
+    return text + " A single accelerator type is cheapest here: mixing types would not save."
+
+
+def make_plan(
+    con: duckdb.DuckDBPyConnection,
+    trace: str,
+    model: str,
+    slos: Sequence[str | Slo],
+    attainment: float = 0.99,
+    accelerators: Sequence[str] | None = None,
+    prices: str | None = None,
+    available: str | None = None,
+    budget: str | None = None,
+    buckets: bool = False,
+    horizon: str = "1d",
+    interval: str = "10min",
+    quantile: str = "p95",
+    cold_starts: str | None = None,
+    rate_scale: float = 1.0,
+    db: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """The cheapest plan holding the SLO for `trace`, its schedule and replay (PLAN.json dict)."""
+    started = time.perf_counter()
+    slo_list = _slo_list(slos, attainment)
+    targets = Targets.of(slo_list, attainment)
+    info = get_trace(con, trace)
+    catalog = load_catalog(prices)
+    accs = [get_accelerator(a, catalog) for a in (accelerators or DEFAULT_ACCELERATORS)]
+    limits = parse_available(available, catalog)
+    budget_per_hour = parse_budget(budget)
+    card = load_card(model)
+
+    _say(progress, "enumerating candidate plans")
+    enum = enumerate_candidates(card.id, accs, catalog)
+    check_model_fits(card.id, enum.candidates, enum.unfit, accs)
+
+    _say(progress, "forecasting demand")
+    demand = demand_series(con, trace, interval, rate_scale)
+    interval_s = demand.interval_s
+    steps = parse_duration(horizon, "--horizon") // interval_s
+    if steps < 1:
+        raise PlannerError(f"--horizon {horizon} is shorter than one --interval {interval}")
+    holdout = min(steps, len(demand.rps) // 2)
+    if holdout < 1:
+        raise PlannerError(
+            f"trace {trace!r} spans less than two {interval} intervals; too short to plan"
+        )
+    cutoff = len(demand.rps) - holdout
+    forward = forecast_demand(demand, len(demand.rps), steps)
+    held = forecast_demand(demand, cutoff, holdout)
+    level = forward.level(quantile)
+
+    _say(progress, "sampling the request mix")
+    sample = representative_slice(con, info, interval_s, cutoff * interval_s)
+    edges, shares, names = _bucket_edges(sample, buckets)
+    ctx = Context(info, slo_list, targets, accs, demand, cutoff, edges, shares, names, rate_scale)
+    workloads = split_buckets(sample, edges)
+    peak = float(max(np.nanmax(level), np.nanmax(held.level(quantile))))
+    evaluator = GoodputEvaluator(workloads, slo_list, attainment)
+    found = search(enum.candidates, evaluator, targets, peak * shares, progress)
+    if not found.latency_feasible:
+        check_latency_reachable(
+            enum.candidates, [found.bounds[(c.id, 0)] for c in enum.candidates], targets
+        )
+    _check_simulated(found, ctx)
+
+    _say(progress, "choosing the accelerator mix")
+    options, cands, pools = _options(found.evaluations, len(names))
+    peak_b = peak * shares
+    mix, options = _refined_mix(options, cands, pools, evaluator, peak_b, limits, budget_per_hour)
+    single = best_single_accelerator(options, peak_b, limits, budget_per_hour)
+
+    _say(progress, "building the scaling schedule")
+    weights_gb = card.total_params() * dtype_bytes(card.dtype) / 1e9
+    delay = provisioning_delay(con, card.id, weights_gb, cold_starts)
+    deployments = [
+        replace(
+            d,
+            curve=evaluator.capacity_curve(
+                cands[d.option.key], d.bucket, int(mix.counts[i, d.bucket]), d.goodput
+            ),
+        )
+        for d in deployments_of(mix.options, mix.counts, names)
+        for i in [mix.options.index(d.option)]
+    ]
+    schedule = build_schedule(
+        forward.times,
+        _demand_by_bucket(level, shares),
+        deployments,
+        interval_s,
+        delay.seconds,
+        limits,
+    )
+    median = build_schedule(
+        forward.times,
+        _demand_by_bucket(forward.level("p50"), shares),
+        deployments,
+        interval_s,
+        delay.seconds,
+        limits,
+    )
+
+    _say(progress, "replaying the held-back trace")
+    engines = [
+        Engine(
+            evaluator.table(cands[d.option.key]),
+            cands[d.option.key].max_batch,
+            cands[d.option.key].pd,
+        )
+        for d in deployments
+    ]
+    replayed, tail = _replay_all(
+        con, ctx, held, quantile, deployments, engines, delay.seconds, limits
+    )
+
+    tokens = _tokens_per_request(tail)
+    bucket_tokens = np.array([_tokens_per_request(w) if w.requests else tokens for w in workloads])
+    mean_p50 = float(np.nanmean(forward.level("p50")))
+    cost_hour = _schedule_cost(schedule)
+    groups = _groups(mix, cands, names)
+    single_block = None
+    gain = 0.0
+    if single is not None:
+        single_deps = deployments_of(single.options, single.counts, names)
+        single_cost = _schedule_cost(
+            build_schedule(
+                forward.times,
+                _demand_by_bucket(level, shares),
+                single_deps,
+                interval_s,
+                delay.seconds,
+                limits,
+            )
+        )
+        single_groups = _groups(single, cands, names)
+        single_block = {
+            "accelerator": single_groups[0]["accelerator"],
+            "cost_per_month": round(single_cost * HOURS_PER_MONTH, 2),
+            "cost_per_mtok": _round(_per_mtok(single_cost, mean_p50, tokens)),
+            "replicas": single_groups,
+            "peak_cost_per_hour": round(single.cost_per_hour, 4),
+        }
+        gain = 1.0 - mix.cost_per_hour / single.cost_per_hour if single.cost_per_hour else 0.0
+    per_mtok = _per_mtok(cost_hour, mean_p50, tokens)
+    plan = {
+        "version": PLAN_VERSION,
+        "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "db": db,
+        "trace": {
+            "name": info.name,
+            "format": info.format,
+            "table": info.kind,
+            "requests": int(info.rows),
+            "span_s": float(info.span_s or 0.0),
+            "rate_scale": rate_scale,
+        },
+        "model": card.id,
+        "slo": {f"{s.metric}_p{s.percentile:g}_ms": s.limit_ms for s in slo_list}
+        | {"attainment": attainment},
+        "accelerators": [
+            {
+                "id": a.id,
+                "name": a.name,
+                "price_per_hour": a.price_per_hour,
+                "price_source": a.price_source,
+            }
+            for a in accs
+        ],
+        "horizon_s": float(steps * interval_s),
+        "interval_s": float(interval_s),
+        "quantile": quantile,
+        "demand": {
+            "unit": "requests/s",
+            "mean_in_tokens": round(float(np.mean(tail.input_tokens)), 2),
+            "mean_out_tokens": round(float(np.mean(tail.output_tokens)), 2),
+            "peak_rps": round(float(np.nanmax(level)), 4),
+            "mean_rps": round(float(np.nanmean(level)), 4),
+            "observed_peak_rps": round(float(np.nanmax(demand.rps)), 4),
+            "observed_mean_rps": round(float(np.nanmean(demand.rps)), 4),
+            "buckets": [
+                {
+                    "name": n,
+                    "share": round(float(s), 4),
+                    "max_input_tokens": int(edges[i]) if i < len(edges) else None,
+                }
+                for i, (n, s) in enumerate(zip(names, shares, strict=True))
+            ],
+        },
+        "recommended": {
+            "sentence": _sentence(
+                card.id, groups, cost_hour * HOURS_PER_MONTH, per_mtok, targets, single_block, gain
+            ),
+            "replicas": groups,
+            "cost_per_hour": round(cost_hour, 4),
+            "cost_per_month": round(cost_hour * HOURS_PER_MONTH, 2),
+            "cost_per_mtok": _round(per_mtok),
+            "peak_cost_per_hour": round(mix.cost_per_hour, 4),
+            "mixed_saving": round(gain, 4),
+        },
+        "alternatives": {
+            "static_peak": {
+                "cost_per_month": round(mix.cost_per_hour * HOURS_PER_MONTH, 2),
+                "cost_per_mtok": _round(_per_mtok(mix.cost_per_hour, mean_p50, tokens)),
+                "replicas": groups,
+            },
+        }
+        | ({"best_single_accelerator": single_block} if single_block else {}),
+        "cost_band": {
+            "p50_cost_per_month": round(_schedule_cost(median) * HOURS_PER_MONTH, 2),
+            f"{quantile}_cost_per_month": round(cost_hour * HOURS_PER_MONTH, 2),
+        },
+        "frontier": _frontier(found.evaluations, mix, bucket_tokens, names),
+        "forecast": {
+            "series": "total",
+            "method": forward.method,
+            "freq": format_duration(interval_s),
+            "history": [
+                {"t": float(k * interval_s), "rps": round(float(v), 5)}
+                for k, v in enumerate(demand.rps)
+                if np.isfinite(v)
+            ],
+            "points": forward.points(),
+        },
+        "schedule": schedule.rows(),
+        "provisioning_delay_s": delay.seconds,
+        "provisioning_source": delay.source,
+        "replay": replayed,
+        "search": {
+            "candidates": enum.enumerated,
+            "fitting": len(enum.candidates),
+            "latency_feasible": found.latency_feasible,
+            "batch_pruned": found.batch_pruned,
+            "bound_pruned": found.bound_pruned,
+            "simulated": len(found.evaluations),
+            "feasible": len(options),
+            "search_seconds": round(found.seconds, 2),
+            "seconds": round(time.perf_counter() - started, 2),
+        },
+    }
+    return validate_plan(plan)

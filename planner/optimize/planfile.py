@@ -1,0 +1,293 @@
+"""PLAN.json: the plan file `planner plan --out` writes and `planner report` reads (schema v1).
+
+All money in US dollars, all times in seconds unless the key says ``_ms``. The schema (the
+contract between planner/optimize and planner/report) is::
+
+    {
+      "version": 1,
+      "created_at": "2026-11-22T21:00:00Z",
+      "db": "/abs/path/planner.duckdb",       // the store the plan was made from
+      "trace": {"name": "azure-code", "format": "azure-llm", "table": "requests",
+                "requests": 8819, "span_s": 3436.0},
+      "model": "llama-3.1-8b",
+      "slo": {"ttft_p99_ms": 1000.0, "tpot_p99_ms": 50.0, "attainment": 0.99},  // SLOs given
+      "accelerators": [{"id": "h100", "name": "NVIDIA H100 SXM 80GB", "price_per_hour": 2.99,
+                        "price_source": "..."}],
+      "horizon_s": 86400, "interval_s": 600, "quantile": "p95",
+      "demand": {"unit": "requests/s", "mean_in_tokens": 2048.0, "mean_out_tokens": 28.0,
+                 "peak_rps": 12.3, "mean_rps": 2.6},
+      "recommended": {
+        "sentence": "Run 3 × H100 (TP1, aggregated) for llama-3.1-8b: ...",
+        "replicas": [{"accelerator": "h100", "tp": 1, "pp": 1, "ep": 1, "mode": "aggregated",
+                      "pd": null, "max_batch": 128, "count": 3, "gpus": 3,
+                      "goodput_rps": 4.1}],
+        "cost_per_hour": 8.97, "cost_per_month": 6548.1, "cost_per_mtok": 0.41
+      },
+      "alternatives": {
+        "static_peak": {"cost_per_month": 9000.0, "cost_per_mtok": 0.6, "replicas": [...]},
+        "best_single_accelerator": {"accelerator": "a100", "cost_per_month": 7000.0,
+                                    "cost_per_mtok": 0.45, "replicas": [...]}
+      },
+      "cost_band": {"p50_cost_per_month": 5000.0, "p95_cost_per_month": 6548.1},
+      "frontier": [                            // every evaluated candidate, not only Pareto
+        {"id": "h100-tp1-agg-b128", "accelerator": "h100", "tp": 1, "pp": 1, "ep": 1,
+         "mode": "aggregated", "pd": null, "max_batch": 128, "gpus": 1, "goodput_rps": 4.1,
+         "cost_per_hour": 2.99, "cost_per_mtok": 0.41, "ttft_p99_ms": 420.0,
+         "tpot_p99_ms": 18.0, "pareto": true, "chosen": true}
+      ],
+      "forecast": {"series": "total", "method": "profile", "freq": "10min",
+                   "history": [{"t": 0, "rps": 2.5}],
+                   "points": [{"t": 3600, "p10": 1.0, "p50": 2.0, "p90": 3.0, "p95": 3.5,
+                               "p99": 4.0}]},                              // requests/s
+      "schedule": [{"t": 3600, "plan": "h100-tp1-agg-b128", "replicas": 3,
+                    "action": "scale-up", "demand_rps": 3.5}],
+      "provisioning_delay_s": 120.0, "provisioning_source": "default for an 8B model ...",
+      "replay": {
+        "schedule":    {"slo_attainment": 0.995, "gpu_hours": 60.0, "cost": 180.0,
+                        "replica_starts": 4, "scaling_actions": 6},
+        "static_peak": {...}, "reactive": {...},
+        "timeline": [{"t": 0, "schedule": 3, "static_peak": 4, "reactive": 2,
+                      "demand_rps": 2.5}]
+      },
+      "search": {"candidates": 240, "feasible": 120, "seconds": 12.3}
+    }
+
+Models below accept extra keys (forward compatible: a newer writer may add figures) but
+require every key above.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from planner.errors import PlannerError
+
+PLAN_VERSION = 1
+
+
+class _Model(BaseModel):
+    """Base: extra keys allowed (newer writers), every documented key required."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class TraceRef(_Model):
+    """The trace the plan was made from."""
+
+    name: str
+    format: str
+    table: str
+    requests: int
+    span_s: float
+
+
+class SloSpec(_Model):
+    """The SLO targets given (keys present only for the SLOs given) and the attainment."""
+
+    ttft_p99_ms: float | None = None
+    tpot_p99_ms: float | None = None
+    attainment: float = Field(gt=0, le=1)
+
+
+class AcceleratorRef(_Model):
+    """One allowed accelerator with the price the plan used."""
+
+    id: str
+    name: str
+    price_per_hour: float
+    price_source: str
+
+
+class Demand(_Model):
+    """Demand figures over the horizon (requests/s) and the trace's mean token lengths."""
+
+    unit: str
+    mean_in_tokens: float
+    mean_out_tokens: float
+    peak_rps: float
+    mean_rps: float
+
+
+class ReplicaGroup(_Model):
+    """`count` replicas of one parallel plan."""
+
+    accelerator: str
+    tp: int
+    pp: int
+    ep: int
+    mode: str
+    pd: list[int] | None
+    max_batch: int
+    count: int
+    gpus: int
+    goodput_rps: float
+
+
+class Recommended(_Model):
+    """The recommended plan: replicas at peak, and what it costs under the schedule."""
+
+    sentence: str
+    replicas: list[ReplicaGroup]
+    cost_per_hour: float
+    cost_per_month: float
+    cost_per_mtok: float
+
+
+class Alternative(_Model):
+    """A comparison plan for finance (static peak, best single accelerator)."""
+
+    cost_per_month: float
+    cost_per_mtok: float
+    replicas: list[ReplicaGroup]
+
+
+class FrontierPoint(_Model):
+    """One evaluated candidate plan."""
+
+    id: str
+    accelerator: str
+    tp: int
+    pp: int
+    ep: int
+    mode: str
+    pd: list[int] | None
+    max_batch: int
+    gpus: int
+    goodput_rps: float
+    cost_per_hour: float
+    cost_per_mtok: float | None
+    ttft_p99_ms: float | None
+    tpot_p99_ms: float | None
+    pareto: bool
+    chosen: bool
+
+
+class ForecastBlock(_Model):
+    """The demand forecast the schedule follows (requests/s)."""
+
+    series: str
+    method: str
+    freq: str
+    history: list[dict[str, float]]
+    points: list[dict[str, float]]
+
+
+class ScheduleRow(_Model):
+    """One interval of one plan's replica schedule."""
+
+    t: float
+    plan: str
+    replicas: int
+    action: str
+    demand_rps: float
+
+
+class PolicyReplay(_Model):
+    """One provisioning policy replayed through the simulator."""
+
+    slo_attainment: float
+    gpu_hours: float
+    cost: float
+    replica_starts: int
+    scaling_actions: int
+
+
+class Replay(_Model):
+    """The trace replayed under the schedule, static peak and the reactive autoscaler."""
+
+    schedule: PolicyReplay
+    static_peak: PolicyReplay
+    reactive: PolicyReplay
+    timeline: list[dict[str, float]]
+
+
+class Search(_Model):
+    """How big the search was and how long it took."""
+
+    candidates: int
+    feasible: int
+    seconds: float
+
+
+class PlanFile(_Model):
+    """The whole plan file."""
+
+    version: int
+    created_at: str
+    db: str
+    trace: TraceRef
+    model: str
+    slo: SloSpec
+    accelerators: list[AcceleratorRef]
+    horizon_s: float
+    interval_s: float
+    quantile: str
+    demand: Demand
+    recommended: Recommended
+    alternatives: dict[str, Alternative | dict[str, Any]]
+    cost_band: dict[str, float]
+    frontier: list[FrontierPoint]
+    forecast: ForecastBlock
+    schedule: list[ScheduleRow]
+    provisioning_delay_s: float
+    provisioning_source: str
+    replay: Replay
+    search: Search
+
+
+def validate_plan(data: dict[str, Any], where: str = "plan") -> dict[str, Any]:
+    """Check a plan dict against the schema; PlannerError naming the first bad key."""
+    if data.get("version") != PLAN_VERSION:
+        raise PlannerError(
+            f"{where}: plan file version {data.get('version')!r} is not {PLAN_VERSION}"
+        )
+    try:
+        PlanFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise PlannerError(f"{where}: bad plan file at {key}: {first['msg']}") from None
+    return data
+
+
+def write_plan(data: dict[str, Any], path: Path) -> Path:
+    """Validate and write PLAN.json (UTF-8, indented)."""
+    validate_plan(data, str(path))
+    try:
+        path.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    except OSError as exc:
+        raise PlannerError(f"{path}: cannot write plan ({exc.strerror})") from None
+    return path
+
+
+def read_plan(path: Path) -> dict[str, Any]:
+    """Read and validate a PLAN.json."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise PlannerError(f"{path}: cannot read plan ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise PlannerError(f"{path}: not valid JSON ({exc})") from None
+    return validate_plan(data, str(path))
+
+
+def write_tables(data: dict[str, Any], folder: Path) -> list[Path]:
+    """The plan's tables as CSV (frontier, schedule, replay timeline) in `folder`."""
+    import polars as pl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = {
+        "frontier": data["frontier"],
+        "schedule": data["schedule"],
+        "replay_timeline": data["replay"]["timeline"],
+        "replicas": data["recommended"]["replicas"],
+    }
+    written = []
+    for name, rows in tables.items():
+        flat = [{k: (str(v) if isinstance(v, list) else v) for k, v in r.items()} for r in rows]
+        path = folder / f"{name}.csv"
+        pl.DataFrame(flat, infer_schema_length=None).write_csv(path)
+        written.append(path)
+    return written

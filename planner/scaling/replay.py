@@ -1,0 +1,214 @@
+"""Replay a trace through the simulator under a provisioning policy whose replica count varies.
+
+Design: every policy becomes a Timeline, replica counts per deployment on a regular time grid,
+both *requested* (billed: from the moment a replica is asked for) and *ready* (serving: a
+replica requested at t serves from t + provisioning delay; a release takes effect at once).
+Each request is routed when it arrives, among the replicas ready then, with a weight equal to
+their goodput (a deterministic low-discrepancy sequence, so the split is even without per-request
+state); a released replica takes no new requests but finishes what it holds. Routing fixes
+every replica's request stream up front, so each replica is simulated once, independently, with
+the simulator's one-replica model: a replica idle while released simply sees no arrivals. The
+per-request latencies of all replicas then give the SLO attainment; the timeline gives
+GPU-hours, cost, replica starts (cold starts) and scaling actions.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from planner.scaling.autoscaler import HpaConfig, hpa_replicas
+from planner.scaling.schedule import Deployment, Schedule
+from planner.simulate import Slo, StepTable, Workload, simulate
+
+GRID_S = 5.0
+GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Requested (billed) and ready (serving) replicas per grid step and deployment."""
+
+    start_s: float
+    step_s: float
+    requested: np.ndarray
+    ready: np.ndarray
+
+    def index(self, t: np.ndarray) -> np.ndarray:
+        """Grid rows of times `t` (clipped to the grid)."""
+        rows = np.floor((np.asarray(t) - self.start_s) / self.step_s).astype(np.int64)
+        return np.clip(rows, 0, len(self.requested) - 1)
+
+
+def _grid(start_s: float, end_s: float, step_s: float) -> np.ndarray:
+    """Grid times from start to end."""
+    return start_s + step_s * np.arange(max(int(np.ceil((end_s - start_s) / step_s)), 1))
+
+
+def _window(values: np.ndarray, width: int, reduce: str, ahead: bool) -> np.ndarray:
+    """Rolling min/max over `width` rows behind (or ahead of) each row, edge-padded."""
+    if width <= 0:
+        return values.copy()
+    pad = ((0, width), (0, 0)) if ahead else ((width, 0), (0, 0))
+    padded = np.pad(values, pad, mode="edge")
+    view = sliding_window_view(padded, width + 1, axis=0)
+    return view.max(axis=-1) if reduce == "max" else view.min(axis=-1)
+
+
+def ready_from_requested(requested: np.ndarray, delay_s: float, step_s: float) -> np.ndarray:
+    """Replicas serving: a slot counts once it has been requested for the whole delay (LIFO)."""
+    return _window(requested, int(np.ceil(delay_s / step_s)), "min", ahead=False)
+
+
+def static_timeline(
+    counts: np.ndarray, start_s: float, end_s: float, step_s: float = GRID_S
+) -> Timeline:
+    """A fixed fleet, provisioned before the window starts."""
+    grid = _grid(start_s, end_s, step_s)
+    fleet = np.tile(np.asarray(counts, dtype=np.int64), (len(grid), 1))
+    return Timeline(start_s, step_s, fleet, fleet)
+
+
+def schedule_timeline(
+    schedule: Schedule, start_s: float, end_s: float, step_s: float = GRID_S
+) -> Timeline:
+    """The schedule's ready counts, each scale-up requested one delay ahead."""
+    grid = _grid(start_s, end_s, step_s)
+    rows = np.clip(
+        np.searchsorted(schedule.times, grid, side="right") - 1, 0, len(schedule.times) - 1
+    )
+    ready = schedule.counts[rows].astype(np.int64)
+    requested = _window(ready, int(np.ceil(schedule.delay_s / step_s)), "max", ahead=True)
+    return Timeline(
+        start_s, step_s, requested, ready_from_requested(requested, schedule.delay_s, step_s)
+    )
+
+
+def capacity_shares(deployments: Sequence[Deployment], counts: np.ndarray) -> np.ndarray:
+    """Each deployment's share of its bucket's traffic at the peak fleet (by goodput)."""
+    capacity = np.array([d.goodput for d in deployments]) * np.asarray(counts, dtype=float)
+    buckets = np.array([d.bucket for d in deployments])
+    totals = np.array([capacity[buckets == b].sum() for b in buckets])
+    return np.divide(capacity, totals, out=np.zeros_like(capacity), where=totals > 0)
+
+
+def reactive_timeline(
+    arrivals: np.ndarray,
+    bucket: np.ndarray,
+    deployments: Sequence[Deployment],
+    peak_counts: np.ndarray,
+    initial: np.ndarray,
+    delay_s: float,
+    start_s: float,
+    end_s: float,
+    utilisation: float = 0.8,
+    step_s: float = GRID_S,
+) -> Timeline:
+    """One HPA per deployment on its share of its bucket's arrival rate, with the delay."""
+    grid = _grid(start_s, end_s, step_s)
+    shares = capacity_shares(deployments, peak_counts)
+    requested = np.zeros((len(grid), len(deployments)), dtype=np.int64)
+    for j, dep in enumerate(deployments):
+        if shares[j] <= 0:
+            continue
+        config = HpaConfig(target_rps=dep.goodput * utilisation / shares[j])
+        times, counts = hpa_replicas(
+            arrivals[bucket == dep.bucket], start_s, end_s, config, int(initial[j])
+        )
+        rows = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, len(times) - 1)
+        requested[:, j] = counts[rows]
+    return Timeline(start_s, step_s, requested, ready_from_requested(requested, delay_s, step_s))
+
+
+def route(
+    arrivals: np.ndarray, bucket: np.ndarray, deployments: Sequence[Deployment], timeline: Timeline
+) -> tuple[np.ndarray, np.ndarray]:
+    """(deployment, replica slot) per request among replicas ready at its arrival; -1 if none."""
+    ready = timeline.ready[timeline.index(arrivals)].astype(float)
+    goodput = np.array([d.goodput for d in deployments])
+    serves = bucket[:, None] == np.array([d.bucket for d in deployments])[None, :]
+    capacity = np.where(serves, ready * goodput[None, :], 0.0)
+    cum = np.cumsum(capacity, axis=1)
+    total = cum[:, -1]
+    u = (np.arange(len(arrivals)) * GOLDEN % 1.0) * total
+    dep = np.minimum((cum <= u[:, None]).sum(axis=1), len(deployments) - 1)
+    offset = np.take_along_axis(cum - capacity, dep[:, None], axis=1)[:, 0]
+    slot = np.floor((u - offset) / goodput[dep]).astype(np.int64)
+    slot = np.minimum(slot, ready[np.arange(len(arrivals)), dep].astype(np.int64) - 1)
+    routed = total > 0
+    return np.where(routed, dep, -1), np.where(routed, slot, -1)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How to simulate one replica of a deployment: its step table, max batch and P:D split."""
+
+    table: StepTable
+    max_batch: int
+    disagg: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """One policy's replay: SLO attainment and what the fleet cost."""
+
+    slo_attainment: float
+    gpu_hours: float
+    cost: float
+    replica_starts: int
+    scaling_actions: int
+
+    def to_dict(self) -> dict:
+        """The PLAN.json replay entry."""
+        return {
+            "slo_attainment": round(self.slo_attainment, 5),
+            "gpu_hours": round(self.gpu_hours, 3),
+            "cost": round(self.cost, 2),
+            "replica_starts": self.replica_starts,
+            "scaling_actions": self.scaling_actions,
+        }
+
+
+def replay(
+    work: Workload,
+    bucket: np.ndarray,
+    deployments: Sequence[Deployment],
+    engines: Sequence[Engine],
+    timeline: Timeline,
+    slos: list[Slo],
+) -> ReplayResult:
+    """Simulate every replica's routed requests and total the policy's cost."""
+    dep, slot = route(work.arrival_s, bucket, deployments, timeline)
+    meets = np.zeros(work.requests, dtype=bool)
+    key = np.where(dep >= 0, dep * (slot.max(initial=0) + 1) + slot, -1)
+    order = np.argsort(key, kind="stable")
+    keys, first = np.unique(key[order], return_index=True)
+    bounds = np.r_[first, len(order)]
+    for k, lo, hi in zip(keys.tolist(), bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        if k < 0:
+            continue
+        rows = order[lo:hi]
+        engine = engines[int(dep[rows[0]])]
+        sub = Workload(work.arrival_s[rows], work.input_tokens[rows], work.output_tokens[rows])
+        result = simulate(sub, engine.table, max_batch=engine.max_batch, disagg=engine.disagg)
+        meets[rows] = result.meets(slos)
+    return _totals(meets, deployments, timeline)
+
+
+def _totals(
+    meets: np.ndarray, deployments: Sequence[Deployment], timeline: Timeline
+) -> ReplayResult:
+    """Attainment from the per-request mask; GPU-hours, cost, starts, actions from the timeline."""
+    hours = timeline.step_s / 3600.0
+    gpus = np.array([d.option.gpus for d in deployments])
+    prices = np.array([d.option.cost_per_hour for d in deployments])
+    req = timeline.requested
+    steps = np.diff(req, axis=0)
+    return ReplayResult(
+        slo_attainment=float(meets.mean()) if len(meets) else 1.0,
+        gpu_hours=float((req @ gpus).sum() * hours),
+        cost=float((req @ prices).sum() * hours),
+        replica_starts=int(req[0].sum() + np.clip(steps, 0, None).sum()),
+        scaling_actions=int((steps != 0).sum()),
+    )

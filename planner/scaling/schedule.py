@@ -1,0 +1,210 @@
+"""Scaling schedule: replicas per interval that cover a forecast quantile of demand.
+
+Per interval the least-cost mix (restricted to the plans of the peak mix, so the fleet keeps
+its shape) covers that interval's demand. Per-replica goodput depends on the fleet size
+(bursts pool across replicas), so each deployment carries a capacity curve, goodput per replica
+measured at a few fleet sizes; the mix is solved with the peak goodput, then again with each
+deployment's goodput at the count the first pass gave (smaller fleets get less per replica).
+Scale-ups are requested one provisioning delay before the interval starts, so replicas are
+ready when the demand arrives. Scale-down
+hysteresis: an interval keeps the largest count needed within the next `hold_s` seconds, so a
+dip shorter than that never releases replicas that would have to cold-start again.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.optimize.mix import MixOption, solve_mix
+
+DEFAULT_HOLD_S = 1800.0
+QUANTUM_PER_REPLICA = 32
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One plan serving one length bucket: what the schedule sizes and the replay routes to."""
+
+    option: MixOption
+    bucket: int
+    bucket_name: str
+    curve: tuple[tuple[int, float], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The plan id, with the bucket when requests are split by length."""
+        return (
+            self.option.key
+            if self.bucket_name == "all"
+            else f"{self.option.key}@{self.bucket_name}"
+        )
+
+    @property
+    def goodput(self) -> float:
+        """Requests/s one replica serves within the SLO on this bucket's requests (at peak)."""
+        return self.option.goodput[self.bucket]
+
+    def goodput_at(self, replicas: int) -> float:
+        """Per-replica goodput in a fleet of `replicas` (interpolated on the capacity curve)."""
+        if not self.curve:
+            return self.goodput
+        sizes, rates = zip(*self.curve, strict=True)
+        return float(np.interp(replicas, sizes, rates))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Ready replica counts per interval (rows) and deployment (columns)."""
+
+    times: np.ndarray
+    interval_s: float
+    delay_s: float
+    deployments: tuple[Deployment, ...]
+    counts: np.ndarray
+    demand: np.ndarray
+
+    def actions(self) -> np.ndarray:
+        """Per interval and deployment: 'start', 'scale-up', 'scale-down' or 'hold'."""
+        prev = np.vstack([np.zeros((1, self.counts.shape[1]), dtype=int), self.counts[:-1]])
+        first = np.zeros_like(self.counts, dtype=bool)
+        first[0] = True
+        return np.select(
+            [first & (self.counts > 0), self.counts > prev, self.counts < prev],
+            ["start", "scale-up", "scale-down"],
+            "hold",
+        )
+
+    def rows(self, changes_only: bool = False) -> list[dict]:
+        """The schedule table: (t, plan, replicas, action, start_at, demand_rps) rows."""
+        actions = self.actions()
+        out = []
+        for k, t in enumerate(self.times):
+            for j, dep in enumerate(self.deployments):
+                if changes_only and actions[k, j] == "hold":
+                    continue
+                up = actions[k, j] in ("start", "scale-up")
+                out.append(
+                    {
+                        "t": float(t),
+                        "plan": dep.label,
+                        "replicas": int(self.counts[k, j]),
+                        "action": str(actions[k, j]),
+                        "start_at": float(t - self.delay_s) if up else float(t),
+                        "demand_rps": round(float(self.demand[k, dep.bucket]), 4),
+                    }
+                )
+        return out
+
+    def cost_per_hour(self) -> np.ndarray:
+        """Fleet cost per hour in each interval (ready replicas)."""
+        prices = np.array([d.option.cost_per_hour for d in self.deployments])
+        return self.counts @ prices
+
+
+def deployments_of(
+    options: Sequence[MixOption], counts: np.ndarray, bucket_names: Sequence[str]
+) -> tuple[Deployment, ...]:
+    """The (plan, bucket) pairs a peak mix uses."""
+    return tuple(
+        Deployment(options[o], int(b), bucket_names[b])
+        for o, b in zip(*np.nonzero(counts), strict=True)
+    )
+
+
+def _solve_levels(
+    deployments: Sequence[Deployment],
+    goodput: np.ndarray,
+    levels: np.ndarray,
+    available: Mapping[str, int] | None,
+) -> np.ndarray:
+    """Least-cost counts (levels, deployments) with per-level, per-deployment goodput."""
+    n_b = levels.shape[1]
+    out = []
+    for level, rates in zip(levels, goodput, strict=True):
+        options = [
+            MixOption(
+                d.label,
+                d.option.accelerator,
+                d.option.gpus,
+                d.option.cost_per_hour,
+                tuple(float(r) if b == d.bucket else 0.0 for b in range(n_b)),
+            )
+            for d, r in zip(deployments, rates, strict=True)
+        ]
+        mix = solve_mix(options, level, available)
+        out.append(mix.counts.sum(axis=1) if mix is not None else np.full(len(options), -1))
+    return np.array(out, dtype=int).reshape(len(levels), len(deployments))
+
+
+def need_per_interval(
+    deployments: Sequence[Deployment],
+    demand: np.ndarray,
+    available: Mapping[str, int] | None = None,
+) -> np.ndarray:
+    """Least-cost ready counts per interval covering each row of `demand` (intervals, buckets).
+
+    Demand is rounded up to 1/QUANTUM_PER_REPLICA of the smallest replica's goodput (capped at
+    the horizon peak) so that the MILP is solved once per distinct level, not per interval;
+    every bucket with any demand keeps at least one replica. A level the limits cannot serve
+    gets the peak fleet.
+    """
+    demand = np.atleast_2d(np.asarray(demand, dtype=float))
+    n_b = demand.shape[1]
+    quantum = (
+        np.array(
+            [
+                min((d.goodput for d in deployments if d.bucket == b), default=1.0)
+                for b in range(n_b)
+            ]
+        )
+        / QUANTUM_PER_REPLICA
+    )
+    peak = demand.max(axis=0)
+    served = peak > 0
+    levels = np.minimum(np.ceil(demand / quantum) * quantum, peak)
+    levels = np.where(served, np.maximum(levels, quantum), 0.0)
+    unique, inverse = np.unique(levels, axis=0, return_inverse=True)
+    at_peak = np.tile([d.goodput for d in deployments], (len(unique), 1))
+    first = _solve_levels(deployments, at_peak, unique, available)
+    scaled = np.array(
+        [
+            [d.goodput_at(max(int(c), 1)) for d, c in zip(deployments, row, strict=True)]
+            for row in first
+        ]
+    )
+    counts = _solve_levels(deployments, scaled, unique, available)
+    fleet = _solve_levels(deployments, at_peak[:1], peak[None, :], available)[0]
+    counts = np.where((counts < 0).any(axis=1, keepdims=True), fleet, counts)
+    return counts[np.ravel(inverse)]
+
+
+def hold_counts(need: np.ndarray, hold_intervals: int) -> np.ndarray:
+    """Scale-down hysteresis: each interval keeps the max need of itself and the next few."""
+    held = need.copy()
+    for shift in range(1, hold_intervals + 1):
+        held[:-shift] = np.maximum(held[:-shift], need[shift:])
+    return held
+
+
+def build_schedule(
+    times: np.ndarray,
+    demand: np.ndarray,
+    deployments: Sequence[Deployment],
+    interval_s: float,
+    delay_s: float,
+    available: Mapping[str, int] | None = None,
+    hold_s: float = DEFAULT_HOLD_S,
+) -> Schedule:
+    """Replica counts per interval covering `demand` (intervals, buckets), with hysteresis."""
+    demand = np.asarray(demand, dtype=float).reshape(len(times), -1)
+    need = need_per_interval(deployments, demand, available)
+    counts = hold_counts(need, int(np.ceil(hold_s / interval_s)))
+    return Schedule(
+        times=np.asarray(times, dtype=float),
+        interval_s=float(interval_s),
+        delay_s=float(delay_s),
+        deployments=tuple(deployments),
+        counts=counts,
+        demand=demand,
+    )

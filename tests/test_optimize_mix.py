@@ -1,0 +1,143 @@
+"""The accelerator-mix MILP against brute force, its limits, heterogeneity and infeasibility."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner.costmodel import load_catalog
+from planner.errors import PlannerError
+from planner.optimize.frontier import pareto_mask
+from planner.optimize.infeasible import check_mix
+from planner.optimize.limits import parse_available, parse_budget
+from planner.optimize.mix import (
+    MIN_DEMAND,
+    MixOption,
+    best_single_accelerator,
+    brute_force_mix,
+    max_servable_scale,
+    solve_mix,
+)
+
+H100 = MixOption("h100-tp1", "h100", 1, 12.29, (10.0,))
+L4 = MixOption("l4-tp2", "l4", 2, 1.6, (1.0,))
+
+
+def _cost(mix):
+    return None if mix is None else round(mix.cost_per_hour, 6)
+
+
+def test_mixed_plan_strictly_cheaper_than_any_single_accelerator():
+    """10.5 req/s: 1 H100 + 1 L4 pair beats 2 H100 and 11 L4 pairs."""
+    mix = solve_mix([H100, L4], [10.5])
+    assert {o.accelerator: c for o, _, c in mix.groups()} == {"h100": 1, "l4": 1}
+    single = best_single_accelerator([H100, L4], [10.5])
+    assert single.cost_per_hour == pytest.approx(11 * 1.6)
+    assert mix.cost_per_hour == pytest.approx(12.29 + 1.6)
+    assert mix.cost_per_hour < single.cost_per_hour
+
+
+def test_single_accelerator_is_optimal_and_the_mix_says_so():
+    """20 req/s: 2 H100 is the cheapest plan at all, so mixing cannot help."""
+    h100 = MixOption("h100-tp1", "h100", 1, 10.0, (10.0,))
+    l4 = MixOption("l4-tp2", "l4", 2, 1.5, (1.0,))
+    mix = solve_mix([h100, l4], [20.0])
+    single = best_single_accelerator([h100, l4], [20.0])
+    assert mix.cost_per_hour == pytest.approx(single.cost_per_hour) == pytest.approx(20.0)
+    assert {o.accelerator for o, _, _ in mix.groups()} == {"h100"}
+
+
+def test_length_buckets_send_short_requests_to_small_accelerators():
+    """L4 cannot serve the long bucket; it serves the short one cheaper than H100."""
+    h100 = MixOption("h100", "h100", 1, 12.29, (20.0, 4.0))
+    l4 = MixOption("l4", "l4", 1, 0.8, (2.0, 0.0))
+    mix = solve_mix([h100, l4], [8.0, 3.0])
+    assert mix.counts.tolist() == [[0, 1], [4, 0]]
+    assert brute_force_mix([h100, l4], [8.0, 3.0]).cost_per_hour == pytest.approx(mix.cost_per_hour)
+
+
+def test_availability_limit_is_respected_and_changes_the_answer():
+    """With only 2 L4 GPUs (one pair) the rest must come from H100."""
+    cheap = MixOption("l4", "l4", 2, 1.0, (2.0,))
+    mix = solve_mix([H100, cheap], [5.0], available={"l4": 2})
+    assert mix.gpus_by_accelerator().get("l4", 0) <= 2
+    assert mix.capacity()[0] >= 5.0
+    assert solve_mix([H100, cheap], [25.0], available={"h100": 2, "l4": 2}) is None
+
+
+def test_budget_limit():
+    """A budget below the cheapest plan makes the mix infeasible."""
+    assert solve_mix([H100, L4], [10.5], budget_per_hour=13.0) is None
+    assert solve_mix([H100, L4], [10.5], budget_per_hour=14.0) is not None
+
+
+option = st.builds(
+    lambda acc, gpus, price, g1, g2: (acc, gpus, price, (g1, g2)),
+    st.sampled_from(["h100", "a100", "l4"]),
+    st.sampled_from([1, 2, 4]),
+    st.floats(0.5, 20.0),
+    st.floats(0.5, 8.0),
+    st.one_of(st.just(0.0), st.floats(0.5, 8.0)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(option, min_size=1, max_size=3),
+    st.floats(0.0, 12.0),
+    st.floats(0.0, 6.0),
+    st.one_of(
+        st.none(), st.dictionaries(st.sampled_from(["h100", "a100", "l4"]), st.integers(0, 8))
+    ),
+    st.one_of(st.none(), st.floats(1.0, 80.0)),
+)
+def test_milp_matches_brute_force(options, d1, d2, available, budget):
+    """Same optimal cost (or both infeasible) on random small instances with limits."""
+    opts = [MixOption(f"o{i}", a, g, p, gp) for i, (a, g, p, gp) in enumerate(options)]
+    demand = [d1, d2]
+    milp_mix = solve_mix(opts, demand, available, budget)
+    brute = brute_force_mix(opts, demand, available, budget)
+    assert _cost(milp_mix) == pytest.approx(_cost(brute), rel=1e-6) if brute else milp_mix is None
+    if milp_mix is not None:
+        assert (milp_mix.capacity() >= np.array(demand) - MIN_DEMAND).all()
+        for acc, used in milp_mix.gpus_by_accelerator().items():
+            assert used <= (available or {}).get(acc, used)
+        assert budget is None or milp_mix.cost_per_hour <= budget + 1e-6
+
+
+def test_max_servable_scale():
+    """Two H100 GPUs serve at most 20 of 40 req/s: scale 0.5."""
+    assert max_servable_scale([H100], [40.0], {"h100": 2}) == pytest.approx(0.5)
+
+
+def test_availability_too_low_explains():
+    """The message names the limit, the servable rate and what the unlimited plan needs."""
+    with pytest.raises(
+        PlannerError, match=r"availability too low for the peak: h100=2 .* 20 of the 40"
+    ):
+        check_mix([H100], np.array([40.0]), {"h100": 2}, None)
+
+
+def test_budget_too_low_names_cheapest_feasible_budget():
+    """$5,000/month cannot buy 2 H100 ($17,943/month): that is the cheapest budget."""
+    with pytest.raises(PlannerError, match=r"budget too low: \$5,000/month .* \$17,943/month"):
+        check_mix([H100], np.array([15.0]), None, 5000 / 730)
+
+
+def test_parse_limits():
+    """Budgets per hour/day/month and availability with aliases."""
+    assert parse_budget("20000/month") == pytest.approx(20000 / 730)
+    assert parse_budget("$24/day") == pytest.approx(1.0)
+    assert parse_budget("3/hour") == 3.0
+    assert parse_available("h100-sxm=16,l4=4", load_catalog()) == {"h100": 16, "l4": 4}
+    with pytest.raises(PlannerError, match="--budget"):
+        parse_budget("lots")
+    with pytest.raises(PlannerError, match="--available"):
+        parse_available("h100:16", load_catalog())
+
+
+def test_pareto_mask():
+    """Dominated points drop; NaN never counts."""
+    cost = np.array([1.0, 2.0, 1.5, 3.0, np.nan])
+    lat = np.array([5.0, 1.0, 6.0, 0.5, 0.1])
+    assert pareto_mask(cost, lat).tolist() == [True, True, False, True, False]

@@ -1,0 +1,145 @@
+"""Scaling: schedule hysteresis and lead, the HPA rule, provisioning delay, replay mechanics."""
+
+import numpy as np
+import pytest
+
+from planner.costmodel import StepModel
+from planner.errors import PlannerError
+from planner.optimize.mix import MixOption
+from planner.scaling.autoscaler import HpaConfig, hpa_replicas
+from planner.scaling.delay import default_delay, measured_delay
+from planner.scaling.replay import (
+    Engine,
+    reactive_timeline,
+    ready_from_requested,
+    replay,
+    route,
+    schedule_timeline,
+    static_timeline,
+)
+from planner.scaling.schedule import Deployment, build_schedule, hold_counts
+from planner.simulate import StepTable, Workload, parse_slos
+from planner.store import open_store
+
+H100 = Deployment(MixOption("h100-tp1-agg-b64", "h100", 1, 12.29, (2.0,)), 0, "all")
+L4 = Deployment(MixOption("l4-tp2-agg-b64", "l4", 2, 1.6, (0.5,)), 0, "all")
+
+
+def test_hold_counts_suppresses_short_dips():
+    """A one-interval dip inside the hold window keeps its replicas; a lasting drop releases."""
+    need = np.array([[3], [1], [3], [3], [1], [1], [1], [1]])
+    assert hold_counts(need, 2)[:, 0].tolist() == [3, 3, 3, 3, 1, 1, 1, 1]
+
+
+def test_schedule_covers_demand_and_leads_by_the_delay():
+    """Counts cover each interval's demand; scale-ups are requested one delay early."""
+    times = np.arange(6) * 600.0
+    demand = np.array([1.0, 1.0, 5.0, 5.0, 1.0, 1.0])[:, None]
+    sched = build_schedule(times, demand, [H100], 600.0, 120.0, hold_s=0.0)
+    assert sched.counts[:, 0].tolist() == [1, 1, 3, 3, 1, 1]
+    rows = sched.rows(changes_only=True)
+    assert [(r["t"], r["action"], r["replicas"]) for r in rows] == [
+        (0.0, "start", 1),
+        (1200.0, "scale-up", 3),
+        (2400.0, "scale-down", 1),
+    ]
+    assert rows[1]["start_at"] == 1080.0
+    timeline = schedule_timeline(sched, 0.0, 3600.0, step_s=60.0)
+    assert timeline.requested[18, 0] == 3 and timeline.ready[18, 0] == 1
+    assert timeline.ready[20, 0] == 3
+
+
+def test_capacity_curve_gives_small_fleets_less_per_replica():
+    """With 1 replica serving 1 req/s but 4 serving 2 each, 1.5 req/s needs 2 replicas, not 1."""
+    dep = Deployment(H100.option, 0, "all", curve=((1, 1.0), (2, 1.5), (4, 2.0)))
+    sched = build_schedule(np.zeros(1), np.array([[1.5]]), [dep], 600.0, 0.0)
+    assert sched.counts[0, 0] == 2
+
+
+def test_schedule_mixes_plans_when_cheaper():
+    """1.5 req/s: one H100 ($12.29) loses to three L4 pairs ($4.80)."""
+    sched = build_schedule(np.zeros(1), np.array([[1.5]]), [H100, L4], 600.0, 0.0)
+    assert sched.counts[0].tolist() == [0, 3]
+
+
+def test_hpa_rule_tolerance_and_scale_down_window():
+    """Scales up at once to ceil(rate/target), holds within 10 %, scales down after 300 s."""
+    burst = np.linspace(0.0, 600.0, 6000, endpoint=False)
+    quiet = 600.0 + np.linspace(0.0, 1200.0, 1200, endpoint=False)
+    times, counts = hpa_replicas(np.r_[burst, quiet], 0.0, 1800.0, HpaConfig(target_rps=2.0), 1)
+    at = dict(zip(times.tolist(), counts.tolist(), strict=True))
+    assert at[300.0] == 5
+    assert at[660.0 + 240.0] == 5
+    assert at[600.0 + 60.0 + 300.0 + 15.0] == 1
+
+
+def test_hpa_scale_up_rate_limit():
+    """From 1 replica the first step may add at most max(4, 100 %) replicas."""
+    arrivals = np.linspace(0.0, 120.0, 12000, endpoint=False)
+    _, counts = hpa_replicas(arrivals, 60.0, 120.0, HpaConfig(target_rps=1.0), 1)
+    assert counts[0] == 5 and counts[1] == 10
+
+
+def test_ready_lags_requested_by_the_delay():
+    """A slot serves only after being requested for the whole delay; releases are immediate."""
+    requested = np.array([1, 1, 3, 3, 3, 3, 2, 2, 3, 3])[:, None]
+    ready = ready_from_requested(requested, 20.0, 10.0)[:, 0]
+    assert ready.tolist() == [1, 1, 1, 1, 3, 3, 2, 2, 2, 2]
+
+
+def test_default_delay_scales_with_model_size():
+    """Bigger weights load longer; the source names the constants' home."""
+    small, big = default_delay("m", 16.0), default_delay("m", 140.0)
+    assert small.seconds == pytest.approx(66.0) and big.seconds > small.seconds
+    assert "planner/scaling/delay.py" in small.source
+
+
+def test_measured_delay_from_cold_starts(db_path):
+    """The median model-load time of a cold-start trace; a request trace is refused."""
+    con = open_store(db_path)
+    con.execute(
+        "INSERT INTO traces (id, name, format, kind, source, content_hash) VALUES "
+        "(1, 'loads', 'gentd26-load', 'cold_starts', 'x', 'h'), "
+        "(2, 'reqs', 'csv', 'requests', 'y', 'g')"
+    )
+    con.execute(
+        "INSERT INTO cold_starts (trace_id, time_s, total_s, model_load_s) VALUES "
+        "(1, 0, 10, 9), (1, 1, 30, 21), (1, 2, 50, 40)"
+    )
+    delay = measured_delay(con, "loads")
+    assert delay.seconds == 21.0 and "3 cold starts" in delay.source
+    with pytest.raises(PlannerError, match="no cold starts"):
+        measured_delay(con, "reqs")
+    con.close()
+
+
+def test_route_weights_by_goodput_and_only_ready_replicas():
+    """Requests split by ready capacity; none go to a deployment with no ready replica."""
+    timeline = static_timeline(np.array([1, 2]), 0.0, 100.0)
+    arrivals = np.linspace(0.0, 99.0, 4000)
+    dep, slot = route(arrivals, np.zeros(4000, dtype=int), [H100, L4], timeline)
+    assert np.mean(dep == 0) == pytest.approx(2.0 / 3.0, abs=0.01)
+    assert set(slot[dep == 1].tolist()) == {0, 1}
+    empty = static_timeline(np.array([0, 0]), 0.0, 100.0)
+    assert (route(arrivals, np.zeros(4000, dtype=int), [H100, L4], empty)[0] == -1).all()
+
+
+def test_replay_totals_and_underprovisioning():
+    """An undersized static fleet misses the SLO; the right one holds it; GPU-hours add up."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    work = Workload(np.sort(rng.uniform(0, 600, n)), np.full(n, 512), np.full(n, 64))
+    dep = Deployment(MixOption("h100", "h100", 1, 12.29, (4.0,)), 0, "all")
+    engine = Engine(StepTable(StepModel.build("llama-3.1-8b", "h100")), 64, None)
+    slos = parse_slos(["ttft_p99=500ms", "tpot_p99=50ms"])
+    bucket = np.zeros(n, dtype=int)
+    good = replay(work, bucket, [dep], [engine], static_timeline(np.array([2]), 0.0, 600.0), slos)
+    assert good.slo_attainment > 0.99
+    assert good.gpu_hours == pytest.approx(2 * 600 / 3600)
+    assert good.replica_starts == 2 and good.scaling_actions == 0
+    tiny = replay(work, bucket, [dep], [engine], static_timeline(np.array([0]), 0.0, 600.0), slos)
+    assert tiny.slo_attainment == 0.0
+    reactive = reactive_timeline(
+        work.arrival_s, bucket, [dep], np.array([2]), np.array([1]), 60.0, 0.0, 600.0
+    )
+    assert reactive.requested.max() >= 2 and (reactive.ready <= reactive.requested).all()
