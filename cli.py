@@ -23,7 +23,13 @@ from planner.costmodel.calibrate import calibrate as fit_calibration
 from planner.costmodel.calibrate import format_report
 from planner.demo import run_demo
 from planner.errors import PlannerError
+from planner.forecast import backtest_trace, forecast_trace
+from planner.forecast.backtest import BACKTEST_COLUMNS, backtest_rows
+from planner.forecast.forecast import FORECAST_COLUMNS, forecast_rows
 from planner.ingest import FORMATS, SAMPLES, ingest_path, ingest_sample
+from planner.optimize import make_plan, write_plan
+from planner.optimize.planfile import write_tables
+from planner.report import ExportFormat, read_plan, write_report
 from planner.simulate import ROUTERS, simulate_trace
 from planner.store import default_db_path, list_traces, open_store, run_query
 
@@ -406,6 +412,31 @@ def simulate(
 
 
 @command
+def report(
+    plan_file: Annotated[Path, typer.Argument(help="PLAN.json written by `planner plan`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")],
+    format: Annotated[
+        list[ExportFormat] | None,
+        typer.Option("--format", help="Also write the plan's tables beside the HTML (repeat)."),
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Store for the ops charts [default: the plan's].")
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Write the capacity report: one self-contained HTML file (opens offline)."""
+    result = write_report(read_plan(plan_file), out, tuple(format or ()), db)
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    typer.echo(f"wrote {result.html} ({result.bytes / 1e6:,.1f} MB, {len(result.charts)} charts)")
+    for f in result.files:
+        typer.echo(f"wrote {f}")
+    for section, note in result.notes.items():
+        typer.echo(f"note: {section}: {note}", err=True)
+
+
+@command
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the store and outputs.")] = Path(
         "planner-demo"
@@ -429,6 +460,178 @@ def demo(
     typer.echo(result.headline)
     typer.echo(f"store: {result.db}")
     for f in result.files:
+        typer.echo(f"wrote {f}")
+
+
+FreqOption = Annotated[
+    str, typer.Option(help="Interval: 1min, 10min or 1h (not finer than the trace's windows).")
+]
+HorizonOption = Annotated[str, typer.Option(help="How far ahead: 1d, 12h, ...")]
+SeriesOption = Annotated[
+    str | None, typer.Option(help="Comma-separated series ids (default: all).")
+]
+TotalOption = Annotated[bool, typer.Option(help="Use the trace total, not each series.")]
+
+
+@command
+def forecast(
+    trace: Annotated[str, typer.Argument(help="Trace name (see `planner traces`).")],
+    freq: FreqOption = "10min",
+    horizon: HorizonOption = "1d",
+    series: SeriesOption = None,
+    total: TotalOption = False,
+    method: Annotated[
+        str, typer.Option(help="auto (best by backtest, per series) or a method name.")
+    ] = "auto",
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Forecast requests per interval with quantiles (p10-p99) and the token mix."""
+    with store(db, read_only=True) as con, progress(not json_out) as bar:
+        bar.add_task("forecasting", total=None)
+        result = forecast_trace(con, trace, freq, horizon, method, series, total)
+    if json_out:
+        emit_json(result)
+        return
+    title = f"forecast of {trace}: {result['unit']}, next {result['horizon']}"
+    print_table(title, FORECAST_COLUMNS, forecast_rows(result))
+    for note in result["notes"]:
+        typer.echo(f"note: {note}", err=True)
+
+
+@command
+def backtest(
+    trace: Annotated[str, typer.Argument(help="Trace name (see `planner traces`).")],
+    freq: FreqOption = "10min",
+    horizon: HorizonOption = "1d",
+    series: SeriesOption = None,
+    total: TotalOption = False,
+    method: Annotated[
+        str, typer.Option(help="auto (every method) or comma-separated method names.")
+    ] = "auto",
+    origins: Annotated[int, typer.Option(help="Rolling origins, one day apart.")] = 2,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Rolling-origin backtest: MASE, relative MASE, pinball loss, interval coverage."""
+    methods = None if method == "auto" else method.split(",")
+    with store(db, read_only=True) as con, progress(not json_out) as bar:
+        bar.add_task("backtesting", total=None)
+        result = backtest_trace(con, trace, freq, origins, horizon, series, total, methods)
+    if json_out:
+        emit_json(result)
+        return
+    title = f"backtest of {trace}: {result['series']} series, {origins} origin(s), {freq}"
+    print_table(title, BACKTEST_COLUMNS, backtest_rows(result))
+    for note in result["notes"]:
+        typer.echo(f"note: {note}", err=True)
+
+
+@command
+def plan(
+    trace: Annotated[str, typer.Argument(help="Trace name (see `planner traces`).")],
+    model: Annotated[str, typer.Option(help="Model card id, e.g. llama-3.1-8b.")],
+    slo: Annotated[list[str], typer.Option(help="SLO such as ttft_p99=1000ms (repeatable).")],
+    attainment: Annotated[float, typer.Option(help="Share of requests within all SLOs.")] = 0.99,
+    accelerators: Annotated[
+        str, typer.Option(help="Allowed accelerators, comma-separated.")
+    ] = "h100,a100,l4",
+    prices: Annotated[
+        Path | None, typer.Option(help="Accelerator/price overrides (TOML, JSON or YAML).")
+    ] = None,
+    available: Annotated[
+        str | None, typer.Option(help="GPUs available per type, e.g. h100=16,l4=8.")
+    ] = None,
+    budget: Annotated[
+        str | None, typer.Option(help="Most to spend, e.g. 20000/month (or /day, /hour).")
+    ] = None,
+    buckets: Annotated[
+        bool, typer.Option(help="Split requests into short/medium/long input buckets.")
+    ] = False,
+    horizon: Annotated[str, typer.Option(help="Planning horizon, e.g. 1d.")] = "1d",
+    interval: Annotated[str, typer.Option(help="Schedule interval, e.g. 10min.")] = "10min",
+    quantile: Annotated[str, typer.Option(help="Forecast quantile to cover, e.g. p95.")] = "p95",
+    cold_starts: Annotated[
+        str | None, typer.Option(help="Cold-start trace to measure the provisioning delay.")
+    ] = None,
+    rate_scale: Annotated[
+        float, typer.Option(help="Plan for X times the trace's traffic (same time axis).")
+    ] = 1.0,
+    out: Annotated[Path | None, typer.Option("--out", help="Write PLAN.json here.")] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Write the plan's tables here.")] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """The cheapest plan holding the SLO, its scaling schedule and a replay of the trace."""
+    db_path = (db if db is not None else default_db_path()).resolve()
+    with store(db_path, read_only=True) as con, progress(not json_out) as bar:
+        task = bar.add_task("planning", total=None)
+        result = make_plan(
+            con,
+            trace,
+            model,
+            slo,
+            attainment,
+            accelerators.split(","),
+            str(prices) if prices else None,
+            available,
+            budget,
+            buckets,
+            horizon,
+            interval,
+            quantile,
+            cold_starts,
+            rate_scale,
+            str(db_path),
+            lambda msg: bar.update(task, description=msg),
+        )
+    files = [write_plan(result, out)] if out else []
+    files += write_tables(result, csv) if csv else []
+    if json_out:
+        emit_json(result)
+        return
+    typer.echo(result["recommended"]["sentence"])
+    print_table(
+        "recommended replicas at the forecast peak",
+        ["count", "accelerator", "tp", "pp", "ep", "mode", "max batch", "GPUs", "req/s each"],
+        [
+            [
+                g["count"],
+                g["accelerator"],
+                g["tp"],
+                g["pp"],
+                g["ep"],
+                g["mode"] if not g["pd"] else f"P:D {g['pd'][0]}:{g['pd'][1]}",
+                g["max_batch"],
+                g["gpus"],
+                g["goodput_rps"],
+            ]
+            for g in result["recommended"]["replicas"]
+        ],
+    )
+    replay = result["replay"]
+    print_table(
+        f"replay of the held-back {replay['window']['end_s'] - replay['window']['start_s']:,.0f} s",
+        ["policy", "SLO attainment", "GPU-hours", "cost $", "replica starts", "scaling actions"],
+        [
+            [
+                name,
+                f"{replay[name]['slo_attainment']:.3%}",
+                replay[name]["gpu_hours"],
+                replay[name]["cost"],
+                replay[name]["replica_starts"],
+                replay[name]["scaling_actions"],
+            ]
+            for name in ("schedule", "static_peak", "reactive")
+        ],
+    )
+    search = result["search"]
+    typer.echo(
+        f"{search['candidates']} candidate plans, {search['simulated']} simulated, "
+        f"{search['seconds']:.1f} s; provisioning delay {result['provisioning_delay_s']:.0f} s "
+        f"({result['provisioning_source']})"
+    )
+    for f in files:
         typer.echo(f"wrote {f}")
 
 

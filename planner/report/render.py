@@ -1,0 +1,218 @@
+"""Render the plan, ops data and charts into one self-contained HTML page (Jinja + inlined Vega)."""
+
+import json
+import math
+import os
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+import altair as alt
+import jinja2
+import vl_convert
+
+from planner.report.charts import Chart
+from planner.report.data import OpsData
+from planner.resources import resource_dir
+
+TEMPLATE = "report.html.j2"
+STYLESHEET = "report.css"
+HOURS_PER_MONTH = 730
+
+
+def cache_dir() -> Path:
+    """Where the generated Vega bundle is kept: $XDG_CACHE_HOME/planner or ~/.cache/planner."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "planner"
+
+
+@cache
+def vega_bundle() -> str:
+    """Vega, Vega-Lite (the version Altair writes) and vega-embed as one offline script.
+
+    vl-convert builds the bundle in about 1.5 s; it is kept in the user's cache folder (keyed
+    by the three library versions) and rebuilt whenever that copy is missing or unwritable.
+    """
+    wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    version = wanted if wanted in vl_convert.get_vegalite_versions() else None
+    key = f"{version or 'default'}-{vl_convert.get_vega_version()}-"
+    path = cache_dir() / f"vega-bundle-{key}{vl_convert.get_vega_embed_version()}.js"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    bundle = vl_convert.javascript_bundle(vl_version=version)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        partial.write_text(bundle, encoding="utf-8")
+        partial.replace(path)
+    except OSError:
+        pass
+    return bundle
+
+
+def missing(value: object) -> bool:
+    """True for None, a Jinja undefined (an absent plan key) or a non-finite number."""
+    if value is None or isinstance(value, jinja2.Undefined):
+        return True
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def money(value: float | None, digits: int = 2) -> str:
+    """US dollars with thousands separators: $6,548.10."""
+    if missing(value):
+        return "n/a"
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.{digits}f}"
+
+
+def number(value: float | None, digits: int = 0) -> str:
+    """A number with thousands separators and `digits` decimals."""
+    if missing(value):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def percent(value: float | None, digits: int = 1) -> str:
+    """A share as a percentage: 0.995 -> 99.5%."""
+    if missing(value):
+        return "n/a"
+    return f"{100 * value:,.{digits}f}%"
+
+
+def duration(seconds: float | None) -> str:
+    """A duration in the largest unit that keeps it readable: 86,400 s -> 1 day."""
+    if missing(seconds):
+        return "n/a"
+    for unit, size in (("day", 86400), ("hour", 3600), ("min", 60)):
+        if seconds >= size:
+            count = seconds / size
+            plural = "s" if unit != "min" and count != 1 else ""
+            return f"{number(count, 0 if count == int(count) else 1)} {unit}{plural}"
+    return f"{number(seconds, 0)} s"
+
+
+def timestamp(value: str | None) -> str:
+    """An ISO-8601 time as 'YYYY-MM-DD HH:MM UTC' (the text itself if it does not parse)."""
+    if missing(value) or not value:
+        return "n/a"
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%Y-%m-%d %H:%M") + (" UTC" if parsed.tzinfo else "")
+
+
+def saving(base: dict | None, cost: float) -> dict | None:
+    """Monthly saving of `cost` against an alternative, in dollars and as a share of it."""
+    if not base or not base.get("cost_per_month"):
+        return None
+    delta = base["cost_per_month"] - cost
+    return {"dollars": delta, "share": delta / base["cost_per_month"], **base}
+
+
+def parallelism(row: dict) -> str:
+    """TP/PP/EP degrees in words: 'TP2 · PP1'; EP shown only when above 1."""
+    parts = [f"TP{row.get('tp', 1)}", f"PP{row.get('pp', 1)}"]
+    if (row.get("ep") or 1) > 1:
+        parts.append(f"EP{row['ep']}")
+    return " · ".join(parts)
+
+
+def serving_mode(row: dict) -> str:
+    """Aggregated, or disaggregated with its prefill:decode ratio."""
+    mode = row.get("mode") or "aggregated"
+    pd = row.get("pd")
+    return f"{mode} (P:D {':'.join(str(n) for n in pd)})" if pd else mode
+
+
+def finance(plan: dict) -> dict:
+    """Page one's figures: the plan table, savings, cost band and assumptions."""
+    rec = plan["recommended"]
+    accels = {a["id"]: a for a in plan.get("accelerators") or []}
+    rows = []
+    for r in rec["replicas"]:
+        acc = accels.get(r["accelerator"], {})
+        price = acc.get("price_per_hour")
+        gpus = r.get("gpus") or r.get("count", 0) * r.get("tp", 1) * r.get("pp", 1)
+        rows.append(
+            {
+                "accelerator": acc.get("name", str(r["accelerator"]).upper()),
+                "parallelism": parallelism(r),
+                "mode": serving_mode(r),
+                "max_batch": r.get("max_batch"),
+                "replicas": r.get("count"),
+                "gpus": gpus,
+                "goodput_rps": r.get("goodput_rps"),
+                "cost_per_hour": price * gpus if price is not None else None,
+            }
+        )
+    alts = plan.get("alternatives") or {}
+    band = plan.get("cost_band") or {}
+    slo = plan.get("slo") or {}
+    replay = (plan.get("replay") or {}).get("schedule")
+    target = slo.get("attainment")
+    held = replay.get("slo_attainment") if replay else None
+    return {
+        "replay": replay if held is not None else None,
+        "replay_ok": held >= target if held is not None and target is not None else None,
+        "rows": rows,
+        "gpus": sum(r["gpus"] or 0 for r in rows),
+        "fleet_per_hour": sum(r["cost_per_hour"] or 0.0 for r in rows),
+        "static_peak": saving(alts.get("static_peak"), rec["cost_per_month"]),
+        "best_single": saving(alts.get("best_single_accelerator"), rec["cost_per_month"]),
+        "band": band if band.get("p50_cost_per_month") is not None else None,
+        "slo": [
+            text
+            for key, text in (
+                ("ttft_p99_ms", "time to first token (p99) ≤ {} ms"),
+                ("tpot_p99_ms", "time per output token (p99) ≤ {} ms"),
+            )
+            if slo.get(key) is not None
+            for text in [text.format(number(slo[key]))]
+        ],
+        "attainment": slo.get("attainment"),
+        "accelerators": list(accels.values()),
+    }
+
+
+def environment() -> jinja2.Environment:
+    """The Jinja environment over reports/, with the report's number filters."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(resource_dir("reports")),
+        autoescape=jinja2.select_autoescape(("html", "j2")),
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        money=money, number=number, percent=percent, duration=duration, timestamp=timestamp
+    )
+    return env
+
+
+def specs_json(charts: dict[str, Chart]) -> str:
+    """All chart specs as one JSON object, safe inside a <script> element."""
+    text = json.dumps({k: c.spec for k, c in charts.items()}, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render_html(plan: dict, ops: OpsData, charts: dict[str, Chart]) -> str:
+    """The whole report page as one HTML string."""
+    env = environment()
+    css = (resource_dir("reports") / STYLESHEET).read_text(encoding="utf-8")
+    return env.get_template(TEMPLATE).render(
+        plan=plan,
+        rec=plan["recommended"],
+        fin=finance(plan),
+        ops=ops,
+        charts=charts,
+        css=css,
+        vega_js=vega_bundle(),
+        specs=specs_json(charts),
+        hours_per_month=HOURS_PER_MONTH,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )

@@ -1,0 +1,253 @@
+"""The capacity report: self-contained HTML, page-one figures, charts, exports and the CLI."""
+
+import json
+import re
+from html import escape as html_escape
+from pathlib import Path
+
+import polars as pl
+import pytest
+from report_plan import GENTD_COLD_STARTS, fixture_plan, fixture_store
+from typer.testing import CliRunner
+
+from cli import app
+from planner.errors import PlannerError
+from planner.optimize import make_plan, write_plan
+from planner.report import plan_tables, write_report
+from planner.report.render import money, vega_bundle
+from planner.store import open_store
+
+MAX_BYTES = 5_000_000
+PLAN_CHARTS = {
+    "cost-comparison",
+    "forecast",
+    "pareto",
+    "schedule",
+    "replay-timeline",
+    "replay-metrics",
+}
+STORE_CHARTS = {"request-rate", "interarrival-fit", "token-lengths", "keepalive"}
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The fixture plan over a store holding the embedded azure-code trace."""
+    db = fixture_store(tmp_path_factory.mktemp("store") / "store.duckdb")
+    return fixture_plan(db)
+
+
+@pytest.fixture(scope="module")
+def rendered(plan: dict, tmp_path_factory: pytest.TempPathFactory):
+    """The report of the fixture plan with CSV and Parquet exports."""
+    out = tmp_path_factory.mktemp("report") / "capacity.html"
+    result = write_report(plan, out, ("csv", "parquet"))
+    return result, out.read_text(encoding="utf-8")
+
+
+def expected_charts() -> set[str]:
+    """Every chart the fixture store allows (cold starts only where shared data exists)."""
+    cold = {"cold-start-breakdown"} if GENTD_COLD_STARTS.exists() else set()
+    return PLAN_CHARTS | STORE_CHARTS | cold
+
+
+def test_html_is_self_contained_and_small(rendered) -> None:
+    result, html = rendered
+    assert result.bytes == len(html.encode("utf-8")) <= MAX_BYTES
+    markup = re.sub(r"(<script\b[^>]*>).*?</script>", r"\1</script>", html, flags=re.S)
+    tags = re.findall(r"<(?:script|link|img|iframe)\b[^>]*>", markup, flags=re.IGNORECASE)
+    assert tags, "expected inline <script> tags"
+    assert not [t for t in tags if re.search(r"\b(?:src|href)\s*=", t, flags=re.IGNORECASE)]
+    assert "window.vegaEmbed" in html and "vegaLite" in html
+    assert "@import" not in html and not re.search(r"url\(\s*['\"]?https?:", html)
+    assert not re.search(r"https?://", re.sub(r"<script\b.*?</script>", "", html, flags=re.S))
+
+
+def test_every_chart_has_a_container_title_and_units(rendered) -> None:
+    result, html = rendered
+    assert set(result.charts) == expected_charts()
+    containers = re.findall(r'data-chart="([^"]+)"', html)
+    assert sorted(containers) == sorted(result.charts)
+    specs = json.loads(re.search(r'id="chart-specs">(.*?)</script>', html, re.S).group(1))
+    assert set(specs) == set(result.charts)
+    for chart_id, spec in specs.items():
+        assert spec["title"]["text"] and spec["title"]["subtitle"], chart_id
+        titles = quantitative_axis_titles(spec)
+        assert titles, f"{chart_id}: no quantitative axis titles"
+        assert all("(" in t for t in titles), f"{chart_id}: axis title without a unit: {titles}"
+
+
+def quantitative_axis_titles(node: object) -> list[str]:
+    """Titles of every quantitative x / y encoding in a Vega-Lite spec."""
+    found = []
+    if isinstance(node, dict):
+        for channel in ("x", "y"):
+            enc = (node.get("encoding") or {}).get(channel)
+            if isinstance(enc, dict) and enc.get("type") == "quantitative" and enc.get("title"):
+                found.append(enc["title"])
+        for value in node.values():
+            found.extend(quantitative_axis_titles(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(quantitative_axis_titles(value))
+    return found
+
+
+def test_page_one_has_the_finance_figures(plan: dict, rendered) -> None:
+    _, html = rendered
+    page_one = html.split('id="traffic"')[0]
+    rec, alts = plan["recommended"], plan["alternatives"]
+    assert html_escape(rec["sentence"], quote=True).replace("&#x27;", "&#39;") in page_one
+    for value in (
+        rec["cost_per_month"],
+        alts["static_peak"]["cost_per_month"] - rec["cost_per_month"],
+        alts["best_single_accelerator"]["cost_per_month"] - rec["cost_per_month"],
+    ):
+        assert money(value) in page_one
+    assert money(plan["cost_band"]["p50_cost_per_month"], 0) in page_one
+    assert (
+        f"${rec['cost_per_mtok']:,.2f}" in page_one or f"${rec['cost_per_mtok']:,.3f}" in page_one
+    )
+    assert "time to first token (p99) ≤ 1,000 ms" in page_one
+    for acc in plan["accelerators"]:
+        assert acc["name"] in page_one
+        assert money(acc["price_per_hour"]) in page_one
+    assert "AWS EC2 on-demand" in page_one
+    assert "3 hours in 10 min steps" in page_one
+    assert "TP1 · PP1" in page_one
+
+
+def test_money_and_number_formats() -> None:
+    assert money(6548.1) == "$6,548.10"
+    assert money(-1234.5, 0) == "-$1,234"
+    assert money(None) == "n/a"
+
+
+def test_exports_equal_the_plan_tables(plan: dict, rendered) -> None:
+    result, _ = rendered
+    tables = plan_tables(plan)
+    assert set(tables) == {"plan", "frontier", "schedule", "replay", "replay_timeline"}
+    assert tables["schedule"].to_dicts() == plan["schedule"]
+    assert tables["replay_timeline"].height == len(plan["replay"]["timeline"])
+    assert tables["plan"]["count"].to_list() == [
+        r["count"] for r in plan["recommended"]["replicas"]
+    ]
+    written = {p.name: p for p in result.files}
+    assert len(written) == 2 * len(tables)
+    for name, frame in tables.items():
+        parquet = pl.read_parquet(written[f"capacity-{name}.parquet"])
+        assert parquet.equals(frame), name
+        csv = pl.read_csv(written[f"capacity-{name}.csv"], schema=frame.schema)
+        assert csv.equals(frame), name
+
+
+def test_report_without_a_store_says_so(plan: dict, tmp_path: Path) -> None:
+    result = write_report({**plan, "db": str(tmp_path / "gone.duckdb")}, tmp_path / "r.html")
+    html = result.html.read_text(encoding="utf-8")
+    assert set(result.charts) == PLAN_CHARTS
+    assert "store unavailable" in result.notes["store"]
+    assert "no store here yet" in html
+
+
+def test_report_with_an_unknown_trace_and_empty_tables(plan: dict, tmp_path: Path) -> None:
+    other = {**plan, "trace": {**plan["trace"], "name": "elsewhere"}, "frontier": []}
+    other["replay"] = {**plan["replay"], "timeline": []}
+    result = write_report(other, tmp_path / "r.html")
+    html = result.html.read_text(encoding="utf-8")
+    assert "pareto" not in result.charts and "replay-timeline" not in result.charts
+    assert "The plan lists no evaluated candidates." in html
+    assert "trace &#39;elsewhere&#39; is not in the store" in html
+
+
+def test_write_report_rejects_a_bad_plan(plan: dict, tmp_path: Path) -> None:
+    with pytest.raises(PlannerError, match="recommended"):
+        write_report({k: v for k, v in plan.items() if k != "recommended"}, tmp_path / "r.html")
+    with pytest.raises(PlannerError, match="unknown export format 'xlsx'"):
+        write_report(plan, tmp_path / "r.html", ("xlsx",))
+    with pytest.raises(PlannerError, match="does not exist"):
+        write_report(plan, tmp_path / "missing" / "r.html")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_cli_report_json(plan: dict, tmp_path: Path) -> None:
+    plan_file = tmp_path / "PLAN.json"
+    plan_file.write_text(json.dumps(plan))
+    out = tmp_path / "out.html"
+    result = runner.invoke(
+        app, ["report", str(plan_file), "--out", str(out), "--format", "csv", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["html"] == str(out) and data["bytes"] == out.stat().st_size
+    assert {Path(f).name for f in data["files"]} == {
+        f"out-{t}.csv" for t in ("plan", "frontier", "schedule", "replay", "replay_timeline")
+    }
+    assert data["seconds"] > 0
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (None, "cannot read plan"),
+        ("{not json", "not valid JSON"),
+        ('{"version": 1, "model": "x"}', "bad plan file at"),
+        ('{"version": 7}', "version 7"),
+    ],
+)
+def test_cli_report_bad_plan_file(tmp_path: Path, content: str | None, fragment: str) -> None:
+    plan_file = tmp_path / "PLAN.json"
+    if content is not None:
+        plan_file.write_text(content)
+    result = runner.invoke(app, ["report", str(plan_file), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(plan_file) in lines[0] and fragment in lines[0], lines
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_cli_report_bad_format_is_a_usage_error(plan: dict, tmp_path: Path) -> None:
+    plan_file = tmp_path / "PLAN.json"
+    plan_file.write_text(json.dumps(plan))
+    result = runner.invoke(
+        app, ["report", str(plan_file), "--out", str(tmp_path / "r.html"), "--format", "xls"]
+    )
+    assert result.exit_code == 2
+
+
+def test_vega_bundle_is_cached_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    vega_bundle.cache_clear()
+    try:
+        bundle = vega_bundle()
+        (cached,) = (tmp_path / "planner").glob("vega-bundle-*.js")
+        assert cached.read_text(encoding="utf-8") == bundle
+        assert "window.vegaEmbed" in bundle
+    finally:
+        vega_bundle.cache_clear()
+
+
+def test_real_plan_end_to_end(plan: dict, tmp_path: Path) -> None:
+    """make_plan on the stored trace, written as PLAN.json, rendered through the CLI."""
+    db = Path(plan["db"])
+    con = open_store(db, read_only=True)
+    try:
+        real = make_plan(
+            con,
+            "azure-code",
+            "llama-3.2-1b",
+            ["ttft_p99=1000ms", "tpot_p99=50ms"],
+            accelerators=["l4", "a100"],
+            horizon="2h",
+            db=str(db),
+        )
+    finally:
+        con.close()
+    plan_file = write_plan(real, tmp_path / "PLAN.json")
+    out = tmp_path / "real.html"
+    result = runner.invoke(app, ["report", str(plan_file), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data["charts"]) == expected_charts()
+    html = out.read_text(encoding="utf-8")
+    assert money(real["recommended"]["cost_per_month"]) in html
+    assert data["bytes"] <= MAX_BYTES

@@ -1,0 +1,104 @@
+"""The report in headless Chromium, offline: no console errors, every chart drawn, a screenshot."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from report_plan import fixture_plan, fixture_store
+
+from planner.report import write_report
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+wait = pytest.importorskip("selenium.webdriver.support.wait")
+
+CHROMIUM = next(
+    (p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()),
+    None,
+)
+CHROMEDRIVER = next(
+    (
+        p
+        for p in ("/usr/bin/chromedriver", shutil.which("chromedriver") or "")
+        if p and Path(p).exists()
+    ),
+    None,
+)
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--proxy-server=http://127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--window-size=1100,1500",
+)
+RENDER_TIMEOUT_S = 30
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="headless Chromium needs the Debian packages chromium and chromium-driver "
+    "(/usr/bin/chromium, /usr/bin/chromedriver)",
+)
+
+
+@pytest.fixture
+def driver(tmp_path: Path):
+    """A headless Chromium with a fresh profile, network cut off, browser log captured."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
+    browser = webdriver.Chrome(options=options, service=service)
+    browser.set_network_conditions(
+        offline=True, latency=0, download_throughput=0, upload_throughput=0
+    )
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A report rendered from the fixture plan over the fixture store."""
+    db = fixture_store(tmp_path / "store.duckdb")
+    result = write_report(fixture_plan(db), tmp_path / "report.html")
+    return result.html, result.charts
+
+
+def test_report_renders_offline_without_errors(driver, report, tmp_path: Path) -> None:
+    """Every chart container holds a non-empty SVG/canvas and the console has no errors."""
+    html, charts = report
+    driver.get(html.resolve().as_uri())
+    wait.WebDriverWait(driver, RENDER_TIMEOUT_S).until(
+        lambda d: d.execute_script("return document.body.dataset.chartsDone === 'true'")
+    )
+    drawn = driver.execute_script(
+        """return Array.from(document.querySelectorAll('[data-chart]')).map(el => {
+             const svg = el.querySelector('svg'), canvas = el.querySelector('canvas');
+             const marks = svg ? svg.querySelectorAll('path, rect, line, text').length : 0;
+             const box = (svg || canvas) ? (svg || canvas).getBoundingClientRect() : {width: 0};
+             return [el.dataset.chart, marks > 0 || !!canvas, box.width];
+           });"""
+    )
+    assert sorted(c for c, _, _ in drawn) == sorted(charts)
+    assert all(ok and width > 100 for _, ok, width in drawn), drawn
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
+    driver.set_window_size(1100, 1500)
+    shot = tmp_path / "report-page-one.png"
+    assert driver.save_screenshot(str(shot))
+    full = driver.execute_script("return document.body.scrollHeight")
+    driver.set_window_size(1100, full + 100)
+    driver.save_screenshot(str(tmp_path / "report-full.png"))
+    if os.environ.get("PLANNER_SCREENSHOT_DIR"):
+        target = Path(os.environ["PLANNER_SCREENSHOT_DIR"])
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("report-page-one.png", "report-full.png"):
+            shutil.copy(tmp_path / name, target / name)
