@@ -443,24 +443,17 @@ def demo(
     ),
     json_out: JsonOption = False,
 ) -> None:
-    """Run the whole pipeline on the embedded trace (offline)."""
+    """Run the whole pipeline on the embedded trace (offline) and write the report."""
     with progress(not json_out) as bar:
         task = bar.add_task("demo", total=None)
         result = run_demo(out, lambda msg: bar.update(task, description=msg))
     if json_out:
-        emit_json(
-            {
-                "out_dir": str(result.out_dir),
-                "db": str(result.db),
-                "headline": result.headline,
-                "files": [str(f) for f in result.files],
-            }
-        )
+        emit_json(result.to_dict())
         return
-    typer.echo(result.headline)
-    typer.echo(f"store: {result.db}")
     for f in result.files:
         typer.echo(f"wrote {f}")
+    typer.echo(f"\n{result.headline}")
+    typer.echo(f"\nreport: {result.report}  ({result.seconds:.0f} s)")
 
 
 FreqOption = Annotated[
