@@ -6,8 +6,8 @@ temporary store; then, in the same run and on the same process pool, we time:
 - reference: `backtest_trace` with seasonal naive (one-day season) only: the same series,
   origins (2 scored + 1 for selection, one day apart, horizon one day) and conformal
   calibration, with the cheapest possible method;
-- ours: `backtest_trace` with every method (snaive_day, snaive_week, ets, stl_ar, profile) and
-  the nested auto-selection.
+- ours: `backtest_trace` with every method (snaive_day, snaive_week, ets, stl_ar, profile,
+  combo) and the nested auto-selection.
 
 series_per_s counts series with a non-zero history (all-zero clients are skipped in both).
 fit_seconds_max is the slowest single fit (with its 7 calibration re-fits) of any method on

@@ -10,7 +10,7 @@
 from planner.forecast.backtest import backtest_trace
 from planner.forecast.forecast import AUTO, forecast_trace
 from planner.forecast.methods import LEVELS, METHODS, QUANTILE_NAMES, Method
-from planner.forecast.series import load_series, read_series
+from planner.forecast.series import format_duration, load_series, read_series
 
 __all__ = [
     "AUTO",
@@ -20,6 +20,7 @@ __all__ = [
     "Method",
     "backtest_trace",
     "forecast_trace",
+    "format_duration",
     "load_series",
     "read_series",
 ]

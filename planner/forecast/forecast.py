@@ -96,11 +96,18 @@ def forecast_trace(
     series: str | Sequence[str] | None = None,
     total: bool = False,
     workers: int | None = None,
+    end: float | None = None,
 ) -> dict:
-    """Quantile forecasts of requests per interval for each selected series, JSON-ready."""
+    """Quantile forecasts of requests per interval for each selected series, JSON-ready.
+
+    With `end` (s from trace start) the forecast starts there and sees only the intervals that
+    end by it, auto-selection and token mix included; it is rounded down to an interval boundary.
+    """
     if method != AUTO and method not in METHODS:
         raise PlannerError(f"unknown method {method!r}; methods: auto, {', '.join(METHODS)}")
     data = read_series(con, trace_name, freq, series, total)
+    if end is not None:
+        data = data.before(end)
     day, n = data.steps_per_day, data.requests.shape[1]
     h = horizon_steps(horizon, data.freq_s)
     tasks = [ForecastTask(sid, data.requests[i], day, h, method) for i, sid in enumerate(data.ids)]
@@ -124,6 +131,8 @@ def forecast_trace(
             }
         )
         notes.extend(res["notes"])
+    if end is not None and end != n * data.freq_s:
+        notes.append(f"end {end:g} s rounded down to the interval boundary {n * data.freq_s} s")
     missing = [s["id"] for s in out_series if s["tokens"] is None]
     if missing:
         notes.append(f"no token lengths in the store for {len(missing)} series: tokens is null")

@@ -9,7 +9,7 @@ series reports zero is a collection gap (m-mid has 85 such windows, e.g. 1,896-1
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import numpy as np
@@ -61,6 +61,20 @@ class TraceSeries:
     def steps_per_day(self) -> int:
         """Intervals in one day (the daily season)."""
         return DAY_S // self.freq_s
+
+    def before(self, end_s: float) -> "TraceSeries":
+        """Only the intervals that end by `end_s` (s from trace start): the history to an origin."""
+        k = int(end_s // self.freq_s)
+        if not 1 <= k <= self.requests.shape[1]:
+            span = self.requests.shape[1] * self.freq_s
+            raise PlannerError(
+                f"--end {end_s:g}: expected a time (s from trace start) between {self.freq_s} "
+                f"(one {format_duration(self.freq_s)} interval) and the end of the trace ({span})"
+            )
+        req = self.requests[:, :k]
+        gaps = int(np.isnan(req).all(axis=0).sum()) if len(self.ids) else 0
+        cut = {"input_tokens": self.input_tokens[:, :k], "output_tokens": self.output_tokens[:, :k]}
+        return replace(self, requests=req, gaps=gaps, **cut)
 
     def frame(self) -> pl.DataFrame:
         """Long form: series, t (s from trace start), requests, input_tokens, output_tokens."""

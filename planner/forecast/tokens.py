@@ -101,7 +101,7 @@ def _pmf_quantiles(
                    l.which, l.tokens, sum(l.prob * greatest(coalesce(w.reqs, 0), 1e-9)) AS mass
             FROM length_dists l LEFT JOIN w
               ON w.series = l.series AND w.pw = floor(l.window_start_s / ?)
-            WHERE l.trace_id = ? AND l.window_start_s >= ? AND l.window_start_s < ?
+            WHERE l.trace_id = ? AND l.window_start_s >= ? AND l.window_start_s + l.window_s <= ?
               AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], l.series))
             GROUP BY ALL),
         c AS (
