@@ -103,16 +103,25 @@ def fixture_plan(db: Path, trace: str = "azure-code") -> dict:
         count = max(1, math.ceil(rate / cand["goodput_rps"]))
         return count, count * cand["cost_per_hour"]
 
+    def scheduled(cand: dict, q: str) -> tuple[int, float, float]:
+        """Peak count, peak $/hour and mean $/hour of a fleet following the `q` forecast."""
+        counts = [fleet(cand, p[q])[0] for p in points]
+        return (
+            max(counts),
+            max(counts) * cand["cost_per_hour"],
+            float(np.mean(counts)) * (cand["cost_per_hour"]),
+        )
+
     best = min(feasible, key=lambda f: fleet(f, demand)[1])
     best["chosen"] = True
-    count, per_hour = fleet(best, demand)
-    p50_count, p50_hour = fleet(best, quantiles["p50"])
+    count, per_hour, scheduled_hour = scheduled(best, "p95")
+    p50_hour = scheduled(best, "p50")[2]
     peak_count, peak_hour = fleet(best, float(rps.max()))
     other = min(
         (f for f in feasible if f["accelerator"] != best["accelerator"]),
         key=lambda f: fleet(f, demand)[1],
     )
-    other_count, other_hour = fleet(other, demand)
+    other_count, other_peak_hour, other_hour = scheduled(other, "p95")
 
     def replicas(cand: dict, n: int) -> list[dict]:
         keys = ("accelerator", "tp", "pp", "ep", "mode", "pd", "max_batch", "goodput_rps")
@@ -161,8 +170,8 @@ def fixture_plan(db: Path, trace: str = "azure-code") -> dict:
     model = "llama-3.1-8b"
     sentence = (
         f"Run {count} × {catalog[best['accelerator']].name} (TP{best['tp']}, aggregated) for "
-        f"{model}: ${per_hour * HOURS_PER_MONTH:,.0f}/month, "
-        f"${per_hour / (tokens_per_hour / 1e6):,.2f} per 1M tokens, "
+        f"{model}: ${scheduled_hour * HOURS_PER_MONTH:,.0f}/month, "
+        f"${scheduled_hour / (tokens_per_hour / 1e6):,.2f} per 1M tokens, "
         "holding TTFT p99 ≤ 1000 ms and TPOT p99 ≤ 50 ms for 99% of requests."
     )
     accels = sorted({f["accelerator"] for f in frontier})
@@ -197,22 +206,29 @@ def fixture_plan(db: Path, trace: str = "azure-code") -> dict:
             "mean_out_tokens": tokens[1],
             "peak_rps": float(rps.max()),
             "mean_rps": mean_rps,
+            "forecast_mean_rps": float(np.mean([p["p50"] for p in points])),
+            "forecast_peak_rps": max(p["p95"] for p in points),
+            "sized_for_rps": max(p["p95"] for p in points),
         },
         "recommended": {
             "sentence": sentence,
             "replicas": replicas(best, count),
             "cost_per_hour": per_hour,
-            "cost_per_month": per_hour * HOURS_PER_MONTH,
-            "cost_per_mtok": per_hour / (tokens_per_hour / 1e6),
+            "scheduled_cost_per_hour": scheduled_hour,
+            "cost_per_month": scheduled_hour * HOURS_PER_MONTH,
+            "cost_per_mtok": scheduled_hour / (tokens_per_hour / 1e6),
         },
         "alternatives": {
             "static_peak": {
+                "cost_per_hour": peak_hour,
                 "cost_per_month": peak_hour * HOURS_PER_MONTH,
                 "cost_per_mtok": peak_hour / (tokens_per_hour / 1e6),
                 "replicas": replicas(best, peak_count),
             },
             "best_single_accelerator": {
                 "accelerator": other["accelerator"],
+                "cost_per_hour": other_peak_hour,
+                "scheduled_cost_per_hour": other_hour,
                 "cost_per_month": other_hour * HOURS_PER_MONTH,
                 "cost_per_mtok": other_hour / (tokens_per_hour / 1e6),
                 "replicas": replicas(other, other_count),
@@ -220,7 +236,7 @@ def fixture_plan(db: Path, trace: str = "azure-code") -> dict:
         },
         "cost_band": {
             "p50_cost_per_month": p50_hour * HOURS_PER_MONTH,
-            "p95_cost_per_month": per_hour * HOURS_PER_MONTH,
+            "p95_cost_per_month": scheduled_hour * HOURS_PER_MONTH,
         },
         "frontier": frontier,
         "forecast": {

@@ -9,6 +9,10 @@ from typer.testing import CliRunner
 from cli import app
 from planner.ingest import ingest_sample
 from planner.optimize import make_plan, read_plan
+from planner.optimize.candidates import Targets
+from planner.optimize.plan import _sentence
+from planner.report.render import money, percent
+from planner.simulate import parse_slos
 from planner.store import open_store
 
 SLOS = ["--slo", "ttft_p99=1000ms", "--slo", "tpot_p99=50ms"]
@@ -25,9 +29,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def planned(store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    """One full `planner plan --json --out` run (shared by the checks below)."""
-    out = tmp_path_factory.mktemp("out") / "PLAN.json"
+def planned(store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, Path]:
+    """One full `planner plan --json --out --report` run (shared by the checks below)."""
+    folder = tmp_path_factory.mktemp("out")
+    out, report = folder / "PLAN.json", folder / "report.html"
     result = CliRunner().invoke(
         app,
         [
@@ -40,20 +45,21 @@ def planned(store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict
             str(store),
             "--out",
             str(out),
+            "--report",
+            str(report),
             "--json",
         ],
     )
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout), out
+    return json.loads(result.stdout), out, report
 
 
 def test_plan_json_has_the_contract(planned):
     """Recommended replicas, frontier, schedule, three replays and the search size."""
-    plan, out = planned
+    plan, out, _ = planned
     assert read_plan(out) == plan
     rec = plan["recommended"]
     assert rec["replicas"] and all(g["count"] >= 1 for g in rec["replicas"])
-    assert rec["cost_per_month"] == pytest.approx(rec["cost_per_hour"] * 730, rel=1e-3)
     assert plan["search"]["candidates"] >= 200
     assert any(p["pareto"] for p in plan["frontier"]) and any(p["chosen"] for p in plan["frontier"])
     assert {r["action"] for r in plan["schedule"]} <= {"start", "scale-up", "scale-down", "hold"}
@@ -62,6 +68,97 @@ def test_plan_json_has_the_contract(planned):
         assert 0 <= entry["slo_attainment"] <= 1 and entry["gpu_hours"] > 0
     assert plan["replay"]["schedule"]["slo_attainment"] >= 0.99
     assert plan["replay"]["static_peak"]["scaling_actions"] == 0
+
+
+def test_cost_keys_say_peak_fleet_or_schedule(planned):
+    """cost_per_hour is the peak fleet; cost_per_month is the scheduled mean x 730, everywhere."""
+    plan, _, _ = planned
+    rec, alts = plan["recommended"], plan["alternatives"]
+    price = {a["id"]: a["price_per_hour"] for a in plan["accelerators"]}
+    fleet = sum(price[g["accelerator"]] * g["gpus"] for g in rec["replicas"])
+    assert rec["cost_per_hour"] == pytest.approx(fleet, rel=1e-3)
+    assert rec["scheduled_cost_per_hour"] <= rec["cost_per_hour"] + 1e-6
+    assert rec["cost_per_month"] == pytest.approx(rec["scheduled_cost_per_hour"] * 730, rel=1e-4)
+    single = alts["best_single_accelerator"]
+    assert single["cost_per_month"] == pytest.approx(single["scheduled_cost_per_hour"] * 730)
+    assert alts["static_peak"]["cost_per_month"] == pytest.approx(rec["cost_per_hour"] * 730)
+
+
+def test_saving_in_the_sentence_is_the_page_one_saving(planned):
+    """The sentence's "mixing saves" is best single minus recommended, as page one shows it."""
+    plan, _, report = planned
+    rec, single = plan["recommended"], plan["alternatives"]["best_single_accelerator"]
+    saved = single["cost_per_month"] - rec["cost_per_month"]
+    assert saved >= 0, "the recommendation must not cost more than the best single accelerator"
+    page_one = report.read_text(encoding="utf-8").split('id="traffic"')[0]
+    assert money(saved) in page_one and percent(saved / single["cost_per_month"]) in page_one
+    if saved > 0:
+        assert (
+            f"saves ${saved:,.0f}/month ({saved / single['cost_per_month']:.1%})" in rec["sentence"]
+        )
+    else:
+        assert "saves" not in rec["sentence"]
+
+
+def test_sentence_saving_cases():
+    """Saves (with the same dollars and share as page one), ties, and one accelerator type."""
+    targets = Targets.of(parse_slos(["ttft_p99=1000ms"]), 0.99)
+    groups = [
+        {"accelerator": a, "count": 1, "tp": 1, "pp": 1, "ep": 1, "mode": "aggregated", "pd": None}
+        for a in ("a100", "h100")
+    ]
+    cost = {"cost_per_hour": 10.0, "cost_per_month": 900.0, "cost_per_mtok": 1.0}
+    single = {"accelerator": "h100", "cost_per_hour": 11.0, "cost_per_month": 1000.0}
+    assert (
+        "Mixing a100, h100 saves $100/month (10.0%) against the best single accelerator "
+        "(h100, $1,000/month" in _sentence("m", groups, cost, targets, single)
+    )
+    tie = _sentence("m", groups, cost | {"cost_per_month": 1000.0}, targets, single)
+    assert "saves" not in tie and "costs the same" in tie and "$10.00 vs $11.00" in tie
+    one = _sentence("m", groups[1:], cost, targets, single)
+    assert "A single accelerator type is cheapest here" in one
+
+
+def test_demand_mean_and_peak_are_of_one_series(planned):
+    """mean/peak: the observed series the history holds; forecast figures named as such."""
+    plan, _, _ = planned
+    demand, fc = plan["demand"], plan["forecast"]
+    observed = [h["rps"] for h in fc["history"]]
+    assert demand["mean_rps"] == pytest.approx(sum(observed) / len(observed), abs=1e-3)
+    assert demand["peak_rps"] == pytest.approx(max(observed), abs=1e-3)
+    assert demand["mean_rps"] < demand["peak_rps"]
+    p50 = [p["p50"] for p in fc["points"]]
+    assert demand["forecast_mean_rps"] == pytest.approx(sum(p50) / len(p50), abs=1e-3)
+    assert demand["forecast_peak_rps"] == pytest.approx(
+        max(p["p95"] for p in fc["points"]), abs=1e-3
+    )
+    assert demand["sized_for_rps"] >= demand["forecast_peak_rps"]
+
+
+def test_replay_timeline_is_whole_replicas_in_steps(planned):
+    """Whole replica counts; a row at every interval edge of the window and at each change."""
+    plan, _, _ = planned
+    timeline, window = plan["replay"]["timeline"], plan["replay"]["window"]
+    times = [r["t"] for r in timeline]
+    assert times == sorted(set(times))
+    assert times[0] == window["start_s"] and times[-1] == window["end_s"]
+    edges = range(int(window["start_s"]), int(window["end_s"]) + 1, int(plan["interval_s"]))
+    assert set(edges) <= set(times)
+    for row in timeline:
+        assert all(type(row[p]) is int for p in ("schedule", "static_peak", "reactive")), row
+    for prev, row in zip(timeline, timeline[1:], strict=False):
+        if row["t"] not in edges:
+            assert any(row[p] != prev[p] for p in ("schedule", "static_peak", "reactive"))
+
+
+def test_plan_report_option_writes_the_html(planned):
+    """--report writes the capacity report; with --json stdout still holds only the plan."""
+    plan, _, report = planned
+    html = report.read_text(encoding="utf-8")
+    assert (
+        html.startswith("<!DOCTYPE html>") and money(plan["recommended"]["cost_per_month"]) in html
+    )
+    assert 'data-chart="replay-timeline"' in html and 'data-chart="schedule"' in html
 
 
 def test_plan_human_output(store):

@@ -114,6 +114,20 @@ def test_page_one_has_the_finance_figures(plan: dict, rendered) -> None:
         assert money(acc["price_per_hour"]) in page_one
     assert "AWS EC2 on-demand" in page_one
     assert "3 hours in 10 min steps" in page_one
+    assert rec["scheduled_cost_per_hour"] < rec["cost_per_hour"]
+    assert (
+        f"{money(rec['scheduled_cost_per_hour'])} per hour on average under the scaling schedule"
+        in page_one
+    )
+    assert f"{money(rec['cost_per_hour'])} per hour with every replica running" in page_one
+    footer = page_one.split("<tfoot>")[1].split("</tfoot>")[0]
+    assert (
+        "the peak fleet, every replica running" in footer and money(rec["cost_per_hour"]) in footer
+    )
+    demand = plan["demand"]
+    assert (
+        f"observed mean {demand['mean_rps']:,.2f} req/s, peak {demand['peak_rps']:,.2f}" in page_one
+    )
     assert "TP1 · PP1" in page_one
 
 
@@ -192,11 +206,18 @@ def test_cli_report_json(plan: dict, tmp_path: Path) -> None:
         ("{not json", "not valid JSON"),
         ('{"version": 1, "model": "x"}', "bad plan file at"),
         ('{"version": 7}', "version 7"),
+        ("[1, 2]", "not a plan file: expected a JSON object, found an array"),
+        ('"plan"', "expected a JSON object, found a string"),
+        (b'{"version": 1, "model": "\xff"}', "not a UTF-8 text file"),
     ],
 )
-def test_cli_report_bad_plan_file(tmp_path: Path, content: str | None, fragment: str) -> None:
+def test_cli_report_bad_plan_file(
+    tmp_path: Path, content: str | bytes | None, fragment: str
+) -> None:
     plan_file = tmp_path / "PLAN.json"
-    if content is not None:
+    if isinstance(content, bytes):
+        plan_file.write_bytes(content)
+    elif content is not None:
         plan_file.write_text(content)
     result = runner.invoke(app, ["report", str(plan_file), "--out", str(tmp_path / "r.html")])
     assert result.exit_code == 1

@@ -5,9 +5,12 @@ import pytest
 
 from planner.costmodel import StepModel
 from planner.errors import PlannerError
+from planner.forecast import forecast_trace
+from planner.ingest import ingest_sample
 from planner.optimize.mix import MixOption
 from planner.scaling.autoscaler import HpaConfig, hpa_replicas
 from planner.scaling.delay import default_delay, measured_delay
+from planner.scaling.demand import demand_series, forecast_demand
 from planner.scaling.replay import (
     Engine,
     reactive_timeline,
@@ -143,3 +146,18 @@ def test_replay_totals_and_underprovisioning():
         work.arrival_s, bucket, [dep], np.array([2]), np.array([1]), 60.0, 0.0, 600.0
     )
     assert reactive.requested.max() >= 2 and (reactive.ready <= reactive.requested).all()
+
+
+def test_demand_forecast_is_the_public_forecast_from_an_origin(db_path):
+    """forecast_demand is forecast_trace(end=origin) in requests/s, times the rate scale."""
+    con = open_store(db_path)
+    ingest_sample(con, "azure-code")
+    demand = demand_series(con, "azure-code", "5min", rate_scale=2.0)
+    fc = forecast_demand(con, demand, 6, 3)
+    ref = forecast_trace(con, "azure-code", freq="5min", horizon="15min", total=True, end=1800)
+    (series,) = ref["series"]
+    assert fc.origin_s == 1800.0 and fc.method == series["method"]
+    assert fc.level("p95") == pytest.approx([p["p95"] * 2.0 / 300 for p in series["points"]])
+    with pytest.raises(PlannerError, match="at least 2"):
+        forecast_demand(con, demand, 1, 3)
+    con.close()

@@ -18,9 +18,15 @@ from planner.analytics.burstiness import (
     window_fits,
 )
 from planner.analytics.coldstarts import cold_start_summary, pod_utility, request_pods
-from planner.analytics.fits import fit, fit_groups
+from planner.analytics.fits import cdf, fit, fit_groups
 from planner.analytics.keepalive import KEEPALIVES_S, keepalive_curve
-from planner.analytics.lengths import io_relation, length_quantiles, prefix_reuse
+from planner.analytics.lengths import (
+    io_relation,
+    length_quantiles,
+    pmf_histogram,
+    prefix_reuse,
+    token_histogram,
+)
 from planner.analytics.stats import num, rows
 from planner.errors import PlannerError
 from planner.store import TraceInfo, get_trace
@@ -35,6 +41,7 @@ __all__ = [
     "analyze_trace",
     "arrival_counts",
     "bin_counts",
+    "cdf",
     "cold_start_summary",
     "fit",
     "fit_groups",
@@ -43,9 +50,11 @@ __all__ = [
     "keepalive_curve",
     "length_quantiles",
     "load_arrivals",
+    "pmf_histogram",
     "pod_utility",
     "prefix_reuse",
     "rate_window_summary",
+    "token_histogram",
     "window_fits",
 ]
 

@@ -7,7 +7,9 @@
 4. Mix: the least-cost replica counts serving the forecast peak (MILP), within availability
    and budget; otherwise an explanation of the binding constraint.
 5. Schedule: replicas per interval for the forecast quantile, started a provisioning delay
-   ahead, with scale-down hysteresis.
+   ahead, with scale-down hysteresis; for the peak mix and for the best single-accelerator
+   mix alike, and the one that costs less on its schedule is recommended (so the two monthly
+   figures the sentence and the report compare are on the same basis, planfile.py).
 6. Replay: the held-back tail through the simulator under the schedule (forecast from the
    history before it), static provisioning at its forecast peak, and a reactive HPA.
 """
@@ -16,6 +18,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import duckdb
 import numpy as np
@@ -264,6 +267,24 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return round(float(value), digits) if value is not None and np.isfinite(value) else None
 
 
+def _timeline(
+    timelines: dict[str, Timeline], edges: np.ndarray, observed: np.ndarray, forecast: np.ndarray
+) -> list[dict]:
+    """Ready replicas per policy as a step series: a row at each interval edge and each change."""
+    grid = next(iter(timelines.values()))
+    ready = np.column_stack([tl.ready.sum(axis=1) for tl in timelines.values()])
+    changes = np.flatnonzero((np.diff(ready, axis=0) != 0).any(axis=1)) + 1
+    times = np.union1d(edges, grid.start_s + grid.step_s * changes)
+    rows = grid.index(times)
+    interval = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, len(observed) - 1)
+    return [
+        {"t": float(t)}
+        | {name: int(ready[r, i]) for i, name in enumerate(timelines)}
+        | {"demand_rps": round(float(observed[k]), 4), "forecast_rps": round(float(forecast[k]), 4)}
+        for t, r, k in zip(times.tolist(), rows.tolist(), interval.tolist(), strict=True)
+    ]
+
+
 def _replay_all(
     con: duckdb.DuckDBPyConnection,
     ctx: Context,
@@ -297,20 +318,7 @@ def _replay_all(
     }
     edges = start_s + interval * np.arange(len(forecast.times) + 1)
     observed = np.histogram(arrivals, bins=edges)[0] / interval
-    per = max(int(round(interval / timelines["schedule"].step_s)), 1)
-    out["timeline"] = [
-        {"t": float(edges[k])}
-        | {
-            name: round(float(tl.ready[k * per : (k + 1) * per].sum(axis=1).mean()), 3)
-            for name, tl in timelines.items()
-            if k * per < len(tl.ready)
-        }
-        | {
-            "demand_rps": round(float(observed[k]), 4),
-            "forecast_rps": round(float(forecast.level(quantile)[k]), 4),
-        }
-        for k in range(len(forecast.times))
-    ]
+    out["timeline"] = _timeline(timelines, edges, observed, forecast.level(quantile))
     out["window"] = {
         "start_s": start_s,
         "end_s": end_s,
@@ -323,29 +331,88 @@ def _replay_all(
 def _sentence(
     model: str,
     groups: list[dict],
-    cost_month: float,
-    per_mtok: float,
+    cost: dict,
     targets: Targets,
     single: dict | None,
-    mixed_gain: float,
 ) -> str:
-    """The one-sentence recommendation finance reads first."""
+    """The one-sentence recommendation finance reads first (`cost`: the recommended block)."""
     fleet = " + ".join(_label(g) for g in groups)
     slo = targets.describe().replace("<=", "≤")
     text = (
         f"Run {fleet} for {model} at the forecast peak, scaled by the schedule: "
-        f"${cost_month:,.0f}/month, ${per_mtok:,.2f} per 1M tokens, holding {slo} for "
-        f"{targets.attainment:.0%} of requests."
+        f"${cost['cost_per_month']:,.0f}/month, ${cost['cost_per_mtok']:,.2f} per 1M tokens, "
+        f"holding {slo} for {targets.attainment:.0%} of requests."
     )
+    accs = ", ".join(sorted({g["accelerator"] for g in groups}))
     if single is None:
         return text
-    accs = {g["accelerator"] for g in groups}
-    if len(accs) > 1 and mixed_gain > 0:
+    if "," not in accs:
+        return text + " A single accelerator type is cheapest here: mixing types would not save."
+    saved = single["cost_per_month"] - cost["cost_per_month"]
+    if saved > 0:
         return text + (
-            f" Mixing {', '.join(sorted(accs))} saves {mixed_gain:.0%} against the "
-            f"best single accelerator ({single['accelerator']})."
+            f" Mixing {accs} saves ${saved:,.0f}/month ({saved / single['cost_per_month']:.1%}) "
+            f"against the best single accelerator ({single['accelerator']}, "
+            f"${single['cost_per_month']:,.0f}/month on the same schedule)."
         )
-    return text + " A single accelerator type is cheapest here: mixing types would not save."
+    return text + (
+        f" On the schedule mixing {accs} costs the same as the best single accelerator "
+        f"({single['accelerator']}); it is chosen for its cheaper peak fleet "
+        f"(${cost['cost_per_hour']:,.2f} vs ${single['cost_per_hour']:,.2f} per hour)."
+    )
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """A peak mix, its deployments (with capacity curves) and its schedule over the horizon."""
+
+    mix: Mix
+    deployments: list[Deployment]
+    schedule: Schedule
+
+    @property
+    def scheduled_cost_per_hour(self) -> float:
+        """Mean fleet cost per hour over the schedule."""
+        return _schedule_cost(self.schedule)
+
+    def costs(self, served_rps: float, tokens: float) -> dict:
+        """PLAN.json cost keys: peak fleet and scheduled $/hour, $/month and $/1M tokens."""
+        scheduled = self.scheduled_cost_per_hour
+        return {
+            "cost_per_hour": round(self.mix.cost_per_hour, 4),
+            "scheduled_cost_per_hour": round(scheduled, 4),
+            "cost_per_month": round(scheduled * HOURS_PER_MONTH, 2),
+            "cost_per_mtok": _round(_per_mtok(scheduled, served_rps, tokens)),
+        }
+
+
+def _fleet(
+    mix: Mix,
+    cands: dict[str, Candidate],
+    evaluator: GoodputEvaluator,
+    names: Sequence[str],
+    forecast: DemandForecast,
+    demand: np.ndarray,
+    delay_s: float,
+    limits: dict[str, int] | None,
+) -> Fleet:
+    """The mix's deployments, each with its capacity curve up to its peak count, and schedule."""
+    deployments = [
+        replace(
+            d,
+            curve=evaluator.capacity_curve(
+                cands[d.option.key],
+                d.bucket,
+                int(mix.counts[mix.options.index(d.option), d.bucket]),
+                d.goodput,
+            ),
+        )
+        for d in deployments_of(mix.options, mix.counts, names)
+    ]
+    schedule = build_schedule(
+        forecast.times, demand, deployments, forecast.interval_s, delay_s, limits
+    )
+    return Fleet(mix, deployments, schedule)
 
 
 def make_plan(
@@ -394,8 +461,8 @@ def make_plan(
             f"trace {trace!r} spans less than two {interval} intervals; too short to plan"
         )
     cutoff = len(demand.rps) - holdout
-    forward = forecast_demand(demand, len(demand.rps), steps)
-    held = forecast_demand(demand, cutoff, holdout)
+    forward = forecast_demand(con, demand, len(demand.rps), steps)
+    held = forecast_demand(con, demand, cutoff, holdout)
     level = forward.level(quantile)
 
     _say(progress, "sampling the request mix")
@@ -421,24 +488,23 @@ def make_plan(
     _say(progress, "building the scaling schedule")
     weights_gb = card.total_params() * dtype_bytes(card.dtype) / 1e9
     delay = provisioning_delay(con, card.id, weights_gb, cold_starts)
-    deployments = [
-        replace(
-            d,
-            curve=evaluator.capacity_curve(
-                cands[d.option.key], d.bucket, int(mix.counts[i, d.bucket]), d.goodput
-            ),
-        )
-        for d in deployments_of(mix.options, mix.counts, names)
-        for i in [mix.options.index(d.option)]
-    ]
-    schedule = build_schedule(
-        forward.times,
-        _demand_by_bucket(level, shares),
-        deployments,
-        interval_s,
-        delay.seconds,
-        limits,
+    fleet_of = partial(
+        _fleet,
+        cands=cands,
+        evaluator=evaluator,
+        names=names,
+        forecast=forward,
+        demand=_demand_by_bucket(level, shares),
+        delay_s=delay.seconds,
+        limits=limits,
     )
+    fleet = fleet_of(mix)
+    single_fleet = None
+    if single is not None:
+        single_fleet = fleet if len(mix.gpus_by_accelerator()) == 1 else fleet_of(single)
+        if single_fleet.scheduled_cost_per_hour < fleet.scheduled_cost_per_hour:
+            fleet = single_fleet
+    mix, deployments, schedule = fleet.mix, fleet.deployments, fleet.schedule
     median = build_schedule(
         forward.times,
         _demand_by_bucket(forward.level("p50"), shares),
@@ -464,32 +530,15 @@ def make_plan(
     tokens = _tokens_per_request(tail)
     bucket_tokens = np.array([_tokens_per_request(w) if w.requests else tokens for w in workloads])
     mean_p50 = float(np.nanmean(forward.level("p50")))
-    cost_hour = _schedule_cost(schedule)
     groups = _groups(mix, cands, names)
+    costs = fleet.costs(mean_p50, tokens)
     single_block = None
-    gain = 0.0
-    if single is not None:
-        single_deps = deployments_of(single.options, single.counts, names)
-        single_cost = _schedule_cost(
-            build_schedule(
-                forward.times,
-                _demand_by_bucket(level, shares),
-                single_deps,
-                interval_s,
-                delay.seconds,
-                limits,
-            )
-        )
-        single_groups = _groups(single, cands, names)
+    if single_fleet is not None:
+        single_groups = _groups(single_fleet.mix, cands, names)
         single_block = {
             "accelerator": single_groups[0]["accelerator"],
-            "cost_per_month": round(single_cost * HOURS_PER_MONTH, 2),
-            "cost_per_mtok": _round(_per_mtok(single_cost, mean_p50, tokens)),
             "replicas": single_groups,
-            "peak_cost_per_hour": round(single.cost_per_hour, 4),
-        }
-        gain = 1.0 - mix.cost_per_hour / single.cost_per_hour if single.cost_per_hour else 0.0
-    per_mtok = _per_mtok(cost_hour, mean_p50, tokens)
+        } | single_fleet.costs(mean_p50, tokens)
     plan = {
         "version": PLAN_VERSION,
         "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -521,10 +570,11 @@ def make_plan(
             "unit": "requests/s",
             "mean_in_tokens": round(float(np.mean(tail.input_tokens)), 2),
             "mean_out_tokens": round(float(np.mean(tail.output_tokens)), 2),
-            "peak_rps": round(float(np.nanmax(level)), 4),
-            "mean_rps": round(float(np.nanmean(level)), 4),
-            "observed_peak_rps": round(float(np.nanmax(demand.rps)), 4),
-            "observed_mean_rps": round(float(np.nanmean(demand.rps)), 4),
+            "peak_rps": round(float(np.nanmax(demand.rps)), 4),
+            "mean_rps": round(float(np.nanmean(demand.rps)), 4),
+            "forecast_peak_rps": round(float(np.nanmax(level)), 4),
+            "forecast_mean_rps": round(mean_p50, 4),
+            "sized_for_rps": round(peak, 4),
             "buckets": [
                 {
                     "name": n,
@@ -535,18 +585,13 @@ def make_plan(
             ],
         },
         "recommended": {
-            "sentence": _sentence(
-                card.id, groups, cost_hour * HOURS_PER_MONTH, per_mtok, targets, single_block, gain
-            ),
+            "sentence": _sentence(card.id, groups, costs, targets, single_block),
             "replicas": groups,
-            "cost_per_hour": round(cost_hour, 4),
-            "cost_per_month": round(cost_hour * HOURS_PER_MONTH, 2),
-            "cost_per_mtok": _round(per_mtok),
-            "peak_cost_per_hour": round(mix.cost_per_hour, 4),
-            "mixed_saving": round(gain, 4),
-        },
+        }
+        | costs,
         "alternatives": {
             "static_peak": {
+                "cost_per_hour": costs["cost_per_hour"],
                 "cost_per_month": round(mix.cost_per_hour * HOURS_PER_MONTH, 2),
                 "cost_per_mtok": _round(_per_mtok(mix.cost_per_hour, mean_p50, tokens)),
                 "replicas": groups,
@@ -555,7 +600,7 @@ def make_plan(
         | ({"best_single_accelerator": single_block} if single_block else {}),
         "cost_band": {
             "p50_cost_per_month": round(_schedule_cost(median) * HOURS_PER_MONTH, 2),
-            f"{quantile}_cost_per_month": round(cost_hour * HOURS_PER_MONTH, 2),
+            f"{quantile}_cost_per_month": costs["cost_per_month"],
         },
         "frontier": _frontier(found.evaluations, mix, bucket_tokens, names),
         "forecast": {

@@ -15,17 +15,27 @@ contract between planner/optimize and planner/report) is::
                         "price_source": "..."}],
       "horizon_s": 86400, "interval_s": 600, "quantile": "p95",
       "demand": {"unit": "requests/s", "mean_in_tokens": 2048.0, "mean_out_tokens": 28.0,
-                 "peak_rps": 12.3, "mean_rps": 2.6},
+                 "mean_rps": 2.6, "peak_rps": 3.6,      // observed: the trace's requests/s per
+                                                        // interval_s interval (x rate_scale)
+                 "forecast_mean_rps": 2.7,              // mean of the forecast p50 over the horizon
+                 "forecast_peak_rps": 4.4,              // peak of the forecast `quantile`
+                 "sized_for_rps": 5.2},                 // what the peak fleet serves: the peak
+                                                        // `quantile` forecast, horizon and replay
       "recommended": {
         "sentence": "Run 3 × H100 (TP1, aggregated) for llama-3.1-8b: ...",
         "replicas": [{"accelerator": "h100", "tp": 1, "pp": 1, "ep": 1, "mode": "aggregated",
                       "pd": null, "max_batch": 128, "count": 3, "gpus": 3,
-                      "goodput_rps": 4.1}],
-        "cost_per_hour": 8.97, "cost_per_month": 6548.1, "cost_per_mtok": 0.41
+                      "goodput_rps": 4.1}],         // the peak fleet
+        "cost_per_hour": 8.97,                      // peak fleet: every replica above running
+        "scheduled_cost_per_hour": 7.1,             // mean over the horizon under the schedule
+        "cost_per_month": 5183.0,                   // scheduled_cost_per_hour x 730: the bill
+        "cost_per_mtok": 0.41                       // scheduled cost / tokens at forecast_mean_rps
       },
-      "alternatives": {
-        "static_peak": {"cost_per_month": 9000.0, "cost_per_mtok": 0.6, "replicas": [...]},
-        "best_single_accelerator": {"accelerator": "a100", "cost_per_month": 7000.0,
+      "alternatives": {                        // same cost keys, same basis as "recommended"
+        "static_peak": {"cost_per_hour": 8.97, "cost_per_month": 6548.1, "cost_per_mtok": 0.6,
+                        "replicas": [...]},    // the peak fleet always on: cost_per_hour x 730
+        "best_single_accelerator": {"accelerator": "a100", "cost_per_hour": 9.5,
+                                    "scheduled_cost_per_hour": 7.6, "cost_per_month": 5548.0,
                                     "cost_per_mtok": 0.45, "replicas": [...]}
       },
       "cost_band": {"p50_cost_per_month": 5000.0, "p95_cost_per_month": 6548.1},
@@ -47,10 +57,21 @@ contract between planner/optimize and planner/report) is::
                         "replica_starts": 4, "scaling_actions": 6},
         "static_peak": {...}, "reactive": {...},
         "timeline": [{"t": 0, "schedule": 3, "static_peak": 4, "reactive": 2,
-                      "demand_rps": 2.5}]
+                      "demand_rps": 2.5, "forecast_rps": 3.1}]
       },
       "search": {"candidates": 240, "feasible": 120, "seconds": 12.3}
     }
+
+Money basis: every ``cost_per_month`` (recommended and each alternative) is what that option
+bills in a 730-hour month when it runs its own schedule over the horizon (static peak: always
+on), so page one's savings and the sentence's "mixing saves" are differences of these monthly
+figures. ``cost_per_hour`` is always the peak fleet with every replica running.
+
+Replay timeline: ready (serving) replicas per policy, summed over deployments, as whole numbers
+in a step series: a row at every interval edge of the replay window (its end included) and at
+every grid step where a policy's count changes; each row holds until the next. ``demand_rps``
+is the observed arrival rate and ``forecast_rps`` the forecast `quantile` in the interval
+holding ``t``.
 
 Models below accept extra keys (forward compatible: a newer writer may add figures) but
 require every key above.
@@ -65,6 +86,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from planner.errors import PlannerError
 
 PLAN_VERSION = 1
+JSON_NAMES = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 
 class _Model(BaseModel):
@@ -101,13 +130,16 @@ class AcceleratorRef(_Model):
 
 
 class Demand(_Model):
-    """Demand figures over the horizon (requests/s) and the trace's mean token lengths."""
+    """Observed and forecast demand (requests/s) and the trace's mean token lengths."""
 
     unit: str
     mean_in_tokens: float
     mean_out_tokens: float
-    peak_rps: float
     mean_rps: float
+    peak_rps: float
+    forecast_mean_rps: float
+    forecast_peak_rps: float
+    sized_for_rps: float
 
 
 class ReplicaGroup(_Model):
@@ -126,11 +158,12 @@ class ReplicaGroup(_Model):
 
 
 class Recommended(_Model):
-    """The recommended plan: replicas at peak, and what it costs under the schedule."""
+    """The recommended plan: the peak fleet, its cost per hour, and its cost on the schedule."""
 
     sentence: str
     replicas: list[ReplicaGroup]
     cost_per_hour: float
+    scheduled_cost_per_hour: float
     cost_per_month: float
     cost_per_mtok: float
 
@@ -138,6 +171,7 @@ class Recommended(_Model):
 class Alternative(_Model):
     """A comparison plan for finance (static peak, best single accelerator)."""
 
+    cost_per_hour: float
     cost_per_month: float
     cost_per_mtok: float
     replicas: list[ReplicaGroup]
@@ -239,6 +273,9 @@ class PlanFile(_Model):
 
 def validate_plan(data: dict[str, Any], where: str = "plan") -> dict[str, Any]:
     """Check a plan dict against the schema; PlannerError naming the first bad key."""
+    if not isinstance(data, dict):
+        found = JSON_NAMES.get(type(data), type(data).__name__)
+        raise PlannerError(f"{where}: not a plan file: expected a JSON object, found {found}")
     if data.get("version") != PLAN_VERSION:
         raise PlannerError(
             f"{where}: plan file version {data.get('version')!r} is not {PLAN_VERSION}"
@@ -256,7 +293,7 @@ def write_plan(data: dict[str, Any], path: Path) -> Path:
     """Validate and write PLAN.json (UTF-8, indented)."""
     validate_plan(data, str(path))
     try:
-        path.write_text(json.dumps(data, indent=2, default=float) + "\n")
+        path.write_text(json.dumps(data, indent=2, default=float) + "\n", encoding="utf-8")
     except OSError as exc:
         raise PlannerError(f"{path}: cannot write plan ({exc.strerror})") from None
     return path
@@ -265,9 +302,13 @@ def write_plan(data: dict[str, Any], path: Path) -> Path:
 def read_plan(path: Path) -> dict[str, Any]:
     """Read and validate a PLAN.json."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise PlannerError(f"{path}: cannot read plan ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise PlannerError(
+            f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"
+        ) from None
     except json.JSONDecodeError as exc:
         raise PlannerError(f"{path}: not valid JSON ({exc})") from None
     return validate_plan(data, str(path))

@@ -17,15 +17,16 @@ import polars as pl
 
 from planner.analytics import (
     KEEPALIVES_S,
+    cdf,
     cold_start_summary,
     interarrival_fit,
     keepalive_curve,
     load_arrivals,
+    pmf_histogram,
+    token_histogram,
 )
-from planner.analytics.fits import cdf
-from planner.analytics.lengths import pmf_histogram, token_histogram
 from planner.errors import PlannerError
-from planner.forecast.series import format_duration, load_series
+from planner.forecast import format_duration, load_series
 from planner.store import TraceInfo, get_trace, list_traces, open_store
 
 BURST_SIGMA = 3.0

@@ -161,7 +161,6 @@ def finance(plan: dict) -> dict:
         "replay_ok": held >= target if held is not None and target is not None else None,
         "rows": rows,
         "gpus": sum(r["gpus"] or 0 for r in rows),
-        "fleet_per_hour": sum(r["cost_per_hour"] or 0.0 for r in rows),
         "static_peak": saving(alts.get("static_peak"), rec["cost_per_month"]),
         "best_single": saving(alts.get("best_single_accelerator"), rec["cost_per_month"]),
         "band": band if band.get("p50_cost_per_month") is not None else None,

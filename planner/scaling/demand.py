@@ -1,9 +1,10 @@
 """Demand to plan for: the trace's request rate per interval and its forecast quantiles.
 
-The forecast comes from planner.forecast's methods (a point path plus conformal quantiles):
-the robust seasonal profile when the history holds the two days it needs, else the recent
-level. A forecast can start at any interval of the trace, which is what the held-back replay
-needs: forecast the last part of the trace from what came before it, then replay that part.
+The forecast is planner.forecast's public `forecast_trace` on the trace's total series with
+method auto-selection (the method with the best backtest over the history's last origins; the
+recent level when the history is shorter than the seasonal methods need). `end=` starts it at
+any interval of the trace, which is what the held-back replay needs: forecast the last part of
+the trace from what came before it, then replay that part.
 """
 
 from dataclasses import dataclass
@@ -12,29 +13,20 @@ import duckdb
 import numpy as np
 
 from planner.errors import PlannerError
-from planner.forecast.methods import (
-    DEFAULT_METHOD,
-    FALLBACK_METHOD,
-    METHODS,
-    QUANTILE_NAMES,
-    quantile_forecast,
-)
-from planner.forecast.series import read_series
+from planner.forecast import AUTO, forecast_trace, format_duration, read_series
 
 REPORTED = ("p10", "p50", "p90", "p95", "p99")
+MIN_HISTORY = 2
 
 
 @dataclass(frozen=True)
 class DemandSeries:
-    """Requests/s per interval of a trace (NaN where the source has a collection gap)."""
+    """Requests/s per interval of a trace, times `rate_scale` (NaN where the source has a gap)."""
 
+    trace: str
     interval_s: int
     rps: np.ndarray
-
-    @property
-    def steps_per_day(self) -> int:
-        """Intervals in one day."""
-        return max(86_400 // self.interval_s, 1)
+    rate_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -74,25 +66,39 @@ def demand_series(
     if not rate_scale > 0:
         raise PlannerError(f"--rate-scale {rate_scale}: must be positive")
     series = read_series(con, trace, interval, total=True)
-    return DemandSeries(series.freq_s, series.requests[0] / series.freq_s * rate_scale)
+    rps = series.requests[0] / series.freq_s * rate_scale
+    return DemandSeries(series.trace, series.freq_s, rps, rate_scale)
 
 
-def forecast_demand(demand: DemandSeries, upto: int, steps: int) -> DemandForecast:
-    """Quantile forecast of `steps` intervals after the first `upto` intervals of `demand`."""
-    history = demand.rps[:upto]
-    period = demand.steps_per_day
-    method = METHODS[DEFAULT_METHOD]
-    if not method.available(len(history), period):
-        method = METHODS[FALLBACK_METHOD]
-    if not method.available(len(history), period):
+def forecast_demand(
+    con: duckdb.DuckDBPyConnection,
+    demand: DemandSeries,
+    upto: int,
+    steps: int,
+    method: str = AUTO,
+) -> DemandForecast:
+    """Quantile forecast (requests/s) of `steps` intervals after the first `upto` of `demand`."""
+    if upto < MIN_HISTORY:
         raise PlannerError(
-            f"the trace has {len(history)} interval(s) of {demand.interval_s} s before the "
-            "forecast origin; planning needs at least two"
+            f"the trace has {upto} interval(s) of {demand.interval_s} s before the "
+            f"forecast origin; planning needs at least {MIN_HISTORY}"
         )
-    q = quantile_forecast(method, history, steps, period)
+    result = forecast_trace(
+        con,
+        demand.trace,
+        freq=format_duration(demand.interval_s),
+        horizon=format_duration(steps * demand.interval_s),
+        method=method,
+        total=True,
+        end=upto * demand.interval_s,
+    )
+    (series,) = result["series"]
+    per_s = demand.rate_scale / demand.interval_s
     return DemandForecast(
-        origin_s=float(upto * demand.interval_s),
+        origin_s=result["origin_s"],
         interval_s=demand.interval_s,
-        method=method.name,
-        quantiles={name: q[i] for i, name in enumerate(QUANTILE_NAMES)},
+        method=series["method"],
+        quantiles={
+            q: np.array([p[q] for p in series["points"]]) * per_s for q in result["quantiles"]
+        },
     )

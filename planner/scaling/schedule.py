@@ -8,7 +8,10 @@ deployment's goodput at the count the first pass gave (smaller fleets get less p
 Scale-ups are requested one provisioning delay before the interval starts, so replicas are
 ready when the demand arrives. Scale-down
 hysteresis: an interval keeps the largest count needed within the next `hold_s` seconds, so a
-dip shorter than that never releases replicas that would have to cold-start again.
+dip shorter than that never releases replicas that would have to cold-start again. By default
+`hold_s` is the provisioning delay (the ski-rental break-even: releasing a replica for a gap
+longer than the delay saves more GPU-seconds than restarting it costs, since a replica is billed
+from the moment it is requested), rounded up to whole intervals.
 """
 
 from collections.abc import Mapping, Sequence
@@ -18,7 +21,6 @@ import numpy as np
 
 from planner.optimize.mix import MixOption, solve_mix
 
-DEFAULT_HOLD_S = 1800.0
 QUANTUM_PER_REPLICA = 32
 
 
@@ -194,12 +196,13 @@ def build_schedule(
     interval_s: float,
     delay_s: float,
     available: Mapping[str, int] | None = None,
-    hold_s: float = DEFAULT_HOLD_S,
+    hold_s: float | None = None,
 ) -> Schedule:
     """Replica counts per interval covering `demand` (intervals, buckets), with hysteresis."""
     demand = np.asarray(demand, dtype=float).reshape(len(times), -1)
     need = need_per_interval(deployments, demand, available)
-    counts = hold_counts(need, int(np.ceil(hold_s / interval_s)))
+    hold = delay_s if hold_s is None else hold_s
+    counts = hold_counts(need, int(np.ceil(hold / interval_s)))
     return Schedule(
         times=np.asarray(times, dtype=float),
         interval_s=float(interval_s),
