@@ -476,13 +476,16 @@ def forecast(
     method: Annotated[
         str, typer.Option(help="auto (best by backtest, per series) or a method name.")
     ] = "auto",
+    end: Annotated[
+        float | None, typer.Option(help="Forecast origin in s from trace start (default: its end).")
+    ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Forecast requests per interval with quantiles (p10-p99) and the token mix."""
     with store(db, read_only=True) as con, progress(not json_out) as bar:
         bar.add_task("forecasting", total=None)
-        result = forecast_trace(con, trace, freq, horizon, method, series, total)
+        result = forecast_trace(con, trace, freq, horizon, method, series, total, end=end)
     if json_out:
         emit_json(result)
         return
@@ -552,6 +555,9 @@ def plan(
     ] = 1.0,
     out: Annotated[Path | None, typer.Option("--out", help="Write PLAN.json here.")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Write the plan's tables here.")] = None,
+    report_file: Annotated[
+        Path | None, typer.Option("--report", help="Also write the HTML capacity report here.")
+    ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -580,6 +586,7 @@ def plan(
         )
     files = [write_plan(result, out)] if out else []
     files += write_tables(result, csv) if csv else []
+    files += [write_report(result, report_file).html] if report_file else []
     if json_out:
         emit_json(result)
         return

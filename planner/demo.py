@@ -34,6 +34,7 @@ class DemoResult:
     report: Path
     seconds: float
     files: list[Path] = field(default_factory=list)
+    charts: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -91,4 +92,5 @@ def run_demo(out_dir: Path, step: Callable[[str], None] = lambda _: None) -> Dem
         report.html,
         time.perf_counter() - started,
         files,
+        report.charts,
     )

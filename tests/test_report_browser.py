@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from report_plan import fixture_plan, fixture_store
 
+from planner.demo import run_demo
 from planner.report import write_report
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
@@ -64,15 +65,20 @@ def driver(tmp_path: Path):
     browser.quit()
 
 
-@pytest.fixture
-def report(tmp_path: Path) -> tuple[Path, list[str]]:
-    """A report rendered from the fixture plan over the fixture store."""
+@pytest.fixture(params=["fixture", "demo"])
+def report(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, list[str]]:
+    """The report of the fixture plan, and the one `planner demo` writes from real stages."""
+    if request.param == "demo":
+        demo = run_demo(tmp_path / "demo")
+        return demo.report, demo.charts
     db = fixture_store(tmp_path / "store.duckdb")
     result = write_report(fixture_plan(db), tmp_path / "report.html")
     return result.html, result.charts
 
 
-def test_report_renders_offline_without_errors(driver, report, tmp_path: Path) -> None:
+def test_report_renders_offline_without_errors(
+    driver, report, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """Every chart container holds a non-empty SVG/canvas and the console has no errors."""
     html, charts = report
     driver.get(html.resolve().as_uri())
@@ -100,5 +106,6 @@ def test_report_renders_offline_without_errors(driver, report, tmp_path: Path) -
     if os.environ.get("PLANNER_SCREENSHOT_DIR"):
         target = Path(os.environ["PLANNER_SCREENSHOT_DIR"])
         target.mkdir(parents=True, exist_ok=True)
+        prefix = request.node.callspec.params["report"]
         for name in ("report-page-one.png", "report-full.png"):
-            shutil.copy(tmp_path / name, target / name)
+            shutil.copy(tmp_path / name, target / f"{prefix}-{name}")
