@@ -27,8 +27,9 @@ from planner.forecast import backtest_trace, forecast_trace
 from planner.forecast.backtest import BACKTEST_COLUMNS, backtest_rows
 from planner.forecast.forecast import FORECAST_COLUMNS, forecast_rows
 from planner.ingest import FORMATS, SAMPLES, ingest_path, ingest_sample
-from planner.optimize import make_plan, write_plan
+from planner.optimize import write_plan
 from planner.optimize.planfile import write_tables
+from planner.planning import make_plan
 from planner.report import ExportFormat, read_plan, write_report
 from planner.simulate import ROUTERS, simulate_trace
 from planner.store import default_db_path, list_traces, open_store, run_query

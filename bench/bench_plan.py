@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.costmodel import StepModel  # noqa: E402
 from planner.ingest import ingest_sample  # noqa: E402
-from planner.optimize import make_plan  # noqa: E402
+from planner.planning import make_plan  # noqa: E402
 from planner.simulate import StepTable, load_workload, parse_slos, simulate  # noqa: E402
 from planner.store import open_store  # noqa: E402
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from planner.analytics import analyze_trace
 from planner.forecast import forecast_trace
 from planner.ingest import ingest_sample
-from planner.optimize import make_plan, write_plan
+from planner.optimize import write_plan
+from planner.planning import make_plan
 from planner.report import write_report
 from planner.store import open_store
 

@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from cli import app
 from planner.ingest import ingest_sample
-from planner.optimize import make_plan, read_plan
+from planner.optimize import read_plan
 from planner.optimize.candidates import Targets
-from planner.optimize.plan import _sentence
+from planner.planning import _sentence, make_plan
 from planner.report.render import money, percent
 from planner.simulate import parse_slos
 from planner.store import open_store

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from cli import app
 from planner.errors import PlannerError
-from planner.optimize import make_plan, write_plan
+from planner.optimize import write_plan
+from planner.planning import make_plan
 from planner.report import plan_tables, write_report
 from planner.report.render import money, vega_bundle
 from planner.store import open_store

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from planner.ingest import ingest_path
-from planner.optimize import make_plan
+from planner.planning import make_plan
 from planner.store import open_store
 from tests.conftest import shared_path
 

@@ -1,10 +1,7 @@
 """Optimizer (SPEC 9): candidate plans, goodput search, Pareto frontier, accelerator mix, plan file.
 
-`make_plan` (plan.py) also drives planner.scaling, which itself uses the mix solver, so it is
-imported on first use to keep `import planner.scaling` free of an import cycle.
+The whole planning run (optimizer, then scaling schedule and replay) is `planner.planning`.
 """
-
-from typing import Any
 
 from planner.optimize.candidates import Candidate, Targets, enumerate_candidates
 from planner.optimize.frontier import pareto_mask
@@ -12,7 +9,6 @@ from planner.optimize.mix import Mix, MixOption, best_single_accelerator, brute_
 from planner.optimize.planfile import PLAN_VERSION, read_plan, validate_plan, write_plan
 
 __all__ = [
-    "DEFAULT_ACCELERATORS",
     "PLAN_VERSION",
     "Candidate",
     "Mix",
@@ -21,19 +17,9 @@ __all__ = [
     "best_single_accelerator",
     "brute_force_mix",
     "enumerate_candidates",
-    "make_plan",
     "pareto_mask",
     "read_plan",
     "solve_mix",
     "validate_plan",
     "write_plan",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """Lazily provide make_plan and DEFAULT_ACCELERATORS from planner.optimize.plan."""
-    if name in ("make_plan", "DEFAULT_ACCELERATORS"):
-        from planner.optimize import plan
-
-        return getattr(plan, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

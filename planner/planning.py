@@ -3,13 +3,14 @@
 1. Candidates (accelerator x tp x pp x ep x mode x P:D x max batch) that fit in memory.
 2. Demand: the trace's request rate per interval; forecast quantiles for the horizon after
    the trace, and for a held-back tail of the trace (the last horizon, at most half of it).
-3. Search: simulated per-replica goodput of the candidates that can matter (search.py).
+3. Search: simulated per-replica goodput of the candidates that can matter
+   (planner/optimize/search.py).
 4. Mix: the least-cost replica counts serving the forecast peak (MILP), within availability
    and budget; otherwise an explanation of the binding constraint.
 5. Schedule: replicas per interval for the forecast quantile, started a provisioning delay
    ahead, with scale-down hysteresis; for the peak mix and for the best single-accelerator
    mix alike, and the one that costs less on its schedule is recommended (so the two monthly
-   figures the sentence and the report compare are on the same basis, planfile.py).
+   figures the sentence and the report compare are on the same basis, planner/optimize/planfile.py).
 6. Replay: the held-back tail through the simulator under the schedule (forecast from the
    history before it), static provisioning at its forecast peak, and a reactive HPA.
 """
