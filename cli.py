@@ -1,4 +1,8 @@
-"""The `planner` command line: parse, call the library, format. No logic lives here."""
+"""The `planner` command line: parse, call the library, format. No logic lives here.
+
+Each command imports its pipeline stage when it runs, so `planner traces` does not pay for
+loading altair, statsmodels and the simulator.
+"""
 
 import functools
 import json
@@ -15,23 +19,8 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from planner.analytics import SECTIONS, analyze_trace
-from planner.analytics.table import summary_rows
-from planner.costmodel import Calibration, load_catalog
-from planner.costmodel.batch import predict_points, read_points
-from planner.costmodel.calibrate import calibrate as fit_calibration
-from planner.costmodel.calibrate import format_report
-from planner.demo import run_demo
 from planner.errors import PlannerError
-from planner.forecast import backtest_trace, forecast_trace
-from planner.forecast.backtest import BACKTEST_COLUMNS, backtest_rows
-from planner.forecast.forecast import FORECAST_COLUMNS, forecast_rows
 from planner.ingest import FORMATS, SAMPLES, ingest_path, ingest_sample
-from planner.optimize import write_plan
-from planner.optimize.planfile import write_tables
-from planner.planning import make_plan
-from planner.report import ExportFormat, read_plan, write_report
-from planner.simulate import ROUTERS, simulate_trace
 from planner.store import default_db_path, list_traces, open_store, run_query
 
 app = typer.Typer(
@@ -194,7 +183,8 @@ def query(
 def analyze(
     trace: Annotated[str, typer.Argument(help="Trace name (see `planner traces`).")],
     only: Annotated[
-        str | None, typer.Option(help=f"Comma-separated sections: {', '.join(SECTIONS)}.")
+        str | None,
+        typer.Option(help="Comma-separated sections (default: all that apply; see --json keys)."),
     ] = None,
     window: Annotated[float, typer.Option(help="Per-window fit length in seconds.")] = 600.0,
     keepalive: Annotated[
@@ -211,6 +201,9 @@ def analyze(
     json_out: JsonOption = False,
 ) -> None:
     """Burstiness, token lengths, cold starts and keep-alive counterfactuals of a trace."""
+    from planner.analytics import analyze_trace
+    from planner.analytics.table import summary_rows
+
     try:
         keepalives = tuple(float(k) for k in keepalive.split(",")) if keepalive else None
     except ValueError:
@@ -273,6 +266,9 @@ def calibrate(
     json_out: JsonOption = False,
 ) -> None:
     """Fit the latency cost model's efficiency parameters to measured profiles."""
+    from planner.costmodel.calibrate import calibrate as fit_calibration
+    from planner.costmodel.calibrate import format_report
+
     cal, errors = fit_calibration(profiles, report=report)
     if out is not None:
         try:
@@ -311,6 +307,9 @@ def latency(
     json_out: JsonOption = False,
 ) -> None:
     """Predict engine-step latency (ms) for every point of a CSV."""
+    from planner.costmodel import Calibration, load_catalog
+    from planner.costmodel.batch import predict_points, read_points
+
     points = read_points(in_path)
     cal = Calibration.load(calibration) if calibration is not None else None
     catalog = load_catalog(accelerators) if accelerators is not None else None
@@ -346,7 +345,9 @@ def simulate(
     tp: Annotated[int, typer.Option(help="Tensor-parallel degree per instance.")] = 1,
     pp: Annotated[int, typer.Option(help="Pipeline-parallel degree per instance.")] = 1,
     replicas: Annotated[int, typer.Option(help="Replicas behind the router.")] = 1,
-    router: Annotated[str, typer.Option(help=f"Routing: {', '.join(ROUTERS)}.")] = "least-loaded",
+    router: Annotated[
+        str, typer.Option(help="Routing: round-robin or least-loaded.")
+    ] = "least-loaded",
     max_batch: Annotated[int, typer.Option(help="Most sequences in a batch.")] = 256,
     chunked_prefill: Annotated[
         int | None, typer.Option(help="Token budget of a mixed prefill+decode step.")
@@ -367,6 +368,8 @@ def simulate(
     json_out: JsonOption = False,
 ) -> None:
     """Simulate a trace on a serving plan: TTFT/TPOT percentiles, SLO attainment, goodput."""
+    from planner.simulate import simulate_trace
+
     with store(db, read_only=True) as con:
         out = simulate_trace(
             con,
@@ -417,7 +420,7 @@ def report(
     plan_file: Annotated[Path, typer.Argument(help="PLAN.json written by `planner plan`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")],
     format: Annotated[
-        list[ExportFormat] | None,
+        list[str] | None,
         typer.Option("--format", help="Also write the plan's tables beside the HTML (repeat)."),
     ] = None,
     db: Annotated[
@@ -426,6 +429,8 @@ def report(
     json_out: JsonOption = False,
 ) -> None:
     """Write the capacity report: one self-contained HTML file (opens offline)."""
+    from planner.report import read_plan, write_report
+
     result = write_report(read_plan(plan_file), out, tuple(format or ()), db)
     if json_out:
         emit_json(result.to_dict())
@@ -445,6 +450,8 @@ def demo(
     json_out: JsonOption = False,
 ) -> None:
     """Run the whole pipeline on the embedded trace (offline) and write the report."""
+    from planner.demo import run_demo
+
     with progress(not json_out) as bar:
         task = bar.add_task("demo", total=None)
         result = run_demo(out, lambda msg: bar.update(task, description=msg))
@@ -484,6 +491,9 @@ def forecast(
     json_out: JsonOption = False,
 ) -> None:
     """Forecast requests per interval with quantiles (p10-p99) and the token mix."""
+    from planner.forecast import forecast_trace
+    from planner.forecast.forecast import FORECAST_COLUMNS, forecast_rows
+
     with store(db, read_only=True) as con, progress(not json_out) as bar:
         bar.add_task("forecasting", total=None)
         result = forecast_trace(con, trace, freq, horizon, method, series, total, end=end)
@@ -511,6 +521,9 @@ def backtest(
     json_out: JsonOption = False,
 ) -> None:
     """Rolling-origin backtest: MASE, relative MASE, pinball loss, interval coverage."""
+    from planner.forecast import backtest_trace
+    from planner.forecast.backtest import BACKTEST_COLUMNS, backtest_rows
+
     methods = None if method == "auto" else method.split(",")
     with store(db, read_only=True) as con, progress(not json_out) as bar:
         bar.add_task("backtesting", total=None)
@@ -563,6 +576,11 @@ def plan(
     json_out: JsonOption = False,
 ) -> None:
     """The cheapest plan holding the SLO, its scaling schedule and a replay of the trace."""
+    from planner.optimize import write_plan
+    from planner.optimize.planfile import write_tables
+    from planner.planning import make_plan
+    from planner.report import write_report
+
     db_path = (db if db is not None else default_db_path()).resolve()
     with store(db_path, read_only=True) as con, progress(not json_out) as bar:
         task = bar.add_task("planning", total=None)

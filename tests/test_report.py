@@ -227,13 +227,15 @@ def test_cli_report_bad_plan_file(
     assert not (tmp_path / "r.html").exists()
 
 
-def test_cli_report_bad_format_is_a_usage_error(plan: dict, tmp_path: Path) -> None:
+def test_cli_report_bad_format_names_the_known_ones(plan: dict, tmp_path: Path) -> None:
     plan_file = tmp_path / "PLAN.json"
     plan_file.write_text(json.dumps(plan))
     result = runner.invoke(
         app, ["report", str(plan_file), "--out", str(tmp_path / "r.html"), "--format", "xls"]
     )
-    assert result.exit_code == 2
+    assert result.exit_code == 1
+    assert "unknown export format 'xls'; formats: csv, parquet" in result.stderr
+    assert not (tmp_path / "r.html").exists()
 
 
 def test_vega_bundle_is_cached_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
