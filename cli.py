@@ -7,7 +7,7 @@ loading altair, statsmodels and the simulator.
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -73,14 +73,18 @@ def progress(enabled: bool) -> Progress:
     return Progress(console=err_console, disable=not (enabled and sys.stderr.isatty()))
 
 
-def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    """A compact rich table on stdout."""
+def print_table(
+    title: str, columns: list[str], rows: list[list[Any]], notes: Iterable[str] = ()
+) -> None:
+    """A compact rich table on stdout, then any notes on stderr."""
     table = Table(title=title)
     for col in columns:
         table.add_column(col)
     for row in rows:
         table.add_row(*[escape(fmt_value(v)) for v in row])
     console.print(table)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
 
 
 def fmt_value(value: Any) -> str:
@@ -501,9 +505,7 @@ def forecast(
         emit_json(result)
         return
     title = f"forecast of {trace}: {result['unit']}, next {result['horizon']}"
-    print_table(title, FORECAST_COLUMNS, forecast_rows(result))
-    for note in result["notes"]:
-        typer.echo(f"note: {note}", err=True)
+    print_table(title, FORECAST_COLUMNS, forecast_rows(result), result["notes"])
 
 
 @command
@@ -532,9 +534,7 @@ def backtest(
         emit_json(result)
         return
     title = f"backtest of {trace}: {result['series']} series, {origins} origin(s), {freq}"
-    print_table(title, BACKTEST_COLUMNS, backtest_rows(result))
-    for note in result["notes"]:
-        typer.echo(f"note: {note}", err=True)
+    print_table(title, BACKTEST_COLUMNS, backtest_rows(result), result["notes"])
 
 
 @command
