@@ -78,23 +78,33 @@ def snaive_week(y: np.ndarray, h: int, period: int) -> np.ndarray:
     return seasonal_naive(y, h, 7 * period)
 
 
-def ets(y: np.ndarray, h: int, period: int) -> np.ndarray:
-    """Holt-Winters (additive level + daily season, no trend) on log1p of the last 8 days."""
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
-
+def _on_log_scale(
+    name: str, y: np.ndarray, h: int, period: int, fit: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Run a statsmodels forecaster `fit(x) -> path` on log1p of the last 8 days."""
     x = np.log1p(y[-8 * period :])
     if np.ptp(x) == 0:
         return np.full(h, y[-1], dtype=np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            model = ExponentialSmoothing(
-                x, seasonal="add", seasonal_periods=period, initialization_method="heuristic"
-            )
-            path = model.fit().forecast(h)
+            path = fit(x)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            raise MethodUnavailable(f"ets: {exc}") from None
+            raise MethodUnavailable(f"{name}: {exc}") from None
     return np.expm1(np.asarray(path)).clip(0)
+
+
+def ets(y: np.ndarray, h: int, period: int) -> np.ndarray:
+    """Holt-Winters (additive level + daily season, no trend) on log1p of the last 8 days."""
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    def fit(x: np.ndarray) -> np.ndarray:
+        model = ExponentialSmoothing(
+            x, seasonal="add", seasonal_periods=period, initialization_method="heuristic"
+        )
+        return model.fit().forecast(h)
+
+    return _on_log_scale("ets", y, h, period, fit)
 
 
 def stl_ar(y: np.ndarray, h: int, period: int) -> np.ndarray:
@@ -102,17 +112,11 @@ def stl_ar(y: np.ndarray, h: int, period: int) -> np.ndarray:
     from statsmodels.tsa.ar_model import AutoReg
     from statsmodels.tsa.forecasting.stl import STLForecast
 
-    x = np.log1p(y[-8 * period :])
-    if np.ptp(x) == 0:
-        return np.full(h, y[-1], dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            model = STLForecast(x, AutoReg, model_kwargs={"lags": 1, "trend": "c"}, period=period)
-            path = model.fit(inner_iter=1, outer_iter=0).forecast(h)
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            raise MethodUnavailable(f"stl_ar: {exc}") from None
-    return np.expm1(np.asarray(path)).clip(0)
+    def fit(x: np.ndarray) -> np.ndarray:
+        model = STLForecast(x, AutoReg, model_kwargs={"lags": 1, "trend": "c"}, period=period)
+        return model.fit(inner_iter=1, outer_iter=0).forecast(h)
+
+    return _on_log_scale("stl_ar", y, h, period, fit)
 
 
 def profile(y: np.ndarray, h: int, period: int) -> np.ndarray:
