@@ -7,8 +7,9 @@ measured at a few fleet sizes; the mix is solved with the peak goodput, then aga
 deployment's goodput at the count the first pass gave (smaller fleets get less per replica).
 Scale-ups are requested one provisioning delay before the interval starts, so replicas are
 ready when the demand arrives. Scale-down
-hysteresis: an interval keeps the largest count needed within the next `hold_s` seconds, so a
-dip shorter than that never releases replicas that would have to cold-start again. By default
+hysteresis: a replica is released only if the need does not come back within the next `hold_s`
+seconds, so a dip shorter than that never releases replicas that would have to cold-start
+again (scale-ups are not advanced by the hold: the provisioning lead already does that). By default
 `hold_s` is the provisioning delay (the ski-rental break-even: releasing a replica for a gap
 longer than the delay saves more GPU-seconds than restarting it costs, since a replica is billed
 from the moment it is requested), rounded up to whole intervals.
@@ -182,10 +183,15 @@ def need_per_interval(
 
 
 def hold_counts(need: np.ndarray, hold_intervals: int) -> np.ndarray:
-    """Scale-down hysteresis: each interval keeps the max need of itself and the next few."""
+    """Scale-down hysteresis: replicas are kept through a dip of at most `hold_intervals`.
+
+    A count drops at interval k only if the need does not come back within the next
+    `hold_intervals` intervals; scale-ups are never advanced (the provisioning lead does that).
+    """
     held = need.copy()
-    for shift in range(1, hold_intervals + 1):
-        held[:-shift] = np.maximum(held[:-shift], need[shift:])
+    for k in range(1, len(need)):
+        ahead = need[k + 1 : k + 1 + hold_intervals].max(axis=0, initial=0)
+        held[k] = np.maximum(need[k], np.minimum(held[k - 1], ahead))
     return held
 
 
