@@ -644,6 +644,7 @@ def plan(
             for name in ("schedule", "static_peak", "reactive")
         ],
     )
+    typer.echo(replay["verdict"]["sentence"])
     search = result["search"]
     typer.echo(
         f"{search['candidates']} candidate plans, {search['simulated']} simulated, "

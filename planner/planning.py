@@ -55,6 +55,7 @@ from planner.scaling.replay import (
     Timeline,
     reactive_timeline,
     replay,
+    replay_verdict,
     schedule_timeline,
     static_timeline,
 )
@@ -319,6 +320,7 @@ def _replay_all(
     }
     edges = start_s + interval * np.arange(len(forecast.times) + 1)
     observed = np.histogram(arrivals, bins=edges)[0] / interval
+    out["verdict"] = replay_verdict(out, ctx.targets.attainment)
     out["timeline"] = _timeline(timelines, edges, observed, forecast.level(quantile))
     out["window"] = {
         "start_s": start_s,

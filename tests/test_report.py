@@ -144,6 +144,7 @@ def test_exports_equal_the_plan_tables(plan: dict, rendered) -> None:
     assert set(tables) == {"plan", "frontier", "schedule", "replay", "replay_timeline"}
     assert tables["schedule"].to_dicts() == plan["schedule"]
     assert tables["replay_timeline"].height == len(plan["replay"]["timeline"])
+    assert tables["replay"]["policy"].to_list() == ["schedule", "static_peak", "reactive"]
     assert tables["plan"]["count"].to_list() == [
         r["count"] for r in plan["recommended"]["replicas"]
     ]

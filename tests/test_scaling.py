@@ -16,6 +16,7 @@ from planner.scaling.replay import (
     reactive_timeline,
     ready_from_requested,
     replay,
+    replay_verdict,
     route,
     schedule_timeline,
     static_timeline,
@@ -32,6 +33,13 @@ def test_hold_counts_suppresses_short_dips():
     """A one-interval dip inside the hold window keeps its replicas; a lasting drop releases."""
     need = np.array([[3], [1], [3], [3], [1], [1], [1], [1]])
     assert hold_counts(need, 2)[:, 0].tolist() == [3, 3, 3, 3, 1, 1, 1, 1]
+
+
+def test_hold_counts_never_advances_a_scale_up():
+    """A ramp keeps its timing (the provisioning lead starts replicas early, not the hold)."""
+    need = np.array([[1], [1], [2], [4], [4], [1], [2], [1], [1], [1]])
+    assert hold_counts(need, 2)[:, 0].tolist() == [1, 1, 2, 4, 4, 2, 2, 1, 1, 1]
+    assert hold_counts(need, 0)[:, 0].tolist() == need[:, 0].tolist()
 
 
 def test_schedule_covers_demand_and_leads_by_the_delay():
@@ -148,6 +156,17 @@ def test_replay_totals_and_underprovisioning():
     assert reactive.requested.max() >= 2 and (reactive.ready <= reactive.requested).all()
 
 
+def test_reactive_target_is_one_replicas_goodput():
+    """6 req/s, one replica serves 2 (four serve 4 each): HPA at 80 % of 2 runs 4, not 2."""
+    arrivals = np.linspace(0.0, 600.0, 3600, endpoint=False)
+    peak_option = MixOption("h100", "h100", 1, 12.29, (4.0,))
+    dep = Deployment(peak_option, 0, "all", curve=((1, 2.0), (4, 4.0)))
+    timeline = reactive_timeline(
+        arrivals, np.zeros(3600, dtype=int), [dep], np.array([4]), np.array([1]), 0.0, 0.0, 600.0
+    )
+    assert timeline.requested[-1, 0] == 4  # ceil(6 / (0.8 x 2.0))
+
+
 def test_demand_forecast_is_the_public_forecast_from_an_origin(db_path):
     """forecast_demand is forecast_trace(end=origin) in requests/s, times the rate scale."""
     con = open_store(db_path)
@@ -161,3 +180,46 @@ def test_demand_forecast_is_the_public_forecast_from_an_origin(db_path):
     with pytest.raises(PlannerError, match="at least 2"):
         forecast_demand(con, demand, 1, 3)
     con.close()
+
+
+def _policy(attainment: float, cost: float) -> dict:
+    return {"slo_attainment": attainment, "cost": cost}
+
+
+@pytest.mark.parametrize(
+    ("results", "policy", "phrase"),
+    [
+        (
+            {
+                "schedule": _policy(0.995, 90),
+                "static_peak": _policy(1, 200),
+                "reactive": _policy(0.98, 80),
+            },
+            "schedule",
+            "the forecast schedule held the SLO at the least cost: $90.00",
+        ),
+        (
+            {
+                "schedule": _policy(0.995, 90),
+                "static_peak": _policy(1, 200),
+                "reactive": _policy(0.991, 80),
+            },
+            "reactive",
+            "the reactive autoscaler (HPA) held the SLO at the least cost: $80.00",
+        ),
+        (
+            {
+                "schedule": _policy(0.9, 90),
+                "static_peak": _policy(0.95, 200),
+                "reactive": _policy(0.5, 80),
+            },
+            None,
+            "the best, static peak provisioning, held 95.00%",
+        ),
+    ],
+)
+def test_replay_verdict_names_the_cheapest_policy_holding_the_target(results, policy, phrase):
+    """Only policies at or above the attainment target compete on cost."""
+    verdict = replay_verdict(results, 0.99)
+    assert verdict["policy"] == policy
+    assert phrase in verdict["sentence"]

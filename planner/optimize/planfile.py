@@ -56,6 +56,8 @@ contract between planner/optimize and planner/report) is::
         "schedule":    {"slo_attainment": 0.995, "gpu_hours": 60.0, "cost": 180.0,
                         "replica_starts": 4, "scaling_actions": 6},
         "static_peak": {...}, "reactive": {...},
+        "verdict": {"policy": "schedule",       // cheapest policy that held the SLO, or null
+                    "sentence": "On the held-back replay the forecast schedule held ..."},
         "timeline": [{"t": 0, "schedule": 3, "static_peak": 4, "reactive": 2,
                       "demand_rps": 2.5, "forecast_rps": 3.1}]
       },
@@ -228,12 +230,20 @@ class PolicyReplay(_Model):
     scaling_actions: int
 
 
+class Verdict(_Model):
+    """The cheapest replayed policy that held the attainment target (None: none did)."""
+
+    policy: str | None
+    sentence: str
+
+
 class Replay(_Model):
     """The trace replayed under the schedule, static peak and the reactive autoscaler."""
 
     schedule: PolicyReplay
     static_peak: PolicyReplay
     reactive: PolicyReplay
+    verdict: "Verdict | None" = None
     timeline: list[dict[str, float]]
 
 

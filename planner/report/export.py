@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from planner.errors import PlannerError
+from planner.report.charts import POLICY_LABELS
 
 
 class ExportFormat(StrEnum):
@@ -34,9 +35,7 @@ def plan_tables(plan: dict) -> dict[str, pl.DataFrame]:
         "plan": (plan.get("recommended") or {}).get("replicas"),
         "frontier": plan.get("frontier"),
         "schedule": plan.get("schedule"),
-        "replay": [
-            {"policy": k, **v} for k, v in replay.items() if k != "timeline" and isinstance(v, dict)
-        ],
+        "replay": [{"policy": k, **replay[k]} for k in POLICY_LABELS if k in replay],
         "replay_timeline": replay.get("timeline"),
     }
     tables = {}
