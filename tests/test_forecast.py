@@ -25,9 +25,13 @@ from planner.forecast.backtest import (
     summarize,
 )
 from planner.forecast.methods import (
+    COMBO_MEMBERS,
     LEVELS,
+    MethodUnavailable,
+    clear_point_cache,
     conformal_offsets,
     fill_gaps,
+    point_path,
     quantile_forecast,
 )
 from planner.ingest import ingest_path, ingest_sample
@@ -299,6 +303,24 @@ def test_forecast_end_ignores_everything_after_it(db_path, tmp_path):
     assert any("rounded down" in n for n in unaligned["notes"])
     assert full["origin_s"] == 6 * 86400 and full["series"] != first["series"]
     assert format_duration(end) == "4d" and format_duration(90) == "90s"
+
+
+def test_point_path_cache_is_keyed_by_the_whole_history():
+    """Cached paths equal direct fits, differ when any history value differs, are read-only;
+    the combo is the log-space median of its members' direct fits."""
+    clear_point_cache()
+    y = synthetic_day(9, 3)
+    direct = METHODS["profile"].point(y, 144, 144)
+    assert np.array_equal(point_path("profile", y, 144, 144), direct)
+    changed = y.copy()
+    changed[0] += 1.0  # the cache key is every byte of the history
+    assert point_path("profile", changed, 144, 144) is not point_path("profile", y, 144, 144)
+    assert not point_path("profile", y, 144, 144).flags.writeable
+    members = [np.log1p(METHODS[m].point(y, 144, 144).clip(0)) for m in COMBO_MEMBERS]
+    expected = np.expm1(np.median(members, axis=0))
+    assert np.allclose(point_path("combo", y, 144, 144), expected, rtol=1e-12)
+    with pytest.raises(MethodUnavailable, match="needs 1008 intervals"):
+        point_path("snaive_week", y[:500], 144, 144)
 
 
 def test_backtest_on_synthetic_store(store):

@@ -12,6 +12,8 @@ at the earlier origins (whose windows end before it), so the "selected" row neve
 with hindsight; another method replaces the default (our `combo`) only when it is at least
 30 % better there, since one or two days of scores are noisy (on the ServeGen tuning origins,
 days 9-11, a 30 % margin beat 10 % and 20 %, and never switching).
+`fit_seconds_max` is the slowest marginal fit: point paths are cached by history
+(`point_path`), so a fit whose histories were already seen costs almost nothing.
 """
 
 import time

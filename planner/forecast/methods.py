@@ -17,6 +17,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -148,6 +149,36 @@ def profile(y: np.ndarray, h: int, period: int) -> np.ndarray:
     return np.expm1(shape[steps % period] + lvl + recent * fade).clip(0)
 
 
+@lru_cache(maxsize=512)
+def _cached_path(name: str, history: bytes, h: int, period: int) -> np.ndarray | str:
+    """One method's point path on a history given as float64 bytes (why not, if it cannot fit)."""
+    try:
+        path = METHODS[name].point(np.frombuffer(history), h, period)
+    except MethodUnavailable as exc:
+        return str(exc)
+    path = np.asarray(path, dtype=np.float64)
+    path.flags.writeable = False
+    return path
+
+
+def clear_point_cache() -> None:
+    """Forget every cached point path (benchmarks clear it to time cold fits)."""
+    _cached_path.cache_clear()
+
+
+def point_path(name: str, y: np.ndarray, h: int, period: int) -> np.ndarray:
+    """A method's point path, cached by the history's bytes (read-only array).
+
+    The backtest, the calibration and auto-selection run every method at the same origins,
+    and `combo` runs its members there again: with the cache a combo costs a median, not five
+    more fits.
+    """
+    path = _cached_path(name, np.ascontiguousarray(y, dtype=np.float64).tobytes(), h, period)
+    if isinstance(path, str):
+        raise MethodUnavailable(path)
+    return path
+
+
 def combo(y: np.ndarray, h: int, period: int) -> np.ndarray:
     """Median, in log1p space, of the point paths of `COMBO_MEMBERS` that can fit the history.
 
@@ -157,7 +188,7 @@ def combo(y: np.ndarray, h: int, period: int) -> np.ndarray:
     paths = []
     for name in COMBO_MEMBERS:
         try:
-            paths.append(np.log1p(METHODS[name].point(y, h, period).clip(0)))
+            paths.append(np.log1p(point_path(name, y, h, period).clip(0)))
         except MethodUnavailable:
             continue
     if not paths:
@@ -234,7 +265,7 @@ def calibration_errors(
     for origin, steps in origins:
         actual = y[origin : origin + steps]
         try:
-            pred = method.point(filled[:origin], len(actual), period)
+            pred = point_path(method.name, filled[:origin], len(actual), period)
         except MethodUnavailable:
             continue
         ok = ~np.isnan(actual)
@@ -266,7 +297,7 @@ def quantile_forecast(
             f"{method.name} needs {method.min_history(period) + period} intervals, "
             f"history has {len(y)}"
         )
-    point = method.point(fill_gaps(y, period), h, period)
+    point = point_path(method.name, fill_gaps(y, period), h, period)
     errors = calibration_errors(method, y, h, period, days)
     if len(errors) == 0:
         raise MethodUnavailable(f"{method.name}: no earlier origin to calibrate the quantiles on")
