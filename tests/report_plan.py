@@ -15,6 +15,7 @@ from conftest import SHARED_DATA
 from planner.costmodel import load_catalog
 from planner.forecast.series import load_series
 from planner.ingest import ingest_path, ingest_sample
+from planner.scaling.replay import replay_verdict
 from planner.store import get_trace, open_store
 
 HOURS_PER_MONTH = 730
@@ -175,6 +176,11 @@ def fixture_plan(db: Path, trace: str = "azure-code") -> dict:
         "holding TTFT p99 ≤ 1000 ms and TPOT p99 ≤ 50 ms for 99% of requests."
     )
     accels = sorted({f["accelerator"] for f in frontier})
+    policies = {
+        "schedule": replay([x["schedule"] for x in timeline], 0.995),
+        "static_peak": replay([x["static_peak"] for x in timeline], 0.999),
+        "reactive": replay([x["reactive"] for x in timeline], 0.962),
+    }
     return {
         "version": 1,
         "created_at": "2026-11-22T21:00:00Z",
@@ -249,12 +255,7 @@ def fixture_plan(db: Path, trace: str = "azure-code") -> dict:
         "schedule": schedule,
         "provisioning_delay_s": 120.0,
         "provisioning_source": "test fixture default",
-        "replay": {
-            "schedule": replay([x["schedule"] for x in timeline], 0.995),
-            "static_peak": replay([x["static_peak"] for x in timeline], 0.999),
-            "reactive": replay([x["reactive"] for x in timeline], 0.962),
-            "timeline": timeline,
-        },
+        "replay": policies | {"verdict": replay_verdict(policies, 0.99), "timeline": timeline},
         "search": {"candidates": len(CANDIDATES), "feasible": len(feasible), "seconds": 0.1},
     }
 

@@ -132,6 +132,14 @@ def test_page_one_has_the_finance_figures(plan: dict, rendered) -> None:
     assert "TP1 · PP1" in page_one
 
 
+def test_replay_section_states_the_verdict(plan: dict, rendered) -> None:
+    """The replay section ends with the cheapest policy that held the SLO."""
+    _, html = rendered
+    verdict = plan["replay"]["verdict"]
+    assert verdict["policy"] == "schedule"  # fixture: HPA misses 99 %, schedule beats static
+    assert html_escape(verdict["sentence"]) in html
+
+
 def test_money_and_number_formats() -> None:
     assert money(6548.1) == "$6,548.10"
     assert money(-1234.5, 0) == "-$1,234"
