@@ -243,7 +243,7 @@ class Replay(_Model):
     schedule: PolicyReplay
     static_peak: PolicyReplay
     reactive: PolicyReplay
-    verdict: "Verdict | None" = None
+    verdict: Verdict | None = None
     timeline: list[dict[str, float]]
 
 

@@ -6,13 +6,13 @@ its shape) covers that interval's demand. Per-replica goodput depends on the fle
 measured at a few fleet sizes; the mix is solved with the peak goodput, then again with each
 deployment's goodput at the count the first pass gave (smaller fleets get less per replica).
 Scale-ups are requested one provisioning delay before the interval starts, so replicas are
-ready when the demand arrives. Scale-down
-hysteresis: a replica is released only if the need does not come back within the next `hold_s`
-seconds, so a dip shorter than that never releases replicas that would have to cold-start
-again (scale-ups are not advanced by the hold: the provisioning lead already does that). By default
-`hold_s` is the provisioning delay (the ski-rental break-even: releasing a replica for a gap
-longer than the delay saves more GPU-seconds than restarting it costs, since a replica is billed
-from the moment it is requested), rounded up to whole intervals.
+ready when the demand arrives. Scale-down hysteresis: a replica is released only if the need
+does not come back within the next `hold_s` seconds, so a dip shorter than that never releases
+replicas that would have to cold-start again (scale-ups are not advanced by the hold: the
+provisioning lead already does that). By default `hold_s` is the provisioning delay (the
+ski-rental break-even: releasing a replica for a gap longer than the delay saves more
+GPU-seconds than restarting it costs, since a replica is billed from the moment it is
+requested), rounded up to whole intervals.
 """
 
 from collections.abc import Mapping, Sequence
