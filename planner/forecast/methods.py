@@ -13,11 +13,12 @@ The models' own Gaussian intervals are not used: these traces are bursty and zer
 those intervals are badly miscalibrated on them.
 """
 
+import hashlib
 import math
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -34,6 +35,7 @@ PROFILE_LAST_DAY = 0.5
 PROFILE_RECENT_DAYS = 0.25
 PROFILE_FADE_PER_DAY = 0.235
 LEVEL_WINDOW = 12
+PATH_CACHE_SIZE = 512
 
 PointFn = Callable[[np.ndarray, int, int], np.ndarray]
 
@@ -149,31 +151,42 @@ def profile(y: np.ndarray, h: int, period: int) -> np.ndarray:
     return np.expm1(shape[steps % period] + lvl + recent * fade).clip(0)
 
 
-@lru_cache(maxsize=512)
-def _cached_path(name: str, history: bytes, h: int, period: int) -> np.ndarray | str:
-    """One method's point path on a history given as float64 bytes (why not, if it cannot fit)."""
+def _fit_path(name: str, y: np.ndarray, h: int, period: int) -> np.ndarray | str:
+    """One method's point path as a read-only array, or why it cannot fit."""
     try:
-        path = METHODS[name].point(np.frombuffer(history), h, period)
+        path = np.asarray(METHODS[name].point(y, h, period), dtype=np.float64)
     except MethodUnavailable as exc:
         return str(exc)
-    path = np.asarray(path, dtype=np.float64)
     path.flags.writeable = False
     return path
 
 
+_PATHS: OrderedDict[tuple, np.ndarray | str] = OrderedDict()
+
+
 def clear_point_cache() -> None:
     """Forget every cached point path (benchmarks clear it to time cold fits)."""
-    _cached_path.cache_clear()
+    _PATHS.clear()
 
 
 def point_path(name: str, y: np.ndarray, h: int, period: int) -> np.ndarray:
-    """A method's point path, cached by the history's bytes (read-only array).
+    """A method's point path, cached by a digest of the history (read-only array).
 
     The backtest, the calibration and auto-selection run every method at the same origins,
     and `combo` runs its members there again: with the cache a combo costs a median, not five
-    more fits.
+    more fits. The key is a 128-bit digest of the history, so the cache holds `PATH_CACHE_SIZE`
+    paths of `h` values, never the histories themselves (which can be long).
     """
-    path = _cached_path(name, np.ascontiguousarray(y, dtype=np.float64).tobytes(), h, period)
+    history = np.ascontiguousarray(y, dtype=np.float64)
+    digest = hashlib.blake2b(history.tobytes(), digest_size=16).digest()
+    key = (name, digest, len(history), h, period)
+    path = _PATHS.get(key)
+    if path is None:
+        path = _PATHS[key] = _fit_path(name, history, h, period)
+        if len(_PATHS) > PATH_CACHE_SIZE:
+            _PATHS.popitem(last=False)
+    else:
+        _PATHS.move_to_end(key)
     if isinstance(path, str):
         raise MethodUnavailable(path)
     return path
