@@ -144,8 +144,8 @@ class Demand(_Model):
     sized_for_rps: float
 
 
-class ReplicaGroup(_Model):
-    """`count` replicas of one parallel plan."""
+class ParallelPlan(_Model):
+    """One parallel plan: accelerator, parallelism, serving mode, batch and its goodput."""
 
     accelerator: str
     tp: int
@@ -154,9 +154,14 @@ class ReplicaGroup(_Model):
     mode: str
     pd: list[int] | None
     max_batch: int
-    count: int
     gpus: int
     goodput_rps: float
+
+
+class ReplicaGroup(ParallelPlan):
+    """`count` replicas of one parallel plan."""
+
+    count: int
 
 
 class Recommended(_Model):
@@ -179,19 +184,10 @@ class Alternative(_Model):
     replicas: list[ReplicaGroup]
 
 
-class FrontierPoint(_Model):
+class FrontierPoint(ParallelPlan):
     """One evaluated candidate plan."""
 
     id: str
-    accelerator: str
-    tp: int
-    pp: int
-    ep: int
-    mode: str
-    pd: list[int] | None
-    max_batch: int
-    gpus: int
-    goodput_rps: float
     cost_per_hour: float
     cost_per_mtok: float | None
     ttft_p99_ms: float | None
