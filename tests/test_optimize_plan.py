@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from cli import app
 from planner.ingest import ingest_sample
@@ -28,28 +28,18 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+def run_plan(store: Path, *extra: str) -> Result:
+    """`planner plan azure-code` for llama-3.1-8b under SLOS on `store`, plus `extra` options."""
+    args = ["plan", "azure-code", "--model", "llama-3.1-8b", *SLOS, "--db", str(store), *extra]
+    return CliRunner().invoke(app, args)
+
+
 @pytest.fixture(scope="module")
 def planned(store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, Path]:
     """One full `planner plan --json --out --report` run (shared by the checks below)."""
     folder = tmp_path_factory.mktemp("out")
     out, report = folder / "PLAN.json", folder / "report.html"
-    result = CliRunner().invoke(
-        app,
-        [
-            "plan",
-            "azure-code",
-            "--model",
-            "llama-3.1-8b",
-            *SLOS,
-            "--db",
-            str(store),
-            "--out",
-            str(out),
-            "--report",
-            str(report),
-            "--json",
-        ],
-    )
+    result = run_plan(store, "--out", str(out), "--report", str(report), "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout), out, report
 
@@ -163,22 +153,10 @@ def test_plan_report_option_writes_the_html(planned):
 
 def test_plan_human_output(store):
     """A sentence and the tables, no traceback."""
-    result = CliRunner().invoke(
-        app,
-        [
-            "plan",
-            "azure-code",
-            "--model",
-            "llama-3.1-8b",
-            *SLOS,
-            "--db",
-            str(store),
-            "--accelerators",
-            "h100",
-        ],
-    )
+    result = run_plan(store, "--accelerators", "h100")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Run ") and "replay of the held-back" in result.stdout
+    assert "held the SLO at the least cost" in result.stdout
 
 
 @pytest.mark.parametrize(
