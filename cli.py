@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import duckdb
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
@@ -76,13 +77,14 @@ def progress(enabled: bool) -> Progress:
 def print_table(
     title: str, columns: list[str], rows: list[list[Any]], notes: Iterable[str] = ()
 ) -> None:
-    """A compact rich table on stdout, then any notes on stderr."""
-    table = Table(title=title)
+    """A rich table on stdout, then any notes on stderr; a narrow terminal never cuts a cell."""
+    table = Table(title=title, box=box.SIMPLE_HEAD)
     for col in columns:
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     for row in rows:
         table.add_row(*[escape(fmt_value(v)) for v in row])
-    console.print(table)
+    needed = console.measure(table, options=console.options.update_width(10_000)).maximum
+    (console if needed <= console.width else Console(width=needed)).print(table)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
 

@@ -359,6 +359,11 @@ def test_cli_forecast_and_backtest(store, db_path):
     res = runner.invoke(cli.app, [*args, "--db", str(db_path), "--json"])
     assert res.exit_code == 0, res.output
     assert set(json.loads(res.stdout)["methods"]) == {"snaive_day", "profile"}
+    res = runner.invoke(cli.app, [*args, "--db", str(db_path)], env={"COLUMNS": "60"})
+    assert res.exit_code == 0, res.output
+    words = res.stdout.split()
+    assert {"selected", "rel_mase_median", "coverage_95", "snaive_day"} <= set(words)
+    assert "…" not in res.stdout  # a narrow terminal gets wide lines, not cut cells
     res = runner.invoke(cli.app, ["forecast", "sg", "--freq", "1min", "--db", str(db_path)])
     assert res.exit_code == 1
     assert res.stderr.strip().count("\n") == 0 and "1min" in res.stderr
