@@ -80,7 +80,7 @@ def print_table(
     """A rich table on stdout, then any notes on stderr; a narrow terminal never cuts a cell."""
     table = Table(title=title, box=box.SIMPLE_HEAD)
     for col in columns:
-        table.add_column(col, no_wrap=True)
+        table.add_column(col)
     for row in rows:
         table.add_row(*[escape(fmt_value(v)) for v in row])
     needed = console.measure(table, options=console.options.update_width(10_000)).maximum
