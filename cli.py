@@ -38,6 +38,7 @@ DbOption = Annotated[
     typer.Option("--db", envvar="PLANNER_DB", help="DuckDB store file [default: ./planner.duckdb]"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+TraceArgument = Annotated[str, typer.Argument(help="Trace name (see `planner traces`).")]
 
 
 def command(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -187,7 +188,7 @@ def query(
 
 @command
 def analyze(
-    trace: Annotated[str, typer.Argument(help="Trace name (see `planner traces`).")],
+    trace: TraceArgument,
     only: Annotated[
         str | None,
         typer.Option(help="Comma-separated sections (default: all that apply; see --json keys)."),
@@ -345,7 +346,7 @@ def latency(
 
 @command
 def simulate(
-    trace: Annotated[str, typer.Argument(help="Trace name in the store.")],
+    trace: TraceArgument,
     model: Annotated[str, typer.Option(help="Model card id, e.g. llama-3.1-8b.")],
     accelerator: Annotated[str, typer.Option(help="Accelerator id, e.g. h100.")],
     tp: Annotated[int, typer.Option(help="Tensor-parallel degree per instance.")] = 1,
@@ -482,7 +483,7 @@ TotalOption = Annotated[bool, typer.Option(help="Use the trace total, not each s
 
 @command
 def forecast(
-    trace: Annotated[str, typer.Argument(help="Trace name (see `planner traces`).")],
+    trace: TraceArgument,
     freq: FreqOption = "10min",
     horizon: HorizonOption = "1d",
     series: SeriesOption = None,
@@ -512,7 +513,7 @@ def forecast(
 
 @command
 def backtest(
-    trace: Annotated[str, typer.Argument(help="Trace name (see `planner traces`).")],
+    trace: TraceArgument,
     freq: FreqOption = "10min",
     horizon: HorizonOption = "1d",
     series: SeriesOption = None,
@@ -541,7 +542,7 @@ def backtest(
 
 @command
 def plan(
-    trace: Annotated[str, typer.Argument(help="Trace name (see `planner traces`).")],
+    trace: TraceArgument,
     model: Annotated[str, typer.Option(help="Model card id, e.g. llama-3.1-8b.")],
     slo: Annotated[list[str], typer.Option(help="SLO such as ttft_p99=1000ms (repeatable).")],
     attainment: Annotated[float, typer.Option(help="Share of requests within all SLOs.")] = 0.99,
