@@ -6,29 +6,59 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from planner.costmodel.hf_config import read_hf_config
 from planner.errors import PlannerError
 from planner.resources import resource_dir
 
-DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+# Bytes per element, block scales included: NVFP4 carries one FP8 scale per 16 values, MXFP4
+# one E8M0 scale per 32 (OCP MX spec), so fp4 weights cost 0.5625 and 0.53125 bytes.
+DTYPE_BYTES = {
+    "fp32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+    "fp4": 0.5625,
+    "mxfp4": 0.53125,
+}
+DTYPE_ALIASES = {"nvfp4": "fp4", "fp8_block": "fp8", "w8a8": "int8", "float16": "fp16"}
+DTYPE_ALIASES |= {"bfloat16": "bf16", "float32": "fp32", "e4m3": "fp8", "w4a16": "int4"}
+
+
+def normalize_dtype(dtype: str) -> str:
+    """The canonical name of a dtype spelling (nvfp4 -> fp4, bfloat16 -> bf16, ...)."""
+    name = dtype.strip().lower()
+    name = DTYPE_ALIASES.get(name, name)
+    if name not in DTYPE_BYTES:
+        known = ", ".join([*DTYPE_BYTES, *DTYPE_ALIASES])
+        raise PlannerError(f"unknown dtype {dtype!r}; known dtypes: {known}")
+    return name
 
 
 def dtype_bytes(dtype: str) -> float:
     """Bytes per element of a weight / KV dtype, or a PlannerError naming the known ones."""
-    try:
-        return DTYPE_BYTES[dtype.lower()]
-    except KeyError:
-        known = ", ".join(DTYPE_BYTES)
-        raise PlannerError(f"unknown dtype {dtype!r}; known dtypes: {known}") from None
+    return DTYPE_BYTES[normalize_dtype(dtype)]
 
 
 class ModelCard(BaseModel):
-    """A decoder-only transformer's public configuration: dense, GQA, MoE and MLA variants."""
+    """A decoder-only transformer's public configuration: dense, GQA, MoE and MLA variants.
+
+    `dtype` is the shipped weight precision of the dense parts, `expert_dtype` that of the
+    routed experts where it differs (gpt-oss: MXFP4 experts, BF16 attention). Sliding-window
+    (or chunked local) attention layers see at most `sliding_window` tokens of context and
+    keep no more KV than that per sequence. `mtp_layers` are the multi-token-prediction
+    draft layers some checkpoints ship (DeepSeek-V3, GLM-4.5, MiniMax-M2). `aliases` are the
+    Hugging Face repository paths that name this architecture (``Qwen/Qwen3-32B-FP8``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
     name: str = ""
     source: str = ""
+    aliases: tuple[str, ...] = ()
+    max_context: int = 0
     layers: int
     hidden: int
     heads: int
@@ -51,19 +81,28 @@ class ModelCard(BaseModel):
     qk_rope_head_dim: int = 0
     qk_nope_head_dim: int = 0
     v_head_dim: int = 0
+    expert_dtype: str = ""
+    sliding_window: int = 0
+    sliding_layers: int = 0
+    mtp_layers: int = 0
 
     @model_validator(mode="after")
     def _check(self) -> "ModelCard":
-        """Fill head_dim and reject shapes the cost model cannot interpret."""
+        """Fill head_dim and expert_dtype; reject shapes the cost model cannot interpret."""
         if self.head_dim == 0:
             object.__setattr__(self, "head_dim", self.hidden // self.heads)
+        object.__setattr__(self, "dtype", normalize_dtype(self.dtype))
+        object.__setattr__(self, "expert_dtype", normalize_dtype(self.expert_dtype or self.dtype))
+        if not 0 <= self.sliding_layers <= self.layers:
+            raise ValueError(f"sliding_layers must be within 0..{self.layers}")
+        if self.sliding_layers and self.sliding_window < 1:
+            raise ValueError("sliding_layers needs a positive sliding_window")
         if self.heads % self.kv_heads:
             raise ValueError(f"heads {self.heads} not a multiple of kv_heads {self.kv_heads}")
         if self.mlp not in ("swiglu", "gelu"):
             raise ValueError(f"mlp must be swiglu or gelu, not {self.mlp!r}")
         if self.experts and not (0 < self.active_experts <= self.experts and self.expert_ffn):
             raise ValueError("an MoE card needs 0 < active_experts <= experts and expert_ffn")
-        dtype_bytes(self.dtype)
         return self
 
     @property
@@ -96,11 +135,20 @@ class ModelCard(BaseModel):
         """Weight matrices in one MLP: gate, up and down for SwiGLU; up and down for GELU."""
         return 3 if self.mlp == "swiglu" else 2
 
+    @property
+    def full_attention_layers(self) -> int:
+        """Layers that attend to the whole context (the rest use the sliding window)."""
+        return self.layers - self.sliding_layers
+
     def kv_elements_per_token(self) -> int:
-        """KV-cache elements one token occupies over all layers (MLA: latent + rope key)."""
+        """KV-cache elements one token of context occupies over the full-attention layers.
+
+        Sliding-window layers hold at most `sliding_window` tokens per sequence, a bounded
+        cost that does not grow with context, so the per-token figure leaves them out.
+        """
         if self.is_mla:
             return self.layers * (self.kv_lora_rank + self.qk_rope_head_dim)
-        return self.layers * 2 * self.kv_dim
+        return self.full_attention_layers * 2 * self.kv_dim
 
     def attention_params(self) -> int:
         """Weights of one attention block (projections only)."""
@@ -143,10 +191,10 @@ def _bundled_cards() -> dict[str, ModelCard]:
 
 
 def load_card_file(path: Path | str) -> ModelCard:
-    """Parse one card file, with the file named in any error."""
+    """Parse one card file (TOML card or Hugging Face config.json), naming the file in errors."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = read_hf_config(path) if path.suffix == ".json" else tomllib.loads(path.read_text())
         return ModelCard(**data)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise PlannerError(f"{path}: cannot read model card ({exc})") from None
@@ -161,12 +209,27 @@ def list_cards() -> list[str]:
     return list(_bundled_cards())
 
 
-def load_card(model: str | ModelCard) -> ModelCard:
-    """The bundled card `model` (case-insensitive), or a PlannerError listing the known ids."""
+@cache
+def _alias_index() -> dict[str, ModelCard]:
+    """Every bundled card by id and by each Hugging Face path it lists (lower case)."""
+    index = {alias.lower(): card for card in _bundled_cards().values() for alias in card.aliases}
+    return index | _bundled_cards()
+
+
+def load_card(model: str | Path | ModelCard) -> ModelCard:
+    """A card by id or Hugging Face path (case-insensitive), or from a config.json / card file.
+
+    A PlannerError lists the known ids when nothing matches.
+    """
     if isinstance(model, ModelCard):
         return model
-    cards = _bundled_cards()
-    card = cards.get(model.strip().lower())
+    text = str(model).strip()
+    if text.lower().endswith((".json", ".toml")) and Path(text).is_file():
+        return load_card_file(text)
+    card = _alias_index().get(text.lower())
     if card is None:
-        raise PlannerError(f"unknown model {model!r}; known models: {', '.join(cards)}")
+        known = ", ".join(_bundled_cards())
+        raise PlannerError(
+            f"unknown model {text!r}; known models: {known} (or a path to a config.json)"
+        )
     return card
