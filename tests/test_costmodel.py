@@ -20,7 +20,8 @@ from planner.costmodel import (
     load_default_calibration,
 )
 from planner.costmodel.calibrate import calibrate, read_profile
-from planner.costmodel.operators import FEATURES, features, step_operators
+from planner.costmodel.operators import FEATURES, Precision, StepShape, features, step_operators
+from planner.costmodel.parallel import Parallel
 from planner.errors import PlannerError
 
 GIB = 2**30
@@ -45,14 +46,15 @@ SPEC_ACCELERATORS += ["ascend-910b", "ascend-910c"]
 
 def _op_costs(card: ModelCard, feats: np.ndarray, tp: int = 1) -> dict[str, tuple[float, float]]:
     """FLOPs and bytes of one occurrence of every operator at a single point."""
-    ops = step_operators(card, tp, 1, 1, card.dtype)
+    prec = Precision(card.dtype, card.expert_dtype, "bf16")
+    ops = step_operators(card, Parallel(tp=tp), prec)
     return {op.name: tuple(float(v[0]) for v in op.cost(feats)) for op in ops}
 
 
 def _point(card: ModelCard, pb=0.0, pt=0.0, pc=0.0, db=0.0, dc=0.0) -> np.ndarray:
     """Feature matrix of one point."""
     a = [np.array([float(v)]) for v in (pb, pt, pc, db, dc)]
-    return features(card, 1, *a)
+    return features(card, Parallel(), StepShape.uniform(float(card.sliding_window), *a))
 
 
 def test_catalogs_cover_the_spec() -> None:
@@ -135,13 +137,18 @@ def test_70b_bf16_needs_two_80gb_gpus() -> None:
     assert 15_000 < plan.kv_budget_tokens < 30_000
 
 
-def test_fp8_halves_weight_and_kv_bytes() -> None:
-    """FP8 weights and KV take half the bytes, so a memory-bound decode step gets faster."""
+def test_fp8_weights_and_kv_are_separate() -> None:
+    """FP8 weights halve the layer bytes (embeddings stay BF16); the KV cache keeps BF16 unless
+    --kv-dtype asks for FP8, which then halves the KV bytes and raises the KV budget."""
     bf16 = StepModel.build("llama-3.1-8b", "h100")
     fp8 = StepModel.build("llama-3.1-8b", "h100", dtype="fp8")
-    assert fp8.memory.weights_gb == pytest.approx(bf16.memory.weights_gb / 2)
-    assert fp8.memory.kv_bytes_per_token == bf16.memory.kv_bytes_per_token / 2
+    embed_gb = 2 * 128256 * 4096 * 2 / GIB
+    assert fp8.memory.weights_gb - embed_gb == pytest.approx((bf16.memory.weights_gb - embed_gb) / 2)
+    assert fp8.memory.kv_bytes_per_token == bf16.memory.kv_bytes_per_token
     assert fp8.decode_ms(1, 1024)[0] < 0.7 * bf16.decode_ms(1, 1024)[0]
+    kv8 = StepModel.build("llama-3.1-8b", "h100", dtype="fp8", kv_dtype="fp8")
+    assert kv8.memory.kv_bytes_per_token == fp8.memory.kv_bytes_per_token / 2
+    assert kv8.memory.kv_budget_tokens == pytest.approx(2 * fp8.memory.kv_budget_tokens, rel=0.01)
 
 
 def test_methods_are_vectorised_and_decode_depends_on_context_sum() -> None:
@@ -162,11 +169,12 @@ def test_methods_are_vectorised_and_decode_depends_on_context_sum() -> None:
 def test_moe_and_mla_models_predict() -> None:
     """DeepSeek-V3 (MLA + MoE, fp8) and Qwen3-30B-A3B build and give positive, growing times."""
     ds = StepModel.build("deepseek-v3", "h200", tp=8)
-    assert ds.memory.kv_bytes_per_token == 61 * (512 + 64)
+    assert ds.memory.kv_bytes_per_token == 61 * (512 + 64) * 2
+    assert StepModel.build("deepseek-v3", "h200", tp=8, kv_dtype="fp8").memory.kv_bytes_per_token == 61 * (512 + 64)
     assert ds.gpus == 8 and ds.cost_per_hour == pytest.approx(8 * ds.accelerator.price_per_hour)
     times = ds.decode_ms([1, 64, 256], 4096)
     assert np.all(np.diff(times) > 0)
-    ep = StepModel.build("qwen3-30b-a3b", "h100", ep=2)
+    ep = StepModel.build("qwen3-30b-a3b", "h100", dp=2, ep=2)
     assert ep.gpus == 2 and ep.decode_ms(64, 1000)[0] > 0
 
 
@@ -289,7 +297,7 @@ def test_shipped_calibration_is_current(report: dict) -> None:
 
 def test_features_have_stable_names() -> None:
     """The feature list is part of the operator contract."""
-    assert FEATURES == ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "R", "X")
+    assert FEATURES == ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "SW", "KW", "R", "X")
 
 
 def _cli(*args: str):

@@ -11,7 +11,7 @@ from planner.costmodel.predict import StepModel
 from planner.errors import PlannerError
 
 REQUIRED = ("model", "accelerator", "phase", "batch", "tokens", "context")
-PLAN_DEFAULTS = {"tp": 1, "pp": 1, "ep": 1}
+PLAN_DEFAULTS = {"tp": 1, "pp": 1, "dp": 1, "ep": 1}
 PHASES = ("prefill", "decode")
 
 
@@ -54,7 +54,7 @@ def _check_points(work: pl.DataFrame) -> None:
         raise PlannerError(
             f"row {row['_row'] + 1}: phase must be prefill or decode, not {row['_phase']!r}"
         )
-    for name in ("batch", "tokens", "context", "tp", "pp", "ep"):
+    for name in ("batch", "tokens", "context", *PLAN_DEFAULTS):
         low = 0 if name == "context" else 1
         bad = work.filter(pl.col(f"_{name}").is_null() | (pl.col(f"_{name}") < low))
         if bad.height:
@@ -73,10 +73,18 @@ def predict_points(
     _check_points(work)
     ms = np.empty(work.height)
     extrapolated = np.empty(work.height, dtype=bool)
-    keys = ["_model", "_acc", "_tp", "_pp", "_ep", "_dtype"]
-    for (model, acc, tp, pp, ep, dtype), part in work.group_by(keys):
+    keys = ["_model", "_acc", "_tp", "_pp", "_dp", "_ep", "_dtype"]
+    for (model, acc, tp, pp, dp, ep, dtype), part in work.group_by(keys):
         sm = StepModel.build(
-            model, acc, tp=tp, pp=pp, ep=ep, dtype=dtype, calibration=calibration, catalog=catalog
+            model,
+            acc,
+            tp=tp,
+            pp=pp,
+            ep=ep,
+            dp=dp,
+            dtype=dtype,
+            calibration=calibration,
+            catalog=catalog,
         )
         rows = part["_row"].to_numpy()
         phase = part["_phase"].to_numpy()

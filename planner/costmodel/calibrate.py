@@ -28,7 +28,8 @@ from planner.costmodel.calibration import Calibration, CalibrationEntry, Coverag
 from planner.costmodel.cards import ModelCard, load_card
 from planner.costmodel.catalog import Accelerator, get_accelerator, load_catalog
 from planner.costmodel.memory import plan_memory
-from planner.costmodel.operators import features
+from planner.costmodel.operators import Precision, StepShape, features
+from planner.costmodel.parallel import Parallel
 from planner.costmodel.params import COMM_FITTED, FITTED, LOWER, UPPER, EfficiencyParams
 from planner.costmodel.predict import operator_matrices, step_time, time_coefficients
 from planner.errors import PlannerError
@@ -162,7 +163,8 @@ def _drop_oversized(df: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     one step (e.g. llama2-70b at TP 2 with batch 64 reports a prompt time below batch 32's)."""
     budgets = {}
     for model, acc_id, tp in df.select("model", "accelerator", "tensor_parallel").unique().rows():
-        mem = plan_memory(load_card(model), get_accelerator(acc_id), tp, 1, 1, "fp16")
+        fp16 = Precision("fp16", "fp16", "fp16")
+        mem = plan_memory(load_card(model), get_accelerator(acc_id), Parallel(tp=tp), fp16)
         budgets[(model, acc_id, tp)] = mem.kv_budget_tokens
     need = pl.col("batch_size") * (pl.col("prompt_size") + pl.col("token_size"))
     budget = pl.struct("model", "accelerator", "tensor_parallel").map_elements(
@@ -234,16 +236,15 @@ def _groups(points: pl.DataFrame, cards: dict[str, ModelCard]) -> list[_Group]:
         card = cards[model]
         prefill = (df["phase"] == "prefill").to_numpy()
         b, t, c = (df[k].to_numpy() for k in ("batch", "tokens", "context"))
-        zero = np.zeros_like(b)
-        feats = features(
-            card,
-            1,
+        shape = StepShape.uniform(
+            float(card.sliding_window),
             np.where(prefill, b, 0.0),
             np.where(prefill, t, 0.0),
             np.where(prefill, c, 0.0),
             np.where(prefill, 0.0, b),
-            np.where(prefill, zero, c),
+            np.where(prefill, 0.0, c),
         )
+        feats = features(card, Parallel(tp=int(tp)), shape)
         out.append(_Group(card, int(tp), str(dtype), feats, prefill, df["ms"].to_numpy()))
     return out
 
@@ -252,9 +253,10 @@ def _predict(groups: list[_Group], acc: Accelerator, params: EfficiencyParams) -
     """Predicted ms of every point of `groups`, concatenated in order."""
     preds = []
     for g in groups:
-        coef = time_coefficients(
-            operator_matrices(g.card, g.tp, 1, 1, g.dtype), acc, g.dtype, g.tp, params
+        matrices = operator_matrices(
+            g.card, Parallel(tp=g.tp), Precision(g.dtype, g.dtype, g.dtype)
         )
+        coef = time_coefficients(matrices, acc, params)
         preds.append(step_time(coef, params, g.card.layers, g.feats, g.prefill))
     return np.concatenate(preds)
 

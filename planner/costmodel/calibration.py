@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.costmodel.catalog import Accelerator
+from planner.costmodel.engine import EngineProfile, HostCosts
 from planner.costmodel.params import EfficiencyParams
 from planner.errors import PlannerError
 from planner.resources import resource_dir
@@ -54,10 +55,17 @@ class Resolved:
 
 @dataclass
 class Calibration:
-    """Entries keyed "accelerator" (the default for predictions) or "accelerator@source"."""
+    """Entries keyed "accelerator" (the default for predictions) or "accelerator@source",
+    and the host costs fitted per serving engine on end-to-end benchmarks."""
 
     entries: dict[str, CalibrationEntry] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    engines: dict[str, HostCosts] = field(default_factory=dict)
+
+    def fitted_engine(self, engine: EngineProfile) -> EngineProfile:
+        """The profile with this calibration's fitted host costs, where it has them."""
+        host = self.engines.get(engine.id)
+        return engine.with_host(host) if host is not None else engine
 
     def add(self, entry: CalibrationEntry, default: bool) -> None:
         """Store an entry under accelerator@source, and as the accelerator's default if asked.
@@ -104,6 +112,7 @@ class Calibration:
         """A JSON-ready dict (entries by key, plus metadata)."""
         return {
             "meta": self.meta,
+            "engines": {key: host.model_dump() for key, host in self.engines.items()},
             "entries": {
                 key: {
                     "accelerator": e.accelerator,
@@ -135,6 +144,8 @@ class Calibration:
                     coverage=Coverage(**cov),
                     points=int(e.get("points", 0)),
                 )
+            for key, host in data.get("engines", {}).items():
+                cal.engines[key] = HostCosts(**host)
         except (KeyError, TypeError, ValueError) as exc:
             raise PlannerError(f"{where}: not a planner calibration file ({exc!r})") from None
         return cal

@@ -15,7 +15,11 @@ from planner.resources import resource_dir
 
 @dataclass(frozen=True)
 class Accelerator:
-    """One device type: peak compute, memory, scale-up fabric, power and default price."""
+    """One device type: peak compute, memory, scale-up fabric, power and default price.
+
+    Low-precision peaks of 0 mean the device has no tensor cores for that format: the math
+    then runs at the next wider format it has (weight-only kernels dequantise to BF16).
+    """
 
     id: str
     name: str
@@ -27,17 +31,30 @@ class Accelerator:
     scale_up_domain: int
     tdp_w: float
     price_per_hour: float
+    int8_tops: float = 0.0
+    fp4_tflops: float = 0.0
+    scale_out_gbs: float = 50.0
     aliases: tuple[str, ...] = ()
     spec_source: str = ""
     spec_date: str = ""
+    scale_out_source: str = ""
     price_source: str = ""
     price_date: str = ""
 
     def peak_flops(self, dtype: str) -> float:
-        """Dense peak FLOP/s for GEMMs with `dtype` weights (FP8 falls back to BF16 if absent)."""
-        if dtype.lower() == "fp8" and self.fp8_tflops > 0:
-            return self.fp8_tflops * 1e12
-        return self.bf16_tflops * 1e12
+        """Dense peak FLOP/s of math in `dtype` (BF16 where the device lacks the format)."""
+        peaks = {
+            "fp8": self.fp8_tflops,
+            "int8": self.int8_tops,
+            "fp4": self.fp4_tflops,
+            "mxfp4": self.fp4_tflops,
+        }
+        peak = peaks.get(dtype.lower(), 0.0)
+        return (peak if peak > 0 else self.bf16_tflops) * 1e12
+
+    def link_gbs(self, span: int) -> float:
+        """Per-GPU bandwidth of a collective over `span` GPUs (scale-out past the domain)."""
+        return self.interconnect_gbs if span <= self.scale_up_domain else self.scale_out_gbs
 
     @property
     def hbm_bytes(self) -> float:
@@ -54,6 +71,9 @@ class AcceleratorEntry(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     bf16_tflops: float | None = Field(default=None, gt=0)
     fp8_tflops: float | None = Field(default=None, ge=0)
+    int8_tops: float | None = Field(default=None, ge=0)
+    fp4_tflops: float | None = Field(default=None, ge=0)
+    scale_out_gbs: float | None = Field(default=None, gt=0)
     hbm_gb: float | None = Field(default=None, gt=0)
     hbm_tbs: float | None = Field(default=None, gt=0)
     interconnect_gbs: float | None = Field(default=None, gt=0)
@@ -62,6 +82,7 @@ class AcceleratorEntry(BaseModel):
     price_per_hour: float | None = Field(default=None, ge=0)
     spec_source: str | None = None
     spec_date: str | None = None
+    scale_out_source: str | None = None
     price_source: str | None = None
     price_date: str | None = None
 

@@ -1,22 +1,26 @@
 """Operators of one engine step: FLOPs and bytes per GPU as linear functions of step features.
 
-A step is summarised by a few features (per GPU, after expert-parallel data split):
+A step is summarised by a few features per attention data-parallel rank (instance totals / dp):
 
 ==========  ==================================================================================
 ``ONE``     1: constant terms (weights read once per step)
-``N``       new tokens in the step (batch x tokens)
+``N``       new tokens in the step (prefill chunks plus one per decoding sequence)
 ``ND``      new tokens that are decode tokens (MLA runs those with absorbed projections)
-``SP``      query-key pairs of prefill sequences: batch x (tokens x context + tokens(tokens+1)/2)
-``KP``      KV-cache tokens read by prefill sequences: batch x (context + tokens)
-``SD``      query-key pairs of decode sequences: batch x (context + 1)
+``SP``      query-key pairs of prefill sequences: sum of t x c + t (t + 1) / 2
+``KP``      KV-cache tokens read by prefill sequences: sum of c + t
+``SD``      query-key pairs of decode sequences: sum of c + 1
 ``KD``      KV-cache tokens read by decode sequences (equal to ``SD``)
-``R``       LM-head rows: one per sequence (last position of a prompt, every decode token)
+``SW``      query-key pairs within the sliding window (prefill and decode, windowed layers)
+``KW``      KV-cache tokens read within the sliding window
+``R``       LM-head rows: one per sequence (last position of a prompt chunk, every decode token)
 ``X``       distinct routed experts touched per MoE layer on this GPU
 ==========  ==================================================================================
 
-Each operator knows, per occurrence, its FLOPs and bytes (plus, for attention, its query-key
-pairs per head, which cost a softmax exponential each) as coefficient vectors over these
-features, so a whole batch of points is a few small matrix products.
+(t: new tokens of a sequence in the step, c: tokens it already has in the KV cache.) Each
+operator knows, per occurrence, its FLOPs and bytes (plus, for attention, its query-key pairs
+per head, which cost a softmax exponential each) as coefficient vectors over these features,
+the precision its math runs in, and for collectives how many GPUs they span, so a whole batch
+of points is a few small matrix products.
 """
 
 from dataclasses import dataclass
@@ -24,16 +28,31 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.costmodel.cards import ModelCard, dtype_bytes
+from planner.costmodel.parallel import Parallel
 
-FEATURES = ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "R", "X")
+FEATURES = ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "SW", "KW", "R", "X")
 F = {name: i for i, name in enumerate(FEATURES)}
 ACT_BYTES = 2.0
-KINDS = ("gemm", "attn", "mem", "allreduce", "alltoall", "p2p")
+ACT_DTYPE = "bf16"
+KINDS = ("gemm", "moe", "attn", "mem", "allreduce", "alltoall", "p2p")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Weight dtypes of the dense parts and of the routed experts, and the KV-cache dtype."""
+
+    dense: str
+    experts: str
+    kv: str
 
 
 @dataclass(frozen=True)
 class Operator:
-    """One kernel (or collective) repeated `count` times per step, with FLOP/byte coefficients."""
+    """One kernel (or collective) repeated `count` times per step, with FLOP/byte coefficients.
+
+    `dtype` is the precision the math runs in (picks the accelerator's peak); `span` is how
+    many GPUs a collective spans (picks the scale-up or the scale-out bandwidth).
+    """
 
     name: str
     kind: str
@@ -41,6 +60,8 @@ class Operator:
     flops: np.ndarray
     bytes: np.ndarray
     pairs: np.ndarray | None = None
+    dtype: str = ACT_DTYPE
+    span: int = 1
 
     def cost(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """FLOPs and bytes of one occurrence for features of shape (len(FEATURES), points)."""
@@ -55,11 +76,13 @@ def _vec(**terms: float) -> np.ndarray:
     return out
 
 
-def _gemm(name: str, count: int, k: float, n: float, w: float, rows: str = "N") -> Operator:
+def _gemm(
+    name: str, count: int, k: float, n: float, dtype: str, rows: str = "N", kind: str = "gemm"
+) -> Operator:
     """A (rows x k) @ (k x n) GEMM: 2kn FLOPs and k, n activations per row, kn weights."""
     flops = _vec(**{rows: 2.0 * k * n})
-    data = _vec(ONE=k * n * w, **{rows: ACT_BYTES * (k + n)})
-    return Operator(name, "gemm", count, flops, data)
+    data = _vec(ONE=k * n * dtype_bytes(dtype), **{rows: ACT_BYTES * (k + n)})
+    return Operator(name, kind, count, flops, data, dtype=dtype)
 
 
 def _mem(name: str, count: int, bytes_per_token: float) -> Operator:
@@ -67,24 +90,42 @@ def _mem(name: str, count: int, bytes_per_token: float) -> Operator:
     return Operator(name, "mem", count, _vec(), _vec(N=bytes_per_token))
 
 
-def _attention(card: ModelCard, count: int, tp: int, kv_w: float) -> list[Operator]:
-    """Attention over the KV cache: prefill (causal, incl. context) and decode terms."""
-    heads = card.heads / tp
+def _attention(card: ModelCard, plan: Parallel, kv_w: float) -> list[Operator]:
+    """Attention over the KV cache: full layers, sliding-window layers, or MLA prefill/decode."""
+    heads = card.heads / plan.tp
     if not card.is_mla:
-        kv_dim = card.kv_dim / min(tp, card.kv_heads)
+        kv_dim = card.kv_dim / min(plan.tp, card.kv_heads)
         pair = 4.0 * heads * card.head_dim
-        flops = _vec(SP=pair, SD=pair)
-        data = _vec(
-            N=2 * ACT_BYTES * heads * card.head_dim, KP=2 * kv_dim * kv_w, KD=2 * kv_dim * kv_w
-        )
-        return [Operator("attention", "attn", count, flops, data, _vec(SP=heads, SD=heads))]
+        q_bytes = 2 * ACT_BYTES * heads * card.head_dim
+        ops = [
+            Operator(
+                "attention",
+                "attn",
+                card.full_attention_layers,
+                _vec(SP=pair, SD=pair),
+                _vec(N=q_bytes, KP=2 * kv_dim * kv_w, KD=2 * kv_dim * kv_w),
+                _vec(SP=heads, SD=heads),
+            )
+        ]
+        if card.sliding_layers:
+            ops.append(
+                Operator(
+                    "sliding_attention",
+                    "attn",
+                    card.sliding_layers,
+                    _vec(SW=pair),
+                    _vec(N=q_bytes, KW=2 * kv_dim * kv_w),
+                    _vec(SW=heads),
+                )
+            )
+        return [op for op in ops if op.count]
     latent = card.kv_lora_rank + card.qk_rope_head_dim
     qk = card.qk_nope_head_dim + card.qk_rope_head_dim
     up = card.kv_lora_rank * heads * (card.qk_nope_head_dim + card.v_head_dim)
     prefill = Operator(
         "mla_prefill_attention",
         "attn",
-        count,
+        card.layers,
         _vec(SP=heads * (2.0 * qk + 2.0 * card.v_head_dim), KP=2.0 * up),
         _vec(N=ACT_BYTES * heads * (qk + card.v_head_dim), KP=latent * kv_w),
         _vec(SP=heads),
@@ -92,7 +133,7 @@ def _attention(card: ModelCard, count: int, tp: int, kv_w: float) -> list[Operat
     decode = Operator(
         "mla_decode_attention",
         "attn",
-        count,
+        card.layers,
         _vec(SD=heads * (2.0 * latent + 2.0 * card.kv_lora_rank), ND=2.0 * up),
         _vec(ND=ACT_BYTES * heads * (qk + card.v_head_dim), KD=latent * kv_w),
         _vec(SD=heads),
@@ -100,22 +141,17 @@ def _attention(card: ModelCard, count: int, tp: int, kv_w: float) -> list[Operat
     return [prefill, decode]
 
 
-def _projections(card: ModelCard, count: int, tp: int, w: float) -> list[Operator]:
+def _projections(card: ModelCard, plan: Parallel, w: str) -> list[Operator]:
     """QKV (or MLA down/up) projections and the output projection."""
-    h = card.hidden
+    h, tp, count = card.hidden, plan.tp, card.layers
     if card.is_mla:
         qk = card.qk_nope_head_dim + card.qk_rope_head_dim
         kv_up = card.kv_lora_rank * (card.heads / tp) * (card.qk_nope_head_dim + card.v_head_dim)
+        latent = card.q_lora_rank + card.kv_lora_rank + card.qk_rope_head_dim
         return [
-            _gemm(
-                "q_a_kv_a",
-                count,
-                h,
-                card.q_lora_rank + card.kv_lora_rank + card.qk_rope_head_dim,
-                w,
-            ),
+            _gemm("q_a_kv_a", count, h, latent, w),
             _gemm("q_b", count, card.q_lora_rank, card.heads * qk / tp, w),
-            Operator("kv_b_weights", "mem", count, _vec(), _vec(ONE=kv_up * w)),
+            Operator("kv_b_weights", "mem", count, _vec(), _vec(ONE=kv_up * dtype_bytes(w))),
             _gemm("o_proj", count, card.heads * card.v_head_dim / tp, h, w),
         ]
     kv = card.kv_dim / min(tp, card.kv_heads)
@@ -125,7 +161,7 @@ def _projections(card: ModelCard, count: int, tp: int, w: float) -> list[Operato
     ]
 
 
-def _mlp(name: str, count: int, card: ModelCard, ffn: float, w: float) -> list[Operator]:
+def _mlp(name: str, count: int, card: ModelCard, ffn: float, w: str) -> list[Operator]:
     """A dense MLP of (per-GPU) width `ffn`: up (+gate), activation, down."""
     h = card.hidden
     up_width = ffn * (card.mlp_mats - 1)
@@ -136,58 +172,162 @@ def _mlp(name: str, count: int, card: ModelCard, ffn: float, w: float) -> list[O
     ]
 
 
-def _experts(card: ModelCard, count: int, tp: int, ep: int, w: float) -> list[Operator]:
-    """Routed experts: router, grouped up/down GEMMs over the touched experts, all-to-all."""
-    h, k, fe = card.hidden, card.active_experts, card.expert_ffn / tp
-    up_width = fe * (card.mlp_mats - 1)
+def _expert_gemm(name: str, count: int, rows: float, k: float, n: float, we: str) -> Operator:
+    """Grouped GEMM over this GPU's touched experts: `rows` routed rows per rank token."""
+    return Operator(
+        name,
+        "moe",
+        count,
+        _vec(N=2.0 * rows * k * n),
+        _vec(X=k * n * dtype_bytes(we), N=ACT_BYTES * rows * (k + n)),
+        dtype=we,
+    )
+
+
+def _experts(card: ModelCard, plan: Parallel, prec: Precision) -> list[Operator]:
+    """Routed experts: router, grouped up/down GEMMs over touched experts, shared, all-to-all.
+
+    A rank's token is routed to k experts; the routed rows of all dp ranks spread over ep
+    groups of moe_tp GPUs, so one GPU computes k x dp / ep rows per rank token, each over
+    1 / moe_tp of the expert width.
+    """
+    h, count = card.hidden, card.moe_layers
+    rows = card.active_experts * plan.dp / plan.ep
+    width = card.expert_ffn / plan.moe_tp
+    up = width * (card.mlp_mats - 1)
     ops = [
-        _gemm("router", count, h, card.experts, w),
-        Operator(
-            "experts_up",
-            "gemm",
-            count,
-            _vec(N=2.0 * k * h * up_width),
-            _vec(X=h * up_width * w, N=ACT_BYTES * k * (h + up_width)),
-        ),
-        _mem("experts_act", count, ACT_BYTES * k * (up_width + fe)),
-        Operator(
-            "experts_down",
-            "gemm",
-            count,
-            _vec(N=2.0 * k * h * fe),
-            _vec(X=h * fe * w, N=ACT_BYTES * k * (h + fe)),
-        ),
+        _gemm("router", count, h, card.experts, ACT_DTYPE),
+        _expert_gemm("experts_up", count, rows, h, up, prec.experts),
+        _mem("experts_act", count, ACT_BYTES * rows * (up + width)),
+        _expert_gemm("experts_down", count, rows, width, h, prec.experts),
     ]
     if card.shared_experts:
-        ops += _mlp("shared", count, card, card.shared_experts * fe, w)
-    if ep > 1:
-        a2a = ACT_BYTES * k * h * (ep - 1) / ep
-        ops.append(Operator("expert_all_to_all", "alltoall", 2 * count, _vec(), _vec(N=a2a)))
+        shared = card.shared_experts * card.expert_ffn / plan.tp
+        ops += _mlp("shared", count, card, shared, prec.dense)
+    if plan.dp > 1:
+        a2a = ACT_BYTES * card.active_experts * h * (plan.ep - 1) / plan.ep
+        ops.append(
+            Operator(
+                "expert_all_to_all",
+                "alltoall",
+                2 * count,
+                _vec(),
+                _vec(N=a2a),
+                span=plan.stage_gpus,
+            )
+        )
     return ops
 
 
-def step_operators(card: ModelCard, tp: int, pp: int, ep: int, dtype: str) -> list[Operator]:
+def step_operators(card: ModelCard, plan: Parallel, prec: Precision) -> list[Operator]:
     """Every operator of one step through all `card.layers` layers on one GPU of the plan."""
-    w = dtype_bytes(dtype)
-    kv_w = w
-    h = card.hidden
+    w, kv_w = prec.dense, dtype_bytes(prec.kv)
+    h, tp = card.hidden, plan.tp
     dense_layers, moe_layers = card.layers - card.moe_layers, card.moe_layers
     ops = [_mem("embedding", 1, ACT_BYTES * h)]
     ops += [_mem("norms_residual", card.layers, 2 * 3 * ACT_BYTES * h)]
-    ops += _projections(card, card.layers, tp, w)
-    ops += _attention(card, card.layers, tp, kv_w)
+    ops += _projections(card, plan, w)
+    ops += _attention(card, plan, kv_w)
     if dense_layers:
         ops += _mlp("mlp", dense_layers, card, card.ffn / tp, w)
     if moe_layers:
-        ops += _experts(card, moe_layers, tp, ep, w)
+        ops += _experts(card, plan, prec)
     if tp > 1:
         ops.append(
-            Operator("tp_all_reduce", "allreduce", 2 * card.layers, _vec(), _vec(N=ACT_BYTES * h))
+            Operator(
+                "tp_all_reduce",
+                "allreduce",
+                2 * card.layers,
+                _vec(),
+                _vec(N=ACT_BYTES * h),
+                span=tp,
+            )
         )
-    if pp > 1:
-        ops.append(Operator("pp_handoff", "p2p", pp - 1, _vec(), _vec(N=ACT_BYTES * h)))
+    if plan.pp > 1:
+        ops.append(
+            Operator(
+                "pp_handoff", "p2p", plan.pp - 1, _vec(), _vec(N=ACT_BYTES * h), span=plan.gpus
+            )
+        )
     ops.append(_gemm("lm_head", 1, h, card.vocab / tp, w, rows="R"))
     return ops
+
+
+def window_pairs(tokens: np.ndarray, context: np.ndarray, window: float) -> np.ndarray:
+    """Query-key pairs of `tokens` new tokens after `context` cached, each seeing <= window."""
+    if window <= 0:
+        return np.zeros_like(np.asarray(tokens, dtype=float))
+    t, c = np.asarray(tokens, dtype=float), np.asarray(context, dtype=float)
+    first, last = c + 1.0, c + t
+    inside = (first + last) * t / 2.0
+    straddle = (first + window) * (window - first + 1.0) / 2.0 + (last - window) * window
+    return np.where(last <= window, inside, np.where(first > window, t * window, straddle))
+
+
+@dataclass(frozen=True)
+class StepShape:
+    """What one engine step carries, summed over an instance's sequences (one entry per point).
+
+    Prefill terms are sums over the sequences that add prompt tokens in the step (a whole
+    prompt or a chunk); decode terms cover the sequences that generate one token each.
+    """
+
+    prefill_tokens: np.ndarray
+    prefill_seqs: np.ndarray
+    prefill_pairs: np.ndarray
+    prefill_kv: np.ndarray
+    prefill_window_pairs: np.ndarray
+    prefill_window_kv: np.ndarray
+    decode_seqs: np.ndarray
+    decode_context: np.ndarray
+
+    @classmethod
+    def uniform(
+        cls,
+        window: float,
+        prefill_batch: np.ndarray,
+        prefill_tokens: np.ndarray,
+        prefill_context: np.ndarray,
+        decode_batch: np.ndarray,
+        decode_context: np.ndarray,
+    ) -> "StepShape":
+        """A step of `prefill_batch` equal prompt chunks plus `decode_batch` equal decodes."""
+        pb, pt, pc = prefill_batch, prefill_tokens, prefill_context
+        kv = pc + pt
+        return cls(
+            prefill_tokens=pb * pt,
+            prefill_seqs=pb,
+            prefill_pairs=pb * (pt * pc + pt * (pt + 1.0) / 2.0),
+            prefill_kv=pb * kv,
+            prefill_window_pairs=pb * window_pairs(pt, pc, window),
+            prefill_window_kv=pb * (np.minimum(kv, window) if window else 0.0 * kv),
+            decode_seqs=decode_batch,
+            decode_context=decode_batch * decode_context,
+        )
+
+
+def features(card: ModelCard, plan: Parallel, shape: StepShape) -> np.ndarray:
+    """Feature matrix (len(FEATURES), points) per attention-DP rank of one GPU's step."""
+    db = np.asarray(shape.decode_seqs, dtype=float)
+    n = shape.prefill_tokens + db
+    pairs = shape.decode_context + db
+    window = card.sliding_window
+    mean = np.divide(pairs, db, out=np.zeros_like(pairs), where=db > 0)
+    decode_window = db * np.minimum(mean, window) if window else np.zeros_like(db)
+    out = np.empty((len(FEATURES), np.shape(n)[0]))
+    out[F["ONE"]] = 1.0
+    out[F["N"]] = n
+    out[F["ND"]] = db
+    out[F["SP"]] = shape.prefill_pairs
+    out[F["KP"]] = shape.prefill_kv
+    out[F["SD"]] = pairs
+    out[F["KD"]] = pairs
+    out[F["SW"]] = shape.prefill_window_pairs + decode_window
+    out[F["KW"]] = shape.prefill_window_kv + decode_window
+    out[F["R"]] = shape.prefill_seqs + db
+    out[F["N"] : F["X"]] /= plan.dp
+    out[F["X"]] = expert_touch(card, n, plan.ep)
+    return out
 
 
 def expert_touch(card: ModelCard, tokens: np.ndarray, ep: int) -> np.ndarray:
@@ -196,31 +336,3 @@ def expert_touch(card: ModelCard, tokens: np.ndarray, ep: int) -> np.ndarray:
         return np.zeros_like(tokens, dtype=float)
     miss = (1.0 - card.active_experts / card.experts) ** tokens
     return card.experts * (1.0 - miss) / ep
-
-
-def features(
-    card: ModelCard,
-    ep: int,
-    prefill_batch: np.ndarray,
-    prefill_tokens: np.ndarray,
-    prefill_context: np.ndarray,
-    decode_batch: np.ndarray,
-    decode_context: np.ndarray,
-) -> np.ndarray:
-    """Feature matrix (len(FEATURES), points) of a step with a prefill part and a decode part."""
-    pb, pt, pc = prefill_batch, prefill_tokens, prefill_context
-    db, dc = decode_batch, decode_context
-    n_prefill = pb * pt
-    n = n_prefill + db
-    sd = db * (dc + 1.0)
-    out = np.empty((len(FEATURES), np.shape(n)[0]))
-    out[F["ONE"]] = 1.0
-    out[F["N"]] = n / ep
-    out[F["ND"]] = db / ep
-    out[F["SP"]] = pb * (pt * pc + pt * (pt + 1.0) / 2.0) / ep
-    out[F["KP"]] = pb * (pc + pt) / ep
-    out[F["SD"]] = sd / ep
-    out[F["KD"]] = sd / ep
-    out[F["R"]] = (pb + db) / ep
-    out[F["X"]] = expert_touch(card, n, ep)
-    return out

@@ -13,10 +13,17 @@ class EfficiencyParams:
     exponential (H100: 989 TFLOPS tensor vs ~3.9 TFLOPS exp, per FlashAttention-3), so small
     head dims run at a lower fraction of peak. Elementwise kernels (norms, activations, residual
     adds) reach elementwise_eff of peak bandwidth on the minimal traffic (less when unfused).
+    An operator's compute and memory times combine as a smooth maximum of order roofline_q
+    (a large order is the plain roofline; real kernels lose some overlap near the ridge).
+    Routed experts run as grouped GEMMs at moe_eff of peak; GEMMs whose math runs in FP8,
+    INT8 or FP4 reach lowp_eff times the BF16 efficiency of their (higher) peak.
     """
 
     gemm_eff: float = 0.7
     attn_eff: float = 0.5
+    moe_eff: float = 0.5
+    lowp_eff: float = 1.0
+    roofline_q: float = 8.0
     mem_eff: float = 0.85
     elementwise_eff: float = 0.5
     gemm_pad_rows: float = 64.0
@@ -41,6 +48,7 @@ class EfficiencyParams:
 
 
 FITTED = (
+    "roofline_q",
     "gemm_eff",
     "attn_eff",
     "mem_eff",
@@ -54,6 +62,9 @@ FITTED = (
 )
 COMM_FITTED = ("collective_ms", "link_eff")
 LOWER = {
+    "roofline_q": 1.5,
+    "moe_eff": 0.05,
+    "lowp_eff": 0.2,
     "gemm_eff": 0.05,
     "attn_eff": 0.05,
     "mem_eff": 0.2,
@@ -68,6 +79,9 @@ LOWER = {
     "link_eff": 0.05,
 }
 UPPER = {
+    "roofline_q": 64.0,
+    "moe_eff": 1.0,
+    "lowp_eff": 1.5,
     "gemm_eff": 1.0,
     "attn_eff": 1.0,
     "mem_eff": 1.0,

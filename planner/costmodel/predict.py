@@ -6,14 +6,24 @@ from functools import lru_cache
 import numpy as np
 
 from planner.costmodel.calibration import Calibration, Coverage, load_default_calibration
-from planner.costmodel.cards import ModelCard, dtype_bytes, load_card
+from planner.costmodel.cards import ModelCard, dtype_bytes, load_card, normalize_dtype
 from planner.costmodel.catalog import Accelerator, get_accelerator, load_catalog
-from planner.costmodel.memory import MemoryPlan, plan_memory
-from planner.costmodel.operators import F, features, step_operators
+from planner.costmodel.engine import EngineProfile, HostCosts
+from planner.costmodel.memory import DEFAULT_MEMORY, MemoryPlan, plan_memory
+from planner.costmodel.operators import (
+    ACT_DTYPE,
+    F,
+    Precision,
+    StepShape,
+    features,
+    step_operators,
+)
+from planner.costmodel.parallel import Parallel
 from planner.costmodel.params import EfficiencyParams
 from planner.errors import PlannerError
 
 ArrayLike = np.ndarray | float | int
+LOW_PRECISION = ("fp8", "int8", "fp4", "mxfp4")
 
 
 @dataclass(frozen=True)
@@ -22,6 +32,8 @@ class OperatorMatrices:
 
     names: tuple[str, ...]
     kinds: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    spans: np.ndarray
     count: np.ndarray
     flops: np.ndarray
     bytes: np.ndarray
@@ -29,29 +41,27 @@ class OperatorMatrices:
     pairs: np.ndarray
 
 
-def _stack(vectors: list[np.ndarray | None], like: np.ndarray) -> np.ndarray:
-    """Stack optional per-operator coefficient vectors, zeros where absent."""
-    return np.array([np.zeros_like(like) if v is None else v for v in vectors])
-
-
 @lru_cache(maxsize=4096)
-def operator_matrices(card: ModelCard, tp: int, pp: int, ep: int, dtype: str) -> OperatorMatrices:
+def operator_matrices(card: ModelCard, plan: Parallel, prec: Precision) -> OperatorMatrices:
     """Stack the plan's operators into coefficient matrices (cached: builds stay cheap)."""
-    ops = step_operators(card, tp, pp, ep, dtype)
+    ops = step_operators(card, plan, prec)
     flops = np.array([op.flops for op in ops])
     data = np.array([op.bytes for op in ops])
     weights = np.zeros_like(data)
-    gemm = np.array([op.kind == "gemm" for op in ops])
-    weights[gemm, F["ONE"]] = data[gemm, F["ONE"]]
-    weights[gemm, F["X"]] = data[gemm, F["X"]]
+    for i, op in enumerate(ops):
+        if op.kind in ("gemm", "moe"):
+            weights[i, F["ONE"]] = data[i, F["ONE"]] / dtype_bytes(op.dtype)
+            weights[i, F["X"]] = data[i, F["X"]] / dtype_bytes(op.dtype)
     return OperatorMatrices(
         names=tuple(op.name for op in ops),
         kinds=tuple(op.kind for op in ops),
+        dtypes=tuple(op.dtype for op in ops),
+        spans=np.array([float(op.span) for op in ops]),
         count=np.array([float(op.count) for op in ops]),
         flops=flops,
         bytes=data,
-        weights=weights / dtype_bytes(dtype),
-        pairs=_stack([op.pairs for op in ops], flops[0]),
+        weights=weights,
+        pairs=np.array([np.zeros(flops.shape[1]) if op.pairs is None else op.pairs for op in ops]),
     )
 
 
@@ -65,20 +75,32 @@ class TimeCoefficients:
     comm: np.ndarray
     latency: np.ndarray
     uses: np.ndarray
+    roofline_q: float
+
+
+def _compute_scale(m: OperatorMatrices, acc: Accelerator, p: EfficiencyParams) -> np.ndarray:
+    """ms per FLOP of each operator: its precision's peak times its kind's efficiency."""
+    scale = np.zeros(len(m.kinds))
+    for i, (kind, dtype) in enumerate(zip(m.kinds, m.dtypes, strict=True)):
+        eff = {"gemm": p.gemm_eff, "moe": p.moe_eff, "attn": p.attn_eff}.get(kind, 0.0)
+        if not eff:
+            continue
+        peak = acc.peak_flops(dtype)
+        if dtype in LOW_PRECISION and peak > acc.peak_flops(ACT_DTYPE):
+            eff *= p.lowp_eff
+        scale[i] = 1e3 / (peak * eff)
+    return scale
 
 
 def time_coefficients(
-    m: OperatorMatrices, acc: Accelerator, dtype: str, tp: int, p: EfficiencyParams
+    m: OperatorMatrices, acc: Accelerator, p: EfficiencyParams
 ) -> TimeCoefficients:
     """Turn FLOP/byte coefficients into ms coefficients with the device peaks and efficiencies."""
-    peak = acc.peak_flops(dtype) / 1e3
     bw = acc.hbm_tbs * 1e12 / 1e3
-    link = acc.interconnect_gbs * 1e9 / 1e3 * p.link_eff
     kinds = np.array(m.kinds)
-    eff = np.select([kinds == "gemm", kinds == "attn"], [p.gemm_eff, p.attn_eff], 0.0)
-    compute_scale = np.divide(1.0, peak * eff, out=np.zeros(len(kinds)), where=eff > 0)
-    on_chip = np.isin(kinds, ("gemm", "attn", "mem"))
-    ring = 2.0 * (tp - 1) / tp
+    on_chip = np.isin(kinds, ("gemm", "moe", "attn", "mem"))
+    link = np.array([acc.link_gbs(int(s)) for s in m.spans]) * 1e9 / 1e3 * p.link_eff
+    ring = 2.0 * (m.spans - 1) / m.spans
     comm_factor = np.select(
         [kinds == "allreduce", np.isin(kinds, ("alltoall", "p2p"))], [ring, 1.0], 0.0
     )
@@ -88,30 +110,54 @@ def time_coefficients(
     memory_scale = np.divide(1.0, bw * mem_eff, out=np.zeros(len(kinds)), where=mem_eff > 0)
     return TimeCoefficients(
         names=m.names,
-        compute=count * padded * compute_scale[:, None],
+        compute=count * padded * _compute_scale(m, acc, p)[:, None],
         memory=count * m.bytes * memory_scale[:, None],
         comm=count * m.bytes * (comm_factor / link)[:, None],
         latency=m.count * np.where(on_chip, p.kernel_ms, p.collective_ms),
         uses=((m.bytes != 0) | (m.flops != 0)).astype(float),
+        roofline_q=p.roofline_q,
     )
 
 
+def smooth_max(a: np.ndarray, b: np.ndarray, q: float) -> np.ndarray:
+    """(a^q + b^q)^(1/q): the larger of two times, less than fully hiding the smaller one."""
+    hi = np.maximum(a, b)
+    safe = np.where(hi > 0, hi, 1.0)
+    return hi * ((a / safe) ** q + (b / safe) ** q) ** (1.0 / q)
+
+
 def operator_times(c: TimeCoefficients, feats: np.ndarray) -> np.ndarray:
-    """Per-operator ms (ops, points): roofline max of compute and memory, comms, latencies."""
-    per_op = np.maximum(c.compute @ feats, c.memory @ feats) + c.comm @ feats
+    """Per-operator ms (ops, points): smooth roofline of compute and memory, comms, latencies."""
+    per_op = smooth_max(c.compute @ feats, c.memory @ feats, c.roofline_q) + c.comm @ feats
     active = (c.uses @ (feats > 0)) > 0
     return per_op + c.latency[:, None] * active
 
 
 def step_time(
-    c: TimeCoefficients, p: EfficiencyParams, layers: int, feats: np.ndarray, prefill: np.ndarray
+    c: TimeCoefficients,
+    p: EfficiencyParams,
+    layers: int,
+    feats: np.ndarray,
+    eager: np.ndarray,
+    host: HostCosts | None = None,
+    seqs: np.ndarray | None = None,
+    overlap_scheduler: bool = False,
 ) -> np.ndarray:
-    """Step ms: GPU time and host (launch) time combined by a smooth max of order `overlap`."""
+    """Step ms: GPU time combined with the host's launch and scheduling time.
+
+    Without an engine (a profiling harness) the host is the calibration's own launch model.
+    With an engine, eager steps pay `layer_ms` per layer of launches (hidden behind the GPU
+    by a smooth max), and every step pays the scheduler's `step_ms` plus `seq_ms` per
+    sequence, after the GPU work or, with an overlap scheduler, under it.
+    """
     gpu = operator_times(c, feats).sum(axis=0)
-    host_layer = np.where(prefill, p.host_layer_prefill_ms, p.host_layer_decode_ms)
-    host = host_layer * layers + p.host_step_ms
     q = p.overlap
-    return (gpu**q + host**q) ** (1.0 / q)
+    if host is None:
+        host_layer = np.where(eager, p.host_layer_prefill_ms, p.host_layer_decode_ms)
+        return smooth_max(gpu, host_layer * layers + p.host_step_ms, q)
+    device = smooth_max(gpu, np.where(eager, host.layer_ms * layers, 0.0), q)
+    sched = host.step_ms + host.seq_ms * (seqs if seqs is not None else 0.0)
+    return smooth_max(device, sched, q) if overlap_scheduler else device + sched
 
 
 def _arr(x: ArrayLike) -> np.ndarray:
@@ -126,26 +172,26 @@ class StepModel:
         self,
         card: ModelCard,
         accelerator: Accelerator,
-        tp: int,
-        pp: int,
-        ep: int,
-        dtype: str,
+        plan: Parallel,
+        precision: Precision,
         params: EfficiencyParams,
         coverage: Coverage | None,
         calibration_key: str,
         borrowed_from: str | None,
         memory: MemoryPlan,
+        engine: EngineProfile | None = None,
     ) -> None:
         """Precompute the per-operator time coefficients; use build() rather than this."""
-        self.card, self.accelerator = card, accelerator
-        self.tp, self.pp, self.ep, self.dtype = tp, pp, ep, dtype
-        self.params, self.coverage, self.memory = params, coverage, memory
+        self.card, self.accelerator, self.plan, self.precision = card, accelerator, plan, precision
+        self.params, self.coverage, self.memory, self.engine = params, coverage, memory, engine
         self.calibration_key, self.borrowed_from = calibration_key, borrowed_from
-        self.gpus = tp * pp * ep
+        self.tp, self.pp, self.dp, self.ep = plan.tp, plan.pp, plan.dp, plan.ep
+        self.dtype = precision.dense
+        self.sliding_window = card.sliding_window
+        self.gpus = plan.gpus
         self.cost_per_hour = self.gpus * accelerator.price_per_hour
-        self._coef = time_coefficients(
-            operator_matrices(card, tp, pp, ep, dtype), accelerator, dtype, tp, params
-        )
+        matrices = operator_matrices(card, plan, precision)
+        self._coef = time_coefficients(matrices, accelerator, params)
         self.plan_extrapolation = self._plan_extrapolation()
 
     @classmethod
@@ -156,35 +202,50 @@ class StepModel:
         tp: int = 1,
         pp: int = 1,
         ep: int = 1,
+        dp: int = 1,
         dtype: str | None = None,
+        expert_dtype: str | None = None,
+        kv_dtype: str | None = None,
+        engine: EngineProfile | None = None,
         calibration: Calibration | None = None,
         catalog: dict[str, Accelerator] | None = None,
         source: str | None = None,
         check_memory: bool = True,
     ) -> "StepModel":
-        """Validate a plan and build its model; PlannerError for unknown ids, bad tp, no fit."""
+        """Validate a plan and build its model; PlannerError for unknown ids, bad tp, no fit.
+
+        `dtype` sets the weight precision of the whole model (default: as shipped),
+        `expert_dtype` that of the routed experts alone; the KV cache defaults to BF16 (the
+        engines' "auto": the activation dtype). With an `engine`, steps pay its host costs
+        (fitted ones from the calibration where it has them) and memory follows its policy.
+        """
         card = load_card(model)
         catalog = catalog if catalog is not None else load_catalog()
         acc = get_accelerator(accelerator, catalog)
-        dtype = (dtype or card.dtype).lower()
-        _check_plan(card, tp, pp, ep)
+        plan = Parallel(tp, pp, dp, ep)
+        plan.check(card)
+        dense = normalize_dtype(dtype or card.dtype)
+        experts = normalize_dtype(expert_dtype or dtype or card.expert_dtype)
+        precision = Precision(dense, experts, normalize_dtype(kv_dtype or ACT_DTYPE))
         cal = calibration if calibration is not None else load_default_calibration()
         resolved = cal.resolve(acc, catalog, source)
-        memory = plan_memory(card, acc, tp, pp, ep, dtype)
+        if engine is not None:
+            engine = cal.fitted_engine(engine.resolve(acc.hbm_gb))
+        policy = engine.memory if engine is not None else DEFAULT_MEMORY
+        memory = plan_memory(card, acc, plan, precision, policy)
         if check_memory and not memory.fits:
             raise PlannerError(memory.reason)
         return cls(
             card,
             acc,
-            tp,
-            pp,
-            ep,
-            dtype,
+            plan,
+            precision,
             resolved.params,
             resolved.coverage,
             resolved.key,
             resolved.borrowed_from,
             memory,
+            engine,
         )
 
     def _plan_extrapolation(self) -> list[str]:
@@ -205,8 +266,8 @@ class StepModel:
             )
         if self.tp > cov.tp_max:
             reasons.append(f"tp {self.tp} > calibrated {cov.tp_max}")
-        if self.pp > 1 or self.ep > 1:
-            reasons.append("pipeline / expert parallelism not profiled")
+        if self.pp > 1 or self.ep > 1 or self.dp > 1:
+            reasons.append("pipeline / expert / attention-data parallelism not profiled")
         if self.dtype not in cov.dtypes:
             reasons.append(f"dtype {self.dtype} not profiled")
         if self.card.is_moe and not cov.moe:
@@ -215,23 +276,40 @@ class StepModel:
             reasons.append("MLA not profiled")
         return reasons
 
-    def _time(self, feats: np.ndarray, prefill: np.ndarray) -> np.ndarray:
-        """Step time of a feature matrix under this plan's coefficients."""
-        return step_time(self._coef, self.params, self.card.layers, feats, prefill)
+    def step_ms(self, shape: StepShape) -> np.ndarray:
+        """Time of engine steps described by their summed prefill and decode work."""
+        decode = np.asarray(shape.decode_seqs, dtype=float)
+        eager = np.asarray(shape.prefill_tokens) > 0
+        engine = self.engine
+        if engine is not None:
+            per_rank = np.ceil(decode / self.dp).astype(int)
+            graphed = np.array([engine.runtime.graphed(int(b)) for b in per_rank])
+            eager = eager | ~graphed
+        return step_time(
+            self._coef,
+            self.params,
+            self.card.layers,
+            features(self.card, self.plan, shape),
+            eager,
+            engine.host if engine is not None else None,
+            (shape.prefill_seqs + decode) / self.dp,
+            engine.runtime.overlap_scheduler if engine is not None else False,
+        )
+
+    def _uniform(
+        self, pb: ArrayLike, pt: ArrayLike, pc: ArrayLike, db: ArrayLike, dc: ArrayLike
+    ) -> StepShape:
+        """The shape of a step of equal prompt chunks and equal decodes (broadcast arrays)."""
+        arrays = np.broadcast_arrays(_arr(pb), _arr(pt), _arr(pc), _arr(db), _arr(dc))
+        return StepShape.uniform(float(self.card.sliding_window), *arrays)
 
     def prefill_ms(self, batch: ArrayLike, tokens: ArrayLike, context: ArrayLike = 0) -> np.ndarray:
         """Step of `batch` sequences each adding `tokens` new tokens after `context` cached."""
-        b, t, c = np.broadcast_arrays(_arr(batch), _arr(tokens), _arr(context))
-        zero = np.zeros_like(b)
-        feats = features(self.card, self.ep, b, t, c, zero, zero)
-        return self._time(feats, np.ones(b.shape, dtype=bool))
+        return self.step_ms(self._uniform(batch, tokens, context, 0, 0))
 
     def decode_ms(self, batch: ArrayLike, context: ArrayLike) -> np.ndarray:
         """One decode step of `batch` sequences with `context` cached tokens each (mean is fine)."""
-        b, c = np.broadcast_arrays(_arr(batch), _arr(context))
-        zero = np.zeros_like(b)
-        feats = features(self.card, self.ep, zero, zero, zero, b, c)
-        return self._time(feats, np.zeros(b.shape, dtype=bool))
+        return self.step_ms(self._uniform(0, 0, 0, batch, context))
 
     def mixed_ms(
         self,
@@ -241,12 +319,10 @@ class StepModel:
         decode_context: ArrayLike,
     ) -> np.ndarray:
         """One chunked-prefill step: a prefill chunk of one sequence plus a decode batch."""
-        pt, pc, db, dc = np.broadcast_arrays(
-            _arr(prefill_tokens), _arr(prefill_context), _arr(decode_batch), _arr(decode_context)
+        pt = _arr(prefill_tokens)
+        return self.step_ms(
+            self._uniform((pt > 0).astype(float), pt, prefill_context, decode_batch, decode_context)
         )
-        pb = (pt > 0).astype(float)
-        feats = features(self.card, self.ep, pb, pt, pc, db, dc)
-        return self._time(feats, pt > 0)
 
     def kv_transfer_ms(self, tokens: ArrayLike, bandwidth_gb_s: float | None = None) -> np.ndarray:
         """Time to ship `tokens` tokens of KV cache to another instance, shards in parallel."""
@@ -274,25 +350,9 @@ class StepModel:
         self, phase: str, batch: float, tokens: float = 1.0, context: float = 0.0
     ) -> dict[str, float]:
         """Per-operator ms of one prefill or decode point, before host overlap (to explain)."""
-        one, zero = _arr(batch), np.zeros(1)
         if phase == "prefill":
-            feats = features(self.card, self.ep, one, _arr(tokens), _arr(context), zero, zero)
+            shape = self._uniform(batch, tokens, context, 0, 0)
         else:
-            feats = features(self.card, self.ep, zero, zero, zero, one, _arr(context))
-        per_op = operator_times(self._coef, feats)[:, 0]
+            shape = self._uniform(0, 0, 0, batch, context)
+        per_op = operator_times(self._coef, features(self.card, self.plan, shape))[:, 0]
         return {name: float(ms) for name, ms in zip(self._coef.names, per_op, strict=True)}
-
-
-def _check_plan(card: ModelCard, tp: int, pp: int, ep: int) -> None:
-    """Reject plans the model's shapes cannot be split into."""
-    for name, value in (("tp", tp), ("pp", pp), ("ep", ep)):
-        if not isinstance(value, int | np.integer) or value < 1:
-            raise PlannerError(f"{name} must be a positive integer, not {value!r}")
-    if card.heads % tp:
-        raise PlannerError(f"tp={tp} does not divide the {card.heads} attention heads of {card.id}")
-    if pp > card.layers:
-        raise PlannerError(f"pp={pp} exceeds the {card.layers} layers of {card.id}")
-    if ep > 1 and not card.is_moe:
-        raise PlannerError(f"ep={ep} needs an MoE model; {card.id} is dense")
-    if card.is_moe and card.experts % ep:
-        raise PlannerError(f"ep={ep} does not divide the {card.experts} experts of {card.id}")

@@ -10,7 +10,7 @@ import re
 import numpy as np
 
 from planner.errors import PlannerError
-from planner.simulate.replica import Replica, Requests
+from planner.simulate.replica import Replica, Requests, Scheduling
 from planner.simulate.router import route
 from planner.simulate.steps import StepTable
 
@@ -41,17 +41,14 @@ def run_disaggregated(
     arrivals: np.ndarray,
     ratio: tuple[int, int],
     replicas: int,
-    max_batch: int,
-    prefill_max_batch: int,
-    chunk: int | None,
-    prefill_tokens: int,
+    rules: Scheduling,
+    prefill_rules: Scheduling,
     router: str,
     bandwidth_gb_s: float | None,
 ) -> tuple[list[Replica], np.ndarray]:
     """Simulate `replicas` copies of a P:D group; the instances and each request's prefill one."""
     prefills = [
-        Replica(reqs, table, prefill_max_batch, chunk, prefill_tokens, prefill_only=True)
-        for _ in range(ratio[0] * replicas)
+        Replica(reqs, table, prefill_rules, prefill_only=True) for _ in range(ratio[0] * replicas)
     ]
     rids = np.arange(len(arrivals))
     chosen = route(prefills, rids, arrivals, router)
@@ -63,8 +60,6 @@ def run_disaggregated(
     order = np.argsort(ready, kind="stable")
     for rid in moving.tolist():
         reqs.kv_ready[rid] = True
-    decodes = [
-        Replica(reqs, table, max_batch, chunk, prefill_tokens) for _ in range(ratio[1] * replicas)
-    ]
+    decodes = [Replica(reqs, table, rules) for _ in range(ratio[1] * replicas)]
     route(decodes, moving[order], ready[order], router)
     return prefills + decodes, chosen

@@ -1,21 +1,35 @@
-"""One serving instance: iteration-level continuous batching, driven by tabulated step times.
+"""One serving instance: iteration-level continuous batching under an engine's scheduling rules.
 
-Scheduling follows the serving engines (vLLM-style): a FIFO waiting queue; admission while the
-batch has room and the KV cache (less a small watermark) holds the request's prompt;
-prefill-priority steps, or with chunked prefill mixed steps of a token budget in which every
-running sequence decodes one token and the rest of the budget goes to prompt chunks; and when
-the running sequences outgrow the KV cache, the newest is preempted and later recomputed.
+Each step is composed the way the serving engines compose theirs (``Scheduling``):
+
+- mixed steps (vLLM V1, TensorRT-LLM in-flight batching): every running sequence decodes one
+  token, and the rest of the step's token budget goes to prompts, first the chunks of prompts
+  already started, then new requests in arrival order; a long prompt is chunked where the
+  engine chunks, otherwise a prompt joins only when it fits whole;
+- prefill-first steps (SGLang): while prompts wait and fit, a step prefills up to the budget
+  and decoding pauses for it.
+
+A request is admitted while fewer than `max_seqs` sequences are in flight and the KV cache
+(less a small watermark) holds its prompt, or its prompt and whole output where the engine
+guarantees no eviction; when the running sequences outgrow the cache, the newest is preempted
+and later recomputed.
 
 Between two events (an arrival that can be admitted, a completion, the cache filling up) the
 decode batch is fixed, so a whole run of decode steps is advanced at once from the step
-table; the per-request work is only at admission, completion and preemption.
+table; per-request work happens only at admission, prompt chunks, completion and preemption.
+
+A closed loop (``ClosedLoop``: a benchmark's concurrent clients) sends the next request as
+soon as one completes. With a step log, every step's shape is recorded so a calibration can
+re-time the same schedule under other cost parameters.
 """
 
 import heapq
+import random
 from collections import deque
 from dataclasses import dataclass, field
 from math import inf
 
+from planner.costmodel.engine import SchedulerPolicy
 from planner.simulate.steps import StepTable
 
 KV_WATERMARK = 0.01
@@ -23,6 +37,34 @@ KV_WATERMARK = 0.01
 
 class TargetMissed(Exception):
     """More requests missed the TTFT limit than Requests.misses_allowed: stop early."""
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """How a replica composes its steps: an engine's scheduler policy, sized for one plan."""
+
+    max_seqs: int
+    token_budget: int
+    chunked: bool = True
+    mixed: bool = True
+    reserve_output: bool = False
+
+    @classmethod
+    def of(
+        cls, policy: SchedulerPolicy, max_seqs: int | None = None, ranks: int = 1
+    ) -> "Scheduling":
+        """The engine's rules, with the plan's own limit on sequences in flight if given.
+
+        An instance of `ranks` attention data-parallel ranks runs one scheduler per rank in
+        lockstep; it is simulated as one scheduler with `ranks` times the limits.
+        """
+        return cls(
+            max_seqs=(max_seqs or policy.max_seqs) * ranks,
+            token_budget=policy.token_budget * ranks,
+            chunked=policy.chunked_prefill,
+            mixed=policy.mixed_batches,
+            reserve_output=policy.kv_admission == "prompt+output",
+        )
 
 
 @dataclass
@@ -42,6 +84,9 @@ class Requests:
     left: list[int] = field(default_factory=list)
     running: list[bool] = field(default_factory=list)
     kv_ready: list[bool] = field(default_factory=list)
+    sent_step: list[int] = field(default_factory=list)
+    first_step: list[int] = field(default_factory=list)
+    done_step: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Fresh state: nothing generated, nothing scheduled."""
@@ -54,6 +99,74 @@ class Requests:
         self.left = [0] * count
         self.running = [False] * count
         self.kv_ready = [False] * count
+        self.sent_step = [-1] * count
+        self.first_step = [-1] * count
+        self.done_step = [-1] * count
+
+
+@dataclass
+class ClosedLoop:
+    """Benchmark clients: each sends its next request as soon as its last one completes.
+
+    The engine sees a request an exponentially distributed time (mean `delay_s`: HTTP,
+    tokenisation, queues between processes) after it is sent; its TTFT counts from the send.
+    The spread matters: clients whose requests finish in the same step do not come back in
+    the same step, so a closed loop drifts from synchronised waves to staggered arrivals.
+    """
+
+    queue: deque[int]
+    delay_s: float
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+    def delay(self) -> float:
+        """One request's client-to-engine latency (s)."""
+        return self.rng.expovariate(1.0 / self.delay_s) if self.delay_s > 0 else 0.0
+
+
+@dataclass
+class Step:
+    """One logged step (k > 1: a run of k decode steps; k = 0: idle until an arrival)."""
+
+    k: int
+    prefill_tokens: int
+    prefill_seqs: int
+    prefill_pairs: float
+    prefill_kv: int
+    window_pairs: float
+    window_kv: int
+    decode_seqs: int
+    decode_context: int
+    idle_ms: float = 0.0
+
+
+@dataclass
+class _Chunks:
+    """The prompt tokens one step carries, summed the way the cost model needs them."""
+
+    tokens: int = 0
+    seqs: int = 0
+    pairs: float = 0.0
+    kv: int = 0
+    window_pairs: float = 0.0
+    window_kv: int = 0
+    finished: list[int] = field(default_factory=list)
+
+    def add(self, take: int, cached: int, window: int) -> None:
+        """`take` new tokens of a sequence that has `cached` tokens in the KV cache already."""
+        self.tokens += take
+        self.seqs += 1
+        self.pairs += take * cached + take * (take + 1) / 2.0
+        self.kv += cached + take
+        if window:
+            first, last = cached + 1, cached + take
+            if last <= window:
+                self.window_pairs += (first + last) * take / 2.0
+            elif first > window:
+                self.window_pairs += take * window
+            else:
+                self.window_pairs += (first + window) * (window - first + 1) / 2.0
+                self.window_pairs += (last - window) * window
+            self.window_kv += min(cached + take, window)
 
 
 class Replica:
@@ -67,14 +180,15 @@ class Replica:
         self,
         reqs: Requests,
         table: StepTable,
-        max_batch: int,
-        chunk: int | None = None,
-        prefill_tokens: int = 16384,
+        scheduling: Scheduling,
         prefill_only: bool = False,
+        loop: ClosedLoop | None = None,
+        log: list[Step] | None = None,
     ) -> None:
         """An idle instance at time 0 over the shared request state."""
-        self.reqs, self.table, self.prefill_only = reqs, table, prefill_only
-        self.max_batch, self.chunk, self.prefill_tokens = max_batch, chunk, prefill_tokens
+        self.reqs, self.table, self.rules = reqs, table, scheduling
+        self.prefill_only, self.loop, self.log = prefill_only, loop, log
+        self.window = table.window
         self.budget = table.kv_budget_tokens
         self.cap = int(self.budget * (1.0 - KV_WATERMARK))
         self.t = 0.0
@@ -83,7 +197,7 @@ class Replica:
         self.prefilling: deque[int] = deque()
         self.heap: list[tuple[int, int]] = []
         self.order: list[int] = []
-        self.n = self.ctx = self.step = self.reserved = 0
+        self.n = self.ctx = self.step = self.reserved = self.steps = 0
         self.hold = False
         self.preemptions = self.peak_kv = self.served = self.rejected = 0
 
@@ -108,151 +222,218 @@ class Replica:
         """Whether anything is left to simulate."""
         return bool(self.load)
 
+    def _need(self, rid: int) -> int:
+        """KV tokens admission must reserve for `rid` (prompt plus tokens to recompute)."""
+        reqs = self.reqs
+        need = reqs.prompt[rid] + reqs.gen[rid]
+        if self.rules.reserve_output:
+            need += reqs.target[rid] - reqs.gen[rid]
+        return need
+
+    def _admit_direct(self, rid: int) -> None:
+        """A request whose KV arrived from a prefill instance joins the decode batch."""
+        reqs = self.reqs
+        reqs.kv_ready[rid] = False
+        tokens = reqs.prompt[rid] + reqs.gen[rid]
+        self.ctx += tokens
+        self.n += 1
+        reqs.base[rid] = self.step - reqs.gen[rid]
+        reqs.running[rid] = True
+        heapq.heappush(self.heap, (reqs.base[rid] + reqs.target[rid], rid))
+        self.order.append(rid)
+
+    def _compose(self, t: float, room: int) -> _Chunks:
+        """Prompt tokens for this step within `room`: started prompts first, then admissions."""
+        reqs, rules, chunks = self.reqs, self.rules, _Chunks()
+        prompt, gen, left = reqs.prompt, reqs.gen, reqs.left
+        for rid in self.prefilling:
+            if chunks.tokens >= room:
+                break
+            take = min(left[rid], room - chunks.tokens)
+            chunks.add(take, prompt[rid] + gen[rid] - left[rid], self.window)
+            left[rid] -= take
+        seqs = self.n + len(self.prefilling)
+        kv = self.ctx + self.reserved
+        while self.waiting and not self.hold and seqs < rules.max_seqs:
+            rid = self.waiting[0]
+            if reqs.kv_ready[rid]:
+                if kv + prompt[rid] + gen[rid] > self.cap:
+                    break
+                self.waiting.popleft()
+                kv += prompt[rid] + gen[rid]
+                self._start(rid, t)
+                self._admit_direct(rid)
+                seqs += 1
+                continue
+            need, tokens = self._need(rid), prompt[rid] + gen[rid]
+            free = room - chunks.tokens
+            fits = tokens <= free or (rules.chunked and free > 0)
+            lone = not chunks.seqs and not self.n and not self.prefilling
+            if kv + need > self.cap or not (fits or lone):
+                break
+            self.waiting.popleft()
+            self._start(rid, t)
+            kv += need
+            self.reserved += need
+            take = tokens if lone and not fits else min(tokens, free)
+            left[rid] = tokens - take
+            chunks.add(take, 0, self.window)
+            self.prefilling.append(rid)
+            seqs += 1
+        while self.prefilling and not left[self.prefilling[0]]:
+            rid = self.prefilling.popleft()
+            self.reserved -= self._need(rid)
+            chunks.finished.append(rid)
+        self.peak_kv = max(self.peak_kv, self.ctx + self.reserved)
+        return chunks
+
+    def _start(self, rid: int, t: float) -> None:
+        """Mark the first time `rid` is scheduled."""
+        if self.reqs.start[rid] < 0.0:
+            self.reqs.start[rid] = t
+
+    def _complete(self, rid: int, t: float) -> None:
+        """`rid` produced its last token at `t`: record it and let its client send the next."""
+        reqs = self.reqs
+        reqs.done[rid] = t
+        reqs.done_step[rid] = self.steps - 1
+        loop = self.loop
+        if loop is not None and loop.queue:
+            nxt = loop.queue.popleft()
+            reqs.arrival[nxt] = t
+            reqs.sent_step[nxt] = self.steps - 1
+            self.push(nxt, t + loop.delay())
+
+    def _first_tokens(self, rids: list[int], t: float) -> None:
+        """Sequences whose prompt is fully computed emit a token; they decode from now on."""
+        reqs = self.reqs
+        for rid in rids:
+            g = reqs.gen[rid] + 1
+            reqs.gen[rid] = g
+            if reqs.first[rid] < 0.0:
+                reqs.first[rid] = t
+                reqs.first_step[rid] = self.steps - 1
+                if t - reqs.arrival[rid] > reqs.ttft_limit_s:
+                    reqs.misses_allowed -= 1
+                    if reqs.misses_allowed < 0:
+                        raise TargetMissed
+            if self.prefill_only or g >= reqs.target[rid]:
+                self._complete(rid, t)
+                continue
+            self.ctx += reqs.prompt[rid] + g - 1
+            self.n += 1
+            reqs.base[rid] = self.step - g
+            reqs.running[rid] = True
+            heapq.heappush(self.heap, (reqs.base[rid] + reqs.target[rid], rid))
+            self.order.append(rid)
+
+    def _decoded(self, k: int, t: float) -> None:
+        """The running batch produced `k` more tokens each; retire the sequences now done."""
+        reqs, heap = self.reqs, self.heap
+        self.step += k
+        self.ctx += k * self.n
+        self.peak_kv = max(self.peak_kv, self.ctx + self.reserved)
+        while heap and heap[0][0] <= self.step:
+            fin, rid = heapq.heappop(heap)
+            if reqs.running[rid] and reqs.base[rid] + reqs.target[rid] == fin:
+                reqs.running[rid] = False
+                reqs.gen[rid] = reqs.target[rid]
+                self.ctx -= reqs.prompt[rid] + reqs.target[rid] - 1
+                self.n -= 1
+                self._complete(rid, t)
+
+    def _preempt(self) -> None:
+        """Free KV by sending the newest running sequence back to the queue (recomputed)."""
+        reqs = self.reqs
+        victim = self.order.pop()
+        while not reqs.running[victim]:
+            victim = self.order.pop()
+        g = self.step - reqs.base[victim]
+        self.ctx -= reqs.prompt[victim] + g - 1
+        self.n -= 1
+        reqs.running[victim] = False
+        reqs.gen[victim] = g
+        self.waiting.appendleft(victim)
+        self.preemptions += 1
+        self.hold = True
+
+    def _decode_run(self, t: float, horizon: float) -> tuple[int, float]:
+        """(steps, ms) of pure decode steps until the next completion, arrival or full cache."""
+        reqs, heap = self.reqs, self.heap
+        fin, rid = heap[0]
+        while not reqs.running[rid] or reqs.base[rid] + reqs.target[rid] != fin:
+            heapq.heappop(heap)
+            fin, rid = heap[0]
+        k = min(fin - self.step, (self.budget - self.ctx - self.reserved) // self.n)
+        until = horizon
+        if not self.waiting and self.n < self.rules.max_seqs and self.pending:
+            until = min(until, self.pending[0][0])
+        return self.table.decode_run(self.n, self.ctx, k, (until - t) * 1000.0)
+
+    def _record(self, k: int, chunks: _Chunks | None, decode_seqs: int, idle_ms: float = 0.0):
+        """Append one step (or run, or idle gap) to the log, if the replica keeps one."""
+        self.steps += 1
+        if self.log is None:
+            return
+        c = chunks or _Chunks()
+        self.log.append(
+            Step(
+                k,
+                c.tokens,
+                c.seqs,
+                c.pairs,
+                c.kv,
+                c.window_pairs,
+                c.window_kv,
+                decode_seqs,
+                self.ctx,
+                idle_ms,
+            )
+        )
+
     def run(self, horizon: float = inf) -> None:
         """Simulate every step that starts before `horizon` (seconds)."""
-        reqs, table = self.reqs, self.table
-        prompt, target, gen, base = reqs.prompt, reqs.target, reqs.gen, reqs.base
-        start, first, done, running, left, kv_ready = (
-            reqs.start,
-            reqs.first,
-            reqs.done,
-            reqs.running,
-            reqs.left,
-            reqs.kv_ready,
-        )
-        pending, waiting, prefilling, heap, order = (
-            self.pending,
-            self.waiting,
-            self.prefilling,
-            self.heap,
-            self.order,
-        )
-        budget, cap, max_batch, chunk = self.budget, self.cap, self.max_batch, self.chunk
-        only_prefill = self.prefill_only
-        t, n, ctx, step, reserved = self.t, self.n, self.ctx, self.step, self.reserved
-        hold, peak, preemptions = self.hold, self.peak_kv, self.preemptions
-        decode_run = table.decode_run
-        heappush, heappop = heapq.heappush, heapq.heappop
-
-        while t < horizon:
+        rules, pending, waiting = self.rules, self.pending, self.waiting
+        while self.t < horizon:
+            t = self.t
             while pending and pending[0][0] <= t:
                 waiting.append(pending.popleft()[1])
-            batch: list[int] = []
-            tokens = 0
-            if waiting and not hold:
-                kv = ctx + reserved
-                while waiting and n + len(prefilling) + len(batch) < max_batch:
-                    rid = waiting[0]
-                    direct = kv_ready[rid]
-                    need = prompt[rid] + gen[rid] - direct
-                    full = batch and not chunk and tokens + need > self.prefill_tokens
-                    if full or kv + need > cap:
-                        break
-                    waiting.popleft()
-                    kv += need
-                    if start[rid] < 0.0:
-                        start[rid] = t
-                    if direct:
-                        kv_ready[rid] = False
-                        ctx += need
-                        n += 1
-                        base[rid] = step - gen[rid]
-                        running[rid] = True
-                        heappush(heap, (base[rid] + target[rid], rid))
-                        order.append(rid)
-                    elif chunk:
-                        left[rid] = need
-                        reserved += need
-                        prefilling.append(rid)
-                    else:
-                        batch.append(rid)
-                        tokens += need
-                peak = max(peak, kv)
-            k = 0
-            if batch:
-                ms = table.prefill_ms(len(batch), tokens / len(batch))
-            elif n and ctx + reserved + n > budget:
-                victim = _victim(order, running)
-                g = step - base[victim]
-                ctx -= prompt[victim] + g - 1
-                n -= 1
-                running[victim] = False
-                gen[victim] = g
-                waiting.appendleft(victim)
-                preemptions += 1
-                hold = True
+            if self.n and self.ctx + self.reserved + self.n > self.budget:
+                self._preempt()
                 continue
-            elif chunk and prefilling and n < chunk:
-                room = chunk - n
-                weighted = 0
-                while prefilling and tokens < room:
-                    rid = prefilling[0]
-                    take = min(left[rid], room - tokens)
-                    weighted += take * (prompt[rid] + gen[rid] - left[rid])
-                    tokens += take
-                    left[rid] -= take
-                    if left[rid]:
-                        break
-                    batch.append(prefilling.popleft())
-                    reserved -= prompt[rid] + gen[rid]
-                mean = ctx / n if n else 0.0
-                ms = float(table.model.mixed_ms(tokens, weighted / tokens, n, mean)[0])
-                k = 1 if n else 0
-            elif n:
-                fin, rid = heap[0]
-                while not running[rid] or base[rid] + target[rid] != fin:
-                    heappop(heap)
-                    fin, rid = heap[0]
-                k = min(fin - step, (budget - ctx) // n)
-                until = horizon
-                if not waiting and not prefilling and n < max_batch and pending:
-                    until = min(until, pending[0][0])
-                k, ms = decode_run(n, ctx, k, (until - t) * 1000.0)
+            decode = self.n if rules.mixed else 0
+            chunks = None
+            if self.prefilling or (waiting and not self.hold):
+                chunks = self._compose(t, max(rules.token_budget - decode, 0))
+                if not chunks.tokens and not chunks.finished:
+                    chunks = None
+            if chunks is not None:
+                ms = self.table.step_ms(
+                    chunks.tokens,
+                    chunks.seqs,
+                    chunks.pairs,
+                    chunks.kv,
+                    chunks.window_pairs,
+                    chunks.window_kv,
+                    decode,
+                    self.ctx,
+                )
+                self._record(1, chunks, decode)
+                self.t = t = t + ms / 1000.0
+                self.hold = False
+                if decode:
+                    self._decoded(1, t)
+                self._first_tokens(chunks.finished, t)
+            elif self.n:
+                k, ms = self._decode_run(t, horizon)
+                self._record(k, None, self.n)
+                self.t = t = t + ms / 1000.0
+                self.hold = False
+                self._decoded(k, t)
             elif pending and pending[0][0] < horizon:
-                t = max(t, pending[0][0])
-                continue
+                gap = max(pending[0][0] - t, 0.0)
+                if gap:
+                    self._record(0, None, 0, gap * 1000.0)
+                self.t = max(t, pending[0][0])
             else:
                 break
-            t += ms / 1000.0
-            hold = False
-            if k:
-                step += k
-                ctx += k * n
-                peak = max(peak, ctx + reserved)
-                while heap and heap[0][0] <= step:
-                    fin, rid = heappop(heap)
-                    if running[rid] and base[rid] + target[rid] == fin:
-                        running[rid] = False
-                        gen[rid] = target[rid]
-                        done[rid] = t
-                        ctx -= prompt[rid] + target[rid] - 1
-                        n -= 1
-            for rid in batch:
-                g = gen[rid] + 1
-                gen[rid] = g
-                if first[rid] < 0.0:
-                    first[rid] = t
-                    if t - reqs.arrival[rid] > reqs.ttft_limit_s:
-                        reqs.misses_allowed -= 1
-                        if reqs.misses_allowed < 0:
-                            raise TargetMissed
-                if only_prefill or g >= target[rid]:
-                    done[rid] = t
-                    continue
-                ctx += prompt[rid] + g - 1
-                n += 1
-                base[rid] = step - g
-                running[rid] = True
-                heappush(heap, (base[rid] + target[rid], rid))
-                order.append(rid)
-
-        self.t, self.n, self.ctx, self.step, self.reserved = t, n, ctx, step, reserved
-        self.hold, self.peak_kv, self.preemptions = hold, peak, preemptions
-
-
-def _victim(order: list[int], running: list[bool]) -> int:
-    """The most recently admitted running request (popped from the admission order)."""
-    while True:
-        rid = order.pop()
-        if running[rid]:
-            return rid

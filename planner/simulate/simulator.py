@@ -4,42 +4,46 @@ from math import inf
 
 import numpy as np
 
+from planner.costmodel.engine import load_engine
 from planner.errors import PlannerError
 from planner.simulate.disagg import check_ratio, run_disaggregated
 from planner.simulate.metrics import SimResult, Slo
-from planner.simulate.replica import Replica, Requests, TargetMissed
+from planner.simulate.replica import Replica, Requests, Scheduling, TargetMissed
 from planner.simulate.router import check_router, route
 from planner.simulate.steps import StepTable, StepTimes, step_table
 from planner.simulate.workload import Workload
 
-DEFAULT_PREFILL_TOKENS = 16384
+
+def engine_scheduling(table: StepTable, max_seqs: int | None = None) -> Scheduling:
+    """The scheduling rules of the engine the step model was built for (vLLM if none)."""
+    engine = getattr(table.model, "engine", None) or load_engine()
+    return Scheduling.of(engine.scheduler, max_seqs)
 
 
 def simulate(
     workload: Workload,
     step_model: StepTimes | StepTable,
+    scheduling: Scheduling | None = None,
     replicas: int = 1,
-    max_batch: int = 256,
-    chunked_prefill: int | None = None,
     disagg: tuple[int, int] | None = None,
     router: str = "least-loaded",
     slos: list[Slo] | None = None,
-    prefill_max_batch: int | None = None,
-    prefill_tokens: int = DEFAULT_PREFILL_TOKENS,
+    prefill_scheduling: Scheduling | None = None,
     kv_bandwidth_gb_s: float | None = None,
     stop_below: float | None = None,
 ) -> SimResult | None:
     """What every request of `workload` experiences on `replicas` copies of the plan.
 
-    `disagg=(p, d)` makes each replica p prefill + d decode instances; `chunked_prefill` is the
-    token budget of a mixed step; `prefill_tokens` caps one prefill step's prompt tokens
-    otherwise. Pass a StepTable (built once) to reuse step tables across many calls. With
-    `stop_below`, returns None as soon as so many requests miss the TTFT SLO that attainment
-    must fall below it (goodput's shortcut for overloaded rates).
+    Each instance batches by `scheduling` (default: the step model's engine); `disagg=(p, d)`
+    makes each replica p prefill + d decode instances, the prefill side batching by
+    `prefill_scheduling` if given. Pass a StepTable (built once) to reuse step tables across
+    many calls. With `stop_below`, returns None as soon as so many requests miss the TTFT SLO
+    that attainment must fall below it (goodput's shortcut for overloaded rates).
     """
-    _check(workload, replicas, max_batch, chunked_prefill, prefill_max_batch, prefill_tokens)
-    check_router(router)
     table = step_table(step_model)
+    rules = scheduling or engine_scheduling(table)
+    _check(workload, replicas, rules, prefill_scheduling)
+    check_router(router)
     arrivals = np.asarray(workload.arrival_s, dtype=float)
     reqs = Requests(
         np.asarray(workload.input_tokens, dtype=np.int64).tolist(),
@@ -52,10 +56,7 @@ def simulate(
         reqs.misses_allowed = int((1.0 - stop_below) * workload.requests)
     try:
         if disagg is None:
-            instances = [
-                Replica(reqs, table, max_batch, chunked_prefill, prefill_tokens)
-                for _ in range(replicas)
-            ]
+            instances = [Replica(reqs, table, rules) for _ in range(replicas)]
             chosen = route(instances, np.arange(len(arrivals)), arrivals, router)
         else:
             instances, chosen = run_disaggregated(
@@ -64,10 +65,8 @@ def simulate(
                 arrivals,
                 check_ratio(disagg),
                 replicas,
-                max_batch,
-                prefill_max_batch or max_batch,
-                chunked_prefill,
-                prefill_tokens,
+                rules,
+                prefill_scheduling or rules,
                 router,
                 kv_bandwidth_gb_s,
             )
@@ -79,23 +78,17 @@ def simulate(
 def _check(
     workload: Workload,
     replicas: int,
-    max_batch: int,
-    chunked_prefill: int | None,
-    prefill_max_batch: int | None,
-    prefill_tokens: int,
+    rules: Scheduling,
+    prefill_rules: Scheduling | None,
 ) -> None:
     """Reject empty workloads and non-positive plan sizes with a one-line reason."""
     if not workload.requests:
         raise PlannerError("the workload has no requests to simulate")
-    limits = {
-        "replicas": replicas,
-        "max batch": max_batch,
-        "chunked prefill budget": chunked_prefill,
-        "prefill max batch": prefill_max_batch,
-        "prefill tokens": prefill_tokens,
-    }
+    limits = {"replicas": replicas, "max batch": rules.max_seqs, "token budget": rules.token_budget}
+    if prefill_rules is not None:
+        limits["prefill max batch"] = prefill_rules.max_seqs
     for name, value in limits.items():
-        if value is not None and value < 1:
+        if value < 1:
             raise PlannerError(f"{name} must be at least 1, not {value}")
 
 

@@ -1,11 +1,12 @@
 """Step times for the simulator: the cost-model protocol and fast tabulated lookups of it.
 
-The simulator asks for step times tens of thousands of times per run, so it never calls the
-cost model per step. It tabulates, once per batch size, the decode step time as a function of
-the batch's total cached context and the prefill step time as a function of prompt length,
-then answers in pure Python: a decode *run* of k steps (context growing by the batch size each
-step) is a difference of the tabulated integral, and the number of steps that fit in a time
-span is its inverse. Linear pieces make both exact up to the table's interpolation.
+The simulator asks for decode step times hundreds of thousands of times per run, so it never
+calls the cost model per decode step. It tabulates, once per batch size, the decode step time
+as a function of the batch's total cached context, then answers in pure Python: a decode *run*
+of k steps (context growing by the batch size each step) is a difference of the tabulated
+integral, and the number of steps that fit in a time span is its inverse. Linear pieces make
+both exact up to the table's interpolation. Steps that carry prompt tokens are priced one by
+one from their exact shape.
 """
 
 from bisect import bisect_right
@@ -15,10 +16,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from planner.costmodel.operators import StepShape
+
 _SHORT_CONTEXT = 4096.0
 _LINEAR_NODES = 33
 _GEOMETRIC_NODES = 48
-_PREFILL_RATIO = 1.03
 
 
 class KvMemory(Protocol):
@@ -31,17 +33,13 @@ class StepTimes(Protocol):
     """What the simulator needs from a latency model (planner.costmodel.StepModel has it)."""
 
     memory: KvMemory
+    sliding_window: int
 
-    def prefill_ms(self, batch: Any, tokens: Any, context: Any = 0) -> np.ndarray:
-        """Step of `batch` sequences each adding `tokens` new tokens after `context` cached."""
+    def step_ms(self, shape: StepShape) -> np.ndarray:
+        """Steps of the given shapes (prompt chunks plus decodes)."""
 
     def decode_ms(self, batch: Any, context: Any) -> np.ndarray:
         """One decode step of `batch` sequences with `context` cached tokens each (the mean)."""
-
-    def mixed_ms(
-        self, prefill_tokens: Any, prefill_context: Any, decode_batch: Any, decode_context: Any
-    ) -> np.ndarray:
-        """One chunked-prefill step: a prefill chunk plus a decode batch."""
 
     def kv_transfer_ms(self, tokens: Any, bandwidth_gb_s: float | None = None) -> np.ndarray:
         """Time to ship `tokens` tokens of KV cache to another instance."""
@@ -101,13 +99,10 @@ class StepTable:
     def __init__(self, model: StepTimes, max_context: int | None = None) -> None:
         """Wrap `model`; tables for each batch size are built on first use."""
         self.model = model
+        self.window = int(model.sliding_window)
         self.kv_budget_tokens = int(model.memory.kv_budget_tokens)
         self.max_context = int(max_context or self.kv_budget_tokens)
         self._decode: dict[int, _Piecewise] = {}
-        self._prefill: dict[int, _Piecewise] = {}
-        top = max(self.max_context, 2) * 2.0
-        count = int(np.ceil(np.log(top) / np.log(_PREFILL_RATIO))) + 1
-        self._prefill_nodes = np.unique(np.round(np.geomspace(1.0, top, count)))
 
     def decode_curve(self, batch: int) -> _Piecewise:
         """Decode step ms of `batch` sequences as a function of their total cached context."""
@@ -126,18 +121,22 @@ class StepTable:
             curve = self._decode[batch] = _Piecewise.fit(mean * batch, ms)
         return curve
 
-    def prefill_curve(self, batch: int) -> _Piecewise:
-        """Prefill step ms of `batch` sequences (no cached context) by tokens per sequence."""
-        curve = self._prefill.get(batch)
-        if curve is None:
-            nodes = self._prefill_nodes
-            ms = self.model.prefill_ms(np.full(nodes.shape, batch), nodes, np.zeros_like(nodes))
-            curve = self._prefill[batch] = _Piecewise.fit(nodes, np.asarray(ms, dtype=float))
-        return curve
-
-    def prefill_ms(self, batch: int, tokens: float) -> float:
-        """One prefill step of `batch` sequences of `tokens` new tokens each (mean if mixed)."""
-        return self.prefill_curve(batch).value(tokens)
+    def step_ms(
+        self,
+        prefill_tokens: int,
+        prefill_seqs: int,
+        prefill_pairs: float,
+        prefill_kv: int,
+        window_pairs: float,
+        window_kv: int,
+        decode_seqs: int,
+        decode_context: int,
+    ) -> float:
+        """One step carrying prompt tokens (summed over its sequences) and decodes."""
+        values = (prefill_tokens, prefill_seqs, prefill_pairs, prefill_kv, window_pairs)
+        values += (window_kv, decode_seqs, decode_context)
+        shape = StepShape(*(np.array([float(v)]) for v in values))
+        return float(self.model.step_ms(shape)[0])
 
     def decode_run(
         self, batch: int, context: float, steps: int, span_ms: float = inf

@@ -1,0 +1,133 @@
+"""Benchmark mode: what a load generator measures, N clients in a closed loop on one instance.
+
+`vllm bench serve --max-concurrency N`, genai-perf and aiperf ``--concurrency N`` all start N
+requests at once and send a new one as soon as one completes, with fixed (or normally drawn)
+input and output lengths and ``ignore_eos``. They report TTFT from the send to the first token
+and TPOT per request as (end-to-end - TTFT) / (output tokens - 1), averaged over requests
+(genai-perf and aiperf call the same quantity ITL). This module drives the replica scheduler
+that way and reports the same statistics.
+"""
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from planner.errors import PlannerError
+from planner.simulate.replica import ClosedLoop, Replica, Requests, Scheduling, Step
+from planner.simulate.steps import StepTable
+
+ROUNDS = 10
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A closed-loop load: clients, lengths (normal spread optional) and request count."""
+
+    concurrency: int
+    isl: int
+    osl: int
+    requests: int = 0
+    isl_std: float = 0.0
+    osl_std: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Reject loads a load generator would refuse."""
+        for name in ("concurrency", "isl", "osl"):
+            if getattr(self, name) < 1:
+                raise PlannerError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.requests < 0 or self.isl_std < 0 or self.osl_std < 0:
+            raise PlannerError("requests and length spreads must not be negative")
+
+    @property
+    def count(self) -> int:
+        """Requests sent (default: ROUNDS per client, the aiperf templates' multi-round)."""
+        return self.requests or ROUNDS * self.concurrency
+
+    def lengths(self) -> tuple[np.ndarray, np.ndarray]:
+        """Input and output lengths of every request (seeded normal draws, at least 1)."""
+        rng = np.random.default_rng(self.seed)
+        isl = np.full(self.count, float(self.isl))
+        osl = np.full(self.count, float(self.osl))
+        if self.isl_std:
+            isl += rng.normal(0.0, self.isl_std, self.count)
+        if self.osl_std:
+            osl += rng.normal(0.0, self.osl_std, self.count)
+        return np.maximum(np.rint(isl), 1).astype(int), np.maximum(np.rint(osl), 1).astype(int)
+
+
+@dataclass
+class BenchmarkRun:
+    """Per-request latencies of one benchmark run, and the schedule when it was logged."""
+
+    ttft_ms: np.ndarray
+    tpot_ms: np.ndarray
+    e2e_ms: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    duration_s: float
+    preemptions: int
+    rejected: int
+    reqs: Requests
+    log: list[Step] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float | int]:
+        """The statistics `vllm bench serve --save-result` writes (mean, median, p99)."""
+        done = np.isfinite(self.e2e_ms)
+        out: dict[str, float | int] = {
+            "completed": int(done.sum()),
+            "failed": int((~done).sum()),
+            "duration": self.duration_s,
+            "request_throughput": float(done.sum() / self.duration_s) if self.duration_s else 0.0,
+            "output_throughput": float(self.output_tokens[done].sum() / self.duration_s)
+            if self.duration_s
+            else 0.0,
+            "preemptions": self.preemptions,
+        }
+        for name, values in (("ttft", self.ttft_ms), ("tpot", self.tpot_ms), ("e2el", self.e2e_ms)):
+            finite = values[np.isfinite(values)]
+            for stat, fn in (("mean", np.mean), ("median", np.median)):
+                out[f"{stat}_{name}_ms"] = float(fn(finite)) if finite.size else float("nan")
+            out[f"p99_{name}_ms"] = float(np.percentile(finite, 99)) if finite.size else float("nan")
+        return out
+
+
+def run_benchmark(
+    table: StepTable,
+    scheduling: Scheduling,
+    bench: Benchmark,
+    delay_ms: float,
+    log: bool = False,
+) -> BenchmarkRun:
+    """Run `bench` against one instance; the engine sees each request `delay_ms` after it is sent."""
+    inputs, outputs = bench.lengths()
+    reqs = Requests(inputs.tolist(), outputs.tolist(), [0.0] * bench.count)
+    loop = ClosedLoop(
+        deque(range(bench.concurrency, bench.count)), delay_ms / 1000.0, random.Random(bench.seed)
+    )
+    steps: list[Step] = []
+    replica = Replica(reqs, table, scheduling, loop=loop, log=steps if log else None)
+    first = sorted(loop.delay() for _ in range(min(bench.concurrency, bench.count)))
+    for rid, at in enumerate(first):
+        replica.push(rid, at)
+    replica.run()
+    arrival, first, done = (np.asarray(v) for v in (reqs.arrival, reqs.first, reqs.done))
+    first = np.where(first < 0, np.inf, first)
+    done = np.where(done < 0, np.inf, done)
+    with np.errstate(invalid="ignore"):
+        tpot = np.where(outputs > 1, (done - first) / np.maximum(outputs - 1, 1), np.nan)
+    finite = done[np.isfinite(done)]
+    return BenchmarkRun(
+        ttft_ms=(first - arrival) * 1000.0,
+        tpot_ms=tpot * 1000.0,
+        e2e_ms=(done - arrival) * 1000.0,
+        input_tokens=inputs,
+        output_tokens=outputs,
+        duration_s=float(finite.max()) if finite.size else 0.0,
+        preemptions=replica.preemptions,
+        rejected=replica.rejected,
+        reqs=reqs,
+        log=steps,
+    )
