@@ -10,6 +10,7 @@ that way and reports the same statistics.
 
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,8 +91,27 @@ class BenchmarkRun:
             finite = values[np.isfinite(values)]
             for stat, fn in (("mean", np.mean), ("median", np.median)):
                 out[f"{stat}_{name}_ms"] = float(fn(finite)) if finite.size else float("nan")
-            out[f"p99_{name}_ms"] = float(np.percentile(finite, 99)) if finite.size else float("nan")
+            out[f"p99_{name}_ms"] = (
+                float(np.percentile(finite, 99)) if finite.size else float("nan")
+            )
         return out
+
+
+def client_loop(
+    bench: Benchmark,
+    delay_ms: float,
+    think_ms: float,
+    send: Callable[[int, float], None] | None = None,
+) -> ClosedLoop:
+    """The benchmark's clients: requests after the first wave, latencies, seeded think times."""
+    queue = deque(range(bench.concurrency, bench.count))
+    rng = random.Random(bench.seed)
+    return ClosedLoop(queue, delay_ms / 1000.0, think_ms / 1000.0, rng, send)
+
+
+def first_sends(loop: ClosedLoop, bench: Benchmark) -> list[float]:
+    """Send times of the first wave: every client starts at once, after one think time."""
+    return sorted(loop.think() for _ in range(min(bench.concurrency, bench.count)))
 
 
 def run_benchmark(
@@ -99,20 +119,30 @@ def run_benchmark(
     scheduling: Scheduling,
     bench: Benchmark,
     delay_ms: float,
+    think_ms: float = 0.0,
     log: bool = False,
 ) -> BenchmarkRun:
-    """Run `bench` against one instance; the engine sees each request `delay_ms` after it is sent."""
+    """Run `bench` against one instance; the engine sees a request ~`delay_ms` after its send."""
     inputs, outputs = bench.lengths()
     reqs = Requests(inputs.tolist(), outputs.tolist(), [0.0] * bench.count)
-    loop = ClosedLoop(
-        deque(range(bench.concurrency, bench.count)), delay_ms / 1000.0, random.Random(bench.seed)
-    )
+    loop = client_loop(bench, delay_ms, think_ms)
     steps: list[Step] = []
     replica = Replica(reqs, table, scheduling, loop=loop, log=steps if log else None)
-    first = sorted(loop.delay() for _ in range(min(bench.concurrency, bench.count)))
-    for rid, at in enumerate(first):
-        replica.push(rid, at)
+    for rid, at in enumerate(first_sends(loop, bench)):
+        reqs.arrival[rid] = at
+        replica.push(rid, at + loop.delay_s)
     replica.run()
+    return benchmark_run(reqs, inputs, outputs, [replica], steps)
+
+
+def benchmark_run(
+    reqs: Requests,
+    inputs: np.ndarray,
+    outputs: np.ndarray,
+    instances: list[Replica],
+    steps: list[Step],
+) -> BenchmarkRun:
+    """Per-request latencies from the shared request state after a closed-loop run."""
     arrival, first, done = (np.asarray(v) for v in (reqs.arrival, reqs.first, reqs.done))
     first = np.where(first < 0, np.inf, first)
     done = np.where(done < 0, np.inf, done)
@@ -126,8 +156,8 @@ def run_benchmark(
         input_tokens=inputs,
         output_tokens=outputs,
         duration_s=float(finite.max()) if finite.size else 0.0,
-        preemptions=replica.preemptions,
-        rejected=replica.rejected,
+        preemptions=sum(r.preemptions for r in instances),
+        rejected=sum(r.rejected for r in instances),
         reqs=reqs,
         log=steps,
     )

@@ -6,10 +6,18 @@ which admits it straight into its decode batch. Both sides have their own batch 
 """
 
 import re
+from math import inf
 
 import numpy as np
 
 from planner.errors import PlannerError
+from planner.simulate.benchmark import (
+    Benchmark,
+    BenchmarkRun,
+    benchmark_run,
+    client_loop,
+    first_sends,
+)
 from planner.simulate.replica import Replica, Requests, Scheduling
 from planner.simulate.router import route
 from planner.simulate.steps import StepTable
@@ -63,3 +71,57 @@ def run_disaggregated(
     decodes = [Replica(reqs, table, rules) for _ in range(ratio[1] * replicas)]
     route(decodes, moving[order], ready[order], router)
     return prefills + decodes, chosen
+
+
+def run_disaggregated_benchmark(
+    prefill_table: StepTable,
+    decode_table: StepTable,
+    prefill_rules: Scheduling,
+    decode_rules: Scheduling,
+    workers: tuple[int, int],
+    bench: Benchmark,
+    delay_ms: float,
+    think_ms: float = 0.0,
+) -> BenchmarkRun:
+    """A closed-loop benchmark against P prefill and D decode workers, simulated together.
+
+    Each prompt goes to the least-loaded prefill worker; its KV cache then crosses to the
+    least-loaded decode worker; each completion sends the client's next request. The workers
+    advance in time order (the earliest one runs until the next one's step), so a request
+    handed over always finds its target no later than it should. (The steps of several
+    workers interleave, so the run keeps no step log.)
+    """
+    check_ratio(workers)
+    inputs, outputs = bench.lengths()
+    reqs = Requests(inputs.tolist(), outputs.tolist(), [0.0] * bench.count)
+
+    def to_prefill(rid: int, t: float) -> None:
+        """Send a new request to the least-loaded prefill worker."""
+        min(prefills, key=lambda r: r.load).push(rid, t)
+
+    def to_decode(rid: int, t: float) -> None:
+        """Ship a prefilled request's KV cache to the least-loaded decode worker."""
+        if reqs.gen[rid] >= reqs.target[rid]:
+            return
+        reqs.kv_ready[rid] = True
+        transfer = float(prefill_table.model.kv_transfer_ms(reqs.prompt[rid])[0]) / 1000.0
+        min(decodes, key=lambda r: r.load).push(rid, t + transfer)
+
+    loop = client_loop(bench, delay_ms, think_ms, send=to_prefill)
+    prefills = [
+        Replica(reqs, prefill_table, prefill_rules, prefill_only=True, handoff=to_decode)
+        for _ in range(workers[0])
+    ]
+    decodes = [Replica(reqs, decode_table, decode_rules, loop=loop) for _ in range(workers[1])]
+    for rid, at in enumerate(first_sends(loop, bench)):
+        reqs.arrival[rid] = at
+        to_prefill(rid, at + loop.delay_s)
+    instances = prefills + decodes
+    while True:
+        order = sorted(instances, key=lambda r: r.next_start)
+        first = order[0]
+        if first.next_start == inf:
+            break
+        horizon = order[1].next_start if len(order) > 1 else inf
+        first.run(max(horizon, first.next_start) + 1e-9)
+    return benchmark_run(reqs, inputs, outputs, decodes, [])

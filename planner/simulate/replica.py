@@ -26,6 +26,7 @@ re-time the same schedule under other cost parameters.
 import heapq
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import inf
 
@@ -106,26 +107,29 @@ class Requests:
 
 @dataclass
 class ClosedLoop:
-    """Benchmark clients: each sends its next request as soon as its last one completes.
+    """Benchmark clients: each sends its next request soon after its last one completes.
 
-    The engine sees a request an exponentially distributed time (mean `delay_s`: HTTP,
-    tokenisation, queues between processes) after it is sent; its TTFT counts from the send.
-    The spread matters: clients whose requests finish in the same step do not come back in
-    the same step, so a closed loop drifts from synchronised waves to staggered arrivals.
+    A client sends after a think time (exponential, mean `think_s`: reading the last response,
+    bookkeeping) that its TTFT does not count; the engine sees the request `delay_s` later
+    (HTTP, tokenisation, queues between processes), which TTFT does count. The spread of think
+    times matters: clients whose requests finished in the same step do not come back in the
+    same step, so a closed loop drifts from synchronised waves to staggered arrivals.
     """
 
     queue: deque[int]
     delay_s: float
+    think_s: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    send: Callable[[int, float], None] | None = None
 
-    def delay(self) -> float:
-        """One request's client-to-engine latency (s)."""
-        return self.rng.expovariate(1.0 / self.delay_s) if self.delay_s > 0 else 0.0
+    def think(self) -> float:
+        """One client's pause (s) between a response and its next request."""
+        return self.rng.expovariate(1.0 / self.think_s) if self.think_s > 0 else 0.0
 
 
 @dataclass
 class Step:
-    """One logged step (k > 1: a run of k decode steps; k = 0: idle until an arrival)."""
+    """One logged step of `ms` (k > 1: a run of k decode steps; k = 0: idle until an arrival)."""
 
     k: int
     prefill_tokens: int
@@ -136,7 +140,7 @@ class Step:
     window_kv: int
     decode_seqs: int
     decode_context: int
-    idle_ms: float = 0.0
+    ms: float = 0.0
 
 
 @dataclass
@@ -173,7 +177,8 @@ class Replica:
     """A serving instance of one plan (aggregated, or the prefill side when `prefill_only`).
 
     A request pushed with its KV cache already present (``Requests.kv_ready``, set by the
-    disaggregated orchestrator after a transfer) joins the decode batch without a prefill.
+    disaggregated orchestrator after a transfer) joins the decode batch without a prefill. A
+    prefill instance given a `handoff` passes each prompt it finishes on at once.
     """
 
     def __init__(
@@ -184,15 +189,17 @@ class Replica:
         prefill_only: bool = False,
         loop: ClosedLoop | None = None,
         log: list[Step] | None = None,
+        handoff: Callable[[int, float], None] | None = None,
     ) -> None:
         """An idle instance at time 0 over the shared request state."""
         self.reqs, self.table, self.rules = reqs, table, scheduling
         self.prefill_only, self.loop, self.log = prefill_only, loop, log
+        self.handoff = handoff
         self.window = table.window
         self.budget = table.kv_budget_tokens
         self.cap = int(self.budget * (1.0 - KV_WATERMARK))
         self.t = 0.0
-        self.pending: deque[tuple[float, int]] = deque()
+        self.pending: list[tuple[float, int]] = []
         self.waiting: deque[int] = deque()
         self.prefilling: deque[int] = deque()
         self.heap: list[tuple[int, int]] = []
@@ -209,7 +216,7 @@ class Replica:
             reqs.first[rid] = reqs.done[rid] = inf
             self.rejected += 1
             return
-        self.pending.append((t, rid))
+        heapq.heappush(self.pending, (t, rid))
         self.served += 1
 
     @property
@@ -221,6 +228,13 @@ class Replica:
     def busy(self) -> bool:
         """Whether anything is left to simulate."""
         return bool(self.load)
+
+    @property
+    def next_start(self) -> float:
+        """When this instance next starts a step (inf when it has nothing to do)."""
+        if self.waiting or self.prefilling or self.n:
+            return self.t
+        return max(self.t, self.pending[0][0]) if self.pending else inf
 
     def _need(self, rid: int) -> int:
         """KV tokens admission must reserve for `rid` (prompt plus tokens to recompute)."""
@@ -297,12 +311,17 @@ class Replica:
         reqs = self.reqs
         reqs.done[rid] = t
         reqs.done_step[rid] = self.steps - 1
+        if self.prefill_only:
+            if self.handoff is not None:
+                self.handoff(rid, t)
+            return
         loop = self.loop
         if loop is not None and loop.queue:
             nxt = loop.queue.popleft()
-            reqs.arrival[nxt] = t
+            sent = t + loop.think()
+            reqs.arrival[nxt] = sent
             reqs.sent_step[nxt] = self.steps - 1
-            self.push(nxt, t + loop.delay())
+            (loop.send or self.push)(nxt, sent + loop.delay_s)
 
     def _first_tokens(self, rids: list[int], t: float) -> None:
         """Sequences whose prompt is fully computed emit a token; they decode from now on."""
@@ -370,8 +389,8 @@ class Replica:
             until = min(until, self.pending[0][0])
         return self.table.decode_run(self.n, self.ctx, k, (until - t) * 1000.0)
 
-    def _record(self, k: int, chunks: _Chunks | None, decode_seqs: int, idle_ms: float = 0.0):
-        """Append one step (or run, or idle gap) to the log, if the replica keeps one."""
+    def _record(self, k: int, chunks: _Chunks | None, decode_seqs: int, ms: float) -> None:
+        """Append one step (or run of k, or idle gap if k = 0) of `ms` to the log, if kept."""
         self.steps += 1
         if self.log is None:
             return
@@ -387,7 +406,7 @@ class Replica:
                 c.window_kv,
                 decode_seqs,
                 self.ctx,
-                idle_ms,
+                ms,
             )
         )
 
@@ -397,7 +416,7 @@ class Replica:
         while self.t < horizon:
             t = self.t
             while pending and pending[0][0] <= t:
-                waiting.append(pending.popleft()[1])
+                waiting.append(heapq.heappop(pending)[1])
             if self.n and self.ctx + self.reserved + self.n > self.budget:
                 self._preempt()
                 continue
@@ -418,7 +437,7 @@ class Replica:
                     decode,
                     self.ctx,
                 )
-                self._record(1, chunks, decode)
+                self._record(1, chunks, decode, ms)
                 self.t = t = t + ms / 1000.0
                 self.hold = False
                 if decode:
@@ -426,7 +445,7 @@ class Replica:
                 self._first_tokens(chunks.finished, t)
             elif self.n:
                 k, ms = self._decode_run(t, horizon)
-                self._record(k, None, self.n)
+                self._record(k, None, self.n, ms)
                 self.t = t = t + ms / 1000.0
                 self.hold = False
                 self._decoded(k, t)

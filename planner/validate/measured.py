@@ -1,0 +1,264 @@
+"""Measured serving benchmarks: AIConfigurator's silicon CSV and `vllm bench serve` JSON.
+
+Both become ``Measured`` rows: the deployment (model, accelerator, engine and release,
+precision, parallel layout, aggregated or prefill/decode disaggregated workers) and the closed
+loop it was measured under (concurrent clients, input and output lengths), with the mean TTFT
+and TPOT the load generator reported.
+
+- Silicon CSV (AIConfigurator ``systems/silicon_sample.csv``): one benchmark per row. Aggregated
+  rows give ``batch_size`` (concurrent clients per worker, per attention-DP rank) and
+  ``tp_size``, ``pp_size``, ``attention_dp_size``, ``moe_ep_size``; disaggregated rows give the
+  same per role with ``prefill_`` / ``decode_`` prefixes and worker counts, the whole load
+  being ``silicon_concurrency`` in ``silicon_data_source``.
+- ``vllm bench serve --save-result`` JSON: one file per benchmark, with ``max_concurrency``,
+  the mean TTFT and TPOT and token totals (mean lengths). The deployment comes from
+  ``--metadata`` keys written into the file (``accelerator``, ``tp``, ``dp``, ``ep``,
+  ``engine_version``, ``dtype``) or from defaults the caller passes.
+"""
+
+import csv
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planner.errors import PlannerError
+
+SILICON_REQUIRED = ("model_path", "system", "backend", "mode", "isl", "osl")
+SILICON_REQUIRED += ("silicon_ttft_ms", "silicon_tpot_ms")
+PARALLEL = ("tp_size", "pp_size", "attention_dp_size", "moe_ep_size")
+ENGINES = ("vllm", "sglang", "trtllm")
+BENCH_REQUIRED = ("model_id", "max_concurrency", "mean_ttft_ms", "mean_tpot_ms", "completed")
+BENCH_REQUIRED += ("total_input_tokens", "total_output_tokens")
+
+
+@dataclass(frozen=True)
+class Workers:
+    """One role's instances: parallel layout, per-instance batch and how many instances."""
+
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    batch: int = 0
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One measured benchmark: its deployment, closed-loop load and reported latencies."""
+
+    source: str
+    line: int
+    id: str
+    model: str
+    accelerator: str
+    engine: str
+    version: str
+    mode: str
+    isl: int
+    osl: int
+    concurrency: int
+    dtype: str
+    expert_dtype: str
+    ttft_ms: float
+    tpot_ms: float
+    agg: Workers = field(default_factory=Workers)
+    prefill: Workers = field(default_factory=Workers)
+    decode: Workers = field(default_factory=Workers)
+    raw: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+
+def _where(path: Path, line: int, column: str) -> str:
+    """'FILE: line N: column C' prefix of an error."""
+    return f"{path}: line {line}: column {column!r}"
+
+
+def _number(row: dict[str, str], column: str, path: Path, line: int) -> float:
+    """A finite positive number, or a PlannerError naming file, line and column."""
+    text = (row.get(column) or "").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise PlannerError(f"{_where(path, line, column)}: {text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise PlannerError(f"{_where(path, line, column)}: {text!r} is not a positive number")
+    return value
+
+
+def _count(row: dict[str, str], column: str, path: Path, line: int, default: int = 1) -> int:
+    """A whole count (blank or 0 means `default`), or a PlannerError naming the cell."""
+    text = (row.get(column) or "").strip()
+    if not text:
+        return default
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise PlannerError(
+            f"{_where(path, line, column)}: {text!r} is not a whole number"
+        ) from None
+    if value < 0 or value != float(text):
+        raise PlannerError(f"{_where(path, line, column)}: {text!r} is not a whole number >= 0")
+    return value or default
+
+
+def _workers(row: dict[str, str], prefix: str, path: Path, line: int) -> Workers:
+    """The parallel layout, batch and count of one role (prefix '' for aggregated rows)."""
+    tp, pp, dp, ep = (_count(row, prefix + c, path, line) for c in PARALLEL)
+    batch = _count(row, prefix + "batch_size", path, line, 0)
+    count = _count(row, prefix + "num_workers", path, line, 0) if prefix else 1
+    return Workers(tp, pp, dp, ep, batch, count)
+
+
+def _engine(row: dict[str, str], path: Path, line: int) -> str:
+    """The row's engine id, or a PlannerError naming the known ones."""
+    name = (row.get("backend") or "").strip().lower()
+    if name not in ENGINES:
+        known = ", ".join(ENGINES)
+        raise PlannerError(
+            f"{_where(path, line, 'backend')}: unknown engine {name!r}; engines: {known}"
+        )
+    return name
+
+
+def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
+    """One silicon CSV row as a Measured benchmark."""
+    mode = (row.get("mode") or "").strip().lower()
+    if mode not in ("agg", "disagg"):
+        raise PlannerError(f"{_where(path, line, 'mode')}: {mode!r} is neither agg nor disagg")
+    engine = _engine(row, path, line)
+    found = re.search(r"silicon_concurrency=(\d+)", row.get("silicon_data_source") or "")
+    agg = prefill = decode = Workers()
+    if mode == "agg":
+        agg = _workers(row, "", path, line)
+        if not agg.batch:
+            raise PlannerError(f"{_where(path, line, 'batch_size')}: an agg row needs a batch size")
+        concurrency = agg.batch * agg.dp
+    else:
+        prefill = _workers(row, "prefill_", path, line)
+        decode = _workers(row, "decode_", path, line)
+        concurrency = decode.batch * decode.count
+        if found:
+            concurrency = int(found.group(1))
+        if not concurrency:
+            raise PlannerError(
+                f"{_where(path, line, 'silicon_data_source')}: a disagg row needs "
+                "silicon_concurrency or decode_batch_size and decode_num_workers"
+            )
+    return Measured(
+        source=str(path),
+        line=line,
+        id=(row.get("id") or f"line {line}").strip(),
+        model=(row.get("model_path") or "").strip(),
+        accelerator=(row.get("system") or "").strip(),
+        engine=engine,
+        version=(row.get("backend_version") or "").strip(),
+        mode=mode,
+        isl=int(_number(row, "isl", path, line)),
+        osl=int(_number(row, "osl", path, line)),
+        concurrency=concurrency,
+        dtype=(row.get("gemm_quant_mode") or "").strip().lower(),
+        expert_dtype=(row.get("moe_quant_mode") or "").strip().lower(),
+        ttft_ms=_number(row, "silicon_ttft_ms", path, line),
+        tpot_ms=_number(row, "silicon_tpot_ms", path, line),
+        agg=agg,
+        prefill=prefill,
+        decode=decode,
+        raw=dict(row),
+    )
+
+
+def read_silicon_csv(path: Path) -> list[Measured]:
+    """Every row of an AIConfigurator silicon CSV, or a one-line PlannerError for the first bad."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in SILICON_REQUIRED if c not in (reader.fieldnames or [])]
+            if missing:
+                raise PlannerError(f"{path}: missing column(s) {', '.join(missing)}")
+            rows = [_silicon_row(row, path, i + 2) for i, row in enumerate(reader)]
+    except OSError as exc:
+        raise PlannerError(f"{path}: cannot read ({exc.strerror})") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise PlannerError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    if not rows:
+        raise PlannerError(f"{path}: no benchmark rows")
+    return rows
+
+
+def read_bench_json(path: Path, defaults: dict[str, Any]) -> Measured:
+    """A `vllm bench serve --save-result` file; deployment from its metadata or `defaults`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PlannerError(f"{path}: cannot read ({exc.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PlannerError(f"{path}: not a vllm bench serve JSON result ({exc})") from None
+    if not isinstance(data, dict):
+        raise PlannerError(f"{path}: not a vllm bench serve JSON result (no object)")
+    missing = [k for k in BENCH_REQUIRED if data.get(k) is None]
+    if missing:
+        raise PlannerError(f"{path}: missing key(s) {', '.join(missing)}")
+    text = {k: str(v) for k, v in data.items() if not isinstance(v, dict | list)}
+    completed = _number(text, "completed", path, 1)
+
+    def pick(*keys: str, default: Any = None) -> Any:
+        """The first metadata key present, else the caller's default."""
+        for key in keys:
+            if data.get(key) not in (None, ""):
+                return data[key]
+        return defaults.get(keys[0], default)
+
+    accelerator = pick("accelerator", "gpu")
+    if not accelerator:
+        raise PlannerError(
+            f"{path}: no accelerator: pass --accelerator or --metadata accelerator=..."
+        )
+    workers = Workers(
+        tp=int(pick("tp", "tensor_parallel_size", default=1)),
+        pp=int(pick("pp", "pipeline_parallel_size", default=1)),
+        dp=int(pick("dp", "data_parallel_size", default=1)),
+        ep=int(pick("ep", "expert_parallel_size", default=1)),
+        batch=int(_number(text, "max_concurrency", path, 1)),
+        count=1,
+    )
+    return Measured(
+        source=str(path),
+        line=1,
+        id=path.stem,
+        model=str(data["model_id"]),
+        accelerator=str(accelerator),
+        engine=str(pick("engine", default="vllm")).lower(),
+        version=str(pick("engine_version", "vllm_version", default="")),
+        mode="agg",
+        isl=max(round(_number(text, "total_input_tokens", path, 1) / completed), 1),
+        osl=max(round(_number(text, "total_output_tokens", path, 1) / completed), 1),
+        concurrency=workers.batch * workers.dp,
+        dtype=str(pick("dtype", default="")).lower(),
+        expert_dtype=str(pick("expert_dtype", default="")).lower(),
+        ttft_ms=_number(text, "mean_ttft_ms", path, 1),
+        tpot_ms=_number(text, "mean_tpot_ms", path, 1),
+        agg=workers,
+        raw=text,
+    )
+
+
+def read_measured(paths: list[Path], defaults: dict[str, Any] | None = None) -> list[Measured]:
+    """Rows of every measured file given (silicon CSVs, bench JSON files or folders of them)."""
+    rows: list[Measured] = []
+    for path in paths:
+        files = (
+            sorted(path.glob("*.json")) + sorted(path.glob("*.csv")) if path.is_dir() else [path]
+        )
+        if not files:
+            raise PlannerError(f"{path}: no .csv or .json benchmark files")
+        for file in files:
+            if not file.exists():
+                raise PlannerError(f"{file}: no such file")
+            if file.suffix.lower() == ".json":
+                rows.append(read_bench_json(file, defaults or {}))
+            else:
+                rows += read_silicon_csv(file)
+    return rows

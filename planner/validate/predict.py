@@ -1,0 +1,152 @@
+"""Predict a measured benchmark: rebuild its deployment and replay its closed loop.
+
+A row becomes the cost model of each role (model card, accelerator, parallel layout, weight
+precision, the engine profile of its release) and the load generator's closed loop
+(``planner.simulate.benchmark``). A row the planner cannot represent (unknown model or
+accelerator, an unsupported quantisation, a layout that does not fit in memory) is skipped
+with the reason; a row missing facts the planner can assume (disaggregated worker counts) is
+predicted with the assumption noted.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from planner.costmodel import Accelerator, Calibration, StepModel, get_accelerator, load_card
+from planner.costmodel.cards import ModelCard, dtype_bytes, normalize_dtype
+from planner.costmodel.engine import load_engine
+from planner.errors import PlannerError
+from planner.simulate.benchmark import Benchmark, BenchmarkRun, run_benchmark
+from planner.simulate.disagg import run_disaggregated_benchmark
+from planner.simulate.replica import Scheduling
+from planner.simulate.steps import StepTable
+from planner.validate.measured import Measured, Workers
+
+
+@dataclass
+class Prediction:
+    """The planner's TTFT and TPOT for one measured row, or why it was skipped."""
+
+    row: Measured
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    skipped: str = ""
+    notes: list[str] = field(default_factory=list)
+    runs: list[BenchmarkRun] = field(default_factory=list, repr=False)
+    models: list[StepModel] = field(default_factory=list, repr=False)
+
+    @property
+    def predicted(self) -> bool:
+        """Whether the row has a prediction."""
+        return self.ttft_ms is not None
+
+
+def _precision(card: ModelCard, row: Measured) -> tuple[str, str, str]:
+    """Dense, expert and KV-cache dtypes of a row's deployment.
+
+    Weights take the row's quantisation within what the checkpoint ships: a checkpoint that
+    quantises only its experts (gpt-oss: MXFP4 experts, BF16 attention) keeps its dense parts,
+    and experts never take more bytes than shipped. The KV cache is FP8 where the row's GEMMs
+    or experts are FP8 or NVFP4, as AIConfigurator infers for such checkpoints and writes into
+    the engine flags of the deployments it generates (aic-core sdk/models/helpers.py,
+    _infer_quant_modes_from_raw_config), BF16 otherwise.
+    """
+    dense = card.dtype if card.expert_dtype != card.dtype else (row.dtype or card.dtype)
+    experts = normalize_dtype(row.expert_dtype or row.dtype or card.expert_dtype)
+    if dtype_bytes(card.expert_dtype) < dtype_bytes(experts):
+        experts = card.expert_dtype
+    quantised = {normalize_dtype(q) for q in (row.dtype, row.expert_dtype) if q}
+    kv = "fp8" if quantised & {"fp8", "fp4"} else "bf16"
+    return normalize_dtype(dense), experts, kv
+
+
+def step_model(
+    row: Measured,
+    workers: Workers,
+    calibration: Calibration | None,
+    catalog: dict[str, Accelerator] | None,
+) -> StepModel:
+    """The cost model of one role of the row's deployment (a PlannerError if unrepresentable)."""
+    card = load_card(row.model)
+    acc = get_accelerator(row.accelerator, catalog)
+    engine = load_engine(f"{row.engine}@{row.version}" if row.version else row.engine)
+    dense, experts, kv = _precision(card, row)
+    ep = workers.ep if card.is_moe else 1
+    return StepModel.build(
+        card,
+        acc,
+        tp=workers.tp,
+        pp=workers.pp,
+        dp=workers.dp,
+        ep=ep,
+        dtype=dense,
+        expert_dtype=experts,
+        kv_dtype=kv,
+        engine=engine,
+        calibration=calibration,
+        catalog=catalog,
+    )
+
+
+def _rules(model: StepModel, workers: Workers) -> Scheduling:
+    """The engine's scheduling rules for one instance of `workers`."""
+    assert model.engine is not None
+    return Scheduling.of(model.engine.scheduler, ranks=workers.dp)
+
+
+def predict(
+    row: Measured,
+    calibration: Calibration | None = None,
+    catalog: dict[str, Accelerator] | None = None,
+    log: bool = False,
+) -> Prediction:
+    """Replay one measured benchmark through the simulator (`log` keeps the schedules)."""
+    out = Prediction(row)
+    try:
+        if row.mode == "agg":
+            model = step_model(row, row.agg, calibration, catalog)
+            out.models = [model]
+            bench = Benchmark(row.concurrency, row.isl, row.osl)
+            assert model.engine is not None
+            host = model.engine.host
+            run = run_benchmark(
+                StepTable(model),
+                _rules(model, row.agg),
+                bench,
+                host.frontend_ms,
+                host.think_ms,
+                log,
+            )
+            out.runs = [run]
+        else:
+            prefill, decode = row.prefill, row.decode
+            if not prefill.count or not decode.count:
+                out.notes.append("no worker counts: one prefill and one decode worker assumed")
+                prefill = Workers(prefill.tp, prefill.pp, prefill.dp, prefill.ep, 0, 1)
+                decode = Workers(decode.tp, decode.pp, decode.dp, decode.ep, 0, 1)
+            models = [step_model(row, w, calibration, catalog) for w in (prefill, decode)]
+            out.models = models
+            bench = Benchmark(row.concurrency, row.isl, row.osl)
+            assert models[1].engine is not None
+            run = run_disaggregated_benchmark(
+                StepTable(models[0]),
+                StepTable(models[1]),
+                _rules(models[0], prefill),
+                _rules(models[1], decode),
+                (prefill.count, decode.count),
+                bench,
+                models[1].engine.host.frontend_ms,
+                models[1].engine.host.think_ms,
+            )
+            out.runs = [run]
+    except PlannerError as exc:
+        out.skipped = str(exc)
+        return out
+    summary = out.runs[0].summary()
+    if not summary["completed"]:
+        out.skipped = "no request completed (prompt and output exceed the KV cache)"
+        return out
+    out.ttft_ms, out.tpot_ms = float(summary["mean_ttft_ms"]), float(summary["mean_tpot_ms"])
+    if row.osl <= 1:
+        out.tpot_ms = float(np.nan)
+    return out
