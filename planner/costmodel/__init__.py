@@ -5,7 +5,7 @@ from planner.costmodel.cards import ModelCard, list_cards, load_card
 from planner.costmodel.catalog import Accelerator, get_accelerator, load_catalog
 from planner.costmodel.memory import MemoryPlan
 from planner.costmodel.params import EfficiencyParams
-from planner.costmodel.predict import StepModel
+from planner.costmodel.predict import Speculative, StepModel
 
 __all__ = [
     "Accelerator",
@@ -13,6 +13,7 @@ __all__ = [
     "EfficiencyParams",
     "MemoryPlan",
     "ModelCard",
+    "Speculative",
     "StepModel",
     "get_accelerator",
     "list_cards",

@@ -11,10 +11,9 @@ path as ``--engine``). It holds the engine's documented defaults, each with its 
   weights leave free), after any fixed reserve it keeps for its runtime;
 - ``[runtime]``: the largest decode batch replayed as a CUDA graph, and whether the CPU
   schedules the next step while the GPU runs this one (overlap scheduler);
-- ``[host]``: CPU time per step, per sequence and per eagerly launched layer, the
-  client-to-engine latency of a request, and the think time of the benchmark clients measured
-  against the engine. These are fitted on measured serving benchmarks by ``planner
-  calibrate``; the profile's values are the fallback;
+- ``[host]``: CPU time per step, per sequence and per eagerly launched layer, and the
+  client-to-engine latency of a request. These are fitted on measured serving benchmarks by
+  ``planner calibrate``; the profile's values are the fallback;
 - ``[[overrides]]``: defaults that differ by release (``before = "0.13"``) or by device memory
   (``min_device_gb``, ``max_device_gb``), each a partial profile applied in order.
 """
@@ -84,7 +83,6 @@ class HostCosts(BaseModel):
     seq_ms: float = Field(default=0.01, ge=0)
     layer_ms: float = Field(default=0.05, ge=0)
     frontend_ms: float = Field(default=2.0, ge=0)
-    think_ms: float = Field(default=5.0, ge=0)
 
 
 class Override(BaseModel):

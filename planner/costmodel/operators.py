@@ -306,25 +306,32 @@ class StepShape:
         )
 
 
-def features(card: ModelCard, plan: Parallel, shape: StepShape) -> np.ndarray:
-    """Feature matrix (len(FEATURES), points) per attention-DP rank of one GPU's step."""
+def features(
+    card: ModelCard, plan: Parallel, shape: StepShape, decode_tokens: int = 1
+) -> np.ndarray:
+    """Feature matrix (len(FEATURES), points) per attention-DP rank of one GPU's step.
+
+    With speculative decoding each decoding sequence verifies `decode_tokens` tokens (its own
+    plus the drafts) against a KV cache it reads once.
+    """
     db = np.asarray(shape.decode_seqs, dtype=float)
-    n = shape.prefill_tokens + db
-    pairs = shape.decode_context + db
+    verify = db * decode_tokens
+    n = shape.prefill_tokens + verify
+    reads = shape.decode_context + db
     window = card.sliding_window
-    mean = np.divide(pairs, db, out=np.zeros_like(pairs), where=db > 0)
+    mean = np.divide(reads, db, out=np.zeros_like(reads), where=db > 0)
     decode_window = db * np.minimum(mean, window) if window else np.zeros_like(db)
     out = np.empty((len(FEATURES), np.shape(n)[0]))
     out[F["ONE"]] = 1.0
     out[F["N"]] = n
-    out[F["ND"]] = db
+    out[F["ND"]] = verify
     out[F["SP"]] = shape.prefill_pairs
     out[F["KP"]] = shape.prefill_kv
-    out[F["SD"]] = pairs
-    out[F["KD"]] = pairs
-    out[F["SW"]] = shape.prefill_window_pairs + decode_window
+    out[F["SD"]] = reads * decode_tokens
+    out[F["KD"]] = reads
+    out[F["SW"]] = shape.prefill_window_pairs + decode_window * decode_tokens
     out[F["KW"]] = shape.prefill_window_kv + decode_window
-    out[F["R"]] = shape.prefill_seqs + db
+    out[F["R"]] = shape.prefill_seqs + verify
     out[F["N"] : F["X"]] /= plan.dp
     out[F["X"]] = expert_touch(card, n, plan.ep)
     return out

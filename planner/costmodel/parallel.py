@@ -14,7 +14,10 @@ class Parallel:
     data-parallel ranks (vLLM ``--data-parallel-size``, SGLang / TRT-LLM attention DP), each
     with its own share of the batch; ep: expert-parallel degree of the routed experts, which
     are spread over all tp x dp GPUs of a stage and split ``moe_tp = tp * dp / ep`` ways in
-    width. GPUs = tp x pp x dp.
+    width. GPUs = tp x pp x dp. An ep larger than the expert count, or one that does not
+    divide it, places replicas of popular experts on the spare ranks (redundant experts, as
+    DeepSeek's EPLB and CloudMatrix-Infer's EP320 do); each rank then holds E / ep experts on
+    average.
     """
 
     tp: int = 1
@@ -55,10 +58,6 @@ class Parallel:
             raise PlannerError(f"pp={self.pp} exceeds the {card.layers} layers of {card.id}")
         if self.ep > 1 and not card.is_moe:
             raise PlannerError(f"ep={self.ep} needs an MoE model; {card.id} is dense")
-        if self.ep > 1 and card.experts % self.ep:
-            raise PlannerError(
-                f"ep={self.ep} does not divide the {card.experts} experts of {card.id}"
-            )
         if self.stage_gpus % self.ep:
             raise PlannerError(
                 f"ep={self.ep} must divide the tp x dp = {self.stage_gpus} GPUs it spans"

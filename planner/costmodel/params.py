@@ -16,7 +16,11 @@ class EfficiencyParams:
     An operator's compute and memory times combine as a smooth maximum of order roofline_q
     (a large order is the plain roofline; real kernels lose some overlap near the ridge).
     Routed experts run as grouped GEMMs at moe_eff of peak; GEMMs whose math runs in FP8,
-    INT8 or FP4 reach lowp_eff times the BF16 efficiency of their (higher) peak.
+    INT8 or FP4 reach lowp_eff times the BF16 efficiency of their (higher) peak. A collective
+    pays collective_ms per round on top of its bytes at link_eff of the link bandwidth: one
+    round for an all-reduce inside the scale-up domain (one-shot kernels), log2(n) rounds of a
+    tree or recursive-doubling exchange for an all-to-all over n GPUs or any collective that
+    leaves the domain.
     """
 
     gemm_eff: float = 0.7

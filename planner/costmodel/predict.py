@@ -27,6 +27,40 @@ LOW_PRECISION = ("fp8", "int8", "fp4", "mxfp4")
 
 
 @dataclass(frozen=True)
+class Speculative:
+    """Speculative decoding (MTP or a draft model): `tokens` drafts per step, each accepted
+    with probability `acceptance` given the previous one was."""
+
+    tokens: int
+    acceptance: float
+
+    def __post_init__(self) -> None:
+        """Reject impossible settings."""
+        if self.tokens < 1 or not 0.0 <= self.acceptance < 1.0:
+            raise PlannerError(
+                f"speculative decoding needs >= 1 draft token and acceptance in [0, 1), "
+                f"not {self.tokens} and {self.acceptance}"
+            )
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Expected tokens a sequence gains per verify step: 1 + a + a^2 + ... + a^k."""
+        a = self.acceptance
+        return (1.0 - a ** (self.tokens + 1)) / (1.0 - a)
+
+    @classmethod
+    def parse(cls, text: str) -> "Speculative":
+        """'1:0.7' (draft tokens : acceptance), as --speculative takes it."""
+        tokens, _, acceptance = text.partition(":")
+        try:
+            return cls(int(tokens), float(acceptance))
+        except ValueError:
+            raise PlannerError(
+                f"cannot parse --speculative {text!r}; expected TOKENS:ACCEPTANCE, e.g. 1:0.7"
+            ) from None
+
+
+@dataclass(frozen=True)
 class OperatorMatrices:
     """All operators of a plan stacked: FLOP, byte and weight-element coefficients by kind."""
 
@@ -101,6 +135,8 @@ def time_coefficients(
     on_chip = np.isin(kinds, ("gemm", "moe", "attn", "mem"))
     link = np.array([acc.link_gbs(int(s)) for s in m.spans]) * 1e9 / 1e3 * p.link_eff
     ring = 2.0 * (m.spans - 1) / m.spans
+    many = (kinds == "alltoall") | (m.spans > acc.scale_up_domain)
+    rounds = np.where(many, np.maximum(np.log2(np.maximum(m.spans, 1.0)), 1.0), 1.0)
     comm_factor = np.select(
         [kinds == "allreduce", np.isin(kinds, ("alltoall", "p2p"))], [ring, 1.0], 0.0
     )
@@ -113,7 +149,7 @@ def time_coefficients(
         compute=count * padded * _compute_scale(m, acc, p)[:, None],
         memory=count * m.bytes * memory_scale[:, None],
         comm=count * m.bytes * (comm_factor / link)[:, None],
-        latency=m.count * np.where(on_chip, p.kernel_ms, p.collective_ms),
+        latency=m.count * np.where(on_chip, p.kernel_ms, p.collective_ms * rounds),
         uses=((m.bytes != 0) | (m.flops != 0)).astype(float),
         roofline_q=p.roofline_q,
     )
@@ -180,10 +216,12 @@ class StepModel:
         borrowed_from: str | None,
         memory: MemoryPlan,
         engine: EngineProfile | None = None,
+        speculative: Speculative | None = None,
     ) -> None:
         """Precompute the per-operator time coefficients; use build() rather than this."""
         self.card, self.accelerator, self.plan, self.precision = card, accelerator, plan, precision
         self.params, self.coverage, self.memory, self.engine = params, coverage, memory, engine
+        self.speculative = speculative
         self.calibration_key, self.borrowed_from = calibration_key, borrowed_from
         self.tp, self.pp, self.dp, self.ep = plan.tp, plan.pp, plan.dp, plan.ep
         self.dtype = precision.dense
@@ -207,6 +245,7 @@ class StepModel:
         expert_dtype: str | None = None,
         kv_dtype: str | None = None,
         engine: EngineProfile | None = None,
+        speculative: Speculative | None = None,
         calibration: Calibration | None = None,
         catalog: dict[str, Accelerator] | None = None,
         source: str | None = None,
@@ -218,6 +257,8 @@ class StepModel:
         `expert_dtype` that of the routed experts alone; the KV cache defaults to BF16 (the
         engines' "auto": the activation dtype). With an `engine`, steps pay its host costs
         (fitted ones from the calibration where it has them) and memory follows its policy.
+        With `speculative` decoding, a decode step verifies the drafts and is priced per
+        expected token it yields.
         """
         card = load_card(model)
         catalog = catalog if catalog is not None else load_catalog()
@@ -246,6 +287,7 @@ class StepModel:
             resolved.borrowed_from,
             memory,
             engine,
+            speculative,
         )
 
     def _plan_extrapolation(self) -> list[str]:
@@ -277,7 +319,26 @@ class StepModel:
         return reasons
 
     def step_ms(self, shape: StepShape) -> np.ndarray:
-        """Time of engine steps described by their summed prefill and decode work."""
+        """Time of engine steps described by their summed prefill and decode work.
+
+        With speculative decoding, a step without prompt tokens is a verify step plus the
+        drafting (one pass of the draft layers per draft token), divided by the tokens it
+        yields on average, so the simulator can advance one token per step; a step carrying
+        prompt tokens advances its decodes by one token (conservative).
+        """
+        decode = np.asarray(shape.decode_seqs, dtype=float)
+        prefill = np.asarray(shape.prefill_tokens) > 0
+        spec = self.speculative
+        if spec is None:
+            return self._time(shape, features(self.card, self.plan, shape))
+        verify = self._time(shape, features(self.card, self.plan, shape, spec.tokens + 1))
+        draft = self._time(shape, features(self.card, self.plan, shape))
+        layers = max(self.card.mtp_layers, 1) / self.card.layers
+        per_token = (verify + spec.tokens * layers * draft) / spec.tokens_per_step
+        return np.where(prefill | (decode == 0), verify, per_token)
+
+    def _time(self, shape: StepShape, feats: np.ndarray) -> np.ndarray:
+        """Step time of a feature matrix: GPU time with the engine's (or harness') host."""
         decode = np.asarray(shape.decode_seqs, dtype=float)
         eager = np.asarray(shape.prefill_tokens) > 0
         engine = self.engine
@@ -289,7 +350,7 @@ class StepModel:
             self._coef,
             self.params,
             self.card.layers,
-            features(self.card, self.plan, shape),
+            feats,
             eager,
             engine.host if engine is not None else None,
             (shape.prefill_seqs + decode) / self.dp,

@@ -24,14 +24,20 @@ ROUNDS = 10
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A closed-loop load: clients, lengths (normal spread optional) and request count."""
+    """A closed-loop load: clients, lengths (normal spread optional), request counts.
+
+    `think_ms` is the clients' mean pause between a response and the next request
+    (exponential; 0 for load generators, which send at once).
+    """
 
     concurrency: int
     isl: int
     osl: int
     requests: int = 0
+    warmup: int = 0
     isl_std: float = 0.0
     osl_std: float = 0.0
+    think_ms: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -39,13 +45,18 @@ class Benchmark:
         for name in ("concurrency", "isl", "osl"):
             if getattr(self, name) < 1:
                 raise PlannerError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.requests < 0 or self.isl_std < 0 or self.osl_std < 0:
-            raise PlannerError("requests and length spreads must not be negative")
+        if min(self.requests, self.warmup, self.isl_std, self.osl_std, self.think_ms) < 0:
+            raise PlannerError("requests, warm-up, length spreads and think time must be >= 0")
+
+    @property
+    def measured(self) -> int:
+        """Requests measured (default: ROUNDS per client)."""
+        return self.requests or ROUNDS * self.concurrency
 
     @property
     def count(self) -> int:
-        """Requests sent (default: ROUNDS per client, the aiperf templates' multi-round)."""
-        return self.requests or ROUNDS * self.concurrency
+        """Requests sent: the warm-up ones (not measured) first, then the measured ones."""
+        return self.warmup + self.measured
 
     def lengths(self) -> tuple[np.ndarray, np.ndarray]:
         """Input and output lengths of every request (seeded normal draws, at least 1)."""
@@ -61,7 +72,10 @@ class Benchmark:
 
 @dataclass
 class BenchmarkRun:
-    """Per-request latencies of one benchmark run, and the schedule when it was logged."""
+    """Per-request latencies of the measured requests of one run, and its step log if kept.
+
+    `reqs` holds every request sent, the `warmup` first ones (not measured) included.
+    """
 
     ttft_ms: np.ndarray
     tpot_ms: np.ndarray
@@ -72,6 +86,7 @@ class BenchmarkRun:
     preemptions: int
     rejected: int
     reqs: Requests
+    warmup: int = 0
     log: list[Step] = field(default_factory=list)
 
     def summary(self) -> dict[str, float | int]:
@@ -98,15 +113,12 @@ class BenchmarkRun:
 
 
 def client_loop(
-    bench: Benchmark,
-    delay_ms: float,
-    think_ms: float,
-    send: Callable[[int, float], None] | None = None,
+    bench: Benchmark, delay_ms: float, send: Callable[[int, float], None] | None = None
 ) -> ClosedLoop:
     """The benchmark's clients: requests after the first wave, latencies, seeded think times."""
     queue = deque(range(bench.concurrency, bench.count))
     rng = random.Random(bench.seed)
-    return ClosedLoop(queue, delay_ms / 1000.0, think_ms / 1000.0, rng, send)
+    return ClosedLoop(queue, delay_ms / 1000.0, bench.think_ms / 1000.0, rng, send)
 
 
 def first_sends(loop: ClosedLoop, bench: Benchmark) -> list[float]:
@@ -119,31 +131,28 @@ def run_benchmark(
     scheduling: Scheduling,
     bench: Benchmark,
     delay_ms: float,
-    think_ms: float = 0.0,
     log: bool = False,
 ) -> BenchmarkRun:
     """Run `bench` against one instance; the engine sees a request ~`delay_ms` after its send."""
     inputs, outputs = bench.lengths()
     reqs = Requests(inputs.tolist(), outputs.tolist(), [0.0] * bench.count)
-    loop = client_loop(bench, delay_ms, think_ms)
+    loop = client_loop(bench, delay_ms)
     steps: list[Step] = []
     replica = Replica(reqs, table, scheduling, loop=loop, log=steps if log else None)
     for rid, at in enumerate(first_sends(loop, bench)):
         reqs.arrival[rid] = at
         replica.push(rid, at + loop.delay_s)
     replica.run()
-    return benchmark_run(reqs, inputs, outputs, [replica], steps)
+    return benchmark_run(reqs, bench.warmup, [replica], steps)
 
 
 def benchmark_run(
-    reqs: Requests,
-    inputs: np.ndarray,
-    outputs: np.ndarray,
-    instances: list[Replica],
-    steps: list[Step],
+    reqs: Requests, warmup: int, instances: list[Replica], steps: list[Step]
 ) -> BenchmarkRun:
-    """Per-request latencies from the shared request state after a closed-loop run."""
-    arrival, first, done = (np.asarray(v) for v in (reqs.arrival, reqs.first, reqs.done))
+    """Latencies of the measured requests (after `warmup`) once a closed-loop run is over."""
+    cut = slice(warmup, None)
+    arrival, first, done = (np.asarray(v)[cut] for v in (reqs.arrival, reqs.first, reqs.done))
+    inputs, outputs = np.asarray(reqs.prompt)[cut], np.asarray(reqs.target)[cut]
     first = np.where(first < 0, np.inf, first)
     done = np.where(done < 0, np.inf, done)
     with np.errstate(invalid="ignore"):
@@ -155,9 +164,10 @@ def benchmark_run(
         e2e_ms=(done - arrival) * 1000.0,
         input_tokens=inputs,
         output_tokens=outputs,
-        duration_s=float(finite.max()) if finite.size else 0.0,
+        duration_s=float(finite.max() - arrival.min()) if finite.size else 0.0,
         preemptions=sum(r.preemptions for r in instances),
         rejected=sum(r.rejected for r in instances),
         reqs=reqs,
+        warmup=warmup,
         log=steps,
     )

@@ -81,7 +81,6 @@ def run_disaggregated_benchmark(
     workers: tuple[int, int],
     bench: Benchmark,
     delay_ms: float,
-    think_ms: float = 0.0,
 ) -> BenchmarkRun:
     """A closed-loop benchmark against P prefill and D decode workers, simulated together.
 
@@ -107,7 +106,7 @@ def run_disaggregated_benchmark(
         transfer = float(prefill_table.model.kv_transfer_ms(reqs.prompt[rid])[0]) / 1000.0
         min(decodes, key=lambda r: r.load).push(rid, t + transfer)
 
-    loop = client_loop(bench, delay_ms, think_ms, send=to_prefill)
+    loop = client_loop(bench, delay_ms, send=to_prefill)
     prefills = [
         Replica(reqs, prefill_table, prefill_rules, prefill_only=True, handoff=to_decode)
         for _ in range(workers[0])
@@ -124,4 +123,4 @@ def run_disaggregated_benchmark(
             break
         horizon = order[1].next_start if len(order) > 1 else inf
         first.run(max(horizon, first.next_start) + 1e-9)
-    return benchmark_run(reqs, inputs, outputs, decodes, [])
+    return benchmark_run(reqs, bench.warmup, prefills + decodes, [])

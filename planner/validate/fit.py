@@ -3,8 +3,7 @@
 What is fitted: per engine, its host costs (CPU per step and per sequence, launch cost per
 eagerly run layer, client-to-engine latency); per accelerator, the grouped-GEMM efficiency of
 MoE experts and the efficiency of FP8 / INT8 / FP4 GEMMs relative to BF16. The kernel-level
-efficiencies stay as the step profiles fitted them, and the benchmark clients' think time is
-chosen over a small grid (it changes the schedule itself, see below).
+efficiencies stay as the step profiles fitted them.
 
 How: every aggregated row is simulated once as its closed loop with a step log. The same
 schedule is then re-timed under candidate parameters: each logged step keeps its features
@@ -45,7 +44,6 @@ HOST_BOUNDS = {
     "frontend_ms": (0.0, 500.0),
 }
 KERNEL_BOUNDS = {"moe_eff": (0.05, 1.0), "lowp_eff": (0.2, 1.5)}
-THINK_GRID_MS = (0.0, 10.0, 30.0, 100.0)
 ROUNDS = 2
 F_SCALE = 0.2
 
@@ -130,8 +128,8 @@ def _schedule(pred: Prediction, groups: dict[tuple, int], store: list[_Group]) -
             p1.append(group.add((*base, end)))
         else:
             p1.append(p0[-1])
-    reqs = run.reqs
-    sent = np.asarray(reqs.sent_step)
+    reqs, cut = run.reqs, slice(run.warmup, None)
+    sent = np.asarray(reqs.sent_step)[cut]
     t_end = np.asarray(ends)
     sent_at = np.where(sent >= 0, t_end[np.maximum(sent, 0)], 0.0)
     return _Schedule(
@@ -144,10 +142,10 @@ def _schedule(pred: Prediction, groups: dict[tuple, int], store: list[_Group]) -
         p1=np.asarray(p1),
         idle_ms=np.asarray(idle),
         sent=sent,
-        first=np.asarray(reqs.first_step),
-        done=np.asarray(reqs.done_step),
-        think_ms=np.asarray(reqs.arrival) * 1000.0 - sent_at,
-        osl=np.asarray(reqs.target, dtype=float),
+        first=np.asarray(reqs.first_step)[cut],
+        done=np.asarray(reqs.done_step)[cut],
+        think_ms=np.asarray(reqs.arrival)[cut] * 1000.0 - sent_at,
+        osl=np.asarray(reqs.target, dtype=float)[cut],
         frontend_ms=model.engine.host.frontend_ms,
     )
 
@@ -327,40 +325,15 @@ def fit_measured(
 ) -> Calibration:
     """The calibration with engine host costs and MoE / low-precision efficiency fitted."""
     agg = [r for r in rows if r.mode == "agg"]
-    best: tuple[float, Calibration] | None = None
-    for think in THINK_GRID_MS:
-        cal = _with_think(calibration, agg, think)
-        for _ in range(rounds):
-            retimer = Retimer(_simulate(agg, cal, catalog, progress))
-            picked = list(range(len(retimer.rows)))
-            engines = sorted({s.engine for s in retimer.rows})
-            accs = sorted({s.accelerator for s in retimer.rows})
-            theta = fit_theta(retimer, picked, theta_of(cal, engines, accs))
-            cal = apply_theta(cal, theta)
-        score = _score(retimer, picked, theta)
-        progress(f"think time {think:g} ms: robust loss {score:.3f}")
-        if best is None or score < best[0]:
-            best = (score, cal)
-    assert best is not None
-    return best[1]
-
-
-def _with_think(calibration: Calibration, rows: Sequence[Measured], think_ms: float) -> Calibration:
-    """A copy whose engines' benchmark clients think `think_ms` between requests."""
-    from planner.costmodel.engine import load_engine
-
-    out = Calibration(dict(calibration.entries), dict(calibration.meta), dict(calibration.engines))
-    for engine in {r.engine for r in rows}:
-        host = out.engines.get(engine, load_engine(engine).host)
-        out.engines[engine] = host.model_copy(update={"think_ms": think_ms})
-    return out
-
-
-def _score(retimer: Retimer, rows: Sequence[int], theta: Theta) -> float:
-    """The fit's robust loss (soft-L1 of the log ratios), for choosing the think time."""
-    res = np.log(np.maximum(retimer.means(theta, rows), 1e-6)) - np.log(retimer.measured(rows))
-    z = np.nan_to_num(res, nan=0.0).ravel() / F_SCALE
-    return float(np.sum(2.0 * (np.sqrt(1.0 + z**2) - 1.0)) * F_SCALE**2)
+    cal = calibration
+    for _ in range(rounds):
+        retimer = Retimer(_simulate(agg, cal, catalog, progress))
+        picked = list(range(len(retimer.rows)))
+        engines = sorted({s.engine for s in retimer.rows})
+        accs = sorted({s.accelerator for s in retimer.rows})
+        progress("fitting engine host costs")
+        cal = apply_theta(cal, fit_theta(retimer, picked, theta_of(cal, engines, accs)))
+    return cal
 
 
 def describe(calibration: Calibration) -> dict[str, Any]:
