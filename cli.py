@@ -264,26 +264,56 @@ def formats(json_out: JsonOption = False) -> None:
 
 @command
 def calibrate(
-    profiles: Annotated[list[Path], typer.Argument(help="Step JSONL and/or Splitwise CSV.")],
+    profiles: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Step profiles (JSONL, Splitwise CSV) and/or measured serving benchmarks "
+            "(AIConfigurator silicon CSV, vllm bench serve JSON)."
+        ),
+    ],
     out: Annotated[Path | None, typer.Option(help="Write the calibration JSON here.")] = None,
     report: Annotated[
         bool, typer.Option(help="Leave-one-model-out and per-TP error of the fit.")
     ] = False,
+    accelerator: Annotated[
+        str | None, typer.Option(help="Accelerator of bench JSON files without that metadata.")
+    ] = None,
+    tp: Annotated[int, typer.Option(help="TP of bench JSON files without that metadata.")] = 1,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Fit the latency cost model's efficiency parameters to measured profiles."""
+    """Fit the latency cost model to step profiles, and the engines to measured benchmarks."""
+    from planner.costmodel import load_default_calibration
     from planner.costmodel.calibrate import calibrate as fit_calibration
     from planner.costmodel.calibrate import format_report
+    from planner.validate import error_table, fit_measured, is_measured, lomo, read_measured
 
-    cal, errors = fit_calibration(profiles, report=report)
+    measured = [p for p in profiles if is_measured(p)]
+    steps = [p for p in profiles if p not in measured]
+    errors: dict[str, Any] = {}
+    if steps:
+        cal, errors = fit_calibration(steps, report=report)
+    else:
+        cal = load_default_calibration()
+    with progress(not json_out) as bar:
+        task = bar.add_task("calibrating", total=None)
+
+        def say(msg: str) -> None:
+            bar.update(task, description=msg)
+
+        if measured:
+            rows = read_measured(measured, {"accelerator": accelerator, "tp": tp})
+            start = cal
+            cal = fit_measured(rows, start, progress=say)
+            if report:
+                errors["measured_lomo"] = error_table(lomo(rows, start, progress=say))
     if out is not None:
         try:
             cal.save(out)
         except OSError as exc:
             raise PlannerError(f"{out}: cannot write calibration ({exc.strerror})") from None
     if json_out:
-        emit_json({"out": str(out) if out else None, **cal.to_json()})
+        emit_json({"out": str(out) if out else None, "report": errors or None, **cal.to_json()})
         return
     for key, entry in cal.entries.items():
         p = entry.params
@@ -291,8 +321,94 @@ def calibrate(
             f"{key}: {entry.points} points; gemm {p.gemm_eff:.0%} attention {p.attn_eff:.0%} "
             f"HBM {p.mem_eff:.0%} of peak, host {p.host_layer_prefill_ms:.3f} ms/layer (prefill)"
         )
-    if report:
+    for name, host in cal.engines.items():
+        typer.echo(
+            f"engine {name}: {host.step_ms:.2f} ms per step + {host.seq_ms * 1000:.1f} us per "
+            f"sequence, {host.layer_ms * 1000:.0f} us per eager layer, front end "
+            f"{host.frontend_ms:.1f} ms per request"
+        )
+    if report and steps:
         typer.echo(format_report(errors))
+    if report and measured:
+        print_errors("leave-one-model-out on the measured benchmarks", errors["measured_lomo"])
+    if out is not None:
+        typer.echo(f"wrote {out}")
+
+
+def print_errors(title: str, rows: list[dict[str, Any]]) -> None:
+    """An error table: TTFT and TPOT MAPE by engine x model x mode, overall last."""
+    print_table(
+        title,
+        ["engine", "model", "mode", "rows", "predicted", "TTFT MAPE %", "TPOT MAPE %"],
+        [
+            [
+                r["engine"],
+                r["model"],
+                r["mode"],
+                r["rows"],
+                r["predicted"],
+                r["ttft_mape"],
+                r["tpot_mape"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@command
+def validate(
+    measured: Annotated[
+        list[Path],
+        typer.Argument(help="Measured benchmarks: AIConfigurator silicon CSV, bench JSON."),
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the rows with predictions (CSV).")
+    ] = None,
+    calibration: Annotated[
+        Path | None, typer.Option(help="Calibration JSON [default: the bundled one].")
+    ] = None,
+    accelerator: Annotated[
+        str | None, typer.Option(help="Accelerator of bench JSON files without that metadata.")
+    ] = None,
+    tp: Annotated[int, typer.Option(help="TP of bench JSON files without that metadata.")] = 1,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Predict every measured benchmark (TTFT, TPOT) and report the errors per engine and model."""
+    from planner.costmodel import Calibration
+    from planner.validate import error_table, predict_rows, read_measured, write_predictions
+
+    rows = read_measured(measured, {"accelerator": accelerator, "tp": tp})
+    cal = Calibration.load(calibration) if calibration is not None else None
+    with progress(not json_out) as bar:
+        task = bar.add_task("predicting", total=None)
+        preds = predict_rows(rows, cal, progress=lambda m: bar.update(task, description=m))
+    if out is not None:
+        write_predictions(preds, out)
+    table = error_table(preds)
+    done = sum(p.predicted for p in preds)
+    if json_out:
+        skipped = [
+            {"id": p.row.id, "line": p.row.line, "reason": p.skipped} for p in preds if p.skipped
+        ]
+        emit_json(
+            {
+                "rows": len(preds),
+                "predicted": done,
+                "errors": table,
+                "skipped": skipped,
+                "out": str(out) if out else None,
+            }
+        )
+        return
+    print_errors(f"predicted vs measured ({', '.join(str(m) for m in measured)})", table)
+    typer.echo(f"predicted {done:,} of {len(preds):,} rows ({done / len(preds):.1%})")
+    reasons: dict[str, int] = {}
+    for p in preds:
+        if p.skipped:
+            reasons[p.skipped] = reasons.get(p.skipped, 0) + 1
+    for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        typer.echo(f"skipped {count:,}: {reason}", err=True)
     if out is not None:
         typer.echo(f"wrote {out}")
 
@@ -344,21 +460,58 @@ def latency(
     )
 
 
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        help="Serving engine: vllm, sglang or trtllm, optionally @release (vllm@0.12.0), or a "
+        "profile .toml of your own."
+    ),
+]
+
+
 @command
 def simulate(
-    trace: TraceArgument,
-    model: Annotated[str, typer.Option(help="Model card id, e.g. llama-3.1-8b.")],
-    accelerator: Annotated[str, typer.Option(help="Accelerator id, e.g. h100.")],
+    trace: Annotated[
+        str | None, typer.Argument(help="Trace name; omit with --concurrency (benchmark mode).")
+    ] = None,
+    model: Annotated[
+        str, typer.Option(help="Model card id, Hugging Face path or config.json.")
+    ] = "llama-3.1-8b",
+    accelerator: Annotated[str, typer.Option(help="Accelerator id, e.g. h100.")] = "h100",
+    engine: EngineOption = "vllm",
     tp: Annotated[int, typer.Option(help="Tensor-parallel degree per instance.")] = 1,
     pp: Annotated[int, typer.Option(help="Pipeline-parallel degree per instance.")] = 1,
+    dp: Annotated[int, typer.Option(help="Attention data-parallel ranks per instance.")] = 1,
+    ep: Annotated[int, typer.Option(help="Expert-parallel degree (MoE), dividing tp x dp.")] = 1,
+    dtype: Annotated[
+        str | None, typer.Option(help="Weight precision, e.g. fp8 [default: as shipped].")
+    ] = None,
+    kv_dtype: Annotated[
+        str | None, typer.Option(help="KV-cache precision, e.g. fp8 [default: bf16].")
+    ] = None,
+    speculative: Annotated[
+        str | None,
+        typer.Option(help="Speculative decoding / MTP as TOKENS:ACCEPTANCE, e.g. 1:0.7."),
+    ] = None,
+    max_batch: Annotated[
+        int | None, typer.Option(help="Most sequences in flight [default: the engine's].")
+    ] = None,
+    token_budget: Annotated[
+        int | None, typer.Option(help="Tokens per step [default: the engine's].")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Benchmark mode: N clients in a closed loop.")
+    ] = None,
+    isl: Annotated[int, typer.Option(help="Benchmark input tokens per request.")] = 1024,
+    osl: Annotated[int, typer.Option(help="Benchmark output tokens per request.")] = 128,
+    requests: Annotated[
+        int, typer.Option(help="Benchmark requests measured [default: 10 per client].")
+    ] = 0,
+    warmup: Annotated[int, typer.Option(help="Benchmark warm-up requests, not measured.")] = 0,
     replicas: Annotated[int, typer.Option(help="Replicas behind the router.")] = 1,
     router: Annotated[
         str, typer.Option(help="Routing: round-robin or least-loaded.")
     ] = "least-loaded",
-    max_batch: Annotated[int, typer.Option(help="Most sequences in a batch.")] = 256,
-    chunked_prefill: Annotated[
-        int | None, typer.Option(help="Token budget of a mixed prefill+decode step.")
-    ] = None,
     disagg: Annotated[
         str | None, typer.Option(help="Prefill:decode instances per replica, e.g. 1:1.")
     ] = None,
@@ -370,25 +523,45 @@ def simulate(
     ] = None,
     attainment: Annotated[float, typer.Option(help="Share of requests within all SLOs.")] = 0.99,
     goodput: Annotated[bool, typer.Option(help="Search the goodput (with --slo).")] = True,
-    seed: Annotated[int, typer.Option(help="Seed for drawn arrivals (rate-window traces).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for drawn arrivals and benchmark jitter.")] = 0,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Simulate a trace on a serving plan: TTFT/TPOT percentiles, SLO attainment, goodput."""
-    from planner.simulate import simulate_trace
+    """Simulate a trace, or a load generator's closed loop, on a serving plan and engine."""
+    from planner.simulate import Benchmark
+    from planner.simulate.run import ServingPlan, simulate_benchmark, simulate_trace
 
+    plan = ServingPlan(
+        model,
+        accelerator,
+        tp,
+        pp,
+        dp,
+        ep,
+        engine,
+        dtype,
+        kv_dtype,
+        speculative,
+        max_batch,
+        token_budget,
+    )
+    if concurrency is not None:
+        bench = Benchmark(concurrency, isl, osl, requests, warmup, seed=seed)
+        out = simulate_benchmark(plan, bench)
+        if json_out:
+            emit_json(out)
+            return
+        print_benchmark(out)
+        return
+    if trace is None:
+        raise PlannerError("give a TRACE to replay, or --concurrency N for benchmark mode")
     with store(db, read_only=True) as con:
         out = simulate_trace(
             con,
             trace,
-            model,
-            accelerator,
-            tp=tp,
-            pp=pp,
+            plan,
             replicas=replicas,
             router=router,
-            max_batch=max_batch,
-            chunked_prefill=chunked_prefill,
             disagg=disagg,
             rate_scale=rate_scale,
             start=start,
@@ -401,17 +574,17 @@ def simulate(
     if json_out:
         emit_json(out)
         return
-    plan = out["plan"]
+    p = out["plan"]
     print_table(
-        f"{trace} on {plan['gpus']} x {plan['accelerator']} ({model}, tp={tp}, pp={pp}, "
-        f"{replicas} replica(s){', disagg ' + plan['disagg'] if plan['disagg'] else ''})",
+        f"{trace} on {p['gpus']} x {p['accelerator']} ({p['model']}, {_layout(p)}, "
+        f"{replicas} replica(s){', disagg ' + p['disagg'] if p['disagg'] else ''})",
         ["metric (ms)", "p50", "p90", "p99", "mean"],
         [[name, *out[name].values()] for name in ("ttft_ms", "tpot_ms", "e2e_ms", "queue_ms")],
     )
     typer.echo(
         f"{out['served']:,} of {out['requests']:,} requests served, "
         f"{out['preemptions']:,} preemptions, peak KV {out['peak_kv_tokens']:,} of "
-        f"{out['kv_budget_tokens']:,} tokens, ${plan['cost_per_hour']:.2f}/hour"
+        f"{out['kv_budget_tokens']:,} tokens, ${p['cost_per_hour']:.2f}/hour"
     )
     if "slo_attainment" in out:
         typer.echo(f"SLO attainment {out['slo_attainment']:.2%} (target {attainment:.0%})")
@@ -420,6 +593,43 @@ def simulate(
             f"goodput {out['goodput_rps']:.3g} requests/s "
             f"({out['goodput_rate_scale']:.3g}x the trace's rate)"
         )
+    typer.echo(_engine_line(p))
+
+
+def _layout(plan: dict[str, Any]) -> str:
+    """'tp=2, pp=1' plus dp and ep where they are above 1."""
+    more = ", ".join(f"{k}={plan[k]}" for k in ("dp", "ep") if plan[k] > 1)
+    return f"tp={plan['tp']}, pp={plan['pp']}" + (f", {more}" if more else "")
+
+
+def _engine_line(plan: dict[str, Any]) -> str:
+    """Which engine the simulation assumed, and the flags it ran with."""
+    return (
+        f"engine: {plan['engine']} ({plan['engine_name']}, defaults of {plan['engine_version']}; "
+        f"max batch {plan['max_batch']:,}, {plan['token_budget']:,} tokens per step), "
+        f"weights {plan['dtype']}, KV cache {plan['kv_dtype']}"
+    )
+
+
+def print_benchmark(out: dict[str, Any]) -> None:
+    """Benchmark mode's table, laid out like `vllm bench serve` prints its result."""
+    p = out["plan"]
+    print_table(
+        f"{out['max_concurrency']} clients x {out['num_prompts']:,} requests, "
+        f"{out['random_input_len']:,} in / {out['random_output_len']:,} out, on {p['gpus']} x "
+        f"{p['accelerator']} ({p['model']}, {_layout(p)})",
+        ["metric (ms)", "mean", "median", "p99"],
+        [
+            [name, out[f"mean_{key}_ms"], out[f"median_{key}_ms"], out[f"p99_{key}_ms"]]
+            for name, key in (("TTFT", "ttft"), ("TPOT", "tpot"), ("E2E", "e2el"))
+        ],
+    )
+    typer.echo(
+        f"{out['completed']:,} completed in {out['duration']:.1f} s: "
+        f"{out['request_throughput']:.3g} requests/s, {out['output_throughput']:,.0f} output "
+        f"tokens/s, {out['preemptions']:,} preemptions"
+    )
+    typer.echo(_engine_line(p))
 
 
 @command
@@ -570,6 +780,7 @@ def plan(
     rate_scale: Annotated[
         float, typer.Option(help="Plan for X times the trace's traffic (same time axis).")
     ] = 1.0,
+    engine: EngineOption = "vllm",
     out: Annotated[Path | None, typer.Option("--out", help="Write PLAN.json here.")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Write the plan's tables here.")] = None,
     report_file: Annotated[
@@ -605,6 +816,7 @@ def plan(
             rate_scale,
             str(db_path),
             lambda msg: bar.update(task, description=msg),
+            engine,
         )
     files = [write_plan(result, out)] if out else []
     files += write_tables(result, csv) if csv else []
@@ -613,6 +825,9 @@ def plan(
         emit_json(result)
         return
     typer.echo(result["recommended"]["sentence"])
+    served = result["engine"]
+    release = served["release"] or f"defaults of {served['version']}"
+    typer.echo(f"engine: {served['id']} ({served['name']}, {release})")
     print_table(
         "recommended replicas at the forecast peak",
         ["count", "accelerator", "tp", "pp", "ep", "mode", "max batch", "GPUs", "req/s each"],

@@ -26,6 +26,7 @@ import numpy as np
 
 from planner.costmodel import Accelerator, get_accelerator, load_card, load_catalog
 from planner.costmodel.cards import dtype_bytes
+from planner.costmodel.engine import DEFAULT_ENGINE, load_engine
 from planner.errors import PlannerError
 from planner.forecast.series import format_duration, parse_duration
 from planner.optimize.candidates import Candidate, Targets, enumerate_candidates
@@ -51,7 +52,7 @@ from planner.optimize.search import SearchResult, search
 from planner.scaling.delay import provisioning_delay
 from planner.scaling.demand import DemandForecast, DemandSeries, demand_series, forecast_demand
 from planner.scaling.replay import (
-    Engine,
+    ReplicaPlan,
     Timeline,
     reactive_timeline,
     replay,
@@ -293,7 +294,7 @@ def _replay_all(
     forecast: DemandForecast,
     quantile: str,
     deployments: Sequence[Deployment],
-    engines: Sequence[Engine],
+    replicas: Sequence[ReplicaPlan],
     delay_s: float,
     available: dict[str, int] | None,
 ) -> tuple[dict, Workload]:
@@ -315,7 +316,7 @@ def _replay_all(
         ),
     }
     out: dict = {
-        name: replay(work, bucket, deployments, engines, tl, ctx.slos).to_dict()
+        name: replay(work, bucket, deployments, replicas, tl, ctx.slos).to_dict()
         for name, tl in timelines.items()
     }
     edges = start_s + interval * np.arange(len(forecast.times) + 1)
@@ -333,6 +334,7 @@ def _replay_all(
 
 def _sentence(
     model: str,
+    engine: str,
     groups: list[dict],
     cost: dict,
     targets: Targets,
@@ -342,7 +344,7 @@ def _sentence(
     fleet = " + ".join(_label(g) for g in groups)
     slo = targets.describe().replace("<=", "≤")
     text = (
-        f"Run {fleet} for {model} at the forecast peak, scaled by the schedule: "
+        f"Run {fleet} for {model} on {engine} at the forecast peak, scaled by the schedule: "
         f"${cost['cost_per_month']:,.0f}/month, ${cost['cost_per_mtok']:,.2f} per 1M tokens, "
         f"holding {slo} for {targets.attainment:.0%} of requests."
     )
@@ -436,8 +438,12 @@ def make_plan(
     rate_scale: float = 1.0,
     db: str = "",
     progress: Callable[[str], None] | None = None,
+    engine: str = DEFAULT_ENGINE,
 ) -> dict:
-    """The cheapest plan holding the SLO for `trace`, its schedule and replay (PLAN.json dict)."""
+    """The cheapest plan holding the SLO for `trace`, its schedule and replay (PLAN.json dict).
+
+    Every replica is simulated as `engine` serves (its batching, memory share and host costs).
+    """
     started = time.perf_counter()
     slo_list = _slo_list(slos, attainment)
     targets = Targets.of(slo_list, attainment)
@@ -447,9 +453,10 @@ def make_plan(
     limits = parse_available(available, catalog)
     budget_per_hour = parse_budget(budget)
     card = load_card(model)
+    profile = load_engine(engine)
 
     _say(progress, "enumerating candidate plans")
-    enum = enumerate_candidates(card.id, accs, catalog)
+    enum = enumerate_candidates(card.id, accs, catalog, profile)
     check_model_fits(card.id, enum.candidates, enum.unfit, accs)
 
     _say(progress, "forecasting demand")
@@ -518,8 +525,8 @@ def make_plan(
     )
 
     _say(progress, "replaying the held-back trace")
-    engines = [
-        Engine(
+    replicas = [
+        ReplicaPlan(
             evaluator.table(cands[d.option.key]),
             cands[d.option.key].max_batch,
             cands[d.option.key].pd,
@@ -527,7 +534,7 @@ def make_plan(
         for d in deployments
     ]
     replayed, tail = _replay_all(
-        con, ctx, held, quantile, deployments, engines, delay.seconds, limits
+        con, ctx, held, quantile, deployments, replicas, delay.seconds, limits
     )
 
     tokens = _tokens_per_request(tail)
@@ -555,6 +562,12 @@ def make_plan(
             "rate_scale": rate_scale,
         },
         "model": card.id,
+        "engine": {
+            "id": profile.id,
+            "release": profile.release,
+            "name": profile.name,
+            "version": profile.version,
+        },
         "slo": {f"{s.metric}_p{s.percentile:g}_ms": s.limit_ms for s in slo_list}
         | {"attainment": attainment},
         "accelerators": [
@@ -588,7 +601,7 @@ def make_plan(
             ],
         },
         "recommended": {
-            "sentence": _sentence(card.id, groups, costs, targets, single_block),
+            "sentence": _sentence(card.id, profile.name, groups, costs, targets, single_block),
             "replicas": groups,
         }
         | costs,

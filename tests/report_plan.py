@@ -193,6 +193,12 @@ def fixture_plan(db: Path, trace: str = "azure-code") -> dict:
             "span_s": info.span_s,
         },
         "model": model,
+        "engine": {
+            "id": "vllm",
+            "release": None,
+            "name": "vLLM (V1 engine, vllm serve)",
+            "version": "0.12.0 - 0.18.0",
+        },
         "slo": {"ttft_p99_ms": 1000.0, "tpot_p99_ms": 50.0, "attainment": 0.99},
         "accelerators": [
             {

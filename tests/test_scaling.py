@@ -12,7 +12,7 @@ from planner.scaling.autoscaler import HpaConfig, hpa_replicas
 from planner.scaling.delay import default_delay, measured_delay
 from planner.scaling.demand import demand_series, forecast_demand
 from planner.scaling.replay import (
-    Engine,
+    ReplicaPlan,
     reactive_timeline,
     ready_from_requested,
     replay,
@@ -141,7 +141,7 @@ def test_replay_totals_and_underprovisioning():
     n = 3000
     work = Workload(np.sort(rng.uniform(0, 600, n)), np.full(n, 512), np.full(n, 64))
     dep = Deployment(MixOption("h100", "h100", 1, 12.29, (4.0,)), 0, "all")
-    engine = Engine(StepTable(StepModel.build("llama-3.1-8b", "h100")), 64, None)
+    engine = ReplicaPlan(StepTable(StepModel.build("llama-3.1-8b", "h100")), 64, None)
     slos = parse_slos(["ttft_p99=500ms", "tpot_p99=50ms"])
     bucket = np.zeros(n, dtype=int)
     good = replay(work, bucket, [dep], [engine], static_timeline(np.array([2]), 0.0, 600.0), slos)

@@ -30,6 +30,11 @@ from planner.errors import PlannerError
 from planner.resources import resource_dir
 
 DEFAULT_ENGINE = "vllm"
+FLAG_SECTIONS = {
+    "token_budget": "scheduler",
+    "max_seqs": "scheduler",
+    "cuda_graph_max_batch": "runtime",
+}
 
 
 class SchedulerPolicy(BaseModel):
@@ -128,10 +133,20 @@ class EngineProfile(BaseModel):
     runtime: RuntimePolicy
     host: HostCosts = HostCosts()
     overrides: tuple[Override, ...] = ()
+    flags: dict[str, int] = {}
 
     def with_host(self, host: HostCosts) -> "EngineProfile":
         """The same profile with fitted host costs."""
         return self.model_copy(update={"host": host})
+
+    def with_flags(self, **flags: int) -> "EngineProfile":
+        """The profile as launched with these flags: token_budget (max-num-batched-tokens),
+        max_seqs (max-num-seqs), cuda_graph_max_batch (graphs for every decode batch up to it).
+        They hold over the release and device defaults."""
+        unknown = set(flags) - set(FLAG_SECTIONS)
+        if unknown:
+            raise PlannerError(f"unknown engine flag(s) {', '.join(sorted(unknown))}")
+        return self.model_copy(update={"flags": {**self.flags, **flags}})
 
     def resolve(self, device_gb: float | None = None) -> "EngineProfile":
         """The profile as its `release` (default: the newest) runs on a `device_gb` device."""
@@ -140,7 +155,11 @@ class EngineProfile(BaseModel):
             if override.applies(self.release, device_gb):
                 for section, fields in override.set.items():
                     data[section] = {**data[section], **fields}
-        data["overrides"] = ()
+        for flag, value in self.flags.items():
+            data[FLAG_SECTIONS[flag]][flag] = value
+            if flag == "cuda_graph_max_batch":
+                data["runtime"]["cuda_graph_sizes"] = ()
+        data["overrides"], data["flags"] = (), {}
         return EngineProfile(**data)
 
     @property

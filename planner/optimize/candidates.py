@@ -22,6 +22,7 @@ from functools import cached_property
 import numpy as np
 
 from planner.costmodel import Accelerator, StepModel, load_card
+from planner.costmodel.engine import EngineProfile
 from planner.simulate.metrics import Slo
 
 TP_DEGREES = (1, 2, 4, 8)
@@ -137,10 +138,15 @@ def enumerate_candidates(
     model: str,
     accelerators: Sequence[Accelerator],
     catalog: dict[str, Accelerator],
+    engine: EngineProfile | None = None,
     max_batches: Sequence[int] = MAX_BATCHES,
     pd_ratios: Sequence[tuple[int, int]] = PD_RATIOS,
 ) -> Enumeration:
-    """Every (accelerator, tp, pp, ep, mode, P:D, max batch) whose replica fits in memory."""
+    """Every (accelerator, tp, pp, ep, mode, P:D, max batch) whose replica fits in memory.
+
+    An ep > 1 plan runs attention data-parallel over ep ranks with the experts spread over
+    them (DeepSeek-style), so its GPUs are tp x pp x ep. Replicas serve with `engine`.
+    """
     candidates, unfit, enumerated = [], [], 0
     modes: list[tuple[str, tuple[int, int] | None]] = [("aggregated", None)]
     modes += [("disaggregated", r) for r in pd_ratios]
@@ -148,7 +154,15 @@ def enumerate_candidates(
         for tp, pp, ep in parallel_plans(model, acc):
             enumerated += len(modes) * len(max_batches)
             step = StepModel.build(
-                model, acc, tp=tp, pp=pp, ep=ep, catalog=catalog, check_memory=False
+                model,
+                acc,
+                tp=tp,
+                pp=pp,
+                ep=ep,
+                dp=ep,
+                engine=engine,
+                catalog=catalog,
+                check_memory=False,
             )
             if not step.memory.fits:
                 unfit.append(step.memory.reason)

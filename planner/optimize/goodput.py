@@ -16,7 +16,15 @@ import duckdb
 import numpy as np
 
 from planner.optimize.candidates import Candidate
-from planner.simulate import Slo, StepTable, Workload, goodput, load_workload, simulate
+from planner.simulate import (
+    Slo,
+    StepTable,
+    Workload,
+    engine_scheduling,
+    goodput,
+    load_workload,
+    simulate,
+)
 from planner.store import TraceInfo
 
 JITTER_S = 60.0
@@ -153,18 +161,17 @@ class GoodputEvaluator:
             return self._cache[key]
         work = self.workloads[bucket]
         start = work.scaled(max(guess_rps * replicas / work.rate_rps, 1e-6))
+        table = self.table(cand)
         plan = {
             "replicas": replicas,
-            "max_batch": cand.max_batch,
+            "scheduling": engine_scheduling(table, cand.max_batch),
             "disagg": cand.pd,
             "router": ROUTER,
         }
-        scale, rps = goodput(
-            start, self.table(cand), self.slos, self.attainment, tolerance=TOLERANCE, **plan
-        )
+        scale, rps = goodput(start, table, self.slos, self.attainment, tolerance=TOLERANCE, **plan)
         ttft = tpot = None
         if rps > 0:
-            result = simulate(start.scaled(scale), self.table(cand), slos=self.slos, **plan)
+            result = simulate(start.scaled(scale), table, slos=self.slos, **plan)
             summary = result.summary()
             ttft, tpot = summary["ttft_ms"]["p99"], summary["tpot_ms"]["p99"]
         evaluation = Evaluation(cand, bucket, replicas, rps / replicas, ttft, tpot)

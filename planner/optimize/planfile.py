@@ -10,6 +10,8 @@ contract between planner/optimize and planner/report) is::
       "trace": {"name": "azure-code", "format": "azure-llm", "table": "requests",
                 "requests": 8819, "span_s": 3436.0},
       "model": "llama-3.1-8b",
+      "engine": {"id": "vllm", "release": null,        // the engine every replica was simulated
+                 "name": "vLLM (V1 engine, vllm serve)", "version": "0.12.0 - 0.18.0"},
       "slo": {"ttft_p99_ms": 1000.0, "tpot_p99_ms": 50.0, "attainment": 0.99},  // SLOs given
       "accelerators": [{"id": "h100", "name": "NVIDIA H100 SXM 80GB", "price_per_hour": 2.99,
                         "price_source": "..."}],
@@ -251,6 +253,15 @@ class Search(_Model):
     seconds: float
 
 
+class EngineRef(_Model):
+    """The serving engine every replica was simulated as (profile id, release, defaults)."""
+
+    id: str
+    release: str | None
+    name: str
+    version: str
+
+
 class PlanFile(_Model):
     """The whole plan file."""
 
@@ -259,6 +270,7 @@ class PlanFile(_Model):
     db: str
     trace: TraceRef
     model: str
+    engine: EngineRef
     slo: SloSpec
     accelerators: list[AcceleratorRef]
     horizon_s: float

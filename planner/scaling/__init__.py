@@ -8,14 +8,14 @@ from planner.scaling.delay import (
     provisioning_delay,
 )
 from planner.scaling.demand import DemandForecast, DemandSeries, demand_series, forecast_demand
-from planner.scaling.replay import Engine, ReplayResult, Timeline, replay
+from planner.scaling.replay import ReplayResult, ReplicaPlan, Timeline, replay
 from planner.scaling.schedule import Deployment, Schedule, build_schedule
 
 __all__ = [
     "Deployment",
     "DemandForecast",
     "DemandSeries",
-    "Engine",
+    "ReplicaPlan",
     "HpaConfig",
     "ProvisioningDelay",
     "ReplayResult",

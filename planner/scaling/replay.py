@@ -20,7 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from planner.scaling.autoscaler import HpaConfig, hpa_replicas
 from planner.scaling.schedule import Deployment, Schedule
-from planner.simulate import Slo, StepTable, Workload, simulate
+from planner.simulate import Slo, StepTable, Workload, engine_scheduling, simulate
 
 GRID_S = 5.0
 GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
@@ -148,7 +148,7 @@ def route(
 
 
 @dataclass(frozen=True)
-class Engine:
+class ReplicaPlan:
     """How to simulate one replica of a deployment: its step table, max batch and P:D split."""
 
     table: StepTable
@@ -181,7 +181,7 @@ def replay(
     work: Workload,
     bucket: np.ndarray,
     deployments: Sequence[Deployment],
-    engines: Sequence[Engine],
+    replicas: Sequence[ReplicaPlan],
     timeline: Timeline,
     slos: list[Slo],
 ) -> ReplayResult:
@@ -196,9 +196,10 @@ def replay(
         if k < 0:
             continue
         rows = order[lo:hi]
-        engine = engines[int(dep[rows[0]])]
+        plan = replicas[int(dep[rows[0]])]
         sub = Workload(work.arrival_s[rows], work.input_tokens[rows], work.output_tokens[rows])
-        result = simulate(sub, engine.table, max_batch=engine.max_batch, disagg=engine.disagg)
+        rules = engine_scheduling(plan.table, plan.max_batch)
+        result = simulate(sub, plan.table, rules, disagg=plan.disagg)
         meets[rows] = result.meets(slos)
     return _totals(meets, deployments, timeline)
 

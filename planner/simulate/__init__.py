@@ -1,16 +1,23 @@
 """Serving simulation (SPEC 8): continuous batching, P/D disaggregation, SLOs and goodput."""
 
+from planner.simulate.benchmark import Benchmark, BenchmarkRun, run_benchmark
 from planner.simulate.disagg import parse_disagg
 from planner.simulate.goodput import goodput
 from planner.simulate.metrics import SLO_FORM, SimResult, Slo, parse_slo, parse_slos
+from planner.simulate.replica import Scheduling
 from planner.simulate.router import ROUTERS
 from planner.simulate.run import simulate_trace
-from planner.simulate.simulator import simulate
+from planner.simulate.simulator import engine_scheduling, simulate
 from planner.simulate.steps import StepTable, StepTimes
 from planner.simulate.workload import Workload, load_workload, synthetic_workload
 
 __all__ = [
     "ROUTERS",
+    "Benchmark",
+    "BenchmarkRun",
+    "Scheduling",
+    "engine_scheduling",
+    "run_benchmark",
     "SLO_FORM",
     "SimResult",
     "Slo",

@@ -141,7 +141,7 @@ def run_benchmark(
     replica = Replica(reqs, table, scheduling, loop=loop, log=steps if log else None)
     for rid, at in enumerate(first_sends(loop, bench)):
         reqs.arrival[rid] = at
-        replica.push(rid, at + loop.delay_s)
+        replica.push(rid, loop.through_frontend(at))
     replica.run()
     return benchmark_run(reqs, bench.warmup, [replica], steps)
 

@@ -114,7 +114,7 @@ def run_disaggregated_benchmark(
     decodes = [Replica(reqs, decode_table, decode_rules, loop=loop) for _ in range(workers[1])]
     for rid, at in enumerate(first_sends(loop, bench)):
         reqs.arrival[rid] = at
-        to_prefill(rid, at + loop.delay_s)
+        to_prefill(rid, loop.through_frontend(at))
     instances = prefills + decodes
     while True:
         order = sorted(instances, key=lambda r: r.next_start)

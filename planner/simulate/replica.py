@@ -107,13 +107,14 @@ class Requests:
 
 @dataclass
 class ClosedLoop:
-    """Benchmark clients: each sends its next request soon after its last one completes.
+    """Benchmark clients: each sends its next request as soon as its last one completes.
 
-    A client sends after a think time (exponential, mean `think_s`: reading the last response,
-    bookkeeping) that its TTFT does not count; the engine sees the request `delay_s` later
-    (HTTP, tokenisation, queues between processes), which TTFT does count. The spread of think
-    times matters: clients whose requests finished in the same step do not come back in the
-    same step, so a closed loop drifts from synchronised waves to staggered arrivals.
+    A request reaches the engine after the front end (HTTP, tokenisation, the hop between
+    server processes) has handled it: an exponentially distributed latency of mean `delay_s`,
+    which its TTFT counts. The spread matters beyond the mean: requests that finished in the
+    same step come back at different times, so a closed loop does not lock into the first
+    wave's pattern, as a deterministic simulation would. Clients may pause (`think_s`, also
+    exponential) before sending; TTFT does not count the pause.
     """
 
     queue: deque[int]
@@ -125,6 +126,10 @@ class ClosedLoop:
     def think(self) -> float:
         """One client's pause (s) between a response and its next request."""
         return self.rng.expovariate(1.0 / self.think_s) if self.think_s > 0 else 0.0
+
+    def through_frontend(self, sent: float) -> float:
+        """When a request sent at `sent` reaches the engine."""
+        return sent + (self.rng.expovariate(1.0 / self.delay_s) if self.delay_s > 0 else 0.0)
 
 
 @dataclass
@@ -321,7 +326,7 @@ class Replica:
             sent = t + loop.think()
             reqs.arrival[nxt] = sent
             reqs.sent_step[nxt] = self.steps - 1
-            (loop.send or self.push)(nxt, sent + loop.delay_s)
+            (loop.send or self.push)(nxt, loop.through_frontend(sent))
 
     def _first_tokens(self, rids: list[int], t: float) -> None:
         """Sequences whose prompt is fully computed emit a token; they decode from now on."""

@@ -1,29 +1,88 @@
-"""`planner simulate` end to end: a stored trace on a plan, summarised for the CLI."""
+"""`planner simulate` end to end: a stored trace, or a load generator's closed loop, on a plan."""
 
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
-from planner.costmodel import StepModel
+from planner.costmodel import Speculative, StepModel
+from planner.costmodel.engine import DEFAULT_ENGINE, load_engine
+from planner.simulate.benchmark import Benchmark, run_benchmark
 from planner.simulate.disagg import parse_disagg
 from planner.simulate.goodput import goodput
 from planner.simulate.metrics import parse_slos
+from planner.simulate.replica import Scheduling
 from planner.simulate.simulator import simulate
 from planner.simulate.steps import StepTable
 from planner.simulate.workload import load_workload
 
 
+@dataclass(frozen=True)
+class ServingPlan:
+    """What serves: model, accelerator, parallel layout, precision and the engine's flags."""
+
+    model: str
+    accelerator: str
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    engine: str = DEFAULT_ENGINE
+    dtype: str | None = None
+    kv_dtype: str | None = None
+    speculative: str | None = None
+    max_batch: int | None = None
+    token_budget: int | None = None
+
+    def build(self) -> tuple[StepTable, Scheduling]:
+        """The plan's step table and the engine's scheduling rules (with any flag overrides)."""
+        flags = {"token_budget": self.token_budget, "max_seqs": self.max_batch}
+        engine = load_engine(self.engine).with_flags(
+            **{k: v for k, v in flags.items() if v is not None}
+        )
+        model = StepModel.build(
+            self.model,
+            self.accelerator,
+            tp=self.tp,
+            pp=self.pp,
+            dp=self.dp,
+            ep=self.ep,
+            dtype=self.dtype,
+            kv_dtype=self.kv_dtype,
+            engine=engine,
+            speculative=Speculative.parse(self.speculative) if self.speculative else None,
+        )
+        assert model.engine is not None
+        return StepTable(model), Scheduling.of(model.engine.scheduler, ranks=self.dp)
+
+    def describe(self, table: StepTable) -> dict[str, Any]:
+        """The JSON `plan` block: the deployment as simulated, engine and release included."""
+        model = table.model
+        assert isinstance(model, StepModel) and model.engine is not None
+        return {
+            "model": model.card.id,
+            "accelerator": model.accelerator.id,
+            "tp": self.tp,
+            "pp": self.pp,
+            "dp": self.dp,
+            "ep": self.ep,
+            "dtype": model.precision.dense,
+            "kv_dtype": model.precision.kv,
+            "engine": model.engine.label,
+            "engine_name": model.engine.name,
+            "engine_version": model.engine.version,
+            "speculative": self.speculative,
+            "gpus": model.gpus,
+            "cost_per_hour": model.cost_per_hour,
+        }
+
+
 def simulate_trace(
     con: duckdb.DuckDBPyConnection,
     trace: str,
-    model: str,
-    accelerator: str,
-    tp: int = 1,
-    pp: int = 1,
+    plan: ServingPlan,
     replicas: int = 1,
     router: str = "least-loaded",
-    max_batch: int = 256,
-    chunked_prefill: int | None = None,
     disagg: str | None = None,
     rate_scale: float = 1.0,
     start: float | None = None,
@@ -37,34 +96,46 @@ def simulate_trace(
     chosen = parse_slos(slos)
     ratio = parse_disagg(disagg) if disagg else None
     workload = load_workload(con, trace, start, end, rate_scale, seed)
-    table = StepTable(StepModel.build(model, accelerator, tp=tp, pp=pp))
-    plan = {
-        "replicas": replicas,
-        "max_batch": max_batch,
-        "chunked_prefill": chunked_prefill,
-        "disagg": ratio,
-        "router": router,
-    }
-    result = simulate(workload, table, slos=chosen, **plan)
+    table, rules = plan.build()
+    run = {"scheduling": rules, "replicas": replicas, "disagg": ratio, "router": router}
+    result = simulate(workload, table, slos=chosen, **run)
+    assert result is not None
     out = result.summary()
     if chosen and with_goodput:
-        scale, rps = goodput(workload, table, chosen, attainment, **plan)
+        scale, rps = goodput(workload, table, chosen, attainment, **run)
         out["attainment_target"] = attainment
         out["goodput_rate_scale"] = scale * rate_scale
         out["goodput_rps"] = rps
-    sm = table.model
     instances = replicas * (sum(ratio) if ratio else 1)
-    out["plan"] = {
-        "model": model,
-        "accelerator": sm.accelerator.id,
-        "tp": tp,
-        "pp": pp,
-        **plan,
+    described = plan.describe(table)
+    out["plan"] = described | {
+        "replicas": replicas,
+        "router": router,
+        "max_batch": rules.max_seqs // plan.dp,
+        "token_budget": rules.token_budget // plan.dp,
         "disagg": f"{ratio[0]}:{ratio[1]}" if ratio else None,
-        "gpus": instances * sm.gpus,
-        "cost_per_hour": instances * sm.cost_per_hour,
+        "gpus": instances * described["gpus"],
+        "cost_per_hour": instances * described["cost_per_hour"],
         "rate_scale": rate_scale,
         "trace": trace,
         "arrival_rps": workload.rate_rps,
     }
     return out
+
+
+def simulate_benchmark(plan: ServingPlan, bench: Benchmark) -> dict[str, Any]:
+    """A load generator's closed loop on one instance, summarised as `vllm bench serve` does."""
+    table, rules = plan.build()
+    model = table.model
+    assert isinstance(model, StepModel) and model.engine is not None
+    run = run_benchmark(table, rules, bench, model.engine.host.frontend_ms)
+    return run.summary() | {
+        "max_concurrency": bench.concurrency,
+        "num_prompts": bench.measured,
+        "warmup": bench.warmup,
+        "random_input_len": bench.isl,
+        "random_output_len": bench.osl,
+        "rejected": run.rejected,
+        "plan": plan.describe(table)
+        | {"max_batch": rules.max_seqs // plan.dp, "token_budget": rules.token_budget // plan.dp},
+    }

@@ -13,7 +13,15 @@ and TPOT the load generator reported.
 - ``vllm bench serve --save-result`` JSON: one file per benchmark, with ``max_concurrency``,
   the mean TTFT and TPOT and token totals (mean lengths). The deployment comes from
   ``--metadata`` keys written into the file (``accelerator``, ``tp``, ``dp``, ``ep``,
-  ``engine_version``, ``dtype``) or from defaults the caller passes.
+  ``engine_version``, ``dtype``, ``max_num_batched_tokens``, ``max_num_seqs``) or from
+  defaults the caller passes; engine flags not given are the engine's defaults.
+
+Engine flags of silicon rows: AIConfigurator benchmarks the deployments its generator writes
+(generator/rule_plugin/benchmark/{vllm,trtllm}.rule): for an aggregated vLLM or TensorRT-LLM
+worker, max-num-batched-tokens / max_num_tokens = batch + ISL + 1500, max-num-seqs /
+max_batch_size = batch, and CUDA graphs for every batch size up to batch. Its SGLang rows are
+read with SGLang's defaults (prefill-first steps): they match those (TTFT MAPE 15 %) and not
+the generator's current mixed-chunk rule (71 %), which they predate.
 """
 
 import csv
@@ -30,6 +38,8 @@ SILICON_REQUIRED = ("model_path", "system", "backend", "mode", "isl", "osl")
 SILICON_REQUIRED += ("silicon_ttft_ms", "silicon_tpot_ms")
 PARALLEL = ("tp_size", "pp_size", "attention_dp_size", "moe_ep_size")
 ENGINES = ("vllm", "sglang", "trtllm")
+AIC_GENERATED = ("vllm", "trtllm")
+AIC_SPARE_TOKENS = 1500
 BENCH_REQUIRED = ("model_id", "max_concurrency", "mean_ttft_ms", "mean_tpot_ms", "completed")
 BENCH_REQUIRED += ("total_input_tokens", "total_output_tokens")
 
@@ -68,6 +78,7 @@ class Measured:
     agg: Workers = field(default_factory=Workers)
     prefill: Workers = field(default_factory=Workers)
     decode: Workers = field(default_factory=Workers)
+    flags: dict[str, int] = field(default_factory=dict)
     raw: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -131,11 +142,19 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
     engine = _engine(row, path, line)
     found = re.search(r"silicon_concurrency=(\d+)", row.get("silicon_data_source") or "")
     agg = prefill = decode = Workers()
+    flags: dict[str, int] = {}
+    isl = int(_number(row, "isl", path, line))
     if mode == "agg":
         agg = _workers(row, "", path, line)
         if not agg.batch:
             raise PlannerError(f"{_where(path, line, 'batch_size')}: an agg row needs a batch size")
         concurrency = agg.batch * agg.dp
+        if engine in AIC_GENERATED:
+            flags = {
+                "token_budget": agg.batch + isl + AIC_SPARE_TOKENS,
+                "max_seqs": agg.batch,
+                "cuda_graph_max_batch": agg.batch,
+            }
     else:
         prefill = _workers(row, "prefill_", path, line)
         decode = _workers(row, "decode_", path, line)
@@ -156,7 +175,7 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         engine=engine,
         version=(row.get("backend_version") or "").strip(),
         mode=mode,
-        isl=int(_number(row, "isl", path, line)),
+        isl=isl,
         osl=int(_number(row, "osl", path, line)),
         concurrency=concurrency,
         dtype=(row.get("gemm_quant_mode") or "").strip().lower(),
@@ -166,6 +185,7 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         agg=agg,
         prefill=prefill,
         decode=decode,
+        flags=flags,
         raw=dict(row),
     )
 
@@ -241,8 +261,32 @@ def read_bench_json(path: Path, defaults: dict[str, Any]) -> Measured:
         ttft_ms=_number(text, "mean_ttft_ms", path, 1),
         tpot_ms=_number(text, "mean_tpot_ms", path, 1),
         agg=workers,
+        flags={
+            name: int(pick(key))
+            for name, key in (
+                ("token_budget", "max_num_batched_tokens"),
+                ("max_seqs", "max_num_seqs"),
+            )
+            if pick(key) is not None
+        },
         raw=text,
     )
+
+
+def is_measured(path: Path) -> bool:
+    """Whether a file (or folder) holds measured serving benchmarks rather than step profiles."""
+    if path.is_dir():
+        return any(is_measured(p) for p in [*path.glob("*.json"), *path.glob("*.csv")])
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return isinstance(data, dict) and "mean_ttft_ms" in data
+        if path.suffix.lower() == ".csv":
+            with path.open(encoding="utf-8") as handle:
+                return "silicon_ttft_ms" in handle.readline()
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return False
 
 
 def read_measured(paths: list[Path], defaults: dict[str, Any] | None = None) -> list[Measured]:

@@ -70,6 +70,7 @@ def step_model(
     card = load_card(row.model)
     acc = get_accelerator(row.accelerator, catalog)
     engine = load_engine(f"{row.engine}@{row.version}" if row.version else row.engine)
+    engine = engine.with_flags(**row.flags) if workers is row.agg else engine
     dense, experts, kv = _precision(card, row)
     ep = workers.ep if card.is_moe else 1
     return StepModel.build(
