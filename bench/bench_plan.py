@@ -30,7 +30,7 @@ def run() -> dict:
         work = load_workload(con, "azure-code")
         table = StepTable(StepModel.build("llama-3.1-8b", "h100"))
         started = time.perf_counter()
-        simulate(work, table, max_batch=256, slos=parse_slos(SLOS))
+        simulate(work, table, slos=parse_slos(SLOS))
         reference = time.perf_counter() - started
         started = time.perf_counter()
         plan = make_plan(

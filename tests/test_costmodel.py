@@ -143,7 +143,9 @@ def test_fp8_weights_and_kv_are_separate() -> None:
     bf16 = StepModel.build("llama-3.1-8b", "h100")
     fp8 = StepModel.build("llama-3.1-8b", "h100", dtype="fp8")
     embed_gb = 2 * 128256 * 4096 * 2 / GIB
-    assert fp8.memory.weights_gb - embed_gb == pytest.approx((bf16.memory.weights_gb - embed_gb) / 2)
+    assert fp8.memory.weights_gb - embed_gb == pytest.approx(
+        (bf16.memory.weights_gb - embed_gb) / 2
+    )
     assert fp8.memory.kv_bytes_per_token == bf16.memory.kv_bytes_per_token
     assert fp8.decode_ms(1, 1024)[0] < 0.7 * bf16.decode_ms(1, 1024)[0]
     kv8 = StepModel.build("llama-3.1-8b", "h100", dtype="fp8", kv_dtype="fp8")
@@ -170,7 +172,9 @@ def test_moe_and_mla_models_predict() -> None:
     """DeepSeek-V3 (MLA + MoE, fp8) and Qwen3-30B-A3B build and give positive, growing times."""
     ds = StepModel.build("deepseek-v3", "h200", tp=8)
     assert ds.memory.kv_bytes_per_token == 61 * (512 + 64) * 2
-    assert StepModel.build("deepseek-v3", "h200", tp=8, kv_dtype="fp8").memory.kv_bytes_per_token == 61 * (512 + 64)
+    assert StepModel.build(
+        "deepseek-v3", "h200", tp=8, kv_dtype="fp8"
+    ).memory.kv_bytes_per_token == 61 * (512 + 64)
     assert ds.gpus == 8 and ds.cost_per_hour == pytest.approx(8 * ds.accelerator.price_per_hour)
     times = ds.decode_ms([1, 64, 256], 4096)
     assert np.all(np.diff(times) > 0)

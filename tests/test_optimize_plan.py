@@ -101,11 +101,11 @@ def test_sentence_saving_cases():
     single = {"accelerator": "h100", "cost_per_hour": 11.0, "cost_per_month": 1000.0}
     assert (
         "Mixing a100, h100 saves $100/month (10.0%) against the best single accelerator "
-        "(h100, $1,000/month" in _sentence("m", groups, cost, targets, single)
+        "(h100, $1,000/month" in _sentence("m", "vLLM", groups, cost, targets, single)
     )
-    tie = _sentence("m", groups, cost | {"cost_per_month": 1000.0}, targets, single)
+    tie = _sentence("m", "vLLM", groups, cost | {"cost_per_month": 1000.0}, targets, single)
     assert "saves" not in tie and "costs the same" in tie and "$10.00 vs $11.00" in tie
-    one = _sentence("m", groups[1:], cost, targets, single)
+    one = _sentence("m", "vLLM", groups[1:], cost, targets, single)
     assert "A single accelerator type is cheapest here" in one
 
 

@@ -40,11 +40,12 @@ def test_schedule_holds_attainment_with_fewer_gpu_hours_than_static_peak(replaye
     assert schedule["gpu_hours"] <= 0.75 * static["gpu_hours"]
 
 
-def test_schedule_beats_reactive_on_attainment_at_similar_cost(replayed):
-    """The schedule holds a higher attainment than HPA and costs no more (held-back day)."""
+def test_schedule_holds_the_slo_for_less_than_reactive(replayed):
+    """The schedule holds the SLO on the held-back day for less than the HPA, which chases
+    the diurnal ramps late and over-provisions; the verdict names the schedule."""
     schedule, reactive = replayed["schedule"], replayed["reactive"]
-    assert schedule["slo_attainment"] > reactive["slo_attainment"]
-    assert schedule["cost"] <= 1.15 * reactive["cost"]
+    assert schedule["slo_attainment"] >= 0.99
+    assert schedule["cost"] < 0.85 * reactive["cost"]
     assert replayed["verdict"]["policy"] == "schedule"
 
 

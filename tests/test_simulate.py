@@ -14,6 +14,7 @@ from planner.costmodel import StepModel
 from planner.errors import PlannerError
 from planner.ingest import ingest_path, ingest_sample
 from planner.simulate import (
+    Scheduling,
     StepTable,
     Workload,
     goodput,
@@ -37,27 +38,31 @@ class Budget:
 
 
 class FixedSteps:
-    """Deterministic step times: `prefill` ms per prefilled sequence, `decode` ms per step."""
+    """Deterministic step times: `prefill` ms per prefilled sequence, `decode` ms per step
+    that decodes (a mixed step pays both)."""
+
+    sliding_window = 0
 
     def __init__(self, prefill: float, decode: float = 1.0, kv: int = 10**9) -> None:
         """Constant costs and a KV budget."""
         self.prefill, self.decode, self.memory = prefill, decode, Budget(kv)
 
-    def prefill_ms(self, batch, tokens, context=0):
-        """`batch` times the fixed prefill time."""
-        return np.broadcast_to(np.asarray(batch, dtype=float) * self.prefill, np.shape(tokens))
+    def step_ms(self, shape):
+        """Prefilled sequences times the prefill cost, plus a decode step if any decode."""
+        decoding = np.asarray(shape.decode_seqs) > 0
+        return np.asarray(shape.prefill_seqs, dtype=float) * self.prefill + decoding * self.decode
 
     def decode_ms(self, batch, context):
         """The fixed decode step."""
         return np.full(np.broadcast(batch, context).shape, self.decode)
 
-    def mixed_ms(self, prefill_tokens, prefill_context, decode_batch, decode_context):
-        """A prefill plus a decode step."""
-        return np.atleast_1d(np.asarray(self.prefill + self.decode, dtype=float))
-
     def kv_transfer_ms(self, tokens, bandwidth_gb_s=None):
         """Free transfers."""
         return np.zeros(np.shape(tokens))
+
+
+ONE_AT_A_TIME = Scheduling(max_seqs=1, token_budget=16384)
+PREFILL_FIRST = Scheduling(max_seqs=256, token_budget=16384, chunked=False, mixed=False)
 
 
 class TightKv:
@@ -125,7 +130,7 @@ def test_prefill_only_server_is_md1(rho: float) -> None:
     rng = np.random.default_rng(7)
     gaps = rng.exponential(service_ms / 1000.0 / rho, count)
     work = Workload(np.cumsum(gaps), np.full(count, 100), np.ones(count, dtype=int))
-    result = simulate(work, FixedSteps(service_ms), max_batch=1)
+    result = simulate(work, FixedSteps(service_ms), ONE_AT_A_TIME)
     expected = rho * service_ms / (2.0 * (1.0 - rho))
     assert result.queue_ms.mean() == pytest.approx(expected, rel=0.05)
     np.testing.assert_allclose(result.ttft_ms - result.queue_ms, service_ms, rtol=1e-9)
@@ -171,26 +176,29 @@ def test_disaggregation_lowers_tpot_on_prefill_heavy_trace(con, h100: StepTable)
     assert split["served"] == aggregated["served"] == work.requests
 
 
-def test_chunked_prefill_smooths_tpot(con, h100: StepTable) -> None:
-    """Chunked prefill cuts decode stalls: lower TPOT p99 than prefill-priority steps."""
+def test_mixed_chunked_steps_smooth_tpot(con, h100: StepTable) -> None:
+    """Small mixed chunks (vLLM-style) cut decode stalls: lower TPOT p99 than whole prompts
+    in prefill-first steps that pause decoding."""
     work = load_workload(con, "azure-code", end=900, rate_scale=2.0)
-    plain = simulate(work, h100).summary()
-    chunked = simulate(work, h100, chunked_prefill=1024).summary()
+    plain = simulate(work, h100, PREFILL_FIRST).summary()
+    chunked = simulate(work, h100, Scheduling(max_seqs=256, token_budget=1024)).summary()
     assert chunked["tpot_ms"]["p99"] < plain["tpot_ms"]["p99"]
     assert chunked["served"] == work.requests
 
 
-@pytest.mark.parametrize("chunk", [None, 512])
-def test_kv_budget_is_respected_with_preemption(h100: StepTable, chunk: int | None) -> None:
+@pytest.mark.parametrize(
+    "rules", [PREFILL_FIRST, Scheduling(max_seqs=256, token_budget=512)], ids=["whole", "chunked"]
+)
+def test_kv_budget_is_respected_with_preemption(h100: StepTable, rules: Scheduling) -> None:
     """Never more KV resident than the budget; a tight budget forces preemptions."""
     budget = 60_000
     count = 120
     work = Workload(np.zeros(count), np.full(count, 2000), np.full(count, 800))
-    result = simulate(work, TightKv(h100.model, budget), chunked_prefill=chunk)
+    result = simulate(work, TightKv(h100.model, budget), rules)
     assert result.preemptions > 0
     assert 0.9 * budget < result.peak_kv_tokens <= budget
     assert result.served.all()
-    roomy = simulate(work, h100, chunked_prefill=chunk)
+    roomy = simulate(work, h100, rules)
     assert roomy.preemptions == 0
     assert result.e2e_ms.max() > roomy.e2e_ms.max()
 

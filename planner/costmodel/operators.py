@@ -312,34 +312,35 @@ def features(
     """Feature matrix (len(FEATURES), points) per attention-DP rank of one GPU's step.
 
     With speculative decoding each decoding sequence verifies `decode_tokens` tokens (its own
-    plus the drafts) against a KV cache it reads once.
+    plus the drafts) against a KV cache it reads once. (Plain arithmetic throughout: the same
+    code prices one step from Python floats as fast as many from arrays.)
     """
-    db = np.asarray(shape.decode_seqs, dtype=float)
+    db = shape.decode_seqs
     verify = db * decode_tokens
     n = shape.prefill_tokens + verify
     reads = shape.decode_context + db
     window = card.sliding_window
-    mean = np.divide(reads, db, out=np.zeros_like(reads), where=db > 0)
-    decode_window = db * np.minimum(mean, window) if window else np.zeros_like(db)
-    out = np.empty((len(FEATURES), np.shape(n)[0]))
-    out[F["ONE"]] = 1.0
-    out[F["N"]] = n
-    out[F["ND"]] = verify
-    out[F["SP"]] = shape.prefill_pairs
-    out[F["KP"]] = shape.prefill_kv
-    out[F["SD"]] = reads * decode_tokens
-    out[F["KD"]] = reads
-    out[F["SW"]] = shape.prefill_window_pairs + decode_window * decode_tokens
-    out[F["KW"]] = shape.prefill_window_kv + decode_window
-    out[F["R"]] = shape.prefill_seqs + verify
-    out[F["N"] : F["X"]] /= plan.dp
-    out[F["X"]] = expert_touch(card, n, plan.ep)
-    return out
+    decode_window = np.minimum(reads, db * window) if window else 0.0 * db
+    dp = plan.dp
+    rows = [
+        1.0 + 0.0 * n,
+        n / dp,
+        verify / dp,
+        shape.prefill_pairs / dp,
+        shape.prefill_kv / dp,
+        reads * decode_tokens / dp,
+        reads / dp,
+        (shape.prefill_window_pairs + decode_window * decode_tokens) / dp,
+        (shape.prefill_window_kv + decode_window) / dp,
+        (shape.prefill_seqs + verify) / dp,
+        expert_touch(card, n, plan.ep),
+    ]
+    return np.array(rows, dtype=float).reshape(len(FEATURES), -1)
 
 
 def expert_touch(card: ModelCard, tokens: np.ndarray, ep: int) -> np.ndarray:
     """Expected distinct routed experts one GPU's shard reads for `tokens` routed tokens."""
     if not card.is_moe:
-        return np.zeros_like(tokens, dtype=float)
+        return 0.0 * tokens
     miss = (1.0 - card.active_experts / card.experts) ** tokens
     return card.experts * (1.0 - miss) / ep

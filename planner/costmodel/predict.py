@@ -1,7 +1,7 @@
 """StepModel: step latency of one replica (model x accelerator x parallel plan), vectorised."""
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -111,6 +111,11 @@ class TimeCoefficients:
     uses: np.ndarray
     roofline_q: float
 
+    @cached_property
+    def stacked(self) -> np.ndarray:
+        """Compute, memory and comm coefficients stacked: one product prices all three."""
+        return np.vstack([self.compute, self.memory, self.comm])
+
 
 def _compute_scale(m: OperatorMatrices, acc: Accelerator, p: EfficiencyParams) -> np.ndarray:
     """ms per FLOP of each operator: its precision's peak times its kind's efficiency."""
@@ -158,13 +163,15 @@ def time_coefficients(
 def smooth_max(a: np.ndarray, b: np.ndarray, q: float) -> np.ndarray:
     """(a^q + b^q)^(1/q): the larger of two times, less than fully hiding the smaller one."""
     hi = np.maximum(a, b)
-    safe = np.where(hi > 0, hi, 1.0)
-    return hi * ((a / safe) ** q + (b / safe) ** q) ** (1.0 / q)
+    ratio = np.minimum(a, b) / np.maximum(hi, 1e-300)
+    return hi * (1.0 + ratio**q) ** (1.0 / q)
 
 
 def operator_times(c: TimeCoefficients, feats: np.ndarray) -> np.ndarray:
     """Per-operator ms (ops, points): smooth roofline of compute and memory, comms, latencies."""
-    per_op = smooth_max(c.compute @ feats, c.memory @ feats, c.roofline_q) + c.comm @ feats
+    ops = len(c.names)
+    terms = c.stacked @ feats
+    per_op = smooth_max(terms[:ops], terms[ops : 2 * ops], c.roofline_q) + terms[2 * ops :]
     active = (c.uses @ (feats > 0)) > 0
     return per_op + c.latency[:, None] * active
 
@@ -324,28 +331,29 @@ class StepModel:
         With speculative decoding, a step without prompt tokens is a verify step plus the
         drafting (one pass of the draft layers per draft token), divided by the tokens it
         yields on average, so the simulator can advance one token per step; a step carrying
-        prompt tokens advances its decodes by one token (conservative).
+        prompt tokens advances its decodes by one token (conservative). The shape's fields
+        may be arrays (many steps) or floats (one step, priced faster).
         """
-        decode = np.asarray(shape.decode_seqs, dtype=float)
-        prefill = np.asarray(shape.prefill_tokens) > 0
+        decode = np.atleast_1d(np.asarray(shape.decode_seqs, dtype=float))
+        prefill = np.atleast_1d(np.asarray(shape.prefill_tokens, dtype=float)) > 0
+        eager = prefill
+        engine = self.engine
+        if engine is not None:
+            per_rank = np.ceil(decode / self.dp)
+            eager = eager | ~np.array([engine.runtime.graphed(int(b)) for b in per_rank])
+        seqs = (shape.prefill_seqs + decode) / self.dp
         spec = self.speculative
         if spec is None:
-            return self._time(shape, features(self.card, self.plan, shape))
-        verify = self._time(shape, features(self.card, self.plan, shape, spec.tokens + 1))
-        draft = self._time(shape, features(self.card, self.plan, shape))
+            return self._time(features(self.card, self.plan, shape), eager, seqs)
+        verify = self._time(features(self.card, self.plan, shape, spec.tokens + 1), eager, seqs)
+        draft = self._time(features(self.card, self.plan, shape), eager, seqs)
         layers = max(self.card.mtp_layers, 1) / self.card.layers
         per_token = (verify + spec.tokens * layers * draft) / spec.tokens_per_step
         return np.where(prefill | (decode == 0), verify, per_token)
 
-    def _time(self, shape: StepShape, feats: np.ndarray) -> np.ndarray:
+    def _time(self, feats: np.ndarray, eager: np.ndarray, seqs: np.ndarray) -> np.ndarray:
         """Step time of a feature matrix: GPU time with the engine's (or harness') host."""
-        decode = np.asarray(shape.decode_seqs, dtype=float)
-        eager = np.asarray(shape.prefill_tokens) > 0
         engine = self.engine
-        if engine is not None:
-            per_rank = np.ceil(decode / self.dp).astype(int)
-            graphed = np.array([engine.runtime.graphed(int(b)) for b in per_rank])
-            eager = eager | ~graphed
         return step_time(
             self._coef,
             self.params,
@@ -353,7 +361,7 @@ class StepModel:
             feats,
             eager,
             engine.host if engine is not None else None,
-            (shape.prefill_seqs + decode) / self.dp,
+            seqs,
             engine.runtime.overlap_scheduler if engine is not None else False,
         )
 

@@ -103,7 +103,7 @@ def run_disaggregated_benchmark(
         if reqs.gen[rid] >= reqs.target[rid]:
             return
         reqs.kv_ready[rid] = True
-        transfer = float(prefill_table.model.kv_transfer_ms(reqs.prompt[rid])[0]) / 1000.0
+        transfer = float(prefill_table.model.kv_transfer_ms([reqs.prompt[rid]])[0]) / 1000.0
         min(decodes, key=lambda r: r.load).push(rid, t + transfer)
 
     loop = client_loop(bench, delay_ms, send=to_prefill)

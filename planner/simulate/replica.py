@@ -10,9 +10,9 @@ Each step is composed the way the serving engines compose theirs (``Scheduling``
   and decoding pauses for it.
 
 A request is admitted while fewer than `max_seqs` sequences are in flight and the KV cache
-(less a small watermark) holds its prompt, or its prompt and whole output where the engine
-guarantees no eviction; when the running sequences outgrow the cache, the newest is preempted
-and later recomputed.
+(less a small watermark) holds its prompt, or, where the engine guarantees no eviction, its
+prompt and whole output on top of the outputs promised to the running sequences; when the
+running sequences outgrow the cache, the newest is preempted and later recomputed.
 
 Between two events (an arrival that can be admitted, a completion, the cache filling up) the
 decode batch is fixed, so a whole run of decode steps is advanced at once from the step
@@ -209,7 +209,7 @@ class Replica:
         self.prefilling: deque[int] = deque()
         self.heap: list[tuple[int, int]] = []
         self.order: list[int] = []
-        self.n = self.ctx = self.step = self.reserved = self.steps = 0
+        self.n = self.ctx = self.step = self.reserved = self.promised = self.steps = 0
         self.hold = False
         self.preemptions = self.peak_kv = self.served = self.rejected = 0
 
@@ -256,6 +256,8 @@ class Replica:
         tokens = reqs.prompt[rid] + reqs.gen[rid]
         self.ctx += tokens
         self.n += 1
+        if self.rules.reserve_output:
+            self.promised += reqs.target[rid] - reqs.gen[rid]
         reqs.base[rid] = self.step - reqs.gen[rid]
         reqs.running[rid] = True
         heapq.heappush(self.heap, (reqs.base[rid] + reqs.target[rid], rid))
@@ -272,7 +274,7 @@ class Replica:
             chunks.add(take, prompt[rid] + gen[rid] - left[rid], self.window)
             left[rid] -= take
         seqs = self.n + len(self.prefilling)
-        kv = self.ctx + self.reserved
+        kv = self.ctx + self.reserved + self.promised
         while self.waiting and not self.hold and seqs < rules.max_seqs:
             rid = self.waiting[0]
             if reqs.kv_ready[rid]:
@@ -346,6 +348,8 @@ class Replica:
                 continue
             self.ctx += reqs.prompt[rid] + g - 1
             self.n += 1
+            if self.rules.reserve_output:
+                self.promised += reqs.target[rid] - g
             reqs.base[rid] = self.step - g
             reqs.running[rid] = True
             heapq.heappush(self.heap, (reqs.base[rid] + reqs.target[rid], rid))
@@ -356,6 +360,8 @@ class Replica:
         reqs, heap = self.reqs, self.heap
         self.step += k
         self.ctx += k * self.n
+        if self.rules.reserve_output:
+            self.promised -= k * self.n
         self.peak_kv = max(self.peak_kv, self.ctx + self.reserved)
         while heap and heap[0][0] <= self.step:
             fin, rid = heapq.heappop(heap)
@@ -375,6 +381,8 @@ class Replica:
         g = self.step - reqs.base[victim]
         self.ctx -= reqs.prompt[victim] + g - 1
         self.n -= 1
+        if self.rules.reserve_output:
+            self.promised -= reqs.target[victim] - g
         reqs.running[victim] = False
         reqs.gen[victim] = g
         self.waiting.appendleft(victim)

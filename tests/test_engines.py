@@ -1,0 +1,220 @@
+"""Engine profiles, the step composition each engine's scheduler implies, and benchmark mode."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import invoke
+
+from planner.costmodel import Speculative, StepModel
+from planner.costmodel.engine import bundled_engines, load_engine
+from planner.errors import PlannerError
+from planner.simulate import Benchmark, Scheduling, StepTable, run_benchmark
+from planner.simulate.disagg import run_disaggregated_benchmark
+from planner.simulate.replica import Replica, Requests, Step
+
+
+class Budget:
+    """A memory plan with only a KV budget."""
+
+    kv_budget_tokens = 10**9
+
+
+class FixedSteps:
+    """`prefill` ms per prompt chunk, `decode` ms per step that decodes; mixed steps pay both."""
+
+    sliding_window = 0
+    memory = Budget()
+
+    def __init__(self, prefill: float = 10.0, decode: float = 2.0) -> None:
+        """Constant costs."""
+        self.prefill, self.decode = prefill, decode
+
+    def step_ms(self, shape):
+        """Prompt chunks times the prefill cost, plus a decode step if any sequence decodes."""
+        decoding = np.asarray(shape.decode_seqs) > 0
+        return np.asarray(shape.prefill_seqs, dtype=float) * self.prefill + decoding * self.decode
+
+    def decode_ms(self, batch, context):
+        """The fixed decode step."""
+        return np.full(np.broadcast(batch, context).shape, self.decode)
+
+    def kv_transfer_ms(self, tokens, bandwidth_gb_s=None):
+        """Free transfers."""
+        return np.zeros(np.shape(tokens))
+
+
+def test_bundled_profiles_cite_their_sources() -> None:
+    """vLLM, SGLang and TensorRT-LLM ship as profiles, each default with a source."""
+    engines = bundled_engines()
+    assert set(engines) == {"vllm", "sglang", "trtllm"}
+    for profile in engines.values():
+        assert profile.version and len(profile.sources) >= 4
+        assert any(s.startswith("https://") for s in profile.sources)
+    vllm, sglang, trt = engines["vllm"], engines["sglang"], engines["trtllm"]
+    assert vllm.scheduler.chunked_prefill and vllm.scheduler.mixed_batches
+    assert not sglang.scheduler.mixed_batches
+    assert not trt.scheduler.chunked_prefill and trt.scheduler.kv_admission == "prompt+output"
+    assert trt.memory.of == "free"
+
+
+def test_overrides_by_release_device_and_flags() -> None:
+    """Older releases and device sizes change defaults; launch flags hold over both."""
+    assert load_engine("vllm").resolve(80).runtime.overlap_scheduler
+    assert not load_engine("vllm@0.12.0").resolve(80).runtime.overlap_scheduler
+    assert load_engine("vllm").resolve(24).scheduler.token_budget == 2048
+    assert load_engine("sglang").resolve(180).scheduler.token_budget == 16384
+    assert load_engine("sglang@0.5.1").resolve(80).memory.reserve_gb == 10.0
+    flagged = load_engine("vllm").with_flags(token_budget=4096, max_seqs=8).resolve(24)
+    assert (flagged.scheduler.token_budget, flagged.scheduler.max_seqs) == (4096, 8)
+    trt = load_engine("trtllm").resolve(80).runtime
+    assert trt.graphed(32) and not trt.graphed(48)
+    assert load_engine("trtllm").with_flags(cuda_graph_max_batch=48).resolve(80).runtime.graphed(48)
+
+
+def test_engine_errors_are_one_line(tmp_path: Path) -> None:
+    """Unknown engine, bad release, bad profile field: a PlannerError naming what is wrong."""
+    with pytest.raises(PlannerError, match="unknown engine 'tgi'; engines: sglang, trtllm, vllm"):
+        load_engine("tgi")
+    with pytest.raises(PlannerError, match="no version number"):
+        load_engine("vllm@latest")
+    mine = tmp_path / "mine.toml"
+    text = (Path(__file__).parents[1] / "datasets" / "engines" / "vllm.toml").read_text()
+    mine.write_text(text.replace("token_budget = 8192", "token_budget = -1"))
+    with pytest.raises(PlannerError, match=r"mine.toml: bad engine profile field scheduler.token"):
+        load_engine(str(mine))
+    mine.write_text(text.replace("token_budget = 8192", "token_budget = 4096"))
+    assert load_engine(f"{mine}@0.12.0").resolve(80).scheduler.token_budget == 4096
+
+
+def _log(rules: Scheduling, prompts: list[int], outputs: list[int]) -> list[Step]:
+    """The steps one replica takes for requests all arriving at time 0."""
+    reqs = Requests(prompts, outputs, [0.0] * len(prompts))
+    log: list[Step] = []
+    replica = Replica(reqs, StepTable(FixedSteps()), rules, log=log)
+    for rid in range(len(prompts)):
+        replica.push(rid, 0.0)
+    replica.run()
+    return log
+
+
+def test_vllm_packs_prompts_and_chunks_the_last() -> None:
+    """Mixed chunked steps: 3 prompts of 1000 in a 2048 budget -> 2000 + 48, then the rest."""
+    log = _log(Scheduling(max_seqs=8, token_budget=2048), [1000, 1000, 1000], [4, 4, 4])
+    steps = [s for s in log if s.prefill_tokens]
+    assert [s.prefill_tokens for s in steps] == [2048, 952]
+    assert steps[1].decode_seqs == 2
+    assert steps[1].prefill_pairs == pytest.approx(952 * 48 + 952 * 953 / 2)
+
+
+def test_trtllm_schedules_whole_prompts_only() -> None:
+    """No chunking: a prompt that does not fit the rest of the budget waits for the next step."""
+    rules = Scheduling(max_seqs=8, token_budget=2048, chunked=False)
+    log = _log(rules, [1500, 1500], [4, 4])
+    assert [s.prefill_tokens for s in log if s.prefill_tokens] == [1500, 1500]
+
+
+def test_sglang_pauses_decoding_for_prefill_steps() -> None:
+    """Prefill-first: a step carrying prompts carries no decodes."""
+    rules = Scheduling(max_seqs=8, token_budget=1024, mixed=False)
+    log = _log(rules, [1000, 1000, 1000], [50, 50, 50])
+    prefill = [s for s in log if s.prefill_tokens]
+    assert len(prefill) >= 3 and all(s.decode_seqs == 0 for s in prefill)
+
+
+def test_admission_reserving_the_output_holds_fewer_sequences() -> None:
+    """No-evict admission (TensorRT-LLM) keeps fewer requests in flight on a small cache."""
+
+    class Small(FixedSteps):
+        memory = type("M", (), {"kv_budget_tokens": 10_000})()
+
+    reqs_counts = []
+    for reserve in (False, True):
+        rules = Scheduling(max_seqs=64, token_budget=8192, reserve_output=reserve)
+        reqs = Requests([1000] * 8, [1000] * 8, [0.0] * 8)
+        log: list[Step] = []
+        replica = Replica(reqs, StepTable(Small()), rules, log=log)
+        for rid in range(8):
+            replica.push(rid, 0.0)
+        replica.run()
+        reqs_counts.append(max(s.decode_seqs + s.prefill_seqs for s in log))
+        assert all(d > 0 for d in reqs.done)
+    assert reqs_counts[1] < reqs_counts[0]
+
+
+def test_benchmark_closed_loop_obeys_littles_law() -> None:
+    """N clients, no think time: throughput x mean latency = N; TPOT is the decode step."""
+    rules = Scheduling(max_seqs=64, token_budget=8192)
+    bench = Benchmark(16, 1000, 64, requests=400, warmup=32)
+    run = run_benchmark(StepTable(FixedSteps(10.0, 2.0)), rules, bench, delay_ms=0.0)
+    summary = run.summary()
+    assert summary["completed"] == 400
+    assert summary["request_throughput"] * summary["mean_e2el_ms"] / 1000 == pytest.approx(
+        16, rel=0.05
+    )
+    assert 2.0 <= summary["median_tpot_ms"] <= 2.0 + 16 * 10.0 / 63
+
+
+def test_single_client_sees_the_bare_steps() -> None:
+    """One client: TTFT is the front end plus one prefill step, TPOT one decode step."""
+    rules = Scheduling(max_seqs=64, token_budget=8192)
+    run = run_benchmark(StepTable(FixedSteps(10.0, 2.0)), rules, Benchmark(1, 500, 33), 0.0)
+    np.testing.assert_allclose(run.ttft_ms, 10.0)
+    np.testing.assert_allclose(run.tpot_ms, 2.0)
+    model = StepModel.build("llama-3.1-8b", "h100", engine=load_engine("vllm"))
+    real = run_benchmark(StepTable(model), rules, Benchmark(1, 2000, 65), 0.0)
+    assert real.ttft_ms.mean() == pytest.approx(model.prefill_ms(1, 2000)[0], rel=0.01)
+    decode = model.decode_ms(1, 2000 + np.arange(64)).mean()
+    assert real.tpot_ms.mean() == pytest.approx(decode, rel=0.02)
+
+
+def test_disaggregated_benchmark_completes_every_request() -> None:
+    """1 prefill + 2 decode workers in a closed loop: all measured requests finish, and TTFT
+    is at least the prefill step."""
+    rules = Scheduling(max_seqs=64, token_budget=8192)
+    table = StepTable(FixedSteps(10.0, 2.0))
+    bench = Benchmark(8, 1000, 32, requests=200, warmup=16)
+    run = run_disaggregated_benchmark(table, table, rules, rules, (1, 2), bench, 1.0)
+    summary = run.summary()
+    assert summary["completed"] == 200
+    assert np.all(run.ttft_ms >= 10.0)
+    assert summary["request_throughput"] * summary["mean_e2el_ms"] / 1000 == pytest.approx(
+        8, rel=0.1
+    )
+
+
+def test_speculative_decoding_prices_decode_per_expected_token() -> None:
+    """A verify step of k+1 tokens plus k draft passes, per 1 + a + ... + a^k tokens."""
+    spec = Speculative(1, 0.7)
+    assert spec.tokens_per_step == pytest.approx(1.7)
+    assert Speculative.parse("3:0.5").tokens_per_step == pytest.approx(1.875)
+    plain = StepModel.build("deepseek-v3", "h200", tp=8)
+    mtp = StepModel.build("deepseek-v3", "h200", tp=8, speculative=spec)
+    for batch in (1, 64):
+        ratio = mtp.decode_ms(batch, 2000)[0] / plain.decode_ms(batch, 2000)[0]
+        assert 1 / 1.7 < ratio < 1.0
+    assert mtp.prefill_ms(1, 2000)[0] == pytest.approx(plain.prefill_ms(1, 2000)[0])
+    for bad in ("0:0.5", "1:1.0", "x"):
+        with pytest.raises(PlannerError, match="speculative"):
+            Speculative.parse(bad)
+
+
+def test_cli_benchmark_mode_json_and_engine_line() -> None:
+    """`planner simulate --concurrency`: vllm-bench-like keys; the human output names the
+    engine it assumed."""
+    args = ["simulate", "--model", "llama-3.1-8b", "--concurrency", "4", "--isl", "512"]
+    args += ["--osl", "32", "--requests", "40"]
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["completed"] == 40 and out["max_concurrency"] == 4
+    assert 0 < out["mean_ttft_ms"] < 1000 and 0 < out["mean_tpot_ms"] < 50
+    assert out["plan"]["engine"] == "vllm" and out["plan"]["token_budget"] == 8192
+    sglang = json.loads(invoke(*args, "--engine", "sglang@0.5.1", "--json").stdout)
+    assert sglang["plan"]["engine"] == "sglang@0.5.1"
+    human = invoke(*args)
+    assert "engine: vllm (vLLM (V1 engine, vllm serve)" in human.stdout
+    bad = invoke("simulate", "--engine", "tgi", "--concurrency", "2")
+    assert bad.exit_code == 1 and "unknown engine 'tgi'" in bad.stderr
+    assert invoke("simulate").exit_code == 1

@@ -1,0 +1,184 @@
+"""Measured serving benchmarks: readers, replay, `planner validate`, the accuracy gate and the
+CloudMatrix384 reproduction."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from conftest import invoke, shared_path
+
+from planner.costmodel import Calibration, Speculative, StepModel, load_default_calibration
+from planner.errors import PlannerError
+from planner.validate import error_table, lomo, predict, read_measured
+from planner.validate.measured import read_bench_json, read_silicon_csv
+
+BASELINE = Path(__file__).parent / "measured_baseline.json"
+HEADER = (
+    "id,silicon_data_source,backend,backend_version,model_path,system,precision,mode,isl,osl,"
+    "gemm_quant_mode,moe_quant_mode,batch_size,tp_size,pp_size,attention_dp_size,moe_tp_size,"
+    "moe_ep_size,prefill_batch_size,prefill_num_workers,prefill_tp_size,prefill_pp_size,"
+    "prefill_attention_dp_size,prefill_moe_tp_size,prefill_moe_ep_size,decode_batch_size,"
+    "decode_num_workers,decode_tp_size,decode_pp_size,decode_attention_dp_size,"
+    "decode_moe_tp_size,decode_moe_ep_size,silicon_ttft_ms,silicon_tpot_ms"
+)
+ROWS = [
+    "a,src; silicon_concurrency=8,vllm,0.12.0,Qwen/Qwen3-32B,h100_sxm,,agg,1024,128,,,8,2,1,,1,1"
+    ",,,,,,,,,,,,,,,154.2,18.0",
+    "b,src,trtllm,1.0.0rc3,meta-llama/Llama-3.1-8B-Instruct,h100_sxm,,agg,512,64,,,4,1,1,1,1,1"
+    ",,,,,,,,,,,,,,,60.5,7.1",
+    "c,src; silicon_concurrency=6,trtllm,0.8.1,deepseek-ai/DeepSeek-V3,h100_sxm,fp8,disagg,1024,"
+    "256,fp8,fp8,,,,,,,1,1,1,1,16,1,16,2,3,16,1,1,1,16,5052.4,19.9",
+]
+
+
+def _silicon(tmp_path: Path, rows: list[str], name: str = "measured.csv") -> Path:
+    """A silicon CSV with the given rows."""
+    path = tmp_path / name
+    path.write_text("\n".join([HEADER, *rows]) + "\n")
+    return path
+
+
+def test_silicon_rows_become_deployments(tmp_path: Path) -> None:
+    """Agg rows: clients = batch x attention DP, AIConfigurator's flags for vLLM/TRT-LLM;
+    disagg rows: worker layouts and counts, concurrency from the data source."""
+    agg, trt, disagg = read_silicon_csv(_silicon(tmp_path, ROWS))
+    assert (agg.engine, agg.version, agg.mode, agg.concurrency) == ("vllm", "0.12.0", "agg", 8)
+    assert (agg.agg.tp, agg.isl, agg.osl, agg.ttft_ms) == (2, 1024, 128, 154.2)
+    assert agg.flags == {"token_budget": 8 + 1024 + 1500, "max_seqs": 8, "cuda_graph_max_batch": 8}
+    assert trt.flags["token_budget"] == 4 + 512 + 1500 and trt.line == 3
+    assert disagg.mode == "disagg" and disagg.concurrency == 6 and not disagg.flags
+    assert (disagg.prefill.dp, disagg.prefill.ep, disagg.prefill.count) == (16, 16, 1)
+    assert (disagg.decode.tp, disagg.decode.batch, disagg.decode.count) == (16, 2, 3)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda h, r: (h.replace(",silicon_tpot_ms", ""), r), "missing column(s) silicon_tpot_ms"),
+        (
+            lambda h, r: (h, [r[0], r[1].replace("60.5", "abc")]),
+            "line 3: column 'silicon_ttft_ms': 'abc' is not a number",
+        ),
+        (
+            lambda h, r: (h, [r[0].replace(",vllm,", ",tgi,")]),
+            "line 2: column 'backend': unknown engine 'tgi'; engines: vllm, sglang, trtllm",
+        ),
+        (lambda h, r: (h, [r[1].replace("7.1", "-7.1")]), "line 2: column 'silicon_tpot_ms'"),
+        (lambda h, r: (h, [r[0].replace(",8,2,1,", ",x,2,1,")]), "column 'batch_size'"),
+    ],
+)
+def test_bad_measured_files_fail_in_one_line(tmp_path: Path, change, message: str) -> None:
+    """Missing column, non-numeric or negative latency, unknown engine, bad count: one line
+    naming file, line and column; exit 1 and no prediction file written."""
+    header, rows = change(HEADER, ROWS[:2])
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    with pytest.raises(PlannerError, match="bad.csv"):
+        read_silicon_csv(path)
+    out = tmp_path / "pred.csv"
+    result = invoke("validate", path, "--out", out)
+    assert result.exit_code == 1
+    assert message in result.stderr and str(path) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_bench_json_reads_lengths_from_totals_and_deployment_from_metadata(tmp_path: Path) -> None:
+    """vllm bench serve --save-result: mean lengths from token totals; flags from metadata."""
+    path = tmp_path / "run.json"
+    data = {
+        "model_id": "meta-llama/Llama-3.1-8B-Instruct",
+        "max_concurrency": 16,
+        "completed": 100,
+        "total_input_tokens": 102400,
+        "total_output_tokens": 12800,
+        "mean_ttft_ms": 120.0,
+        "mean_tpot_ms": 9.5,
+        "tp": 2,
+        "max_num_batched_tokens": 4096,
+    }
+    path.write_text(json.dumps(data))
+    row = read_bench_json(path, {"accelerator": "h100"})
+    assert (row.isl, row.osl, row.concurrency, row.agg.tp) == (1024, 128, 16, 2)
+    assert row.flags == {"token_budget": 4096} and row.engine == "vllm"
+    with pytest.raises(PlannerError, match="no accelerator"):
+        read_bench_json(path, {})
+    folder = read_measured([tmp_path], {"accelerator": "h100"})
+    assert len(folder) == 1 and predict(folder[0]).predicted
+    del data["mean_tpot_ms"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(PlannerError, match="missing key.*mean_tpot_ms"):
+        read_bench_json(path, {"accelerator": "h100"})
+
+
+def test_rows_replay_or_say_why_not(tmp_path: Path) -> None:
+    """Known rows predict positive latencies (HF paths resolve to cards); an unknown model or
+    quantisation is skipped with its reason; a disagg row without workers is assumed 1P+1D."""
+    rows = read_silicon_csv(_silicon(tmp_path, ROWS))
+    agg = predict(rows[0])
+    assert agg.predicted and 20 < agg.ttft_ms < 5000 and 5 < agg.tpot_ms < 100
+    assert agg.models[0].card.id == "qwen3-32b" and agg.models[0].tp == 2
+    unknown = [ROWS[1].replace("meta-llama/Llama-3.1-8B-Instruct", "acme/Giant-9T")]
+    odd = [ROWS[1].replace(",,,4,1,1,1,1,1", ",w3a7,,4,1,1,1,1,1")]
+    skipped = [predict(r) for r in read_silicon_csv(_silicon(tmp_path, unknown + odd, "s.csv"))]
+    assert "unknown model 'acme/Giant-9T'" in skipped[0].skipped
+    assert "unknown dtype 'w3a7'" in skipped[1].skipped
+    assert not skipped[0].predicted and not skipped[1].predicted
+    bare = [ROWS[2].replace(",1,1,1,1,16,1,16,2,3,", ",,,1,1,16,1,16,,,")]
+    disagg = predict(read_silicon_csv(_silicon(tmp_path, bare, "d.csv"))[0])
+    assert disagg.predicted and "one prefill and one decode worker assumed" in disagg.notes[0]
+
+
+@pytest.fixture(scope="module")
+def shared_validation(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """`planner validate` of the shared H100 silicon rows (about a minute)."""
+    measured = shared_path("profiles", "aiconfigurator", "silicon_h100.csv")
+    out = tmp_path_factory.mktemp("validate") / "pred.csv"
+    result = invoke("validate", measured, "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout), out
+
+
+def test_validate_predicts_nine_in_ten_shared_rows(shared_validation: tuple[dict, Path]) -> None:
+    """At least 90 % of the 917 measured H100 rows are predicted; each row is written back with
+    its prediction or its skip reason; errors are reported per engine, model and mode."""
+    out, path = shared_validation
+    assert out["rows"] == 917 and out["predicted"] / out["rows"] >= 0.9
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 917
+    assert all(r["pred_ttft_ms"] or r["skipped"] for r in rows)
+    assert {"silicon_ttft_ms", "pred_tpot_ms", "note"} <= set(rows[0])
+    overall = out["errors"][-1]
+    assert (overall["engine"], overall["rows"]) == ("all", 917)
+    engines = {(e["engine"], e["mode"]) for e in out["errors"][:-1]}
+    assert {("vllm", "agg"), ("sglang", "agg"), ("trtllm", "agg"), ("trtllm", "disagg")} <= engines
+
+
+def test_accuracy_gate_leave_one_model_out() -> None:
+    """LOMO MAPE on the shared H100 rows (aggregated) is no more than 2 points worse than the
+    committed baseline, for TTFT and for TPOT (a change that degrades either fails)."""
+    measured = shared_path("profiles", "aiconfigurator", "silicon_h100.csv")
+    baseline = json.loads(BASELINE.read_text())
+    start = Calibration(dict(load_default_calibration().entries))
+    overall = error_table(lomo(read_measured([measured]), start))[-1]
+    assert overall["predicted"] == baseline["rows"]
+    assert overall["ttft_mape"] <= baseline["ttft_mape"] + 2.0
+    assert overall["tpot_mape"] <= baseline["tpot_mape"] + 2.0
+
+
+def test_cloudmatrix384_per_npu_throughputs() -> None:
+    """DeepSeek-R1 INT8 on Ascend 910C as CloudMatrix-Infer serves it (arXiv 2506.12708v2):
+    decode EP320 over 160 NPUs, batch 96 per NPU, KV 4,096, one MTP token at 70 % acceptance
+    -> 1,943 tokens/s per NPU; prefill EP32 over 16 NPUs, 4 prompts of 4,096 per NPU -> 6,688
+    tokens/s per NPU. Both within +-25 %."""
+    decode = StepModel.build(
+        "deepseek-ai/DeepSeek-R1", "ascend-910c", dp=160, ep=160, dtype="int8",
+        speculative=Speculative(1, 0.7),
+    )  # fmt: skip
+    tpot_ms = decode.decode_ms(96 * 160, 4096 + 128)[0]
+    assert 96 / tpot_ms * 1000 == pytest.approx(1943, rel=0.25)
+    prefill = StepModel.build("deepseek-v3", "ascend-910c", dp=16, ep=16, dtype="int8")
+    step_ms = prefill.prefill_ms(4 * 16, 4096)[0]
+    assert 4 * 4096 / step_ms * 1000 == pytest.approx(6688, rel=0.25)
