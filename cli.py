@@ -294,7 +294,7 @@ def calibrate(
     if steps:
         cal, errors = fit_calibration(steps, report=report)
     else:
-        cal = load_default_calibration()
+        cal = load_default_calibration().steps_only()
     with progress(not json_out) as bar:
         task = bar.add_task("calibrating", total=None)
 
@@ -317,9 +317,11 @@ def calibrate(
         return
     for key, entry in cal.entries.items():
         p = entry.params
+        serving = f"; MoE {p.moe_eff:.0%}, FP8/INT8 x{p.lowp_eff:.2f}" if "@" not in key else ""
         typer.echo(
             f"{key}: {entry.points} points; gemm {p.gemm_eff:.0%} attention {p.attn_eff:.0%} "
             f"HBM {p.mem_eff:.0%} of peak, host {p.host_layer_prefill_ms:.3f} ms/layer (prefill)"
+            f"{serving}"
         )
     for name, host in cal.engines.items():
         typer.echo(

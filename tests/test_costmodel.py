@@ -22,6 +22,7 @@ from planner.costmodel import (
 from planner.costmodel.calibrate import calibrate, read_profile
 from planner.costmodel.operators import FEATURES, Precision, StepShape, features, step_operators
 from planner.costmodel.parallel import Parallel
+from planner.costmodel.params import COMM_FITTED, FITTED
 from planner.errors import PlannerError
 
 GIB = 2**30
@@ -288,15 +289,18 @@ def test_accuracy_gate_splitwise(report: dict) -> None:
 
 
 def test_shipped_calibration_is_current(report: dict) -> None:
-    """datasets/calibration.json matches a refit of the shared profiles (regenerate if not)."""
+    """datasets/calibration.json matches a refit of the shared step profiles in every value
+    the step fit sets (regenerate if not); the measured-benchmark fit adds engine host costs
+    and MoE / FP8 efficiencies on top."""
     shipped = load_default_calibration()
     fresh: Calibration = report["calibration"]
     assert set(shipped.entries) == set(fresh.entries)
     for key, entry in fresh.entries.items():
-        for name, value in entry.params.to_dict().items():
+        for name in FITTED + COMM_FITTED:
             assert getattr(shipped.entries[key].params, name) == pytest.approx(
-                value, rel=0.02, abs=1e-3
+                getattr(entry.params, name), rel=0.02, abs=1e-3
             )
+    assert set(shipped.engines) == {"vllm", "sglang", "trtllm"}
 
 
 def test_features_have_stable_names() -> None:
@@ -368,3 +372,89 @@ def test_cli_calibrate_missing_column(tmp_path: Path) -> None:
     bad.write_text("model,hardware,prompt_size,batch_size,token_size,token_time,tensor_parallel\n")
     result = _cli("calibrate", str(bad))
     assert result.exit_code == 1 and "prompt_time" in result.stderr
+
+
+def test_hugging_face_config_json_is_a_model(tmp_path: Path) -> None:
+    """--model accepts a config.json: shapes, shipped precision, sliding windows and MoE."""
+    folder = tmp_path / "my-oss"
+    folder.mkdir()
+    config = {
+        "model_type": "gpt_oss",
+        "num_hidden_layers": 4,
+        "hidden_size": 2880,
+        "num_attention_heads": 64,
+        "num_key_value_heads": 8,
+        "head_dim": 64,
+        "intermediate_size": 2880,
+        "vocab_size": 201088,
+        "num_local_experts": 32,
+        "experts_per_token": 4,
+        "layer_types": ["sliding_attention", "full_attention"] * 2,
+        "sliding_window": 128,
+        "attention_bias": True,
+        "quantization_config": {"quant_method": "mxfp4"},
+        "max_position_embeddings": 131072,
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    card = load_card(str(folder / "config.json"))
+    assert (card.id, card.layers, card.experts, card.active_experts) == ("my-oss", 4, 32, 4)
+    assert (card.dtype, card.expert_dtype, card.sliding_layers) == ("bf16", "mxfp4", 2)
+    assert card.kv_elements_per_token() == 2 * 2 * 8 * 64
+    assert StepModel.build(str(folder / "config.json"), "h100").decode_ms(8, 1000)[0] > 0
+    (folder / "config.json").write_text('{"hidden_size": 10}')
+    with pytest.raises(PlannerError, match="config.json has no 'num_hidden_layers'"):
+        load_card(str(folder / "config.json"))
+
+
+def test_hugging_face_paths_resolve_to_cards() -> None:
+    """Repository paths name the bundled cards, case-insensitively; bundled cards match the
+    published parameter counts."""
+    assert load_card("Qwen/Qwen3-32B-FP8").id == "qwen3-32b"
+    assert load_card("deepseek-ai/DeepSeek-R1").id == "deepseek-v3"
+    assert load_card("minimaxai/minimax-m2.5").id == "minimax-m2"
+    sizes = {"gpt-oss-120b": 116.8, "kimi-k2": 1026.4, "llama-4-maverick": 400.7}
+    sizes |= {"qwen3-235b-a22b": 235.1, "glm-4.5": 352.8}
+    for model, billions in sizes.items():
+        assert load_card(model).total_params() / 1e9 == pytest.approx(billions, rel=0.01)
+    with pytest.raises(PlannerError, match="or a path to a config.json"):
+        load_card("acme/unknown")
+
+
+def test_low_precision_peaks_fall_back_to_bf16() -> None:
+    """FP8/INT8/FP4 math runs at the device's peak for that format, BF16 where it has none."""
+    h100, b200, a100 = (get_accelerator(a) for a in ("h100", "b200", "a100"))
+    assert h100.peak_flops("fp8") == pytest.approx(2 * h100.peak_flops("bf16"), rel=1e-3)
+    assert h100.peak_flops("fp4") == h100.peak_flops("bf16")
+    assert b200.peak_flops("fp4") == pytest.approx(2 * b200.peak_flops("fp8"))
+    assert a100.peak_flops("fp8") == a100.peak_flops("bf16")
+    assert h100.link_gbs(8) == h100.interconnect_gbs and h100.link_gbs(16) == h100.scale_out_gbs
+
+
+def test_expert_parallel_splits_expert_work_over_all_gpus() -> None:
+    """Attention DP x expert EP: each GPU computes 1 / tp of every rank token's routed rows."""
+    card = load_card("qwen3-30b-a3b")
+    shape = StepShape.uniform(0.0, *(np.array([v]) for v in (0.0, 0.0, 0.0, 64.0, 100.0)))
+    flops = {}
+    for plan in (Parallel(tp=4), Parallel(tp=1, dp=4, ep=4), Parallel(tp=2, dp=2, ep=4)):
+        ops = step_operators(card, plan, Precision("bf16", "bf16", "bf16"))
+        feats = features(card, plan, shape)
+        flops[plan] = sum(op.count * float(op.cost(feats)[0][0]) for op in ops if op.kind == "moe")
+    values = list(flops.values())
+    assert values[0] == pytest.approx(values[1]) == pytest.approx(values[2])
+    with pytest.raises(PlannerError, match="ep=3 must divide the tp x dp = 4"):
+        StepModel.build("qwen3-30b-a3b", "h100", dp=4, ep=3)
+
+
+def test_engine_memory_policies() -> None:
+    """vLLM takes 90 % of all memory, SGLang all but a reserve, TensorRT-LLM 90 % of what the
+    weights leave free: different KV budgets for the same plan."""
+    from planner.costmodel.engine import load_engine
+
+    budgets = {
+        e: StepModel.build("qwen3-32b", "h100", tp=2, engine=load_engine(e)).memory
+        for e in ("vllm", "sglang", "trtllm")
+    }
+    assert budgets["vllm"].usable_gb == pytest.approx(0.9 * 80)
+    assert budgets["sglang"].usable_gb == pytest.approx(80 - 13.1)
+    assert budgets["trtllm"].usable_gb == pytest.approx(80)
+    assert len({b.kv_budget_tokens for b in budgets.values()}) == 3

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import invoke, shared_path
 
-from planner.costmodel import Calibration, Speculative, StepModel, load_default_calibration
+from planner.costmodel import Speculative, StepModel, load_default_calibration
 from planner.errors import PlannerError
 from planner.validate import error_table, lomo, predict, read_measured
 from planner.validate.measured import read_bench_json, read_silicon_csv
@@ -161,7 +161,7 @@ def test_accuracy_gate_leave_one_model_out() -> None:
     committed baseline, for TTFT and for TPOT (a change that degrades either fails)."""
     measured = shared_path("profiles", "aiconfigurator", "silicon_h100.csv")
     baseline = json.loads(BASELINE.read_text())
-    start = Calibration(dict(load_default_calibration().entries))
+    start = load_default_calibration().steps_only()
     overall = error_table(lomo(read_measured([measured]), start))[-1]
     assert overall["predicted"] == baseline["rows"]
     assert overall["ttft_mape"] <= baseline["ttft_mape"] + 2.0

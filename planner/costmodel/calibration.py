@@ -62,6 +62,16 @@ class Calibration:
     meta: dict[str, Any] = field(default_factory=dict)
     engines: dict[str, HostCosts] = field(default_factory=dict)
 
+    def steps_only(self) -> "Calibration":
+        """This calibration as the step profiles alone fitted it: every default entry as its
+        reference source fitted it, no engine host costs (the start of a measured fit)."""
+        reference = self.meta.get("reference_source")
+        entries = {
+            key: self.entries.get(f"{key}@{reference}", entry) if "@" not in key else entry
+            for key, entry in self.entries.items()
+        }
+        return Calibration(entries, dict(self.meta))
+
     def fitted_engine(self, engine: EngineProfile) -> EngineProfile:
         """The profile with this calibration's fitted host costs, where it has them."""
         host = self.engines.get(engine.id)
