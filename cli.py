@@ -578,8 +578,8 @@ def simulate(
         return
     p = out["plan"]
     print_table(
-        f"{trace} on {p['gpus']} x {p['accelerator']} ({p['model']}, {_layout(p)}, "
-        f"{replicas} replica(s){', disagg ' + p['disagg'] if p['disagg'] else ''})",
+        f"{trace} on {p['gpus']} x {p['accelerator']} ({_layout(p)}, {replicas} replica(s)"
+        f"{', disagg ' + p['disagg'] if p['disagg'] else ''})",
         ["metric (ms)", "p50", "p90", "p99", "mean"],
         [[name, *out[name].values()] for name in ("ttft_ms", "tpot_ms", "e2e_ms", "queue_ms")],
     )
@@ -606,8 +606,9 @@ def _layout(plan: dict[str, Any]) -> str:
 
 def _engine_line(plan: dict[str, Any]) -> str:
     """Which engine the simulation assumed, and the flags it ran with."""
+    release = plan["engine_release"] or f"defaults of {plan['engine_version']}"
     return (
-        f"engine: {plan['engine']} ({plan['engine_name']}, defaults of {plan['engine_version']}; "
+        f"engine: {plan['engine']} ({plan['engine_name']}, {release}; "
         f"max batch {plan['max_batch']:,}, {plan['token_budget']:,} tokens per step), "
         f"weights {plan['dtype']}, KV cache {plan['kv_dtype']}"
     )
@@ -617,9 +618,8 @@ def print_benchmark(out: dict[str, Any]) -> None:
     """Benchmark mode's table, laid out like `vllm bench serve` prints its result."""
     p = out["plan"]
     print_table(
-        f"{out['max_concurrency']} clients x {out['num_prompts']:,} requests, "
-        f"{out['random_input_len']:,} in / {out['random_output_len']:,} out, on {p['gpus']} x "
-        f"{p['accelerator']} ({p['model']}, {_layout(p)})",
+        f"{out['max_concurrency']} clients, {out['random_input_len']:,} in / "
+        f"{out['random_output_len']:,} out, {p['gpus']} x {p['accelerator']}",
         ["metric (ms)", "mean", "median", "p99"],
         [
             [name, out[f"mean_{key}_ms"], out[f"median_{key}_ms"], out[f"p99_{key}_ms"]]
@@ -627,9 +627,9 @@ def print_benchmark(out: dict[str, Any]) -> None:
         ],
     )
     typer.echo(
-        f"{out['completed']:,} completed in {out['duration']:.1f} s: "
-        f"{out['request_throughput']:.3g} requests/s, {out['output_throughput']:,.0f} output "
-        f"tokens/s, {out['preemptions']:,} preemptions"
+        f"{p['model']}, {_layout(p)}: {out['completed']:,} requests completed in "
+        f"{out['duration']:.1f} s, {out['request_throughput']:.3g} requests/s, "
+        f"{out['output_throughput']:,.0f} output tokens/s, {out['preemptions']:,} preemptions"
     )
     typer.echo(_engine_line(p))
 

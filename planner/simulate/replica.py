@@ -148,17 +148,16 @@ class Step:
     ms: float = 0.0
 
 
-@dataclass
 class _Chunks:
     """The prompt tokens one step carries, summed the way the cost model needs them."""
 
-    tokens: int = 0
-    seqs: int = 0
-    pairs: float = 0.0
-    kv: int = 0
-    window_pairs: float = 0.0
-    window_kv: int = 0
-    finished: list[int] = field(default_factory=list)
+    __slots__ = ("tokens", "seqs", "pairs", "kv", "window_pairs", "window_kv", "finished")
+
+    def __init__(self) -> None:
+        """Nothing carried yet."""
+        self.tokens = self.seqs = self.kv = self.window_kv = 0
+        self.pairs = self.window_pairs = 0.0
+        self.finished: list[int] = []
 
     def add(self, take: int, cached: int, window: int) -> None:
         """`take` new tokens of a sequence that has `cached` tokens in the KV cache already."""

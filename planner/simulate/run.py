@@ -70,6 +70,7 @@ class ServingPlan:
             "kv_dtype": model.precision.kv,
             "engine": model.engine.label,
             "engine_name": model.engine.name,
+            "engine_release": model.engine.release,
             "engine_version": model.engine.version,
             "speculative": self.speculative,
             "gpus": model.gpus,

@@ -6,15 +6,16 @@ as a function of the batch's total cached context, then answers in pure Python: 
 of k steps (context growing by the batch size each step) is a difference of the tabulated
 integral, and the number of steps that fit in a time span is its inverse. Linear pieces make
 both exact up to the table's interpolation. Steps that carry prompt tokens are priced from
-their shape, memoised on a log grid of 1 % steps in each summed quantity (tokens, query-key
-pairs, KV reads, cached context; sequence counts exact) and evaluated at the grid point, so a
-price is within 0.5 % of the exact one and does not depend on which step came first: a
-trace replay repeats the same shapes at a 1 % grain more than nine times in ten.
+their shape, memoised on each summed quantity (tokens, query-key pairs, KV reads, cached
+context) rounded to its 8 leading bits (a relative grain under 0.8 %; sequence counts exact)
+and evaluated at the middle of that bin, so a price is within 0.4 % of the exact one and does
+not depend on which step came first: a trace replay repeats the same shapes at that grain more
+than nine times in ten.
 """
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from math import ceil, exp, inf, log, sqrt
+from math import ceil, inf, sqrt
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,17 +25,17 @@ from planner.costmodel.operators import StepShape
 _SHORT_CONTEXT = 4096.0
 _LINEAR_NODES = 33
 _GEOMETRIC_NODES = 48
-_GRID = log(1.01)
+_BITS = 8
 
 
-def _grid(value: float) -> int:
-    """Index of `value` on the 1 % log grid (0 for nothing)."""
-    return round(log(value) / _GRID) if value >= 1.0 else 0
-
-
-def _node(index: int) -> float:
-    """The grid point of an index."""
-    return exp(index * _GRID) if index else 0.0
+def _bins(*values: float) -> tuple[int, ...]:
+    """The middle of each value's bin when kept to its _BITS leading bits (0 stays 0)."""
+    out = []
+    for value in values:
+        whole = int(value)
+        shift = whole.bit_length() - _BITS
+        out.append(whole if shift <= 0 else ((whole >> shift) << shift) + (1 << (shift - 1)))
+    return tuple(out)
 
 
 class KvMemory(Protocol):
@@ -148,27 +149,13 @@ class StepTable:
         decode_context: int,
     ) -> float:
         """One step carrying prompt tokens (summed over its sequences) and decodes."""
-        key = (
-            _grid(prefill_tokens),
-            prefill_seqs,
-            _grid(prefill_pairs),
-            _grid(prefill_kv),
-            _grid(window_pairs) if window_pairs else 0,
-            _grid(window_kv) if window_kv else 0,
-            decode_seqs,
-            _grid(decode_context) if decode_context else 0,
-        )
+        binned = _bins(prefill_tokens, prefill_pairs, prefill_kv, window_pairs, window_kv)
+        key = (*binned, prefill_seqs, decode_seqs, *_bins(decode_context))
         ms = self._steps.get(key)
         if ms is None:
+            tokens, pairs, kv, wpairs, wkv = (float(v) for v in binned)
             shape = StepShape(
-                _node(key[0]),
-                float(prefill_seqs),
-                _node(key[2]),
-                _node(key[3]),
-                _node(key[4]),
-                _node(key[5]),
-                float(decode_seqs),
-                _node(key[7]),
+                tokens, float(prefill_seqs), pairs, kv, wpairs, wkv, float(decode_seqs), key[-1]
             )
             ms = self._steps[key] = float(np.ravel(self.model.step_ms(shape))[0])
         return ms
