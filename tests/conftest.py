@@ -1,8 +1,10 @@
 """Shared fixtures: the real data in ../shared/data (skipped with a reason when absent)."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -40,3 +42,34 @@ def store_state(db: Path) -> tuple[list[tuple], dict[str, int]]:
     finally:
         con.close()
     return traces, counts
+
+
+@dataclass
+class Budget:
+    """A memory plan with only a KV budget."""
+
+    kv_budget_tokens: int
+
+
+class FixedSteps:
+    """A step model with deterministic times for closed forms: `prefill` ms per prompt (or
+    chunk) a step carries, plus `decode` ms when the step decodes (mixed steps pay both)."""
+
+    sliding_window = 0
+
+    def __init__(self, prefill: float = 10.0, decode: float = 1.0, kv: int = 10**9) -> None:
+        """Constant costs and a KV budget."""
+        self.prefill, self.decode, self.memory = prefill, decode, Budget(kv)
+
+    def step_ms(self, shape):
+        """Prompts carried times the prefill cost, plus a decode step if any sequence decodes."""
+        decoding = np.asarray(shape.decode_seqs) > 0
+        return np.asarray(shape.prefill_seqs, dtype=float) * self.prefill + decoding * self.decode
+
+    def decode_ms(self, batch, context):
+        """The fixed decode step."""
+        return np.full(np.broadcast(batch, context).shape, self.decode)
+
+    def kv_transfer_ms(self, tokens, bandwidth_gb_s=None):
+        """Free transfers."""
+        return np.zeros(np.shape(tokens))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import invoke
+from conftest import FixedSteps, invoke
 
 from planner.costmodel import Speculative, StepModel
 from planner.costmodel.engine import bundled_engines, load_engine
@@ -13,36 +13,6 @@ from planner.errors import PlannerError
 from planner.simulate import Benchmark, Scheduling, StepTable, run_benchmark
 from planner.simulate.disagg import run_disaggregated_benchmark
 from planner.simulate.replica import Replica, Requests, Step
-
-
-class Budget:
-    """A memory plan with only a KV budget."""
-
-    kv_budget_tokens = 10**9
-
-
-class FixedSteps:
-    """`prefill` ms per prompt chunk, `decode` ms per step that decodes; mixed steps pay both."""
-
-    sliding_window = 0
-    memory = Budget()
-
-    def __init__(self, prefill: float = 10.0, decode: float = 2.0) -> None:
-        """Constant costs."""
-        self.prefill, self.decode = prefill, decode
-
-    def step_ms(self, shape):
-        """Prompt chunks times the prefill cost, plus a decode step if any sequence decodes."""
-        decoding = np.asarray(shape.decode_seqs) > 0
-        return np.asarray(shape.prefill_seqs, dtype=float) * self.prefill + decoding * self.decode
-
-    def decode_ms(self, batch, context):
-        """The fixed decode step."""
-        return np.full(np.broadcast(batch, context).shape, self.decode)
-
-    def kv_transfer_ms(self, tokens, bandwidth_gb_s=None):
-        """Free transfers."""
-        return np.zeros(np.shape(tokens))
 
 
 def test_bundled_profiles_cite_their_sources() -> None:
@@ -92,7 +62,7 @@ def _log(rules: Scheduling, prompts: list[int], outputs: list[int]) -> list[Step
     """The steps one replica takes for requests all arriving at time 0."""
     reqs = Requests(prompts, outputs, [0.0] * len(prompts))
     log: list[Step] = []
-    replica = Replica(reqs, StepTable(FixedSteps()), rules, log=log)
+    replica = Replica(reqs, StepTable(FixedSteps(10.0, 2.0)), rules, log=log)
     for rid in range(len(prompts)):
         replica.push(rid, 0.0)
     replica.run()
@@ -126,15 +96,12 @@ def test_sglang_pauses_decoding_for_prefill_steps() -> None:
 def test_admission_reserving_the_output_holds_fewer_sequences() -> None:
     """No-evict admission (TensorRT-LLM) keeps fewer requests in flight on a small cache."""
 
-    class Small(FixedSteps):
-        memory = type("M", (), {"kv_budget_tokens": 10_000})()
-
     reqs_counts = []
     for reserve in (False, True):
         rules = Scheduling(max_seqs=64, token_budget=8192, reserve_output=reserve)
         reqs = Requests([1000] * 8, [1000] * 8, [0.0] * 8)
         log: list[Step] = []
-        replica = Replica(reqs, StepTable(Small()), rules, log=log)
+        replica = Replica(reqs, StepTable(FixedSteps(kv=10_000)), rules, log=log)
         for rid in range(8):
             replica.push(rid, 0.0)
         replica.run()

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,40 +24,9 @@ from planner.simulate import (
     synthetic_workload,
 )
 from planner.store import open_store
-from tests.conftest import shared_path
+from tests.conftest import Budget, FixedSteps, shared_path
 
 SLOS = parse_slos(["ttft_p99=1000ms", "tpot_p99=50ms"])
-
-
-@dataclass
-class Budget:
-    """A memory plan with only a KV budget."""
-
-    kv_budget_tokens: int
-
-
-class FixedSteps:
-    """Deterministic step times: `prefill` ms per prefilled sequence, `decode` ms per step
-    that decodes (a mixed step pays both)."""
-
-    sliding_window = 0
-
-    def __init__(self, prefill: float, decode: float = 1.0, kv: int = 10**9) -> None:
-        """Constant costs and a KV budget."""
-        self.prefill, self.decode, self.memory = prefill, decode, Budget(kv)
-
-    def step_ms(self, shape):
-        """Prefilled sequences times the prefill cost, plus a decode step if any decode."""
-        decoding = np.asarray(shape.decode_seqs) > 0
-        return np.asarray(shape.prefill_seqs, dtype=float) * self.prefill + decoding * self.decode
-
-    def decode_ms(self, batch, context):
-        """The fixed decode step."""
-        return np.full(np.broadcast(batch, context).shape, self.decode)
-
-    def kv_transfer_ms(self, tokens, bandwidth_gb_s=None):
-        """Free transfers."""
-        return np.zeros(np.shape(tokens))
 
 
 ONE_AT_A_TIME = Scheduling(max_seqs=1, token_budget=16384)
@@ -94,13 +62,17 @@ def h100() -> StepTable:
 
 
 def test_isolated_requests_match_the_cost_model(h100: StepTable) -> None:
-    """Requests far apart: TTFT is the prefill step, TPOT the batch-1 decode step."""
+    """Requests far apart: TTFT is the prefill step (one step when the budget holds the whole
+    prompt, a little more when an 8,192-token budget chunks it), TPOT the batch-1 decode."""
     inputs = np.array([17, 300, 1200, 4000, 9000, 20000])
     outputs = np.array([2, 50, 200, 31, 400, 120])
     work = Workload(np.arange(len(inputs)) * 1000.0, inputs, outputs)
-    result = simulate(work, h100)
+    result = simulate(work, h100, Scheduling(max_seqs=256, token_budget=32768))
     sm = h100.model
-    np.testing.assert_allclose(result.ttft_ms, sm.prefill_ms(1, inputs, 0), rtol=0.01)
+    np.testing.assert_allclose(result.ttft_ms, sm.prefill_ms(1, inputs, 0), rtol=0.005)
+    chunked = simulate(work, h100, Scheduling(max_seqs=256, token_budget=8192))
+    assert np.all(chunked.ttft_ms[inputs > 8192] > result.ttft_ms[inputs > 8192])
+    np.testing.assert_allclose(chunked.ttft_ms, result.ttft_ms, rtol=0.05)
     pairs = zip(inputs, outputs, strict=True)
     steps = [sm.decode_ms(1, i + np.arange(o - 1)).mean() for i, o in pairs]
     np.testing.assert_allclose(result.tpot_ms, steps, rtol=0.01)

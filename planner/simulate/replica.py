@@ -213,7 +213,7 @@ class Replica:
         self.preemptions = self.peak_kv = self.served = self.rejected = 0
 
     def push(self, rid: int, t: float) -> None:
-        """Request `rid` reaches this instance at time `t` (non-decreasing across calls)."""
+        """Request `rid` reaches this instance at time `t` (pushes may come in any order)."""
         reqs = self.reqs
         size = reqs.prompt[rid] + (1 if self.prefill_only else reqs.target[rid])
         if size > self.cap:
