@@ -20,7 +20,14 @@ from planner.costmodel import (
     load_default_calibration,
 )
 from planner.costmodel.calibrate import calibrate, read_profile
-from planner.costmodel.operators import FEATURES, Precision, StepShape, features, step_operators
+from planner.costmodel.operators import (
+    FEATURES,
+    Precision,
+    StepShape,
+    busiest_share,
+    features,
+    step_operators,
+)
 from planner.costmodel.parallel import Parallel
 from planner.costmodel.params import COMM_FITTED, FITTED
 from planner.errors import PlannerError
@@ -305,7 +312,7 @@ def test_shipped_calibration_is_current(report: dict) -> None:
 
 def test_features_have_stable_names() -> None:
     """The feature list is part of the operator contract."""
-    assert FEATURES == ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "SW", "KW", "R", "X")
+    assert FEATURES == ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "SW", "KW", "R", "X", "NT")
 
 
 def _cli(*args: str):
@@ -443,6 +450,54 @@ def test_expert_parallel_splits_expert_work_over_all_gpus() -> None:
     assert values[0] == pytest.approx(values[1]) == pytest.approx(values[2])
     with pytest.raises(PlannerError, match="ep=3 must divide the tp x dp = 4"):
         StepModel.build("qwen3-30b-a3b", "h100", dp=4, ep=3)
+
+
+BF16 = Precision("bf16", "bf16", "bf16")
+
+
+def _op_bytes(card: ModelCard, plan: Parallel, shape: StepShape, name: str) -> float:
+    """Bytes one occurrence of the named operator moves on one GPU for a one-point shape."""
+    ops = step_operators(card, plan, BF16)
+    op = next(op for op in ops if op.name == name)
+    return float(op.cost(features(card, plan, shape))[1][0])
+
+
+def test_one_prompt_on_dp_ranks_costs_a_whole_rank() -> None:
+    """A rank holds whole sequences and ranks run in lockstep: one prompt on a 4-rank instance
+    costs its attention rank what it costs a one-rank instance (not a quarter), while a
+    balanced decode batch of 64 is split 16 per rank."""
+    card = load_card("qwen3-30b-a3b")
+    one_prompt = StepShape.uniform(0.0, *(np.array([v]) for v in (1.0, 4096.0, 0.0, 0.0, 0.0)))
+    decodes = StepShape.uniform(0.0, *(np.array([v]) for v in (0.0, 0.0, 0.0, 64.0, 2048.0)))
+    alone, ranks = Parallel(tp=1, ep=1), Parallel(tp=1, dp=4, ep=4)
+    qkv_alone = _op_bytes(card, alone, one_prompt, "qkv")
+    assert _op_bytes(card, ranks, one_prompt, "qkv") == pytest.approx(qkv_alone)
+    attn = _op_bytes(card, ranks, decodes, "attention")
+    assert attn == pytest.approx(_op_bytes(card, alone, decodes, "attention") / 4, rel=1e-6)
+    assert busiest_share(np.array([1.0, 3.0, 4.0, 5.0, 64.0]), 4) == pytest.approx(
+        [1.0, 1 / 3, 1 / 4, 2 / 5, 1 / 4]
+    )
+    assert busiest_share(np.array([2.5]), 1) == pytest.approx([1.0])
+
+
+def test_expert_dispatch_gathers_few_ranks_and_sends_rows_at_wide_ep() -> None:
+    """Few DP ranks: an all-gather of the other ranks' tokens (bf16), (dp - 1) / dp of the
+    instance's tokens whatever a token's routing. Wide EP: an all-to-all of the routed rows,
+    k (ep - 1) / (ep dp), far less than gathering 159 / 160 of them. No dispatch without DP."""
+    card = load_card("qwen3-30b-a3b")
+    shape = StepShape.uniform(0.0, *(np.array([v]) for v in (4.0, 1000.0, 0.0, 0.0, 0.0)))
+    plan = Parallel(tp=1, dp=4, ep=4)
+    gathered = 4000 * card.hidden * 2.0 * 3 / 4
+    assert _op_bytes(card, plan, shape, "expert_dispatch") == pytest.approx(gathered)
+    routed_more = card.model_copy(update={"active_experts": card.active_experts * 2})
+    assert _op_bytes(routed_more, plan, shape, "expert_dispatch") == pytest.approx(gathered)
+    wide = Parallel(tp=1, dp=64, ep=64)
+    k = card.active_experts
+    sent = 4000 * card.hidden * 2.0 * k * 63 / (64 * 64)
+    assert sent < 4000 * card.hidden * 2.0 * 63 / 64
+    assert _op_bytes(card, wide, shape, "expert_dispatch") == pytest.approx(sent)
+    names = {op.name for op in step_operators(card, Parallel(tp=4, ep=4), BF16)}
+    assert "expert_dispatch" not in names
 
 
 def test_engine_memory_policies() -> None:

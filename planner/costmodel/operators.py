@@ -1,6 +1,6 @@
 """Operators of one engine step: FLOPs and bytes per GPU as linear functions of step features.
 
-A step is summarised by a few features per attention data-parallel rank (instance totals / dp):
+A step is summarised by a few features of its busiest attention data-parallel rank (below):
 
 ==========  ==================================================================================
 ``ONE``     1: constant terms (weights read once per step)
@@ -14,6 +14,8 @@ A step is summarised by a few features per attention data-parallel rank (instanc
 ``KW``      KV-cache tokens read within the sliding window
 ``R``       LM-head rows: one per sequence (last position of a prompt chunk, every decode token)
 ``X``       distinct routed experts touched per MoE layer on this GPU
+``NT``      new tokens of the whole instance (every DP rank): what routed experts and the
+            expert dispatch see
 ==========  ==================================================================================
 
 (t: new tokens of a sequence in the step, c: tokens it already has in the KV cache.) Each
@@ -30,7 +32,7 @@ import numpy as np
 from planner.costmodel.cards import ModelCard, dtype_bytes
 from planner.costmodel.parallel import Parallel
 
-FEATURES = ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "SW", "KW", "R", "X")
+FEATURES = ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "SW", "KW", "R", "X", "NT")
 F = {name: i for i, name in enumerate(FEATURES)}
 ACT_BYTES = 2.0
 ACT_DTYPE = "bf16"
@@ -85,9 +87,9 @@ def _gemm(
     return Operator(name, kind, count, flops, data, dtype=dtype)
 
 
-def _mem(name: str, count: int, bytes_per_token: float) -> Operator:
-    """An elementwise / normalisation kernel streaming `bytes_per_token` per new token."""
-    return Operator(name, "mem", count, _vec(), _vec(N=bytes_per_token))
+def _mem(name: str, count: int, bytes_per_token: float, rows: str = "N") -> Operator:
+    """An elementwise / normalisation kernel streaming `bytes_per_token` per `rows` token."""
+    return Operator(name, "mem", count, _vec(), _vec(**{rows: bytes_per_token}))
 
 
 def _attention(card: ModelCard, plan: Parallel, kv_w: float) -> list[Operator]:
@@ -173,46 +175,53 @@ def _mlp(name: str, count: int, card: ModelCard, ffn: float, w: str) -> list[Ope
 
 
 def _expert_gemm(name: str, count: int, rows: float, k: float, n: float, we: str) -> Operator:
-    """Grouped GEMM over this GPU's touched experts: `rows` routed rows per rank token."""
+    """Grouped GEMM over this GPU's touched experts: `rows` routed rows per instance token."""
     return Operator(
         name,
         "moe",
         count,
-        _vec(N=2.0 * rows * k * n),
-        _vec(X=k * n * dtype_bytes(we), N=ACT_BYTES * rows * (k + n)),
+        _vec(NT=2.0 * rows * k * n),
+        _vec(X=k * n * dtype_bytes(we), NT=ACT_BYTES * rows * (k + n)),
         dtype=we,
     )
 
 
 def _experts(card: ModelCard, plan: Parallel, prec: Precision) -> list[Operator]:
-    """Routed experts: router, grouped up/down GEMMs over touched experts, shared, all-to-all.
+    """Routed experts: router, grouped up/down GEMMs over touched experts, shared, all-gather.
 
-    A rank's token is routed to k experts; the routed rows of all dp ranks spread over ep
-    groups of moe_tp GPUs, so one GPU computes k x dp / ep rows per rank token, each over
-    1 / moe_tp of the expert width.
+    A token is routed to k experts spread over ep groups of moe_tp GPUs, so one GPU computes
+    k / ep rows per token of the instance, each over 1 / moe_tp of the expert width. With
+    attention data parallelism the tokens are dispatched to the experts and combined back in
+    one of two ways, and the engines offer both (vLLM's --all2all-backend, SGLang's
+    --moe-a2a-backend, TensorRT-LLM's alltoall): an all-gather / reduce-scatter over the DP
+    ranks (vLLM's default; every GPU receives the other ranks' tokens once, whatever their
+    routing) or an all-to-all (DeepEP, wide EP: each routed row goes to its expert's GPU). The
+    cheaper moves (dp - 1) / dp of a token against k (ep - 1) / (ep dp): a few ranks gather,
+    wide EP (CloudMatrix's 320 experts over 160 NPUs) sends rows; the step pays the cheaper.
     """
     h, count = card.hidden, card.moe_layers
-    rows = card.active_experts * plan.dp / plan.ep
+    rows = card.active_experts / plan.ep
     width = card.expert_ffn / plan.moe_tp
     up = width * (card.mlp_mats - 1)
     ops = [
         _gemm("router", count, h, card.experts, ACT_DTYPE),
         _expert_gemm("experts_up", count, rows, h, up, prec.experts),
-        _mem("experts_act", count, ACT_BYTES * rows * (up + width)),
+        _mem("experts_act", count, ACT_BYTES * rows * (up + width), rows="NT"),
         _expert_gemm("experts_down", count, rows, width, h, prec.experts),
     ]
     if card.shared_experts:
         shared = card.shared_experts * card.expert_ffn / plan.tp
         ops += _mlp("shared", count, card, shared, prec.dense)
     if plan.dp > 1:
-        a2a = ACT_BYTES * card.active_experts * h * (plan.ep - 1) / plan.ep
+        gather = (plan.dp - 1) / plan.dp
+        alltoall = card.active_experts * (plan.ep - 1) / (plan.ep * plan.dp)
         ops.append(
             Operator(
-                "expert_all_to_all",
+                "expert_dispatch",
                 "alltoall",
                 2 * count,
                 _vec(),
-                _vec(N=a2a),
+                _vec(NT=ACT_BYTES * h * min(gather, alltoall)),
                 span=plan.stage_gpus,
             )
         )
@@ -306,13 +315,28 @@ class StepShape:
         )
 
 
+def busiest_share(seqs: np.ndarray, dp: int) -> np.ndarray:
+    """Share of `seqs` sequences' work on the busiest of `dp` attention data-parallel ranks.
+
+    A rank holds whole sequences, so it carries ceil(seqs / dp) of them, and ranks run their
+    steps in lockstep (vLLM and TensorRT-LLM pad every rank to the largest rank's token count,
+    so the routed experts see dp times the busiest rank's tokens): one 8k prompt on a
+    four-rank instance costs what it costs on one rank, not a quarter of it.
+    """
+    if dp == 1:
+        return 1.0 + 0.0 * seqs
+    s = np.maximum(seqs, 1.0)
+    return np.ceil(s / dp) / s
+
+
 def features(
     card: ModelCard, plan: Parallel, shape: StepShape, decode_tokens: int = 1
 ) -> np.ndarray:
-    """Feature matrix (len(FEATURES), points) per attention-DP rank of one GPU's step.
+    """Feature matrix (len(FEATURES), points) of one GPU's step on the busiest DP rank.
 
     With speculative decoding each decoding sequence verifies `decode_tokens` tokens (its own
-    plus the drafts) against a KV cache it reads once. (Plain arithmetic throughout: the same
+    plus the drafts) against a KV cache it reads once. Prefill and decode sequences are
+    spread over the ranks separately (`busiest_share`). (Plain arithmetic throughout: the same
     code prices one step from Python floats as fast as many from arrays.)
     """
     db = shape.decode_seqs
@@ -321,19 +345,21 @@ def features(
     reads = shape.decode_context + db
     window = card.sliding_window
     decode_window = np.minimum(reads, db * window) if window else 0.0 * db
-    dp = plan.dp
+    p = busiest_share(shape.prefill_seqs, plan.dp)
+    d = busiest_share(db, plan.dp)
     rows = [
         1.0 + 0.0 * n,
-        n / dp,
-        verify / dp,
-        shape.prefill_pairs / dp,
-        shape.prefill_kv / dp,
-        reads * decode_tokens / dp,
-        reads / dp,
-        (shape.prefill_window_pairs + decode_window * decode_tokens) / dp,
-        (shape.prefill_window_kv + decode_window) / dp,
-        (shape.prefill_seqs + verify) / dp,
+        shape.prefill_tokens * p + verify * d,
+        verify * d,
+        shape.prefill_pairs * p,
+        shape.prefill_kv * p,
+        reads * decode_tokens * d,
+        reads * d,
+        shape.prefill_window_pairs * p + decode_window * decode_tokens * d,
+        shape.prefill_window_kv * p + decode_window * d,
+        shape.prefill_seqs * p + verify * d,
         expert_touch(card, n, plan.ep),
+        n,
     ]
     return np.array(rows, dtype=float).reshape(len(FEATURES), -1)
 

@@ -15,6 +15,7 @@ from planner.costmodel.operators import (
     F,
     Precision,
     StepShape,
+    busiest_share,
     features,
     step_operators,
 )
@@ -336,12 +337,7 @@ class StepModel:
         """
         decode = np.atleast_1d(np.asarray(shape.decode_seqs, dtype=float))
         prefill = np.atleast_1d(np.asarray(shape.prefill_tokens, dtype=float)) > 0
-        eager = prefill
-        engine = self.engine
-        if engine is not None:
-            per_rank = np.ceil(decode / self.dp)
-            eager = eager | ~np.array([engine.runtime.graphed(int(b)) for b in per_rank])
-        seqs = (shape.prefill_seqs + decode) / self.dp
+        eager, seqs = self.host_inputs(shape)
         spec = self.speculative
         if spec is None:
             return self._time(features(self.card, self.plan, shape), eager, seqs)
@@ -350,6 +346,19 @@ class StepModel:
         layers = max(self.card.mtp_layers, 1) / self.card.layers
         per_token = (verify + spec.tokens * layers * draft) / spec.tokens_per_step
         return np.where(prefill | (decode == 0), verify, per_token)
+
+    def host_inputs(self, shape: StepShape) -> tuple[np.ndarray, np.ndarray]:
+        """Which steps run eagerly (prompt tokens, or a decode batch past the CUDA graphs) and
+        how many sequences the busiest DP rank's scheduler handles in each."""
+        decode = np.atleast_1d(np.asarray(shape.decode_seqs, dtype=float))
+        prefill = np.atleast_1d(np.asarray(shape.prefill_seqs, dtype=float))
+        eager = np.atleast_1d(np.asarray(shape.prefill_tokens, dtype=float)) > 0
+        per_rank = np.ceil(decode / self.dp)
+        if self.engine is not None:
+            graphed = self.engine.runtime.graphed
+            eager = eager | ~np.array([graphed(int(b)) for b in per_rank])
+        seqs = prefill * busiest_share(prefill, self.dp) + decode * busiest_share(decode, self.dp)
+        return eager, seqs
 
     def _time(self, feats: np.ndarray, eager: np.ndarray, seqs: np.ndarray) -> np.ndarray:
         """Step time of a feature matrix: GPU time with the engine's (or harness') host."""

@@ -20,6 +20,7 @@ and the fit repeats from there.
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,13 +70,7 @@ class _Group:
         shape = StepShape(*cols)
         model = self.model
         self.feats = features(model.card, model.plan, shape)
-        decode = cols[6]
-        eager = cols[0] > 0
-        if model.engine is not None:
-            per_rank = np.ceil(decode / model.dp).astype(int)
-            eager |= ~np.array([model.engine.runtime.graphed(int(b)) for b in per_rank])
-        self.eager = eager
-        self.seqs = (cols[1] + decode) / model.dp
+        self.eager, self.seqs = model.host_inputs(shape)
 
 
 @dataclass
@@ -361,7 +356,9 @@ def fit_measured(
         accs = sorted({s.accelerator for s in retimer.rows})
         progress("fitting engine host costs")
         cal = apply_theta(cal, fit_theta(retimer, picked, theta_of(cal, engines, accs)))
-    return cal
+    sources = sorted({Path(r.source).name for r in agg})
+    meta = {**cal.meta, "fitted_from": [*cal.meta.get("fitted_from", []), *sources]}
+    return Calibration(dict(cal.entries), meta, dict(cal.engines))
 
 
 def describe(calibration: Calibration) -> dict[str, Any]:
