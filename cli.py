@@ -509,7 +509,13 @@ def simulate(
     requests: Annotated[
         int, typer.Option(help="Benchmark requests measured [default: 10 per client].")
     ] = 0,
-    warmup: Annotated[int, typer.Option(help="Benchmark warm-up requests, not measured.")] = 0,
+    warmup: Annotated[
+        int,
+        typer.Option(
+            help="Benchmark warm-up requests, not measured; as aiperf does, the measured "
+            "requests start together once every warm-up response is in."
+        ),
+    ] = 0,
     replicas: Annotated[int, typer.Option(help="Replicas behind the router.")] = 1,
     router: Annotated[
         str, typer.Option(help="Routing: round-robin or least-loaded.")

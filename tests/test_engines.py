@@ -123,6 +123,27 @@ def test_benchmark_closed_loop_obeys_littles_law() -> None:
     assert 2.0 <= summary["median_tpot_ms"] <= 2.0 + 16 * 10.0 / 63
 
 
+def test_measured_phase_starts_together_after_the_warm_up() -> None:
+    """aiperf waits for every warm-up response, then starts all clients at once: the measured
+    first wave is sent when the last warm-up request completes, none before; with no
+    warm-up phase (fewer warm-up requests than clients) clients never wait."""
+    rules = Scheduling(max_seqs=64, token_budget=8192)
+    bench = Benchmark(4, 300, 20, requests=40, warmup=8)
+    lengths = Benchmark(4, 300, 20, requests=40, warmup=8, osl_std=6.0)
+    for load in (bench, lengths):
+        run = run_benchmark(StepTable(FixedSteps(10.0, 2.0)), rules, load, delay_ms=0.0)
+        reqs = run.reqs
+        last_warm_up = max(reqs.done[:8])
+        wave = np.asarray(reqs.arrival[8:12])
+        np.testing.assert_allclose(wave, last_warm_up)
+        assert min(reqs.arrival[8:]) == pytest.approx(last_warm_up)
+        assert run.summary()["completed"] == 40
+    loose = run_benchmark(
+        StepTable(FixedSteps(10.0, 2.0)), rules, Benchmark(4, 300, 20, 40, 2, osl_std=6.0), 0.0
+    )
+    assert min(loose.reqs.arrival[4:]) == pytest.approx(min(loose.reqs.done[:4]))
+
+
 def test_single_client_sees_the_bare_steps() -> None:
     """One client: TTFT is the front end plus one prefill step, TPOT one decode step."""
     rules = Scheduling(max_seqs=64, token_budget=8192)

@@ -4,8 +4,10 @@
 requests at once and send a new one as soon as one completes, with fixed (or normally drawn)
 input and output lengths and ``ignore_eos``. They report TTFT from the send to the first token
 and TPOT per request as (end-to-end - TTFT) / (output tokens - 1), averaged over requests
-(genai-perf and aiperf call the same quantity ITL). This module drives the replica scheduler
-that way and reports the same statistics.
+(genai-perf and aiperf call the same quantity ITL). With a warm-up count, aiperf and
+genai-perf wait for every warm-up response and then start the measured phase's N clients at
+once, so the measured means include that synchronised wave. This module drives the replica
+scheduler that way and reports the same statistics.
 """
 
 import random
@@ -118,7 +120,15 @@ def client_loop(
     """The benchmark's clients: requests after the first wave, latencies, seeded think times."""
     queue = deque(range(bench.concurrency, bench.count))
     rng = random.Random(bench.seed)
-    return ClosedLoop(queue, delay_ms / 1000.0, bench.think_ms / 1000.0, rng, send)
+    return ClosedLoop(
+        queue,
+        delay_ms / 1000.0,
+        bench.think_ms / 1000.0,
+        rng,
+        send,
+        warmup=bench.warmup,
+        clients=bench.concurrency,
+    )
 
 
 def first_sends(loop: ClosedLoop, bench: Benchmark) -> list[float]:

@@ -122,6 +122,32 @@ class ClosedLoop:
     think_s: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     send: Callable[[int, float], None] | None = None
+    warmup: int = 0
+    clients: int = 0
+    warming: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Count the warm-up requests still to complete (a phase only if it fills every client)."""
+        self.warming = self.warmup if self.warmup >= self.clients > 0 else 0
+
+    def after(self, rid: int, t: float, lost: bool = False) -> list[tuple[int, float]]:
+        """The requests sent, and when, once request `rid` completes (or is `lost`) at `t`.
+
+        Its client sends the next request (a lost one's client stops); but a load generator
+        with a warm-up phase (aiperf, genai-perf) waits for every warm-up response before the
+        measured phase, which then starts all clients at once: clients that finish their
+        warm-up early stay idle.
+        """
+        if rid < self.warmup and self.warming:
+            self.warming -= 1
+            if self.queue and self.queue[0] >= self.warmup:
+                if self.warming:
+                    return []
+                wave = min(self.clients, len(self.queue))
+                return [(self.queue.popleft(), t + self.think()) for _ in range(wave)]
+        if lost or not self.queue:
+            return []
+        return [(self.queue.popleft(), t + self.think())]
 
     def think(self) -> float:
         """One client's pause (s) between a response and its next request."""
@@ -219,6 +245,8 @@ class Replica:
         if size > self.cap:
             reqs.first[rid] = reqs.done[rid] = inf
             self.rejected += 1
+            if self.loop is not None:
+                self._send(self.loop.after(rid, t, lost=True))
             return
         heapq.heappush(self.pending, (t, rid))
         self.served += 1
@@ -321,10 +349,14 @@ class Replica:
             if self.handoff is not None:
                 self.handoff(rid, t)
             return
-        loop = self.loop
-        if loop is not None and loop.queue:
-            nxt = loop.queue.popleft()
-            sent = t + loop.think()
+        if self.loop is not None:
+            self._send(self.loop.after(rid, t))
+
+    def _send(self, sends: list[tuple[int, float]]) -> None:
+        """The closed loop's clients send these requests (id, send time) now."""
+        loop, reqs = self.loop, self.reqs
+        assert loop is not None
+        for nxt, sent in sends:
             reqs.arrival[nxt] = sent
             reqs.sent_step[nxt] = self.steps - 1
             (loop.send or self.push)(nxt, loop.through_frontend(sent))

@@ -90,16 +90,24 @@ def step_model(
 
 
 WARMUP_ROUNDS = 2
+MEASURED_ROUNDS = 20
 
 
 def _load(row: Measured) -> Benchmark:
-    """The row's closed loop, after a warm-up of WARMUP_ROUNDS requests per client.
+    """The row's closed loop: WARMUP_ROUNDS then MEASURED_ROUNDS requests per client.
 
-    AIConfigurator's benchmark template runs aiperf with ``--warmup-request-count
-    2 x concurrency`` (generator/config/backend_templates/benchmark/bench_run.sh.j2), so the
-    first, synchronised wave of prompts is not in the measured means.
+    AIConfigurator's benchmark template (generator/config/backend_templates/benchmark/
+    bench_run.sh.j2) runs aiperf with ``--warmup-request-count 2 x concurrency`` and
+    ``--num-requests concurrency x BENCH_MULTI_ROUND`` (default 20). aiperf waits for every
+    warm-up response before the measured phase, whose clients then start at once.
     """
-    return Benchmark(row.concurrency, row.isl, row.osl, warmup=WARMUP_ROUNDS * row.concurrency)
+    return Benchmark(
+        row.concurrency,
+        row.isl,
+        row.osl,
+        requests=MEASURED_ROUNDS * row.concurrency,
+        warmup=WARMUP_ROUNDS * row.concurrency,
+    )
 
 
 def _rules(model: StepModel, workers: Workers) -> Scheduling:
