@@ -187,7 +187,7 @@ def _expert_gemm(name: str, count: int, rows: float, k: float, n: float, we: str
 
 
 def _experts(card: ModelCard, plan: Parallel, prec: Precision) -> list[Operator]:
-    """Routed experts: router, grouped up/down GEMMs over touched experts, shared, all-gather.
+    """Routed experts: router, grouped up/down GEMMs over touched experts, shared, dispatch.
 
     A token is routed to k experts spread over ep groups of moe_tp GPUs, so one GPU computes
     k / ep rows per token of the instance, each over 1 / moe_tp of the expert width. With
@@ -318,10 +318,10 @@ class StepShape:
 def busiest_share(seqs: np.ndarray, dp: int) -> np.ndarray:
     """Share of `seqs` sequences' work on the busiest of `dp` attention data-parallel ranks.
 
-    A rank holds whole sequences, so it carries ceil(seqs / dp) of them, and ranks run their
-    steps in lockstep (vLLM and TensorRT-LLM pad every rank to the largest rank's token count,
-    so the routed experts see dp times the busiest rank's tokens): one 8k prompt on a
-    four-rank instance costs what it costs on one rank, not a quarter of it.
+    A rank holds whole sequences, so it carries ceil(seqs / dp) of them, and the ranks run
+    their steps in lockstep (each waits at the expert dispatch for the others): one 8k prompt
+    on a four-rank instance costs its rank what it costs on one rank, not a quarter of it.
+    The routed experts and the dispatch see every rank's tokens (the ``NT`` feature).
     """
     if dp == 1:
         return 1.0 + 0.0 * seqs

@@ -353,10 +353,9 @@ class StepModel:
         decode = np.atleast_1d(np.asarray(shape.decode_seqs, dtype=float))
         prefill = np.atleast_1d(np.asarray(shape.prefill_seqs, dtype=float))
         eager = np.atleast_1d(np.asarray(shape.prefill_tokens, dtype=float)) > 0
-        per_rank = np.ceil(decode / self.dp)
         if self.engine is not None:
             graphed = self.engine.runtime.graphed
-            eager = eager | ~np.array([graphed(int(b)) for b in per_rank])
+            eager = eager | ~np.array([graphed(int(b)) for b in np.ceil(decode / self.dp)])
         seqs = prefill * busiest_share(prefill, self.dp) + decode * busiest_share(decode, self.dp)
         return eager, seqs
 
