@@ -67,7 +67,8 @@ from planner.store import TraceInfo, get_trace
 DEFAULT_ACCELERATORS = ("h100", "a100", "l4")
 BUCKET_QUANTILES = (0.5, 0.9)
 BUCKET_NAMES = ("short", "medium", "long")
-REFINE_ROUNDS = 3
+REFINE_ROUNDS = 6
+TOP_UP_LIMIT = 64
 
 
 @dataclass(frozen=True)
@@ -135,31 +136,39 @@ def _options(
     return options, cands, pools
 
 
+Solver = Callable[[list[MixOption]], Mix | None]
+
+
 def _refined_mix(
+    solver: Solver,
     options: list[MixOption],
     cands: dict[str, Candidate],
     pools: dict[tuple[str, int], int],
     evaluator: GoodputEvaluator,
     demand: np.ndarray,
-    limits: dict[str, int] | None,
-    budget_per_hour: float | None,
-) -> tuple[Mix, list[MixOption]]:
-    """Solve the mix, re-measuring chosen plans' goodput at the fleet size they got, until stable.
+) -> Mix | None:
+    """The solver's mix with every group's goodput measured at the fleet size it got.
 
     Search measured each plan at the fleet size serving the whole peak alone; inside a mix a
     plan may run fewer replicas, which pool bursts less, so its per-replica goodput is lower.
+    The mix is re-solved on goodput re-measured at the counts it chose until they agree; if
+    they still disagree after REFINE_ROUNDS, the last mix is topped up at its own sizes.
+    `options` and `pools` are copied, so the caller's measurements are untouched.
     """
+    options, pools = list(options), dict(pools)
+    index = {o.key: i for i, o in enumerate(options)}
+    mix = None
     for _ in range(REFINE_ROUNDS):
-        check_mix(options, demand, limits, budget_per_hour)
-        mix = solve_mix(options, demand, limits, budget_per_hour)
+        mix = solver(options)
+        if mix is None:
+            return None
         stale = [
             (o, b, min(c, MAX_POOL))
             for o, b, c in mix.groups()
             if min(c, MAX_POOL) != pools.get((o.key, b))
         ]
         if not stale:
-            return mix, options
-        index = {o.key: i for i, o in enumerate(options)}
+            return mix
         for option, b, size in stale:
             ev = evaluator.evaluate(cands[option.key], b, size, option.goodput[b])
             pools[(option.key, b)] = size
@@ -167,8 +176,39 @@ def _refined_mix(
             rates = list(current.goodput)
             rates[b] = ev.goodput_rps
             options[index[option.key]] = replace(current, goodput=tuple(rates))
-    check_mix(options, demand, limits, budget_per_hour)
-    return solve_mix(options, demand, limits, budget_per_hour), options
+    return _top_up(mix, cands, evaluator, demand)
+
+
+def _top_up(
+    mix: Mix, cands: dict[str, Candidate], evaluator: GoodputEvaluator, demand: np.ndarray
+) -> Mix:
+    """`mix` with replicas added until it covers `demand` at goodput measured at its own sizes."""
+    counts = mix.counts.copy()
+    options = list(mix.options)
+
+    def rate(o: int, b: int) -> float:
+        """Per-replica goodput of option o on bucket b at its current count."""
+        size = min(max(int(counts[o, b]), 1), MAX_POOL)
+        return evaluator.evaluate(cands[options[o].key], b, size, options[o].goodput[b]).goodput_rps
+
+    for b in range(counts.shape[1]):
+        used = [o for o in range(len(options)) if counts[o, b] > 0]
+        for _ in range(TOP_UP_LIMIT):
+            if sum(counts[o, b] * rate(o, b) for o in used) >= demand[b] * (1 - 1e-9):
+                break
+            best = min(used, key=lambda o: options[o].cost_per_hour / max(rate(o, b), 1e-12))
+            counts[best, b] += 1
+        else:
+            raise PlannerError(
+                f"the mix does not settle: re-measured at its own fleet size it misses the "
+                f"demand of {demand[b]:.3g} req/s; try --attainment lower or other --accelerators"
+            )
+        for o in used:
+            rates = list(options[o].goodput)
+            rates[b] = rate(o, b)
+            options[o] = replace(options[o], goodput=tuple(rates))
+    cost = float(sum(o.cost_per_hour * counts[i].sum() for i, o in enumerate(options)))
+    return Mix(tuple(options), counts, cost)
 
 
 def _check_simulated(found: SearchResult, ctx: Context) -> None:
@@ -182,19 +222,31 @@ def _check_simulated(found: SearchResult, ctx: Context) -> None:
     )
 
 
-def _group(cand: Candidate, bucket_name: str, count: int, goodput: float) -> dict:
-    """One PLAN.json replica group."""
-    group = cand.describe() | {
-        "count": count,
-        "gpus": cand.gpus * count,
-        "goodput_rps": round(goodput, 4),
-    }
+def _group(cand: Candidate, label: str, bucket_name: str, count: int, goodput: float) -> dict:
+    """One PLAN.json replica group; `label` is its plan name in the schedule."""
+    group = (
+        {"plan": label}
+        | cand.describe()
+        | {
+            "count": count,
+            "gpus": cand.gpus * count,
+            "goodput_rps": round(goodput, 4),
+        }
+    )
     return group | ({"bucket": bucket_name} if bucket_name != "all" else {})
 
 
-def _groups(mix: Mix, cands: dict[str, Candidate], names: Sequence[str]) -> list[dict]:
-    """The replica groups of a mix."""
-    return [_group(cands[o.key], names[b], c, o.goodput[b]) for o, b, c in mix.groups()]
+def _mix_solver(
+    demand: np.ndarray, limits: dict[str, int] | None, budget_per_hour: float | None
+) -> Solver:
+    """The least-cost mix for `demand`; an infeasible one raises the binding constraint."""
+
+    def solve(options: list[MixOption]) -> Mix | None:
+        """Explain infeasibility (availability, budget) first, then solve."""
+        check_mix(options, demand, limits, budget_per_hour)
+        return solve_mix(options, demand, limits, budget_per_hour)
+
+    return solve
 
 
 def _label(group: dict) -> str:
@@ -230,10 +282,17 @@ def _demand_by_bucket(level: np.ndarray, shares: np.ndarray) -> np.ndarray:
 
 
 def _frontier(
-    evaluations: Sequence[Evaluation], mix: Mix, tokens: np.ndarray, names: Sequence[str]
+    evaluations: Sequence[Evaluation],
+    chosen_plans: Sequence[Deployment],
+    tokens: np.ndarray,
+    names: Sequence[str],
 ) -> list[dict]:
-    """Every simulated candidate with its cost per 1M tokens, latency and Pareto flag."""
-    chosen = {(o.key, b) for o, b, _ in mix.groups()}
+    """Every simulated candidate with its cost per 1M tokens, latency and Pareto flag.
+
+    The flag is computed on the rounded figures PLAN.json and the chart show, so a point the
+    reader sees on the frontier is flagged on it.
+    """
+    chosen = {(d.option.key, d.bucket) for d in chosen_plans}
     rows = []
     for ev in evaluations:
         cand = ev.candidate
@@ -288,6 +347,35 @@ def _timeline(
     ]
 
 
+def _higher_quantile(
+    forecast: DemandForecast,
+    quantile: str,
+    sched: Schedule,
+    delay_s: float,
+    available: dict[str, int] | None,
+) -> str | None:
+    """The lowest forecast quantile above `quantile` whose schedule adds replicas, if any
+    (the only higher --quantile worth advising: the others would give the same plan)."""
+    shares = sched.demand.sum(axis=0) / max(float(sched.demand.sum()), 1e-12)
+    higher = sorted(
+        (q for q in forecast.quantiles if _quantile_value(q) > _quantile_value(quantile)),
+        key=_quantile_value,
+    )
+    for q in higher:
+        level = _demand_by_bucket(forecast.level(q), shares)
+        counts = build_schedule(
+            sched.times, level, sched.deployments, sched.interval_s, delay_s, available
+        ).counts
+        if (counts > sched.counts).any():
+            return q
+    return None
+
+
+def _quantile_value(name: str) -> float:
+    """'p95' -> 95.0 (the order of forecast quantiles)."""
+    return float(name.lstrip("p"))
+
+
 def _replay_all(
     con: duckdb.DuckDBPyConnection,
     ctx: Context,
@@ -321,7 +409,9 @@ def _replay_all(
     }
     edges = start_s + interval * np.arange(len(forecast.times) + 1)
     observed = np.histogram(arrivals, bins=edges)[0] / interval
-    out["verdict"] = replay_verdict(out, ctx.targets.attainment)
+    out["verdict"] = replay_verdict(
+        out, ctx.targets.attainment, _higher_quantile(forecast, quantile, sched, delay_s, available)
+    )
     out["timeline"] = _timeline(timelines, edges, observed, forecast.level(quantile))
     out["window"] = {
         "start_s": start_s,
@@ -369,11 +459,20 @@ def _sentence(
 
 @dataclass(frozen=True)
 class Fleet:
-    """A peak mix, its deployments (with capacity curves) and its schedule over the horizon."""
+    """The replica groups a schedule runs (with capacity curves) and that schedule."""
 
-    mix: Mix
-    deployments: list[Deployment]
+    deployments: tuple[Deployment, ...]
     schedule: Schedule
+
+    @property
+    def peak_counts(self) -> np.ndarray:
+        """Replicas per deployment at its busiest interval: the fleet the plan recommends."""
+        return self.schedule.counts.max(axis=0)
+
+    @property
+    def peak_cost_per_hour(self) -> float:
+        """Cost per hour of the peak fleet (every group at its scheduled maximum)."""
+        return float(self.peak_counts @ [d.option.cost_per_hour for d in self.deployments])
 
     @property
     def scheduled_cost_per_hour(self) -> float:
@@ -384,11 +483,24 @@ class Fleet:
         """PLAN.json cost keys: peak fleet and scheduled $/hour, $/month and $/1M tokens."""
         scheduled = self.scheduled_cost_per_hour
         return {
-            "cost_per_hour": round(self.mix.cost_per_hour, 4),
+            "cost_per_hour": round(self.peak_cost_per_hour, 4),
             "scheduled_cost_per_hour": round(scheduled, 4),
             "cost_per_month": round(scheduled * HOURS_PER_MONTH, 2),
             "cost_per_mtok": _round(_per_mtok(scheduled, served_rps, tokens)),
         }
+
+    def groups(self, cands: dict[str, Candidate], evaluator: GoodputEvaluator) -> list[dict]:
+        """PLAN.json replica groups of the peak fleet, goodput measured at each group's size."""
+        rows = []
+        for d, count in sorted(
+            zip(self.deployments, self.peak_counts.tolist(), strict=True),
+            key=lambda dc: (dc[0].bucket, dc[0].option.cost_per_hour, dc[0].option.key),
+        ):
+            cand = cands[d.option.key]
+            size = min(count, MAX_POOL)
+            rate = evaluator.evaluate(cand, d.bucket, size, d.goodput).goodput_rps
+            rows.append(_group(cand, d.label, d.bucket_name, count, rate))
+        return rows
 
 
 def _fleet(
@@ -401,7 +513,8 @@ def _fleet(
     delay_s: float,
     limits: dict[str, int] | None,
 ) -> Fleet:
-    """The mix's deployments, each with its capacity curve up to its peak count, and schedule."""
+    """The mix's deployments with capacity curves up to their peak counts, and their schedule;
+    a deployment the schedule never runs is dropped (it would be billed in no interval)."""
     deployments = [
         replace(
             d,
@@ -417,7 +530,45 @@ def _fleet(
     schedule = build_schedule(
         forecast.times, demand, deployments, forecast.interval_s, delay_s, limits
     )
-    return Fleet(mix, deployments, schedule)
+    run = schedule.counts.max(axis=0) > 0
+    kept = tuple(d for d, on in zip(deployments, run, strict=True) if on)
+    return Fleet(kept, replace(schedule, deployments=kept, counts=schedule.counts[:, run]))
+
+
+def _median_cost(
+    fleet: Fleet,
+    fleet_of: Callable[..., Fleet],
+    refine: Callable[..., Mix | None],
+    median: np.ndarray,
+    shares: np.ndarray,
+    limits: dict[str, int] | None,
+    budget_per_hour: float | None,
+) -> float:
+    """Mean $/hour of serving the median (p50) forecast: the cheaper of the recommended fleet
+    on the p50 schedule and the plan re-solved for the p50 peak (the low end of the cost band).
+
+    The recommended fleet alone can give a degenerate band (its replicas too coarse to shrink
+    between p50 and the planning quantile); a plan made for the median can use smaller ones.
+    It never exceeds the recommended schedule's cost, since that fleet also serves the median.
+    """
+    demand = _demand_by_bucket(median, shares)
+    peak = float(np.nanmax(median)) * shares
+    on_fleet = replace(
+        fleet,
+        schedule=build_schedule(
+            fleet.schedule.times,
+            demand,
+            fleet.deployments,
+            fleet.schedule.interval_s,
+            fleet.schedule.delay_s,
+            limits,
+        ),
+    )
+    costs = [fleet.scheduled_cost_per_hour, on_fleet.scheduled_cost_per_hour]
+    mix = refine(_mix_solver(peak, limits, budget_per_hour), demand=peak)
+    if mix is not None:
+        costs.append(fleet_of(mix, demand=demand).scheduled_cost_per_hour)
+    return min(costs)
 
 
 def make_plan(
@@ -480,7 +631,7 @@ def make_plan(
     edges, shares, names = _bucket_edges(sample, buckets)
     ctx = Context(info, slo_list, targets, accs, demand, cutoff, edges, shares, names, rate_scale)
     workloads = split_buckets(sample, edges)
-    peak = float(max(np.nanmax(level), np.nanmax(held.level(quantile))))
+    peak = float(np.nanmax(level))
     evaluator = GoodputEvaluator(workloads, slo_list, attainment)
     found = search(enum.candidates, evaluator, targets, peak * shares, progress)
     if not found.latency_feasible:
@@ -491,9 +642,19 @@ def make_plan(
 
     _say(progress, "choosing the accelerator mix")
     options, cands, pools = _options(found.evaluations, len(names))
-    peak_b = peak * shares
-    mix, options = _refined_mix(options, cands, pools, evaluator, peak_b, limits, budget_per_hour)
-    single = best_single_accelerator(options, peak_b, limits, budget_per_hour)
+    refine = partial(_refined_mix, options=options, cands=cands, pools=pools, evaluator=evaluator)
+    mix = refine(_mix_solver(peak * shares, limits, budget_per_hour), demand=peak * shares)
+    if mix is None:
+        raise PlannerError(f"no mix serves the forecast peak of {peak:.3g} req/s")
+    single = refine(
+        partial(
+            best_single_accelerator,
+            demand=peak * shares,
+            available=limits,
+            budget_per_hour=budget_per_hour,
+        ),
+        demand=peak * shares,
+    )
 
     _say(progress, "building the scaling schedule")
     weights_gb = card.total_params() * dtype_bytes(card.dtype) / 1e9
@@ -514,14 +675,9 @@ def make_plan(
         single_fleet = fleet if len(mix.gpus_by_accelerator()) == 1 else fleet_of(single)
         if single_fleet.scheduled_cost_per_hour < fleet.scheduled_cost_per_hour:
             fleet = single_fleet
-    mix, deployments, schedule = fleet.mix, fleet.deployments, fleet.schedule
-    median = build_schedule(
-        forward.times,
-        _demand_by_bucket(forward.level("p50"), shares),
-        deployments,
-        interval_s,
-        delay.seconds,
-        limits,
+    deployments, schedule = fleet.deployments, fleet.schedule
+    median_cost = _median_cost(
+        fleet, fleet_of, refine, forward.level("p50"), shares, limits, budget_per_hour
     )
 
     _say(progress, "replaying the held-back trace")
@@ -540,11 +696,11 @@ def make_plan(
     tokens = _tokens_per_request(tail)
     bucket_tokens = np.array([_tokens_per_request(w) if w.requests else tokens for w in workloads])
     mean_p50 = float(np.nanmean(forward.level("p50")))
-    groups = _groups(mix, cands, names)
+    groups = fleet.groups(cands, evaluator)
     costs = fleet.costs(mean_p50, tokens)
     single_block = None
     if single_fleet is not None:
-        single_groups = _groups(single_fleet.mix, cands, names)
+        single_groups = single_fleet.groups(cands, evaluator)
         single_block = {
             "accelerator": single_groups[0]["accelerator"],
             "replicas": single_groups,
@@ -608,17 +764,17 @@ def make_plan(
         "alternatives": {
             "static_peak": {
                 "cost_per_hour": costs["cost_per_hour"],
-                "cost_per_month": round(mix.cost_per_hour * HOURS_PER_MONTH, 2),
-                "cost_per_mtok": _round(_per_mtok(mix.cost_per_hour, mean_p50, tokens)),
+                "cost_per_month": round(fleet.peak_cost_per_hour * HOURS_PER_MONTH, 2),
+                "cost_per_mtok": _round(_per_mtok(fleet.peak_cost_per_hour, mean_p50, tokens)),
                 "replicas": groups,
             },
         }
         | ({"best_single_accelerator": single_block} if single_block else {}),
         "cost_band": {
-            "p50_cost_per_month": round(_schedule_cost(median) * HOURS_PER_MONTH, 2),
+            "p50_cost_per_month": round(median_cost * HOURS_PER_MONTH, 2),
             f"{quantile}_cost_per_month": costs["cost_per_month"],
         },
-        "frontier": _frontier(found.evaluations, mix, bucket_tokens, names),
+        "frontier": _frontier(found.evaluations, deployments, bucket_tokens, names),
         "forecast": {
             "series": "total",
             "method": forward.method,

@@ -260,7 +260,8 @@ def test_vega_bundle_is_cached_on_disk(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_real_plan_end_to_end(plan: dict, tmp_path: Path) -> None:
-    """make_plan on the stored trace, written as PLAN.json, rendered through the CLI."""
+    """make_plan on the stored trace, written as PLAN.json, rendered through the CLI; SLOs at
+    other percentiles and on end-to-end latency are planned for and stated on page one."""
     db = Path(plan["db"])
     con = open_store(db, read_only=True)
     try:
@@ -268,7 +269,7 @@ def test_real_plan_end_to_end(plan: dict, tmp_path: Path) -> None:
             con,
             "azure-code",
             "llama-3.2-1b",
-            ["ttft_p99=1000ms", "tpot_p99=50ms"],
+            ["ttft_p90=1000ms", "tpot_p50=30ms", "e2e_p99=20000ms"],
             accelerators=["l4", "a100"],
             horizon="2h",
             db=str(db),
@@ -284,3 +285,16 @@ def test_real_plan_end_to_end(plan: dict, tmp_path: Path) -> None:
     html = out.read_text(encoding="utf-8")
     assert money(real["recommended"]["cost_per_month"]) in html
     assert data["bytes"] <= MAX_BYTES
+    assert real["slo"] == {
+        "ttft_p90_ms": 1000.0,
+        "tpot_p50_ms": 30.0,
+        "e2e_p99_ms": 20000.0,
+        "attainment": 0.99,
+    }
+    page_one = html.split('id="traffic"')[0]
+    for text in (
+        "time to first token (p90) ≤ 1,000 ms",
+        "time per output token (p50) ≤ 30 ms",
+        "end-to-end latency (p99) ≤ 20,000 ms",
+    ):
+        assert text in page_one

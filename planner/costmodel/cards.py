@@ -178,6 +178,13 @@ class ModelCard(BaseModel):
         """All parameters (embeddings counted once when tied)."""
         return sum(self.params().values())
 
+    def active_matmul_params(self) -> int:
+        """Weights every token multiplies through (routed experts: only the active ones; no
+        embeddings): 2x this is a lower bound on FLOPs per token."""
+        parts = self.params()
+        routed = parts["experts"] * self.active_experts // max(self.experts, 1)
+        return parts["attention"] + parts["dense_mlp"] + routed + parts["shared"]
+
 
 def _cards_dir() -> Path:
     """The bundled models/ folder."""

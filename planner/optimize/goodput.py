@@ -134,6 +134,26 @@ def split_buckets(work: Workload, edges: np.ndarray) -> list[Workload]:
     ]
 
 
+def flops_bound_rps(cand: Candidate, work: Workload) -> float:
+    """Most requests/s one replica could serve if every GPU ran at its best peak FLOP/s and
+    each token cost only its matmul FLOPs (2 x active weights): no real plan gets near it."""
+    tokens = float(np.mean(work.input_tokens) + np.mean(work.output_tokens))
+    acc = cand.accelerator
+    peak = max(acc.peak_flops(d) for d in ("bf16", "fp8", "int8", "fp4"))
+    per_request = 2.0 * cand.model.card.active_matmul_params() * max(tokens, 1.0)
+    return cand.gpus * peak / per_request
+
+
+def _check_flops_bound(cand: Candidate, work: Workload, goodput_rps: float) -> None:
+    """Goodput above the FLOP/s bound is a simulator or cost-model bug, never a plan."""
+    bound = flops_bound_rps(cand, work)
+    if goodput_rps > bound:
+        raise AssertionError(
+            f"{cand.id}: simulated goodput {goodput_rps:.4g} req/s per replica exceeds the "
+            f"{bound:.4g} req/s its peak FLOP/s allow for {work.name}'s tokens (a planner bug)"
+        )
+
+
 class GoodputEvaluator:
     """Simulated goodput of candidates on per-bucket workloads, with step tables and cache."""
 
@@ -174,6 +194,7 @@ class GoodputEvaluator:
             result = simulate(start.scaled(scale), table, slos=self.slos, **plan)
             summary = result.summary()
             ttft, tpot = summary["ttft_ms"]["p99"], summary["tpot_ms"]["p99"]
+        _check_flops_bound(cand, work, rps / replicas)
         evaluation = Evaluation(cand, bucket, replicas, rps / replicas, ttft, tpot)
         self._cache[key] = evaluation
         return evaluation

@@ -22,12 +22,15 @@ contract between planner/optimize and planner/report) is::
                  "forecast_mean_rps": 2.7,              // mean of the forecast p50 over the horizon
                  "forecast_peak_rps": 4.4,              // peak of the forecast `quantile`
                  "sized_for_rps": 5.2},                 // what the peak fleet serves: the peak
-                                                        // `quantile` forecast, horizon and replay
+                                                        // `quantile` forecast over the horizon
       "recommended": {
         "sentence": "Run 3 × H100 (TP1, aggregated) for llama-3.1-8b: ...",
         "replicas": [{"accelerator": "h100", "tp": 1, "pp": 1, "ep": 1, "mode": "aggregated",
                       "pd": null, "max_batch": 128, "count": 3, "gpus": 3,
-                      "goodput_rps": 4.1}],         // the peak fleet
+                      "goodput_rps": 4.1,           // per replica, measured at `count`
+                      "plan": "h100-tp1-agg-b128"}],  // its name in "schedule"
+                                                    // the peak fleet: each group at its
+                                                    // scheduled maximum, none never run
         "cost_per_hour": 8.97,                      // peak fleet: every replica above running
         "scheduled_cost_per_hour": 7.1,             // mean over the horizon under the schedule
         "cost_per_month": 5183.0,                   // scheduled_cost_per_hour x 730: the bill
@@ -40,7 +43,10 @@ contract between planner/optimize and planner/report) is::
                                     "scheduled_cost_per_hour": 7.6, "cost_per_month": 5548.0,
                                     "cost_per_mtok": 0.45, "replicas": [...]}
       },
-      "cost_band": {"p50_cost_per_month": 5000.0, "p95_cost_per_month": 6548.1},
+      "cost_band": {"p50_cost_per_month": 5000.0,  // serving the p50 forecast: the cheaper of
+                                                   // this fleet on its p50 schedule and a plan
+                                                   // made for the p50 peak (never above p95)
+                    "p95_cost_per_month": 5183.0},  // = recommended cost_per_month
       "frontier": [                            // every evaluated candidate, not only Pareto
         {"id": "h100-tp1-agg-b128", "accelerator": "h100", "tp": 1, "pp": 1, "ep": 1,
          "mode": "aggregated", "pd": null, "max_batch": 128, "gpus": 1, "goodput_rps": 4.1,
@@ -161,9 +167,10 @@ class ParallelPlan(_Model):
 
 
 class ReplicaGroup(ParallelPlan):
-    """`count` replicas of one parallel plan."""
+    """`count` replicas of one parallel plan (`plan`: its name in the schedule)."""
 
     count: int
+    plan: str | None = None
 
 
 class Recommended(_Model):

@@ -503,6 +503,7 @@ def pareto(plan: dict) -> Chart | None:
         pl.col("pareto").fill_null(False),
         pl.col("chosen").fill_null(False),
     )
+    by_bucket = "bucket" in frame.columns
     log = alt.Scale(type="log", nice=False, padding=24)
     x = alt.X(
         "ttft_p99_ms:Q", title="TTFT p99 (ms, log scale)", scale=log, axis=alt.Axis(format=",.0f")
@@ -511,7 +512,7 @@ def pareto(plan: dict) -> Chart | None:
         "cost_per_mtok:Q",
         title="cost per 1M tokens (US$, log scale)",
         scale=log,
-        axis=alt.Axis(format="$,.2f"),
+        axis=alt.Axis(format="$,.2~r"),
     )
     tips = [
         alt.Tooltip(c, format=f)
@@ -534,12 +535,13 @@ def pareto(plan: dict) -> Chart | None:
             color=alt.Color("accelerator:N", title="accelerator"),
             opacity=alt.condition(alt.datum.pareto, alt.value(0.95), alt.value(0.3)),
             tooltip=tips,
+            **({"shape": alt.Shape("bucket:N", title="length bucket")} if by_bucket else {}),
         )
     )
     front = (
         alt.Chart(frame.filter(pl.col("pareto")).sort("ttft_p99_ms"))
         .mark_line(color="#334e68", strokeDash=[4, 3], interpolate="step-after")
-        .encode(x=x, y=y, order="ttft_p99_ms:Q")
+        .encode(x=x, y=y, order="ttft_p99_ms:Q", **({"detail": "bucket:N"} if by_bucket else {}))
     )
     chosen = frame.filter(pl.col("chosen"))
     layers = [front, points]
@@ -568,7 +570,8 @@ def pareto(plan: dict) -> Chart | None:
         "pareto",
         "Plan frontier: cost per token vs latency",
         f"{frame.height:,} candidate plans; solid points and the dashed line are the Pareto "
-        "frontier, the diamond is the recommended plan.",
+        + ("frontier of each length bucket" if by_bucket else "frontier")
+        + ", the diamond is the recommended plan.",
     )
 
 

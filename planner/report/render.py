@@ -165,17 +165,27 @@ def finance(plan: dict) -> dict:
         "best_single": saving(alts.get("best_single_accelerator"), rec["cost_per_month"]),
         "band": band if band.get("p50_cost_per_month") is not None else None,
         "slo": [
-            text
-            for key, text in (
-                ("ttft_p99_ms", "time to first token (p99) ≤ {} ms"),
-                ("tpot_p99_ms", "time per output token (p99) ≤ {} ms"),
-            )
-            if slo.get(key) is not None
-            for text in [text.format(number(slo[key]))]
+            slo_text(key, value)
+            for key, value in slo.items()
+            if key.endswith("_ms") and value is not None
         ],
         "attainment": slo.get("attainment"),
         "accelerators": list(accels.values()),
     }
+
+
+SLO_METRICS = {
+    "ttft": "time to first token",
+    "tpot": "time per output token",
+    "e2e": "end-to-end latency",
+    "queue": "queueing delay",
+}
+
+
+def slo_text(key: str, limit_ms: float) -> str:
+    """'ttft_p90_ms', 500 -> 'time to first token (p90) ≤ 500 ms'."""
+    metric, percentile, _ = key.split("_", 2)
+    return f"{SLO_METRICS.get(metric, metric)} ({percentile}) ≤ {number(limit_ms)} ms"
 
 
 def environment() -> jinja2.Environment:

@@ -229,23 +229,29 @@ POLICY_NAMES = {
 }
 
 
-def replay_verdict(results: dict[str, dict], attainment: float) -> dict:
+def replay_verdict(results: dict[str, dict], attainment: float, higher: str | None = None) -> dict:
     """Which replayed policy held the attainment target at the least cost, in one sentence.
 
     The replay is the only place the three policies meet the same traffic, so the plan says
     plainly when the schedule is not the cheapest way to hold the SLO (on spiky clients whose
-    bursts a day-ahead forecast cannot place, the reactive autoscaler often is).
+    bursts a day-ahead forecast cannot place, the reactive autoscaler often is). `higher` is
+    the lowest forecast quantile whose schedule would add replicas; a higher --quantile is
+    advised only then, since any other would give the same plan.
     """
     held = [k for k in POLICY_NAMES if results[k]["slo_attainment"] >= attainment]
     if not held:
         best = max(POLICY_NAMES, key=lambda k: results[k]["slo_attainment"])
+        advice = (
+            f"; --quantile {higher} provisions more replicas in the intervals it forecasts higher"
+            if higher
+            else "; no higher forecast quantile would add replicas"
+        )
         return {
             "policy": None,
             "sentence": (
                 f"No policy held the SLO for {attainment:.1%} of requests on the held-back "
                 f"replay; the best, {POLICY_NAMES[best]}, held "
-                f"{results[best]['slo_attainment']:.2%}: the forecast peak understates this "
-                "trace's bursts (plan for a higher --quantile)."
+                f"{results[best]['slo_attainment']:.2%}{advice}."
             ),
         }
     best = min(held, key=lambda k: results[k]["cost"])
