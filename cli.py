@@ -5,6 +5,7 @@ loading altair, statsmodels and the simulator.
 """
 
 import functools
+import importlib.metadata
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +30,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain (click) help: rich markup would swallow the `[default: ...]` written into help texts
+    # and show flags such as --json as taking a `<bool>` value.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -39,6 +44,29 @@ DbOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 TraceArgument = Annotated[str, typer.Argument(help="Trace name (see `planner traces`).")]
+
+
+def print_version(value: bool) -> None:
+    """`--version`: print `planner <version>` of the installed distribution and exit."""
+    if value:
+        try:
+            version = importlib.metadata.version("planner")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown (not installed; run `pip install -e .`)"
+        typer.echo(f"planner {version}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=print_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Workload-trace analytics and capacity planner for LLM serving."""
 
 
 def command(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -117,10 +145,20 @@ def ingest(
     format: Annotated[str | None, typer.Option("--format", "-f", help="Force a format.")] = None,
     name: Annotated[str | None, typer.Option(help="Trace name (one path only).")] = None,
     replace: Annotated[
-        bool, typer.Option(help="Reload a changed file under the same name.")
+        bool,
+        typer.Option(
+            help="Reload a changed file, or re-read it with another --format/--map/--time-unit, "
+            "under the same name."
+        ),
     ] = False,
     map: Annotated[
         str | None, typer.Option("--map", help="Column mapping for csv/parquet: ts=COL,input=COL")
+    ] = None,
+    time_unit: Annotated[
+        str | None,
+        typer.Option(
+            "--time-unit", help="Unit of a numeric --map ts column: s, ms, us or ns [default: s]."
+        ),
     ] = None,
     sample: Annotated[
         list[str] | None, typer.Option(help=f"Embedded sample: {', '.join(SAMPLES)}.")
@@ -134,6 +172,8 @@ def ingest(
         raise PlannerError("give at least one PATH or --sample NAME")
     if name and len(paths) + len(sample) > 1:
         raise PlannerError("--name needs exactly one PATH")
+    if time_unit is not None and sample:
+        raise PlannerError("--time-unit applies to csv/parquet PATHs with --map, not to --sample")
     mapping = parse_map(map)
     results = []
     with store(db) as con, progress(not json_out) as bar:
@@ -143,8 +183,11 @@ def ingest(
             bar.advance(task)
         for path in paths:
             bar.update(task, description=f"ingesting {path.name}")
-            results.append(ingest_path(con, path, format, name, replace, mapping))
+            results.append(ingest_path(con, path, format, name, replace, mapping, time_unit))
             bar.advance(task)
+    for r in results:
+        for warning in r.warnings:
+            typer.echo(f"warning: {warning}", err=True)
     if json_out:
         emit_json([r.to_dict() for r in results])
         return
@@ -154,6 +197,29 @@ def ingest(
             f"{r.status} {r.name}: {r.rows:,} {r.table} rows, format {r.format}, "
             f"{r.series or 0} series, span {r.span_s or 0:,.0f} s{what}"
         )
+
+
+@command
+def rm(
+    names: Annotated[list[str], typer.Argument(help="Trace names (see `planner traces`).")],
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Remove traces and every row they own from the store (all in one transaction)."""
+    from planner.store import delete_traces
+
+    path = db if db is not None else default_db_path()
+    if not path.exists():
+        raise PlannerError(f"{path}: no store here yet (run `planner ingest` first)")
+    with store(path) as con:
+        removed = delete_traces(con, names)
+    if json_out:
+        emit_json(
+            [{"name": t.name, "format": t.format, "table": t.kind, "rows": t.rows} for t in removed]
+        )
+        return
+    for t in removed:
+        typer.echo(f"removed {t.name}: {t.rows:,} {t.kind} rows, format {t.format}")
 
 
 @command
@@ -173,7 +239,10 @@ def traces(db: DbOption = None, json_out: JsonOption = False) -> None:
 
 @command
 def query(
-    sql: Annotated[str, typer.Argument(help="SQL to run (read-only).")],
+    sql: Annotated[
+        str,
+        typer.Argument(help="One read-only SELECT (or SHOW, DESCRIBE, SUMMARIZE, EXPLAIN)."),
+    ],
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:

@@ -1,6 +1,7 @@
 """Forecasting: metric math by hand, quantile shape, no look-ahead, bad input, real-data gate."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from planner.errors import PlannerError
 from planner.forecast import METHODS, backtest_trace, forecast_trace, format_duration, load_series
 from planner.forecast.backtest import (
     SeriesTask,
+    _score,
     coverage,
     insample_scale,
     mase,
@@ -24,9 +26,12 @@ from planner.forecast.backtest import (
     select_method,
     summarize,
 )
+from planner.forecast.forecast import ForecastTask, forecast_series
 from planner.forecast.methods import (
+    AUTO_CANDIDATES,
     COMBO_MEMBERS,
     LEVELS,
+    Method,
     MethodUnavailable,
     clear_point_cache,
     conformal_offsets,
@@ -36,7 +41,7 @@ from planner.forecast.methods import (
 )
 from planner.ingest import ingest_path, ingest_sample
 from planner.store import open_store
-from tests.conftest import shared_path
+from tests.conftest import invoke, shared_path
 
 DAY = 4  # intervals per "day" in the tiny hand-computed series
 
@@ -72,7 +77,8 @@ def test_insample_scale_is_one_day_seasonal_naive_mae():
     y = np.array([1, 2, 3, 4, 2, 4, 3, 8], dtype=float)
     # |2-1|, |4-2|, |3-3|, |8-4| -> (1 + 2 + 0 + 4) / 4
     assert insample_scale(y, DAY) == pytest.approx(7 / 4)
-    assert np.isnan(insample_scale(y[:4], DAY))
+    # under a day and a step: no seasonal pair, so the one-step naive MAE |2-1|, |3-2|, |4-3|
+    assert insample_scale(y[:4], DAY) == pytest.approx(1.0)
 
 
 def test_mase_pinball_coverage_by_hand():
@@ -336,7 +342,7 @@ def test_backtest_on_synthetic_store(store):
     [
         (lambda c: load_series(c, "nope"), "unknown trace 'nope'"),
         (lambda c: load_series(c, "sg", series="chunk-9"), "unknown series chunk-9"),
-        (lambda c: forecast_trace(c, "sg", freq="1min"), "finer than its resolution"),
+        (lambda c: forecast_trace(c, "sg", freq="1min"), "1min: finer than the trace's resolution"),
         (lambda c: forecast_trace(c, "sg", method="magic"), "unknown method 'magic'"),
         (lambda c: backtest_trace(c, "sg", origins=3), "needs at least"),
         (lambda c: forecast_trace(c, "sg", horizon="soon"), "--horizon 'soon'"),
@@ -367,6 +373,237 @@ def test_cli_forecast_and_backtest(store, db_path):
     res = runner.invoke(cli.app, ["forecast", "sg", "--freq", "1min", "--db", str(db_path)])
     assert res.exit_code == 1
     assert res.stderr.strip().count("\n") == 0 and "1min" in res.stderr
+
+
+# --- degenerate traces: finite scores, and every failure one `error:` line (issue 18) ----------
+def repeating_days(days: int, seed: int, level: float = 50.0) -> np.ndarray:
+    """SYNTHETIC: one day of 10-minute Poisson counts repeated exactly `days` times, like
+    bench/synth.py's replayed trace (whose days repeat exactly)."""
+    return np.tile(synthetic_day(1, seed, level), days)
+
+
+def write_requests(con, tmp_path: Path, name: str, arrivals) -> None:
+    """Ingest a tiny request trace: one row per arrival time (s)."""
+    csv = tmp_path / f"{name}.csv"
+    csv.write_text("ts,inp,out\n" + "".join(f"{t:.3f},100,10\n" for t in arrivals))
+    mapping = {"ts": "ts", "input": "inp", "output": "out"}
+    ingest_path(con, csv, fmt="csv", name=name, mapping=mapping)
+
+
+@pytest.fixture
+def tiny(db_path, tmp_path) -> Path:
+    """A closed store of degenerate traces (the CLI opens it again):
+    one: a single request (spans 0 s); short: 50 requests over 50 minutes;
+    sg1: a single 10-minute window; flat: 5 days of a constant rate; zero: 5 days of nothing;
+    rep: 5 days that repeat exactly (two clients)."""
+    con = open_store(db_path)
+    write_requests(con, tmp_path, "one", [0.0])
+    write_requests(con, tmp_path, "short", np.linspace(0, 3000, 50))
+    traces = {
+        "sg1": {0: np.array([5.0])},
+        "flat": {0: np.full(5 * 144, 7.0)},
+        "zero": {0: np.zeros(5 * 144)},
+        "rep": {0: repeating_days(5, 1), 1: repeating_days(5, 2, 5.0)},
+    }
+    for name, clients in traces.items():
+        ingest_path(con, write_servegen(tmp_path / name, clients), name=name)
+    con.close()
+    return db_path
+
+
+def assert_one_error_line(res, *fragments: str) -> str:
+    """Exit code 1 and a single `error:` line on stderr (no traceback) holding `fragments`."""
+    assert res.exit_code == 1, (res.exit_code, res.output)
+    err = res.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in res.output, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+def test_insample_scale_falls_back_when_the_seasonal_naive_error_is_zero():
+    day = np.array([1.0, 4.0, 2.0, 5.0])
+    # days repeat exactly: one-step naive MAE of 1,4,2,5,1,4,2,5 = (3+2+3+4+3+2+3) / 7
+    assert insample_scale(np.tile(day, 2), DAY) == pytest.approx(20 / 7)
+    noisy = np.tile(day, 2) * (1 + 1e-15 * np.arange(8))  # float noise only: still "exact"
+    assert insample_scale(noisy, DAY) == pytest.approx(20 / 7)
+    assert insample_scale(np.full(8, 3.0), DAY) == 3.0  # constant too: the mean level
+    assert np.isnan(insample_scale(np.zeros(8), DAY))  # no demand at all: not scored
+    # a zero scale gives NaN scores (never ZeroDivisionError), which selection ranks last
+    actual = np.array([1.0, 2.0])
+    rec = _score(actual, np.tile(actual, (len(LEVELS), 1)), 0.0, 0.0)
+    assert np.isnan(rec["mase"]) and all(np.isnan(rec["pinball"]))
+
+
+def test_score_series_on_days_that_repeat_exactly():
+    """The unit-level regression: an exactly repeating history (scale 0 at lag one day)."""
+    y = repeating_days(5, 3)
+    task = SeriesTask("s", y, 144, 144, (3 * 144, 4 * 144), AUTO_CANDIDATES)
+    scores = score_series(task)["scores"]
+    assert scores.pop("snaive_week") == [None, None]  # needs 8 days: skipped, as before
+    for recs in scores.values():
+        for r in recs:
+            assert np.isfinite(r["mase"]) and np.all(np.isfinite(r["pinball"]))
+    assert scores["snaive_day"][0]["mase"] == 0.0  # exact, and scored as exact
+    assert select_method(scores, [0, 1]) in AUTO_CANDIDATES
+
+
+def test_days_that_repeat_exactly_forecast_and_backtest(tiny):
+    """Issue 18 regression: `planner forecast` / `plan` / `backtest` on a trace whose days repeat
+    exactly (bench/synth.py's) died with ZeroDivisionError in the pinball loss. `rep` is built
+    in the `tiny` fixture: one day repeated five times; the store keeps rates per second, so the
+    counts read back carry float noise, as the synth trace's do."""
+    con = open_store(tiny, read_only=True)
+    bt = backtest_trace(con, "rep", origins=1, workers=1)
+    fc = forecast_trace(con, "rep", workers=1)
+    # as planning's forecast_demand calls it: the total, from an origin inside the trace
+    plan_like = forecast_trace(con, "rep", horizon="12h", total=True, end=4 * 86400, workers=1)
+    con.close()
+    for out in (bt, fc, plan_like):
+        json.dumps(out, allow_nan=False)  # no NaN or inf anywhere
+    assert bt["selected"]["series"] == 2
+    assert bt["methods"]["snaive_day"]["mase_median"] == 0.0
+    assert bt["methods"]["snaive_day"]["rel_mase_median"] == 1.0
+    for m in (*bt["methods"].values(), bt["selected"]):
+        assert all(np.isfinite(m[k]) for k in ("mase_median", "pinball_p50", "pinball_p99"))
+    assert any("repeat exactly" in n for n in bt["notes"])
+    for out in (fc, plan_like):
+        for s in out["series"]:
+            assert s["method"] in METHODS
+            assert all(np.isfinite(v) for p in s["points"] for v in p.values())
+    assert [s["id"] for s in plan_like["series"]] == ["total"]
+    res = invoke("forecast", "rep", "--db", tiny)
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+
+
+def test_short_history_is_one_planner_error(tiny):
+    """A history under two intervals used to raise MethodUnavailable from `level`."""
+    con = open_store(tiny, read_only=True)
+    with pytest.raises(PlannerError) as err:
+        forecast_trace(con, "short", freq="30min")
+    msg = str(err.value)
+    assert "trace 'short' has 1 interval of 30min" in msg and "needs at least 2" in msg
+    assert "a finer --freq, like 15min" in msg
+    with pytest.raises(PlannerError, match="has 1 interval of 10min .*use a longer trace"):
+        forecast_trace(con, "sg1")
+    with pytest.raises(PlannerError, match="before --end 600; .*a later --end"):
+        forecast_trace(con, "flat", end=600)
+    with pytest.raises(PlannerError, match="a finer --interval, like 15min"):
+        forecast_trace(con, "short", freq="30min", freq_option="--interval")
+    con.close()
+    assert_one_error_line(
+        invoke("forecast", "short", "--freq", "30min", "--db", tiny), "'short'", "--freq"
+    )
+
+
+def test_a_named_method_that_cannot_fit_is_one_planner_error(tiny):
+    """`--method ets` on a short history: no silent fallback, no traceback."""
+    con = open_store(tiny, read_only=True)
+    with pytest.raises(PlannerError) as err:
+        forecast_trace(con, "short", method="ets")
+    con.close()
+    msg = str(err.value)
+    assert msg.startswith("--method ets: trace 'short' has 5 intervals of 10min")
+    assert "ets needs 432" in msg and "--method auto" in msg
+    assert_one_error_line(
+        invoke("forecast", "short", "--method", "snaive_week", "--db", tiny),
+        "snaive_week needs 1152",
+    )
+
+
+def test_a_fit_that_fails_is_an_error_when_named_and_a_fallback_under_auto(monkeypatch):
+    """A method whose fit fails at the final origin: PlannerError if named, `level` if auto."""
+
+    def broken(y, h, period):
+        raise MethodUnavailable("combo: singular fit")
+
+    clear_point_cache()
+    monkeypatch.setitem(METHODS, "combo", Method("combo", "broken", broken, 2))
+    y = synthetic_day(3, 11)
+    named = forecast_series(ForecastTask("s", y, 144, 144, "combo"))
+    assert "singular fit" in named["error"] and "q" not in named
+    # horizon 2 days: no backtest origin fits, so auto takes combo untried, which then fails
+    auto = forecast_series(ForecastTask("s", y, 144, 288, "auto"))
+    assert auto["method"] == "level" and auto["q"].shape == (len(LEVELS), 288)
+    assert any("singular fit; fell back to level" in n for n in auto["notes"])
+    clear_point_cache()
+
+
+def test_a_failed_named_fit_reaches_the_cli_as_one_line(store, db_path, monkeypatch):
+    def broken(y, h, period):
+        raise MethodUnavailable("profile: singular fit")
+
+    store.close()
+    clear_point_cache()
+    monkeypatch.setitem(METHODS, "profile", Method("profile", "broken", broken, 2))
+    res = invoke("forecast", "sg", "--method", "profile", "--db", db_path)
+    clear_point_cache()
+    assert_one_error_line(res, "--method profile: cannot forecast series", "--method auto")
+
+
+@pytest.mark.parametrize(
+    ("freq", "expected", "absent"),
+    [
+        ("7s", "--freq 7s: a day is not a whole number of 7s intervals", "--horizon"),
+        ("2d", "--freq 2d: coarser than one day", "--horizon"),
+        ("15min", "--freq 15min: not a whole number of windows", "finer"),
+        ("1min", "--freq 1min: finer than the trace's resolution", "coarser"),
+    ],
+)
+def test_freq_errors_name_freq_and_the_right_direction(store, db_path, freq, expected, absent):
+    for call in (forecast_trace, backtest_trace):
+        with pytest.raises(PlannerError) as err:
+            call(store, "sg", freq=freq)
+        assert str(err.value).startswith(expected) and absent not in str(err.value)
+    store.close()
+    for command in ("forecast", "backtest"):
+        err = assert_one_error_line(invoke(command, "sg", "--freq", freq, "--db", db_path))
+        assert expected in err and absent not in err
+
+
+def test_freq_suggestions_are_usable(store):
+    with pytest.raises(PlannerError, match=re.escape("multiple of 10min, like 10min or 20min")):
+        forecast_trace(store, "sg", freq="15min")
+    with pytest.raises(PlannerError, match="divides a day, like 6s or 8s"):
+        forecast_trace(store, "sg", freq="7s")
+    with pytest.raises(PlannerError, match="^--interval 15min: not a whole number"):
+        forecast_trace(store, "sg", freq="15min", freq_option="--interval")
+
+
+def test_backtest_too_short_says_what_fits(store):
+    with pytest.raises(PlannerError, match="needs at least 864 .*use --origins 1 or --horizon 1d"):
+        backtest_trace(store, "sg", origins=2, horizon="2d")
+    with pytest.raises(PlannerError, match="has 720 intervals .*use --origins 2$"):
+        backtest_trace(store, "sg", origins=3)
+
+
+def test_degenerate_traces_backtest_and_forecast_without_tracebacks(tiny):
+    """Constant, all-zero, single-window and single-request traces: a result or one line."""
+    con = open_store(tiny, read_only=True)
+    flat = backtest_trace(con, "flat", origins=1, methods=["snaive_day", "snaive_week"])
+    assert flat["selected"]["mase_median"] == 0.0 and flat["selected"]["coverage_95"] == 1.0
+    assert any(n.startswith("snaive_week: not scored; it needs 1152") for n in flat["notes"])
+    zero = backtest_trace(con, "zero", origins=1, methods=["snaive_day"])
+    assert zero["series"] == 0 and any("all-zero" in n for n in zero["notes"])
+    (quiet,) = forecast_trace(con, "zero")["series"]
+    assert quiet["method"] == "zero"
+    (steady,) = forecast_trace(con, "flat", method="snaive_day")["series"]
+    assert all(p["p10"] == p["p99"] == pytest.approx(7.0) for p in steady["points"])
+    con.close()
+    for args, fragments in (
+        (("forecast", "one"), ("spans 0 s",)),
+        (("backtest", "one"), ("spans 0 s",)),
+        (("forecast", "sg1"), ("has 1 interval of 10min", "needs at least 2")),
+        (("backtest", "sg1"), ("has 1 interval of 10min", "a longer trace")),
+        (("backtest", "short", "--freq", "1h"), ("--freq 1h:", "use a finer --freq")),
+        (("forecast", "flat", "--end", "600"), ("before --end 600",)),
+    ):
+        assert_one_error_line(invoke(*args, "--db", tiny), *fragments)
+    ok = (("backtest", "flat", "--origins", "1"), ("forecast", "zero"), ("backtest", "zero"))
+    for args in ok:
+        res = invoke(*args, "--db", tiny, "--json")
+        assert res.exit_code == 0, res.output
+        assert not re.search(r"\b(NaN|-?Infinity)\b", res.stdout), args
 
 
 # --- real data: the accuracy gate --------------------------------------------------------------

@@ -223,3 +223,40 @@ def test_replay_verdict_names_the_cheapest_policy_holding_the_target(results, po
     verdict = replay_verdict(results, 0.99)
     assert verdict["policy"] == policy
     assert phrase in verdict["sentence"]
+
+
+def test_verdict_advises_a_higher_quantile_only_when_one_adds_replicas():
+    """The advice names the quantile that would change the plan, and is absent otherwise."""
+    missed = {k: _policy(0.9, 90) for k in ("schedule", "static_peak", "reactive")}
+    assert (
+        "--quantile p99 provisions more replicas" in replay_verdict(missed, 0.99, "p99")["sentence"]
+    )
+    plain = replay_verdict(missed, 0.99)["sentence"]
+    assert "--quantile" not in plain and "no higher forecast quantile would add" in plain
+
+
+def test_higher_quantile_is_the_lowest_that_adds_replicas():
+    """H100 serves 2 req/s: p95 at 3.9 and p99 at 4.0 both need 2 replicas; p99.9-like 4.5
+    (named p999 here) needs 3, so from p50 or p95 the advice is p999, from p999 none."""
+    from planner.planning import _higher_quantile
+    from planner.scaling.demand import DemandForecast
+
+    levels = {"p50": 2.5, "p95": 3.9, "p99": 4.0, "p999": 4.5}
+    forecast = DemandForecast(0.0, 600, "level", {q: np.full(3, v) for q, v in levels.items()})
+    for quantile, expected in (("p50", "p999"), ("p95", "p999"), ("p999", None)):
+        sched = build_schedule(
+            forecast.times, forecast.level(quantile)[:, None], [H100], 600.0, 0.0
+        )
+        found = _higher_quantile(forecast, quantile, sched, 0.0, None)
+        assert found == expected, quantile
+
+
+def test_plan_interval_errors_name_the_plan_option(db_path):
+    """The plan's demand is read and forecast at `planner plan`'s --interval, named in errors."""
+    con = open_store(db_path)
+    ingest_sample(con, "azure-code")
+    for interval in ("7s", "7min"):
+        demand = demand_series(con, "azure-code", interval)
+        with pytest.raises(PlannerError, match=f"^--interval {interval}: a day is not a whole"):
+            forecast_demand(con, demand, 6, 3)
+    con.close()

@@ -19,10 +19,19 @@ from planner.forecast.methods import (
     FALLBACK_METHOD,
     METHODS,
     QUANTILE_NAMES,
+    MethodUnavailable,
     quantile_forecast,
 )
 from planner.forecast.pool import parallel_map
-from planner.forecast.series import format_duration, read_series
+from planner.forecast.series import (
+    DAY_S,
+    TraceSeries,
+    describe_span,
+    format_duration,
+    parse_duration,
+    parse_freq,
+    read_series,
+)
 from planner.forecast.tokens import token_mix
 
 AUTO = "auto"
@@ -41,7 +50,12 @@ class ForecastTask:
 
 
 def forecast_series(task: ForecastTask) -> dict:
-    """Method used, quantile matrix (levels × h) and notes for one series."""
+    """Method used, quantile matrix (levels × h) and notes for one series.
+
+    With `auto`, a method that cannot fit this history (too short, or its fit fails) falls back
+    to `level` with a note. A method the user named that cannot fit returns `error` (why) in
+    place of the quantiles: `forecast_trace` turns it into a PlannerError.
+    """
     y, day, h = task.y, task.day, task.h
     n, notes = len(y), []
     if not np.nansum(np.abs(y)) > 0:
@@ -57,14 +71,21 @@ def forecast_series(task: ForecastTask) -> dict:
         name, note = _auto(task)
         notes.extend([note] if note else [])
     if not METHODS[name].available(n, day):
-        need = METHODS[name].min_history(day) + day
+        need = METHODS[name].min_intervals(day)
         notes.append(
             f"{task.id}: {name} needs {need} intervals (history has {n}, {n / day:.2f} days; "
             f"seasonal methods need two daily seasons plus one day to calibrate); "
             f"fell back to {FALLBACK_METHOD} ({METHODS[FALLBACK_METHOD].description})"
         )
         name = FALLBACK_METHOD
-    q = quantile_forecast(METHODS[name], y, h, day)
+    try:
+        q = quantile_forecast(METHODS[name], y, h, day)
+    except MethodUnavailable as exc:
+        if task.method != AUTO or name == FALLBACK_METHOD:
+            return {"id": task.id, "method": name, "error": str(exc), "notes": notes}
+        notes.append(f"{task.id}: {exc}; fell back to {FALLBACK_METHOD}")
+        name = FALLBACK_METHOD
+        q = quantile_forecast(METHODS[name], y, h, day)
     return {"id": task.id, "method": name, "q": q, "notes": notes}
 
 
@@ -97,21 +118,36 @@ def forecast_trace(
     total: bool = False,
     workers: int | None = None,
     end: float | None = None,
+    freq_option: str = "--freq",
 ) -> dict:
     """Quantile forecasts of requests per interval for each selected series, JSON-ready.
 
     With `end` (s from trace start) the forecast starts there and sees only the intervals that
     end by it, auto-selection and token mix included; it is rounded down to an interval boundary.
+    `freq_option` is the flag `freq` came from, named in errors (`--interval` for plans).
+    A history too short for the method (`level` under `auto`, needing two intervals), or a
+    method the user named that cannot fit it, is a PlannerError saying what to change.
     """
     if method != AUTO and method not in METHODS:
         raise PlannerError(f"unknown method {method!r}; methods: auto, {', '.join(METHODS)}")
-    data = read_series(con, trace_name, freq, series, total)
+    parse_freq(freq, freq_option)
+    data = read_series(con, trace_name, freq, series, total, freq_option=freq_option)
     if end is not None:
         data = data.before(end)
     day, n = data.steps_per_day, data.requests.shape[1]
     h = horizon_steps(horizon, data.freq_s)
+    needed = FALLBACK_METHOD if method == AUTO else method
+    if not METHODS[needed].available(n, day):
+        raise PlannerError(_too_short(data, needed, method, end, freq_option))
     tasks = [ForecastTask(sid, data.requests[i], day, h, method) for i, sid in enumerate(data.ids)]
     results = parallel_map(forecast_series, tasks, workers)
+    failed = next((r for r in results if "error" in r), None)
+    if failed is not None:
+        raise PlannerError(
+            f"--method {method}: cannot forecast series {failed['id']!r} of trace "
+            f"{data.trace!r} ({failed['error']}); use --method auto, which falls back to "
+            f"{FALLBACK_METHOD} where a method cannot fit"
+        )
     tokens = token_mix(con, data, h)
     times = (n + np.arange(h)) * data.freq_s
     out_series, notes = [], []
@@ -148,6 +184,49 @@ def forecast_trace(
         "series": out_series,
         "notes": notes,
     }
+
+
+def _too_short(
+    data: TraceSeries, name: str, method: str, end: float | None, freq_option: str
+) -> str:
+    """Why the history of `data` is too short for method `name`, and what to change."""
+    n, freq_s, day = data.requests.shape[1], data.freq_s, data.steps_per_day
+    fit = METHODS[name]
+    need = fit.min_intervals(day)
+    where = f" before --end {end:g}" if end is not None else ""
+    have = (
+        f"trace {data.trace!r} has {n} interval{'s' * (n != 1)} of {format_duration(freq_s)} "
+        f"({describe_span(n * freq_s)}) of history{where}"
+    )
+    later = ["a later --end"] if end is not None else []
+    if fit.min_days == 0:
+        finer = _finer_freq(data, need)
+        fix = [f"a finer {freq_option}, like {finer}"] if finer else []
+        prefix = f"--method {name}: " if method != AUTO else ""
+        return f"{prefix}{have}; a forecast needs at least {need}; use " + ", or ".join(
+            [*fix, *later] or ["a longer trace"]
+        )
+    return (
+        f"--method {name}: {have}; {name} needs {need} ({need * freq_s / DAY_S:.2f} days: "
+        f"{fit.min_days:g} to fit, one more to calibrate its quantiles on); use --method auto, "
+        f"which falls back to {FALLBACK_METHOD} on short histories, or "
+        + " or ".join([*later, "a longer trace"])
+    )
+
+
+FINER_FREQS = ("1h", "30min", "15min", "10min", "5min", "1min", "30s", "10s", "1s")
+
+
+def _finer_freq(data: TraceSeries, need: int) -> str | None:
+    """The coarsest usual interval finer than the trace's that gives `need` intervals of history
+    (and that the trace's native windows allow), if any."""
+    span = data.requests.shape[1] * data.freq_s
+    step = data.resolution_s or 1.0
+    for freq in FINER_FREQS:
+        s = parse_duration(freq, "--freq")
+        if step <= s < data.freq_s and s % step == 0 and span // s >= need:
+            return freq
+    return None
 
 
 def forecast_rows(result: dict) -> list[list]:

@@ -57,11 +57,14 @@ class Method:
         """Intervals of history needed to fit, at `period` intervals per day."""
         return max(1, math.ceil(self.min_days * period))
 
+    def min_intervals(self, period: int) -> int:
+        """Intervals of history needed to fit and to calibrate on at least one earlier origin:
+        two for the non-seasonal `level`, else `min_history` plus one day."""
+        return 2 if self.min_days == 0 else self.min_history(period) + period
+
     def available(self, n: int, period: int) -> bool:
         """Whether `n` intervals are enough to fit and to calibrate on at least one day."""
-        if self.min_days == 0:
-            return n >= 2
-        return n >= self.min_history(period) + period
+        return n >= self.min_intervals(period)
 
 
 def seasonal_naive(y: np.ndarray, h: int, season: int) -> np.ndarray:
@@ -307,8 +310,7 @@ def quantile_forecast(
     """Quantiles (len(LEVELS) × h) of the next `h` intervals after history `y` (NaN = gap)."""
     if not method.available(len(y), period):
         raise MethodUnavailable(
-            f"{method.name} needs {method.min_history(period) + period} intervals, "
-            f"history has {len(y)}"
+            f"{method.name} needs {method.min_intervals(period)} intervals, history has {len(y)}"
         )
     point = point_path(method.name, fill_gaps(y, period), h, period)
     errors = calibration_errors(method, y, h, period, days)

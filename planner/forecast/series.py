@@ -35,6 +35,42 @@ def parse_duration(text: str, what: str) -> int:
     return int(seconds)
 
 
+def parse_freq(freq: str, option: str = "--freq") -> int:
+    """Seconds in a forecast interval: a duration that divides one day (the daily season).
+
+    `option` is the flag the user typed (`--freq`, or `--interval` for `planner plan`), so the
+    error names it.
+    """
+    seconds = parse_duration(freq, option)
+    if seconds > DAY_S:
+        raise PlannerError(
+            f"{option} {freq}: coarser than one day, the forecast's daily season; "
+            "use 1d or finer, like 1h or 10min"
+        )
+    if DAY_S % seconds:
+        near = _day_divisors_near(seconds, 1)
+        raise PlannerError(
+            f"{option} {freq}: a day is not a whole number of {freq} intervals (the forecast's "
+            f"season is one day); use an interval that divides a day, like {' or '.join(near)}"
+        )
+    return seconds
+
+
+def _day_divisors_near(seconds: int, step: int) -> list[str]:
+    """The multiples of `step` s that divide a day and lie nearest below and above `seconds`."""
+    fits = [k * step for k in range(1, DAY_S // step + 1) if DAY_S % (k * step) == 0]
+    below = [f for f in fits if f < seconds][-1:]
+    above = [f for f in fits if f > seconds][:1]
+    return [format_duration(f) for f in below + above] or [format_duration(step)]
+
+
+def describe_span(seconds: float) -> str:
+    """A history length for messages: '2.50 days', '3.2 h' or '57 min'."""
+    if seconds >= DAY_S:
+        return f"{seconds / DAY_S:.2f} days"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
 def format_duration(seconds: int) -> str:
     """The shortest of '1d', '1h', '10min', '30s' that spells `seconds` exactly."""
     for unit, size in (("d", DAY_S), ("h", 3600), ("min", 60)):
@@ -97,10 +133,14 @@ def read_series(
     freq: str = "10min",
     series: str | Sequence[str] | None = None,
     total: bool = False,
+    freq_option: str = "--freq",
 ) -> TraceSeries:
-    """The selected series of a trace as a matrix (series × interval) at `freq`."""
+    """The selected series of a trace as a matrix (series × interval) at `freq`.
+
+    `freq_option` is the flag `freq` came from, named in errors (`--interval` for plans).
+    """
     info = get_trace(con, trace_name)
-    freq_s = parse_duration(freq, "--freq")
+    freq_s = parse_duration(freq, freq_option)
     if info.kind == "requests":
         resolution, span = None, float(info.span_s or 0.0)
         rows = _fetch(
@@ -129,12 +169,7 @@ def read_series(
         )
         t0, resolution = float(bounds["t0"][0]), float(bounds["w"][0])
         span = float(bounds["t1"][0]) - t0
-        if freq_s < resolution or freq_s % resolution:
-            raise PlannerError(
-                f"--freq {freq}: trace {trace_name!r} has {format_duration(int(resolution))} "
-                f"windows; use a multiple of {format_duration(int(resolution))} "
-                f"(it cannot be split finer than its resolution)"
-            )
+        _check_resolution(trace_name, freq, freq_s, resolution, freq_option)
         base = (
             "SELECT series, CAST(floor((window_start_s - ?) / ?) AS BIGINT) AS k, "
             "sum(coalesce(requests, rate_rps * window_s)) AS requests FROM rate_windows "
@@ -158,15 +193,42 @@ def read_series(
             "forecast a request or rate-window trace"
         )
     n = int(span // freq_s)
+    if n < 1 and not span > 0:
+        raise PlannerError(
+            f"trace {trace_name!r} spans 0 s (every request at one instant): nothing to bucket "
+            f"into {freq_option} {freq} intervals; ingest a trace that spans at least one"
+        )
     if n < 1:
         raise PlannerError(
-            f"trace {trace_name!r} spans {span:,.0f} s, shorter than one {freq} interval"
+            f"{freq_option} {freq}: trace {trace_name!r} spans {span:,.0f} s, shorter than one "
+            f"{freq} interval; use a finer {freq_option}"
         )
     ids = sorted(set(rows["series"].tolist()))
     chosen = _select(trace_name, ids, series)
     return _matrix(
         info.name, info.kind, freq_s, resolution, n, rows, chosen, total, tokens_known, gap_bins
     )
+
+
+def _check_resolution(trace: str, freq: str, freq_s: int, resolution: float, option: str) -> None:
+    """A PlannerError unless `freq_s` is a whole number of the trace's native windows."""
+    if not resolution > 0:
+        return
+    whole = resolution == int(resolution)
+    res = format_duration(int(resolution)) if whole else f"{resolution:g}s"
+    windows = f"trace {trace!r} has {res} windows"
+    if freq_s < resolution:
+        raise PlannerError(
+            f"{option} {freq}: finer than the trace's resolution ({windows}, which cannot be "
+            f"split); use {res} or a multiple of it"
+        )
+    if freq_s % resolution:
+        step = int(resolution)
+        near = _day_divisors_near(freq_s, step) if whole and DAY_S % step == 0 else [res]
+        raise PlannerError(
+            f"{option} {freq}: not a whole number of windows ({windows}); use a multiple of "
+            f"{res}, like {' or '.join(near)}"
+        )
 
 
 def load_series(

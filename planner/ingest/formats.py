@@ -9,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 from planner.errors import PlannerError
 from planner.ingest.servegen_pmf import PMF_WINDOW_S, read_pmfs
-from planner.ingest.sources import Source, csv_header, jsonl_keys
+from planner.ingest.sources import Source, csv_first_value, csv_header, jsonl_keys
 
 REQUEST_COLUMNS = (
     "t",
@@ -60,7 +61,12 @@ RATE_COLUMNS = (
 
 @dataclass
 class Select:
-    """SQL producing canonical rows for one table, and how to place its time axis."""
+    """SQL producing canonical rows for one table, and how to place its time axis.
+
+    `warn` turns the time column's (min, max) in seconds into warnings for the user;
+    `time_source` (the source column of the time) asks the loader to refuse empty times,
+    naming the first line `null_time_line_sql` finds.
+    """
 
     table: str
     sql: str
@@ -72,11 +78,18 @@ class Select:
     line_sql: str | None = None
     arrow: pa.Table | None = None
     path: Path | None = None
+    warn: Callable[[float | None, float | None], list[str]] | None = None
+    time_source: str | None = None
+    null_time_line_sql: str | None = None
 
 
 @dataclass(frozen=True)
 class Format:
-    """A readable trace format: its id, target table, expected columns, detector and reader."""
+    """A readable trace format: its id, target table, expected columns, detector and reader.
+
+    `generic` marks the csv / parquet readers, whose result also depends on the --map and the
+    time unit: their `read` takes the time unit as a third argument.
+    """
 
     id: str
     table: str
@@ -85,6 +98,7 @@ class Format:
     optional: tuple[str, ...]
     detect: Callable[[Source], bool]
     read: Callable[[Source, dict[str, str]], list[Select]]
+    generic: bool = False
 
 
 def sql_str(value: str | Path) -> str:
@@ -359,9 +373,119 @@ MAP_KEYS = {
     "duration": "duration_s",
     "ok": "ok",
 }
+TIME_UNITS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+EPOCH_LIMIT_S = 1e11
+SPAN_LIMIT_S = 366 * 86_400.0
+_NUMERIC = {
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+    "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL",
+}  # fmt: skip
+_TZ_SUFFIX = re.compile(r"\d:\d\d(:\d\d(\.\d*)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$", re.IGNORECASE)
 
 
-def _read_mapped(source: Source, mapping: dict[str, str]) -> list[Select]:
+def time_unit_warnings(
+    where: str | Path, column: str, unit: str, lo: float | None, hi: float | None
+) -> list[str]:
+    """Warnings for numeric timestamps that look finer than the `unit` they were read in.
+
+    `lo` and `hi` are the smallest and largest timestamp in seconds (read in `unit`). The rule:
+
+    1. Magnitude. A value above 1e11 s cannot be seconds: as an epoch it is past the year 5138,
+       as an offset from the trace start it is 3,170 years. Epoch milliseconds pass 1e11 from
+       March 1973 on and epoch microseconds from 2 January 1970 on, so the suggested unit is
+       the coarsest finer one that brings the largest value under 1e11 s (ms for epoch ms, us
+       for epoch us).
+    2. Span. Otherwise, a span of more than 366 days is longer than any request trace we know
+       (BurstGPT, the longest public one, spans 213 days), while a few hours of relative
+       milliseconds read as seconds land there; the next finer unit is suggested.
+
+    Relative timestamps whose span still looks plausible when read as seconds (a 2-hour trace in
+    ms reads as 83 days) cannot be told apart from a genuinely long trace, and get no warning.
+    """
+    if lo is None or hi is None:
+        return []
+    finer = [u for u, f in TIME_UNITS.items() if f > TIME_UNITS[unit]]
+    if not finer:
+        return []
+    here = f"{where}: column {column!r}"
+    seconds = max(abs(lo), abs(hi))
+    if seconds > EPOCH_LIMIT_S:
+        raw = seconds * TIME_UNITS[unit]
+        fits = [u for u in finer if raw / TIME_UNITS[u] <= EPOCH_LIMIT_S]
+        suggest = fits[0] if fits else finer[-1]
+        return [
+            f"{here}: timestamps reach {raw:.4g}, too large for {UNIT_NAMES[unit]} (over 1e11 s, "
+            f"3,170 years); they look like epoch {UNIT_NAMES[suggest]}: use --time-unit {suggest}"
+        ]
+    if hi - lo > SPAN_LIMIT_S:
+        return [
+            f"{here}: timestamps span {(hi - lo) / 86_400:,.0f} days as {UNIT_NAMES[unit]}, "
+            f"longer than any request trace; if they are {UNIT_NAMES[finer[0]]}, use "
+            f"--time-unit {finer[0]}"
+        ]
+    return []
+
+
+def _ident(name: str) -> str:
+    """Quote a column name as a SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _describe(src: str) -> dict[str, str]:
+    """Column name -> DuckDB type of a table function over a file (a fresh in-memory DuckDB)."""
+    con = duckdb.connect()
+    try:
+        return {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+    except duckdb.Error as exc:
+        raise PlannerError(str(exc).splitlines()[0]) from None
+    finally:
+        con.close()
+
+
+def _time_type(path: Path, column: str, dtype: str, first: tuple[int | None, str] | None) -> str:
+    """The type to read a timestamp column as: DOUBLE for numbers, or a date-time type.
+
+    `dtype` is what DuckDB sniffed (or the Parquet schema says); when that is text, the first
+    non-empty value decides, so that a bad value later fails on its own line rather than the
+    whole column being taken for text.
+    """
+    base = dtype.split("(")[0].strip()
+    if base in _NUMERIC:
+        return "DOUBLE"
+    if base.startswith(("TIMESTAMP", "DATE", "TIME")):
+        return dtype
+    if base != "VARCHAR":
+        raise PlannerError(
+            f"{path}: column {column!r}: {dtype} values; timestamps must be numbers or date-times"
+        )
+    if first is None:
+        raise PlannerError(f"{path}: column {column!r}: no timestamps (every value is empty)")
+    line, value = first
+    con = duckdb.connect()
+    try:
+        number, stamp = con.execute(
+            "SELECT TRY_CAST(?::VARCHAR AS DOUBLE), TRY_CAST(?::VARCHAR AS TIMESTAMP)",
+            [value, value],
+        ).fetchall()[0]
+    finally:
+        con.close()
+    if number is not None:
+        return "DOUBLE"
+    if stamp is not None:
+        return "TIMESTAMP WITH TIME ZONE" if _TZ_SUFFIX.search(value.strip()) else "TIMESTAMP"
+    where = f"{path}: line {line}" if line is not None else str(path)
+    raise PlannerError(f"{where}: column {column!r}: {value!r} is neither a number nor a date-time")
+
+
+def _read_mapped(source: Source, mapping: dict[str, str], time_unit: str = "s") -> list[Select]:
+    """Any CSV or Parquet file, through a column mapping (--map) and a time unit (--time-unit).
+
+    Numeric timestamps are read in `time_unit` (s, ms, us or ns), with a warning when they look
+    finer (`time_unit_warnings`); date-time timestamps are converted to epoch seconds and take
+    no unit. The timestamp column is read with a fixed type (see `_time_type`), so a bad or
+    empty value fails naming its line (the header is line 1).
+    """
     if "ts" not in mapping:
         raise PlannerError(
             f"{source.path}: generic formats need --map ts=COL[,input=COL,output=COL,model=COL]"
@@ -369,32 +493,63 @@ def _read_mapped(source: Source, mapping: dict[str, str]) -> list[Select]:
     unknown = sorted(set(mapping) - set(MAP_KEYS))
     if unknown:
         raise PlannerError(f"--map: unknown key {unknown[0]!r}; known keys: {', '.join(MAP_KEYS)}")
-    path = source.main
-    if path.suffix == ".parquet":
+    if time_unit not in TIME_UNITS:
+        raise PlannerError(f"--time-unit {time_unit!r}: expected one of {', '.join(TIME_UNITS)}")
+    path, column = source.main, mapping["ts"]
+    parquet = path.suffix == ".parquet"
+    if parquet:
         src = f"read_parquet({sql_str(path)})"
-        import duckdb
-
-        header = [d[0] for d in duckdb.sql(f"SELECT * FROM {src} LIMIT 0").description]
+        schema = _describe(src)
+        header = list(schema)
     else:
-        types = {mapping[k]: "BIGINT" for k in ("input", "output") if k in mapping}
-        src = typed_csv(path, types)
         header = csv_header(path)
     require_columns(path, header, "csv/parquet --map", tuple(mapping.values()))
-    ts = f'"{mapping["ts"]}"'
+    ts = _ident(column)
+    if parquet:
+        first = None
+        if schema[column].startswith("VARCHAR"):
+            con = duckdb.connect()
+            try:
+                rows = con.execute(
+                    f"SELECT {ts} FROM {src} WHERE nullif(trim({ts}), '') IS NOT NULL LIMIT 1"
+                ).fetchall()
+            finally:
+                con.close()
+            first = (None, rows[0][0]) if rows else None
+        ts_type = _time_type(path, column, schema[column], first)
+    else:
+        sniffed = _describe(f"read_csv({sql_str(path)}, header=true)")
+        first = csv_first_value(path, column) if sniffed.get(column) == "VARCHAR" else None
+        ts_type = _time_type(path, column, sniffed.get(column, "VARCHAR"), first)
+        types = {column: ts_type}
+        types.update({mapping[k]: "BIGINT" for k in ("input", "output") if k in mapping})
+        src = typed_csv(path, types)
     cols = {MAP_KEYS[k]: f'"{v}"' for k, v in mapping.items() if k != "ts"}
-    cols["t"] = (
-        f"CASE WHEN typeof({ts}) IN ('TIMESTAMP', 'TIMESTAMP WITH TIME ZONE', 'DATE') "
-        f"THEN epoch(TRY_CAST({ts} AS TIMESTAMP)) ELSE TRY_CAST({ts} AS DOUBLE) END"
-    )
+    if ts_type == "DOUBLE":
+        seconds = f"CAST({ts} AS DOUBLE)"
+        cols["t"] = seconds if time_unit == "s" else f"{seconds} / {TIME_UNITS[time_unit]}.0"
+    elif time_unit != "s":
+        raise PlannerError(
+            f"{path}: column {column!r} holds date-times; --time-unit applies to numeric "
+            "timestamps only"
+        )
+    else:
+        cols["t"] = f"epoch(CAST({ts} AS {ts_type}))"
     if "series" in cols:
         cols["series"] = f"CAST({cols['series']} AS VARCHAR)"
     checks = " OR ".join(f'"{mapping[k]}" < 0' for k in ("input", "output") if k in mapping)
+    number = ts_type == "DOUBLE"
     return [
         Select(
             "requests",
             f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
             token_columns=tuple(MAP_KEYS[k] for k in ("input", "output") if k in mapping),
             line_sql=tokens_line_sql(src, checks) if checks else None,
+            warn=(lambda lo, hi: time_unit_warnings(path, column, time_unit, lo, hi))
+            if number
+            else None,
+            time_source=column,
+            null_time_line_sql=None if parquet else tokens_line_sql(src, f"{ts} IS NULL"),
         )
     ]
 
@@ -477,20 +632,23 @@ FORMATS: dict[str, Format] = {
         Format(
             "csv",
             "requests",
-            "any CSV with a column mapping: --map ts=COL,input=COL,output=COL[,model=COL,...]",
+            "any CSV with a column mapping: --map ts=COL,input=COL,output=COL[,model=COL,...]; "
+            "numeric ts in --time-unit s|ms|us|ns (default s), or date-times",
             ("ts",),
             ("input", "output", "model", "session", "duration", "ok"),
             _never,
             _read_mapped,
+            generic=True,
         ),
         Format(
             "parquet",
             "requests",
-            "any Parquet file with a column mapping (as csv)",
+            "any Parquet file with a column mapping and time unit (as csv)",
             ("ts",),
             ("input", "output", "model", "session", "duration", "ok"),
             _never,
             _read_mapped,
+            generic=True,
         ),
     ]
 }

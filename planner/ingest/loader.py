@@ -2,7 +2,7 @@
 
 import re
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -18,7 +18,13 @@ from planner.ingest.formats import (
     get_format,
 )
 from planner.ingest.sources import Source, content_hash, open_source, total_size
-from planner.store import TraceInfo, list_traces
+from planner.store import (
+    TraceInfo,
+    delete_trace_rows,
+    encode_read_options,
+    list_traces,
+    trace_read_options,
+)
 
 _RENAMES: dict[str, dict[str, str]] = {"requests": {"t": "arrival_s"}}
 _EXPRS = {"ok": "coalesce(ok, TRUE)"}
@@ -40,7 +46,8 @@ _COLUMN = re.compile(r'converting column "([^"]+)"')
 
 @dataclass
 class IngestResult:
-    """What one ingest did: the trace it made (or found) and whether anything changed."""
+    """What one ingest did: the trace it made (or found), whether anything changed, and any
+    warnings about how the source was read (e.g. timestamps that look like milliseconds)."""
 
     name: str
     format: str
@@ -50,6 +57,7 @@ class IngestResult:
     span_s: float | None
     series: int | None
     source: str
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -105,6 +113,17 @@ class _Hasher(threading.Thread):
             self.join()
 
 
+def read_options(fmt: Format, mapping: dict[str, str], time_unit: str | None) -> dict:
+    """What besides the content and the format decides the rows a source stores.
+
+    Only the generic csv / parquet readers take options (the column mapping and the time unit);
+    every other reader's result follows from the content alone, so its options are ``{}``.
+    """
+    if not fmt.generic:
+        return {}
+    return {"map": dict(sorted(mapping.items())), "time_unit": time_unit or "s"}
+
+
 def ingest_path(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -112,17 +131,62 @@ def ingest_path(
     name: str | None = None,
     replace: bool = False,
     mapping: dict[str, str] | None = None,
+    time_unit: str | None = None,
 ) -> IngestResult:
-    """Load one source as a trace; on any error the store is left exactly as before."""
+    """Load one source as a trace; on any error the store is left exactly as before.
+
+    `time_unit` (s, ms, us or ns; default s) is the unit of a numeric --map ts column of the
+    generic csv / parquet formats. The same content read the same way (format, mapping, time
+    unit) again is a no-op; content or reading that differs from the stored trace of that name
+    needs `replace`.
+    """
     source = open_source(Path(path))
     try:
         mapping = mapping or {}
         chosen = get_format(fmt) if fmt else detect_format(source, mapping)
-        return _ingest(con, source, chosen, name or default_name(source.path), replace, mapping)
+        if time_unit is not None and not chosen.generic:
+            raise PlannerError(
+                f"--time-unit applies to the csv and parquet formats (with --map); "
+                f"format {chosen.id} has its own time unit"
+            )
+        options = read_options(chosen, mapping, time_unit)
+        trace_name = name or default_name(source.path)
+        result = _ingest(con, source, chosen, trace_name, replace, mapping, options)
+        result.warnings = [source.describe(w) for w in result.warnings]
+        return result
     except PlannerError as exc:
         raise PlannerError(source.describe(str(exc))) from None
     finally:
         source.close()
+
+
+def _options_match(stored: dict | None, options: dict, replace: bool) -> bool:
+    """Whether a stored trace's read options are `options`.
+
+    Traces ingested before the options were recorded (schema version 1) have None: for readers
+    without options that is a match; for csv / parquet the mapping used is unknown, so it counts
+    as a match (idempotent as before) unless `replace` asks to re-read it.
+    """
+    if stored is None:
+        return not options or not replace
+    return stored == options
+
+
+def _difference(old: TraceInfo, stored: dict | None, fmt: Format, options: dict) -> str:
+    """How the stored trace was read, against how this ingest would read it."""
+    if old.format != fmt.id:
+        return f"format {old.format}, now {fmt.id}"
+    stored = stored or {}
+    changes = []
+    if stored.get("map") != options.get("map"):
+        was = ",".join(f"{k}={v}" for k, v in (stored.get("map") or {}).items()) or "none"
+        now = ",".join(f"{k}={v}" for k, v in options.get("map", {}).items()) or "none"
+        changes.append(f"--map {was}, now {now}")
+    if stored.get("time_unit") != options.get("time_unit"):
+        changes.append(
+            f"--time-unit {stored.get('time_unit') or 'unknown'}, now {options.get('time_unit')}"
+        )
+    return "; ".join(changes) or "different read options"
 
 
 def _ingest(
@@ -132,37 +196,64 @@ def _ingest(
     name: str,
     replace: bool,
     mapping: dict[str, str],
+    options: dict,
 ) -> IngestResult:
-    """Load a detected source in one transaction, hashing it alongside; no-op on known content."""
+    """Load a detected source in one transaction, hashing it alongside; no-op on a trace with
+    the same content read the same way (format and read options)."""
     existing = {t.name: t for t in list_traces(con)}
     old = existing.get(name)
     hasher = _Hasher(source.files)
     if old is not None:
         hasher.run()
-        if old.content_hash == hasher.digest:
+        stored = trace_read_options(con, old.id)
+        same_read = old.format == fmt.id and _options_match(stored, options, replace)
+        if old.content_hash == hasher.digest and same_read:
             return _result(old, "unchanged")
+        if not replace and old.content_hash == hasher.digest:
+            raise PlannerError(
+                f"trace {name!r} is already loaded from this content but read differently "
+                f"({_difference(old, stored, fmt, options)}); use --replace to re-read it "
+                "or --name to load it under another name"
+            )
         if not replace:
             raise PlannerError(
                 f"trace {name!r} is already loaded from different content; "
                 "use --replace to reload it or --name to load it under another name"
             )
-    selects = fmt.read(source, mapping)
+    if fmt.generic:
+        selects = fmt.read(source, mapping, options["time_unit"])
+    else:
+        selects = fmt.read(source, mapping)
     if old is None:
         hasher.start()
     con.begin()
     try:
         if old is not None:
-            _delete_trace(con, old.id)
+            delete_trace_rows(con, old.id)
         trace_id = con.execute(
-            "INSERT INTO traces (name, format, kind, source, content_hash, size_bytes) "
-            "VALUES (?, ?, ?, ?, '', ?) RETURNING id",
-            [name, fmt.id, fmt.table, str(source.path), total_size(source.files)],
+            "INSERT INTO traces (name, format, kind, source, content_hash, size_bytes, "
+            "read_options) VALUES (?, ?, ?, ?, '', ?, ?) RETURNING id",
+            [
+                name,
+                fmt.id,
+                fmt.table,
+                str(source.path),
+                total_size(source.files),
+                encode_read_options(options),
+            ],
         ).fetchall()[0][0]
-        start = _load(con, source, selects, trace_id)
+        start, warnings = _load(con, source, selects, trace_id)
         if hasher.is_alive():
             hasher.join()
         twin = next(
-            (t for t in existing.values() if t.content_hash == hasher.digest and t.name != name),
+            (
+                t
+                for t in existing.values()
+                if t.content_hash == hasher.digest
+                and t.name != name
+                and t.format == fmt.id
+                and _options_match(trace_read_options(con, t.id), options, replace=False)
+            ),
             None,
         )
         if twin is not None:
@@ -175,33 +266,47 @@ def _ingest(
         hasher.stop()
         raise
     info = next(t for t in list_traces(con) if t.id == trace_id)
-    return _result(info, "replaced" if old is not None else "ingested")
+    return _result(info, "replaced" if old is not None else "ingested", warnings)
 
 
-def _result(info: TraceInfo, status: str) -> IngestResult:
+def _result(info: TraceInfo, status: str, warnings: list[str] | None = None) -> IngestResult:
     """The IngestResult describing a stored trace."""
     return IngestResult(
-        info.name, info.format, info.kind, status, info.rows, info.span_s, info.series, info.source
+        info.name,
+        info.format,
+        info.kind,
+        status,
+        info.rows,
+        info.span_s,
+        info.series,
+        info.source,
+        list(warnings or []),
     )
-
-
-def _delete_trace(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
-    """Remove a trace and all its rows (inside the caller's transaction)."""
-    for table in _TARGETS:
-        con.execute(f"DELETE FROM {table} WHERE trace_id = ?", [trace_id])
-    con.execute("DELETE FROM traces WHERE id = ?", [trace_id])
 
 
 def _load(
     con: duckdb.DuckDBPyConnection, source: Source, selects: list[Select], trace_id: int
-) -> float | None:
-    """Run each reader's SQL into its table, time rebased to the earliest event; return that."""
-    bases = []
+) -> tuple[float | None, list[str]]:
+    """Run each reader's SQL into its table, time rebased to the earliest event; return that
+    start (for absolute clocks) and the readers' warnings about the time column."""
+    bases, warnings = [], []
     for sel in selects:
+        checked = sel.warn is not None or sel.time_source is not None
+        if not (sel.rebase or checked):
+            continue
+        tc = sel.time_column
+        aggs = f"min({tc}), max({tc}), count(*) - count({tc})" if checked else f"min({tc})"
+        row = _execute(con, source, f"SELECT {aggs} FROM ({sel.sql})", sel.params, sel)[0]
         if sel.rebase:
-            bases.append(
-                _scalar(con, source, f"SELECT min({sel.time_column}) FROM ({sel.sql})", sel)
+            bases.append(row[0])
+        if checked and row[2]:
+            where = _first_line(con, source, sel, sel.null_time_line_sql)
+            raise PlannerError(
+                f"{_where(source, sel)}{where}: column {sel.time_source!r}: empty timestamp "
+                f"({row[2]} row(s)); every row needs one"
             )
+        if sel.warn is not None:
+            warnings += sel.warn(row[0], row[1])
     base = min((b for b in bases if b is not None), default=0.0)
     for sel in selects:
         columns = _TARGETS[sel.table]
@@ -217,7 +322,7 @@ def _load(
         _execute(con, source, sql, [trace_id, *sel.params], sel)
         _check_negative(con, source, sel, trace_id)
     epoch = any(sel.epoch for sel in selects)
-    return base if epoch and bases else None
+    return (base if epoch and bases else None), warnings
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, source: Source, sql: str, sel: Select):
@@ -252,18 +357,25 @@ def _check_negative(
     ).fetchall()[0][0]
     if not bad:
         return
-    where = ""
-    if sel.line_sql:
-        threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
-        con.execute("SET threads = 1")
-        try:
-            where = f": line {_scalar(con, source, sel.line_sql, sel)}"
-        finally:
-            con.execute(f"SET threads = {threads}")
+    where = _first_line(con, source, sel, sel.line_sql)
     raise PlannerError(
         f"{_where(source, sel)}{where}: negative value in {' or '.join(sel.token_columns)} "
         f"({bad} row(s)); counts must be >= 0"
     )
+
+
+def _first_line(
+    con: duckdb.DuckDBPyConnection, source: Source, sel: Select, line_sql: str | None
+) -> str:
+    """': line N' from SQL finding a line (one thread, so rows keep file order), or ''."""
+    if not line_sql:
+        return ""
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    con.execute("SET threads = 1")
+    try:
+        return f": line {_scalar(con, source, line_sql, sel)}"
+    finally:
+        con.execute(f"SET threads = {threads}")
 
 
 def _finish(
@@ -296,7 +408,7 @@ def remove_trace(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
     """Delete a trace and its rows atomically."""
     con.begin()
     try:
-        _delete_trace(con, trace_id)
+        delete_trace_rows(con, trace_id)
         con.commit()
     except BaseException:
         con.rollback()

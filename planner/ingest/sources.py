@@ -134,6 +134,27 @@ def csv_header(path: Path) -> list[str]:
     return [c.strip() for c in next(csv.reader([first_line(path)]))]
 
 
+def csv_first_value(path: Path, column: str) -> tuple[int, str] | None:
+    """The physical line (header = line 1) and value of `column`'s first non-empty cell."""
+    try:
+        with _open_text(path) as fh:
+            reader = csv.reader(fh)
+            header: list[str] = []
+            for row in reader:
+                if any(c.strip() for c in row):
+                    header = [c.strip().lstrip("\ufeff") for c in row]
+                    break
+            if column not in header:
+                return None
+            index = header.index(column)
+            for row in reader:
+                if index < len(row) and row[index].strip():
+                    return reader.line_num, row[index]
+    except (OSError, EOFError, zlib.error, csv.Error) as exc:
+        raise PlannerError(f"{path}: cannot read (truncated or corrupt file?): {exc}") from None
+    return None
+
+
 def jsonl_keys(path: Path) -> list[str]:
     """Keys of the first JSON object in a JSON-lines file (empty if the line is not JSON)."""
     try:

@@ -65,7 +65,7 @@ def demand_series(
     """The trace's total requests/s per interval, times `rate_scale`."""
     if not rate_scale > 0:
         raise PlannerError(f"--rate-scale {rate_scale}: must be positive")
-    series = read_series(con, trace, interval, total=True)
+    series = read_series(con, trace, interval, total=True, freq_option="--interval")
     rps = series.requests[0] / series.freq_s * rate_scale
     return DemandSeries(series.trace, series.freq_s, rps, rate_scale)
 
@@ -91,6 +91,7 @@ def forecast_demand(
         method=method,
         total=True,
         end=upto * demand.interval_s,
+        freq_option="--interval",
     )
     (series,) = result["series"]
     per_s = demand.rate_scale / demand.interval_s

@@ -1,0 +1,22 @@
+"""The command line's own options and help: --version, -h, defaults and flags shown in help."""
+
+import importlib.metadata
+
+from conftest import invoke
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"planner {importlib.metadata.version('planner')}\n"
+
+
+def test_short_help_shows_defaults_and_flags() -> None:
+    result = invoke("plan", "-h")
+    assert result.exit_code == 0
+    assert result.stdout == invoke("plan", "--help").stdout
+    assert "[default:" in result.stdout and "0.99" in result.stdout
+    assert "./planner.duckdb" in result.stdout  # written into --db's help text
+    json_line = next(line for line in result.stdout.splitlines() if "--json" in line)
+    assert "<bool>" not in json_line  # a flag, not an option taking a value
+    assert invoke("-h").exit_code == 0 and "--version" in invoke("-h").stdout
