@@ -867,11 +867,11 @@ def plan(
     json_out: JsonOption = False,
 ) -> None:
     """The cheapest plan holding the SLO, its scaling schedule and a replay of the trace."""
-    from planner.optimize import write_plan
-    from planner.optimize.planfile import write_tables
     from planner.planning import make_plan
-    from planner.report import write_report
+    from planner.report import Artefacts
 
+    artefacts = Artefacts(plan_json=out, tables_dir=csv, report=report_file)
+    artefacts.check()
     db_path = (db if db is not None else default_db_path()).resolve()
     with store(db_path, read_only=True) as con, progress(not json_out) as bar:
         task = bar.add_task("planning", total=None)
@@ -895,9 +895,7 @@ def plan(
             lambda msg: bar.update(task, description=msg),
             engine,
         )
-    files = [write_plan(result, out)] if out else []
-    files += write_tables(result, csv) if csv else []
-    files += [write_report(result, report_file).html] if report_file else []
+    files = artefacts.write(result).files
     if json_out:
         emit_json(result)
         return

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from planner.analytics import analyze_trace
+from planner.errors import PlannerError
 from planner.forecast import forecast_trace
 from planner.ingest import ingest_sample
-from planner.optimize import write_plan
 from planner.planning import make_plan
-from planner.report import write_report
+from planner.report import Artefacts
+from planner.report.artefacts import check_folder
 from planner.store import open_store
 
 DEMO_SAMPLE = "azure-code"
@@ -58,7 +59,15 @@ def _write_json(path: Path, data: dict) -> Path:
 def run_demo(out_dir: Path, step: Callable[[str], None] = lambda _: None) -> DemoResult:
     """Run the whole pipeline on the embedded Azure code trace into a fresh store in `out_dir`."""
     started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_folder(out_dir, "demo outputs")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlannerError(f"{out_dir}: cannot create the demo folder ({exc.strerror})") from None
+    artefacts = Artefacts(
+        plan_json=out_dir / "PLAN.json", report=out_dir / "report.html", report_formats=("csv",)
+    )
+    artefacts.check()
     db = (out_dir / "planner.duckdb").resolve()
     files = []
     con = open_store(db)
@@ -82,16 +91,15 @@ def run_demo(out_dir: Path, step: Callable[[str], None] = lambda _: None) -> Dem
         )
     finally:
         con.close()
-    files.append(write_plan(plan, out_dir / "PLAN.json"))
-    step(f"5/{DEMO_STEPS} writing the report")
-    report = write_report(plan, out_dir / "report.html", formats=("csv",))
-    files.extend([report.html, *report.files])
+    step(f"5/{DEMO_STEPS} writing the plan and the report")
+    written = artefacts.write(plan)
+    assert written.report is not None, "the demo's artefacts include the report"
     return DemoResult(
         out_dir,
         db,
         plan["recommended"]["sentence"],
-        report.html,
+        written.report.html,
         time.perf_counter() - started,
-        files,
-        report.charts,
+        files + written.files,
+        written.report.charts,
     )

@@ -180,3 +180,14 @@ def test_demo_fleet_holds_the_slo_when_simulated_directly_at_the_peak(
         measured = json.loads(result.stdout)
         assert measured["requests"] == n
         assert measured["slo_attainment"] >= plan["slo"]["attainment"], g
+
+
+def test_demo_into_an_unwritable_folder_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    """A folder under a file, or on a read-only file system, fails at once with one line."""
+    (tmp_path / "file.txt").write_text("x")
+    for out in (tmp_path / "file.txt" / "demo", Path("/proc/planner-demo")):
+        result = invoke("demo", "--out", out)
+        assert result.exit_code == 1, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and str(out) in lines[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]

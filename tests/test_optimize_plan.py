@@ -203,3 +203,39 @@ def test_buckets_split_the_mix(store):
     names = [b["name"] for b in plan["demand"]["buckets"]]
     assert names == ["short", "medium", "long"]
     assert {g["bucket"] for g in plan["recommended"]["replicas"]} == set(names)
+
+
+@pytest.mark.parametrize(
+    ("option", "target", "reason"),
+    [
+        ("--out", "missing/PLAN.json", r"PLAN.json: folder .*missing does not exist"),
+        ("--out", "", r"is a folder; give a file name for the plan"),
+        ("--report", "file.txt/report.html", r"cannot write report: .*file.txt is not a folder"),
+        ("--csv", "file.txt", r"file.txt: is a file; give a folder for the plan tables"),
+        ("--csv", "/proc/planner-tables", r"cannot write plan tables in /proc"),
+    ],
+)
+def test_unwritable_outputs_fail_before_the_search(store, tmp_path, option, target, reason):
+    """A path that cannot be written is refused at once, in one line, before any simulation
+    (the run would take a minute; these return in about a second and write nothing)."""
+    (tmp_path / "file.txt").write_text("not a folder")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    path = target if target.startswith("/") else str(tmp_path / target)
+    result = run_plan(store, option, path)
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert pytest.importorskip("re").search(reason, lines[0]), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_plan_csv_writes_the_report_tables(planned, tmp_path):
+    """--csv writes the same tables the report exports, one CSV per table, in the folder."""
+    from planner.report import Artefacts, plan_tables
+
+    plan = planned[0]
+    files = Artefacts(tables_dir=tmp_path / "tables").write(plan).files
+    tables = plan_tables(plan)
+    assert sorted(f.name for f in files) == sorted(f"{name}.csv" for name in tables)
+    schedule = pytest.importorskip("polars").read_csv(tmp_path / "tables" / "schedule.csv")
+    assert schedule.height == len(plan["schedule"])

@@ -52,8 +52,10 @@ def expected_charts() -> set[str]:
     return PLAN_CHARTS | STORE_CHARTS | cold
 
 
-def test_html_is_self_contained_and_small(rendered) -> None:
+def test_html_is_self_contained_and_small(plan: dict, rendered) -> None:
     result, html = rendered
+    assert plan["db"].startswith("/") and plan["db"] not in html  # no local paths
+    assert f"from the store {Path(plan['db']).name}." in html
     assert result.bytes == len(html.encode("utf-8")) <= MAX_BYTES
     markup = re.sub(r"(<script\b[^>]*>).*?</script>", r"\1</script>", html, flags=re.S)
     tags = re.findall(r"<(?:script|link|img|iframe)\b[^>]*>", markup, flags=re.IGNORECASE)

@@ -39,6 +39,25 @@ FLAGS = (
     "--window-size=1100,1500",
 )
 RENDER_TIMEOUT_S = 30
+NARROW_PX = 800
+# Per chart: its SVG's right edge, its container's right edge, and the visible text labels
+# whose boxes intersect (Vega hides labels it thins out with opacity 0; those do not count).
+NARROW_LAYOUT = """return Array.from(document.querySelectorAll('[data-chart]')).map(el => {
+  const svg = el.querySelector('svg');
+  const shown = t => t.textContent.trim() && getComputedStyle(t).opacity !== '0'
+    && !t.closest('[opacity="0"]');
+  const boxes = Array.from(el.querySelectorAll('svg text')).filter(shown)
+    .map(t => [t.textContent, t.getBoundingClientRect()]);
+  const hits = [];
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const a = boxes[i][1], b = boxes[j][1];
+    const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+    const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+    if (w > 0 && h > 0) hits.push(boxes[i][0] + ' / ' + boxes[j][0]);
+  }
+  return [el.dataset.chart, svg.getBoundingClientRect().right,
+          el.getBoundingClientRect().right, hits];
+});"""
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
@@ -97,6 +116,15 @@ def test_report_renders_offline_without_errors(
     assert all(ok and width > 100 for _, ok, width in drawn), drawn
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], errors
+    driver.set_window_size(NARROW_PX, 1500)
+    page, window = driver.execute_script(
+        "return [document.documentElement.scrollWidth, window.innerWidth]"
+    )
+    assert page <= window, "the page scrolls sideways at 800 px"
+    layout = driver.execute_script(NARROW_LAYOUT)
+    assert [c for c, svg_right, box_right, _ in layout if svg_right > box_right + 0.5] == []
+    assert {c: hits for c, _, _, hits in layout if hits} == {}
+    driver.save_screenshot(str(tmp_path / "report-narrow.png"))
     driver.set_window_size(1100, 1500)
     shot = tmp_path / "report-page-one.png"
     assert driver.save_screenshot(str(shot))
@@ -107,5 +135,5 @@ def test_report_renders_offline_without_errors(
         target = Path(os.environ["PLANNER_SCREENSHOT_DIR"])
         target.mkdir(parents=True, exist_ok=True)
         prefix = request.node.callspec.params["report"]
-        for name in ("report-page-one.png", "report-full.png"):
+        for name in ("report-page-one.png", "report-full.png", "report-narrow.png"):
             shutil.copy(tmp_path / name, target / f"{prefix}-{name}")

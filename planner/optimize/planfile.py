@@ -337,23 +337,3 @@ def read_plan(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise PlannerError(f"{path}: not valid JSON ({exc})") from None
     return validate_plan(data, str(path))
-
-
-def write_tables(data: dict[str, Any], folder: Path) -> list[Path]:
-    """The plan's tables as CSV (frontier, schedule, replay timeline) in `folder`."""
-    import polars as pl
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tables = {
-        "frontier": data["frontier"],
-        "schedule": data["schedule"],
-        "replay_timeline": data["replay"]["timeline"],
-        "replicas": data["recommended"]["replicas"],
-    }
-    written = []
-    for name, rows in tables.items():
-        flat = [{k: (str(v) if isinstance(v, list) else v) for k, v in r.items()} for r in rows]
-        path = folder / f"{name}.csv"
-        pl.DataFrame(flat, infer_schema_length=None).write_csv(path)
-        written.append(path)
-    return written

@@ -1,17 +1,14 @@
 """The capacity report: one self-contained HTML page (finance summary, ops charts) per plan."""
 
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from planner.errors import PlannerError
-from planner.optimize.planfile import read_plan, validate_plan
-from planner.report.charts import Chart, build_charts
-from planner.report.data import OpsData, read_ops
-from planner.report.export import ExportFormat, export_tables, parse_formats, plan_tables
-from planner.report.render import render_html
+from planner.optimize.planfile import read_plan
+from planner.report.artefacts import Artefacts
+from planner.report.charts import Chart
+from planner.report.data import OpsData
+from planner.report.export import ExportFormat, plan_tables
+from planner.report.page import ReportResult, write_report
 
 __all__ = [
+    "Artefacts",
     "Chart",
     "ExportFormat",
     "OpsData",
@@ -20,57 +17,3 @@ __all__ = [
     "plan_tables",
     "write_report",
 ]
-
-
-@dataclass
-class ReportResult:
-    """What `write_report` wrote: the HTML page, its size, the exported tables and the charts."""
-
-    html: Path
-    bytes: int
-    seconds: float
-    charts: list[str]
-    files: list[Path] = field(default_factory=list)
-    notes: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """JSON-ready form (the CLI's --json output)."""
-        return {
-            "html": str(self.html),
-            "bytes": self.bytes,
-            "files": [str(f) for f in self.files],
-            "seconds": round(self.seconds, 3),
-            "charts": self.charts,
-            "notes": self.notes,
-        }
-
-
-def write_report(
-    plan: dict,
-    out: Path,
-    formats: tuple[str | ExportFormat, ...] = (),
-    db: Path | str | None = None,
-) -> ReportResult:
-    """Render `plan` (with ops data from the store `db` or plan["db"]) to the HTML file `out`."""
-    start = time.perf_counter()
-    validate_plan(plan)
-    wanted = parse_formats(formats)
-    out = Path(out)
-    if not out.parent.exists():
-        raise PlannerError(f"{out}: folder {out.parent} does not exist")
-    ops = read_ops(plan, db)
-    charts = build_charts(plan, ops)
-    html = render_html(plan, ops, charts)
-    try:
-        out.write_text(html, encoding="utf-8")
-        files = export_tables(plan, out, wanted)
-    except OSError as exc:
-        raise PlannerError(f"{out}: cannot write report ({exc.strerror or exc})") from None
-    return ReportResult(
-        html=out,
-        bytes=out.stat().st_size,
-        seconds=time.perf_counter() - start,
-        charts=list(charts),
-        files=files,
-        notes=dict(ops.notes),
-    )

@@ -57,15 +57,32 @@ def parse_formats(formats: tuple[str | ExportFormat, ...]) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
+def _write(frame: pl.DataFrame, path: Path, fmt: str) -> Path:
+    """One table file in `fmt` (csv or parquet)."""
+    if fmt == "csv":
+        frame.write_csv(path)
+    else:
+        frame.write_parquet(path)
+    return path
+
+
 def export_tables(plan: dict, html: Path, formats: list[str]) -> list[Path]:
     """Write each table in each format as `<html stem>-<table>.<fmt>` beside the HTML."""
-    written = []
-    for name, frame in plan_tables(plan).items():
-        for fmt in formats:
-            path = html.with_name(f"{html.stem}-{name}.{fmt}")
-            if fmt == "csv":
-                frame.write_csv(path)
-            else:
-                frame.write_parquet(path)
-            written.append(path)
-    return written
+    return [
+        _write(frame, html.with_name(f"{html.stem}-{name}.{fmt}"), fmt)
+        for name, frame in plan_tables(plan).items()
+        for fmt in formats
+    ]
+
+
+def write_tables(plan: dict, folder: Path, formats: list[str]) -> list[Path]:
+    """Write each table in each format as `<folder>/<table>.<fmt>` (`planner plan --csv`)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return [
+            _write(frame, folder / f"{name}.{fmt}", fmt)
+            for name, frame in plan_tables(plan).items()
+            for fmt in formats
+        ]
+    except OSError as exc:
+        raise PlannerError(f"{folder}: cannot write plan tables ({exc.strerror or exc})") from None

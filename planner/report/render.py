@@ -5,7 +5,7 @@ import math
 import os
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import altair as alt
 import jinja2
@@ -224,4 +224,5 @@ def render_html(plan: dict, ops: OpsData, charts: dict[str, Chart]) -> str:
         specs=specs_json(charts),
         hours_per_month=HOURS_PER_MONTH,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        store=PurePath(plan["db"]).name if plan.get("db") else None,
     )
