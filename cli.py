@@ -7,7 +7,9 @@ loading altair, statsmodels and the simulator.
 import functools
 import importlib.metadata
 import json
+import re
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +20,17 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from planner.errors import PlannerError
@@ -43,6 +55,7 @@ DbOption = Annotated[
     typer.Option("--db", envvar="PLANNER_DB", help="DuckDB store file [default: ./planner.duckdb]"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+FORMATS_WIDTH = 100
 TraceArgument = Annotated[str, typer.Argument(help="Trace name (see `planner traces`).")]
 
 
@@ -98,9 +111,38 @@ def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-def progress(enabled: bool) -> Progress:
-    """A progress bar on stderr, shown only on a terminal."""
-    return Progress(console=err_console, disable=not (enabled and sys.stderr.isatty()))
+def progress(enabled: bool, unit: str = "count") -> Progress:
+    """A progress bar on stderr, shown only on a terminal: the step, a bar with done/total
+    (`unit` "bytes" shows sizes) and the time left once a step is counted."""
+    done = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        done,
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not (enabled and sys.stderr.isatty()),
+    )
+
+
+COUNTED = re.compile(r"^(.*?)[ ,:]*\b(\d+)/(\d+)$")
+
+
+def reporter(bar: Progress, task: TaskID) -> Callable[[str], None]:
+    """A library progress callback for `task`: messages ending in "k/n" also move the bar."""
+
+    def report(message: str) -> None:
+        """Show the step; count it when it says how far along it is."""
+        counted = COUNTED.match(message)
+        if counted:
+            bar.update(task, description=message, completed=int(counted[2]), total=int(counted[3]))
+        else:
+            bar.update(task, description=message)
+
+    return report
 
 
 def print_table(
@@ -127,6 +169,13 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
+
+
+def size_on_disk(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder (0 if missing: ingest reports that)."""
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size if path.is_file() else 0
 
 
 def parse_map(spec: str | None) -> dict[str, str]:
@@ -176,15 +225,16 @@ def ingest(
         raise PlannerError("--time-unit applies to csv/parquet PATHs with --map, not to --sample")
     mapping = parse_map(map)
     results = []
-    with store(db) as con, progress(not json_out) as bar:
-        task = bar.add_task("ingesting", total=len(paths) + len(sample))
+    sizes = [size_on_disk(p) for p in paths]
+    with store(db) as con, progress(not json_out, unit="bytes") as bar:
+        task = bar.add_task("ingesting", total=sum(sizes) or None)
         for s in sample:
+            bar.update(task, description=f"ingesting sample {s}")
             results.append(ingest_sample(con, s, replace=replace))
-            bar.advance(task)
-        for path in paths:
+        for path, size in zip(paths, sizes, strict=True):
             bar.update(task, description=f"ingesting {path.name}")
             results.append(ingest_path(con, path, format, name, replace, mapping, time_unit))
-            bar.advance(task)
+            bar.advance(task, size)
     for r in results:
         for warning in r.warnings:
             typer.echo(f"warning: {warning}", err=True)
@@ -316,19 +366,20 @@ def formats(json_out: JsonOption = False) -> None:
     if json_out:
         emit_json(listing)
         return
-    print_table(
-        "formats",
-        ["format", "table", "columns", "description"],
-        [
-            [
-                f["id"],
-                f["table"],
-                ", ".join(f["columns"] + [f"[{c}]" for c in f["optional"]]),
-                f["description"],
-            ]
-            for f in listing
-        ],
-    )
+    for f in listing:
+        columns = ", ".join(f["columns"] + [f"[{c}]" for c in f["optional"]])
+        typer.echo(f"{f['id']} ({f['table']})")
+        for label, text in (("", f["description"]), ("columns: ", columns)):
+            typer.echo(
+                textwrap.fill(
+                    label + text,
+                    width=FORMATS_WIDTH,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                    break_on_hyphens=False,
+                )
+            )
+    typer.echo("[optional columns] in brackets; --format ID forces a reader")
 
 
 @command
@@ -365,10 +416,7 @@ def calibrate(
     else:
         cal = load_default_calibration().steps_only()
     with progress(not json_out) as bar:
-        task = bar.add_task("calibrating", total=None)
-
-        def say(msg: str) -> None:
-            bar.update(task, description=msg)
+        say = reporter(bar, bar.add_task("calibrating", total=None))
 
         if measured:
             rows = read_measured(measured, {"accelerator": accelerator, "tp": tp})
@@ -452,8 +500,8 @@ def validate(
     rows = read_measured(measured, {"accelerator": accelerator, "tp": tp})
     cal = Calibration.load(calibration) if calibration is not None else None
     with progress(not json_out) as bar:
-        task = bar.add_task("predicting", total=None)
-        preds = predict_rows(rows, cal, progress=lambda m: bar.update(task, description=m))
+        say = reporter(bar, bar.add_task("predicting", total=None))
+        preds = predict_rows(rows, cal, progress=say)
     if out is not None:
         write_predictions(preds, out)
     table = error_table(preds)
@@ -747,8 +795,7 @@ def demo(
     from planner.demo import run_demo
 
     with progress(not json_out) as bar:
-        task = bar.add_task("demo", total=None)
-        result = run_demo(out, lambda msg: bar.update(task, description=msg))
+        result = run_demo(out, reporter(bar, bar.add_task("demo", total=None)))
     if json_out:
         emit_json(result.to_dict())
         return
@@ -789,8 +836,10 @@ def forecast(
     from planner.forecast.forecast import FORECAST_COLUMNS, forecast_rows
 
     with store(db, read_only=True) as con, progress(not json_out) as bar:
-        bar.add_task("forecasting", total=None)
-        result = forecast_trace(con, trace, freq, horizon, method, series, total, end=end)
+        say = reporter(bar, bar.add_task("forecasting", total=None))
+        result = forecast_trace(
+            con, trace, freq, horizon, method, series, total, end=end, progress=say
+        )
     if json_out:
         emit_json(result)
         return
@@ -818,8 +867,10 @@ def backtest(
 
     methods = None if method == "auto" else method.split(",")
     with store(db, read_only=True) as con, progress(not json_out) as bar:
-        bar.add_task("backtesting", total=None)
-        result = backtest_trace(con, trace, freq, origins, horizon, series, total, methods)
+        say = reporter(bar, bar.add_task("backtesting", total=None))
+        result = backtest_trace(
+            con, trace, freq, origins, horizon, series, total, methods, progress=say
+        )
     if json_out:
         emit_json(result)
         return
@@ -874,7 +925,7 @@ def plan(
     artefacts.check()
     db_path = (db if db is not None else default_db_path()).resolve()
     with store(db_path, read_only=True) as con, progress(not json_out) as bar:
-        task = bar.add_task("planning", total=None)
+        say = reporter(bar, bar.add_task("planning", total=None))
         result = make_plan(
             con,
             trace,
@@ -892,7 +943,7 @@ def plan(
             cold_starts,
             rate_scale,
             str(db_path),
-            lambda msg: bar.update(task, description=msg),
+            say,
             engine,
         )
     files = artefacts.write(result).files

@@ -330,7 +330,14 @@ def test_point_path_cache_is_keyed_by_the_whole_history():
 
 
 def test_backtest_on_synthetic_store(store):
-    out = backtest_trace(store, "sg", origins=1, methods=["snaive_day", "profile"], workers=1)
+    heard: list[str] = []
+    out = backtest_trace(
+        store, "sg", origins=1, methods=["snaive_day", "profile"], workers=1, progress=heard.append
+    )
+    n = len(heard)
+    assert n >= out["selected"]["series"] and heard == [
+        f"backtesting series {k}/{n}" for k in range(1, n + 1)
+    ]
     assert out["methods"]["snaive_day"]["rel_mase_median"] == pytest.approx(1.0)
     assert out["selected"]["series"] == 2
     assert any("all-zero" in n for n in out["notes"])

@@ -298,6 +298,9 @@ def test_formats_lists_every_reader() -> None:
     assert "totalCost_cold_start" in listing["huawei-coldstart"]["columns"]
     text = invoke("formats").stdout
     assert "[hash_ids]" in text and "[podID]" in text
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert [line.split(" (")[0] for line in lines if not line.startswith(" ")][:-1] == list(listing)
 
 
 # --- idempotency and replace ------------------------------------------------------------------

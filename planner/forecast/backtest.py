@@ -21,7 +21,7 @@ days 9-11, a 30 % margin beat 10 % and 20 %, and never switching).
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -295,8 +295,10 @@ def backtest_trace(
     total: bool = False,
     methods: Sequence[str] | None = None,
     workers: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Rolling-origin backtest of every method on every selected series of a trace."""
+    """Rolling-origin backtest of every method on every selected series of a trace
+    (`progress` hears "backtesting series k/n")."""
     if origins < 1:
         raise PlannerError(f"--origins {origins}: need at least 1")
     names = _method_names(methods)
@@ -312,7 +314,7 @@ def backtest_trace(
         for i, sid in enumerate(data.ids)
     ]
     started = time.perf_counter()
-    results = parallel_map(score_series, tasks, workers)
+    results = parallel_map(score_series, tasks, workers, progress, "backtesting series")
     summary = summarize(results, all_origins, origins, h)
     unfiltered = summarize(results, all_origins, origins, h, min_active=0.0)
     return {

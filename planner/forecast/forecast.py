@@ -1,6 +1,6 @@
 """`forecast_trace`: quantile forecasts of requests per interval (and the token mix) per series."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -119,8 +119,10 @@ def forecast_trace(
     workers: int | None = None,
     end: float | None = None,
     freq_option: str = "--freq",
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Quantile forecasts of requests per interval for each selected series, JSON-ready.
+    """Quantile forecasts of requests per interval for each selected series, JSON-ready
+    (`progress` hears "forecasting series k/n").
 
     With `end` (s from trace start) the forecast starts there and sees only the intervals that
     end by it, auto-selection and token mix included; it is rounded down to an interval boundary.
@@ -140,7 +142,7 @@ def forecast_trace(
     if not METHODS[needed].available(n, day):
         raise PlannerError(_too_short(data, needed, method, end, freq_option))
     tasks = [ForecastTask(sid, data.requests[i], day, h, method) for i, sid in enumerate(data.ids)]
-    results = parallel_map(forecast_series, tasks, workers)
+    results = parallel_map(forecast_series, tasks, workers, progress, "forecasting series")
     failed = next((r for r in results if "error" in r), None)
     if failed is not None:
         raise PlannerError(

@@ -1,7 +1,7 @@
 """Run per-series fits in parallel: a process pool sized to the cores, inline for small jobs."""
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -14,12 +14,27 @@ def default_workers() -> int:
 
 
 def parallel_map(
-    fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int | None = None
+    fn: Callable[[Any], Any],
+    tasks: Sequence[Any],
+    workers: int | None = None,
+    progress: Callable[[str], None] | None = None,
+    what: str = "series",
 ) -> list[Any]:
-    """`[fn(t) for t in tasks]`, spread over a process pool when it is worth it."""
+    """`[fn(t) for t in tasks]`, spread over a process pool when it is worth it; `progress`
+    hears "<what> k/n" as each result arrives (in order)."""
     workers = workers or default_workers()
+    out: list[Any] = []
+
+    def collect(results: Iterable[Any]) -> list[Any]:
+        """Gather the results, reporting each."""
+        for result in results:
+            out.append(result)
+            if progress:
+                progress(f"{what} {len(out)}/{len(tasks)}")
+        return out
+
     if workers <= 1 or len(tasks) < INLINE_BELOW:
-        return [fn(t) for t in tasks]
+        return collect(fn(t) for t in tasks)
     chunk = max(1, len(tasks) // (workers * 4))
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-        return list(pool.map(fn, tasks, chunksize=chunk))
+        return collect(pool.map(fn, tasks, chunksize=chunk))

@@ -125,7 +125,7 @@ def _evaluate(
     ratio = 0.0
     done = []
     tpot = evaluator.tpot_limit()
-    for walk in walks:
+    for k, walk in enumerate(walks, 1):
         first = candidates[walk[0]]
         estimate = bnds[walk[0]].goodput_ceiling * (ratio or 1.0)
         best_here = best.get(first.accelerator.id, np.inf)
@@ -147,7 +147,7 @@ def _evaluate(
                 out.batch_pruned += len(walk) - n
                 break
             if progress:
-                progress(f"simulating {cand.id}")
+                progress(f"simulating {cand.id}, plan {k}/{len(walks)}")
             guess = bd.goodput_ceiling * (ratio or 0.5)
             ev = evaluator.evaluate(cand, bucket, pool_size(demand, guess), guess)
             refined = pool_size(demand, ev.goodput_rps)
