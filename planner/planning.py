@@ -631,7 +631,7 @@ def make_plan(
     edges, shares, names = _bucket_edges(sample, buckets)
     ctx = Context(info, slo_list, targets, accs, demand, cutoff, edges, shares, names, rate_scale)
     workloads = split_buckets(sample, edges)
-    peak = float(np.nanmax(level))
+    peak = float(max(np.nanmax(level), np.nanmax(held.level(quantile))))
     evaluator = GoodputEvaluator(workloads, slo_list, attainment)
     found = search(enum.candidates, evaluator, targets, peak * shares, progress)
     if not found.latency_feasible:

@@ -88,7 +88,8 @@ def test_demo_recommendation_schedule_cost_band_and_replay_agree(demo: tuple[Pat
     # The fleet covers the forecast it is sized for, each group at its own measured goodput.
     points = plan["forecast"]["points"]
     peak = max(p[plan["quantile"]] for p in points)
-    assert plan["demand"]["sized_for_rps"] == pytest.approx(peak, 1e-3)
+    assert plan["demand"]["forecast_peak_rps"] == pytest.approx(peak, 1e-3)
+    assert plan["demand"]["sized_for_rps"] >= plan["demand"]["forecast_peak_rps"]
     assert sum(g["count"] * g["goodput_rps"] for g in groups) >= peak
     # The cost band is ordered, ends at the bill, and is not degenerate: the demo's forecast
     # band is wide (p50 peak well below p95) and a smaller fleet serves the median.
@@ -121,7 +122,7 @@ def test_demo_fleet_holds_the_slo_when_simulated_directly_at_the_peak(
     demo: tuple[Path, dict],
 ) -> None:
     """Brute force, independent of the search: the trace's busiest interval (found with SQL),
-    sped up to the forecast peak the plan is sized for, through `planner simulate` on each
+    sped up to the forecast peak the recommended fleet serves, through `planner simulate` on each
     recommended group with its share of the traffic; every group holds the SLO."""
     out = demo[0]
     plan = read_plan(out / "PLAN.json")
@@ -138,7 +139,7 @@ def test_demo_fleet_holds_the_slo_when_simulated_directly_at_the_peak(
     slos = [f"{key[:-3]}={limit:g}ms" for key, limit in plan["slo"].items() if key.endswith("_ms")]
     for g in groups:
         share = g["count"] * g["goodput_rps"] / capacity
-        scale = plan["demand"]["sized_for_rps"] * share / (n / interval)
+        scale = plan["demand"]["forecast_peak_rps"] * share / (n / interval)
         args = [
             "simulate",
             plan["trace"]["name"],

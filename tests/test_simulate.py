@@ -148,6 +148,18 @@ def test_disaggregation_lowers_tpot_on_prefill_heavy_trace(con, h100: StepTable)
     assert split["served"] == aggregated["served"] == work.requests
 
 
+def test_disaggregated_decode_frees_all_kv_of_finished_requests(h100: StepTable) -> None:
+    """Requests one at a time through 1P+1D: the KV cache in use peaks at one request's
+    prompt + output, however many went before (a token leaked per handed-over request once
+    filled a decode instance's cache over a day-long replay)."""
+
+    def peak(count: int) -> int:
+        work = Workload(np.arange(count) * 100.0, np.full(count, 1000), np.full(count, 50))
+        return simulate(work, h100, disagg=(1, 1)).summary()["peak_kv_tokens"]
+
+    assert peak(300) == peak(1) <= 1000 + 50
+
+
 def test_mixed_chunked_steps_smooth_tpot(con, h100: StepTable) -> None:
     """Small mixed chunks (vLLM-style) cut decode stalls: lower TPOT p99 than whole prompts
     in prefill-first steps that pause decoding."""

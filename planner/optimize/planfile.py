@@ -21,8 +21,9 @@ contract between planner/optimize and planner/report) is::
                                                         // interval_s interval (x rate_scale)
                  "forecast_mean_rps": 2.7,              // mean of the forecast p50 over the horizon
                  "forecast_peak_rps": 4.4,              // peak of the forecast `quantile`
-                 "sized_for_rps": 5.2},                 // what the peak fleet serves: the peak
-                                                        // `quantile` forecast over the horizon
+                 "sized_for_rps": 5.2},                 // the peak the mix was solved for: the
+                                                        // higher `quantile` forecast peak of the
+                                                        // horizon and of the replay window
       "recommended": {
         "sentence": "Run 3 × H100 (TP1, aggregated) for llama-3.1-8b: ...",
         "replicas": [{"accelerator": "h100", "tp": 1, "pp": 1, "ep": 1, "mode": "aggregated",
@@ -30,7 +31,8 @@ contract between planner/optimize and planner/report) is::
                       "goodput_rps": 4.1,           // per replica, measured at `count`
                       "plan": "h100-tp1-agg-b128"}],  // its name in "schedule"
                                                     // the peak fleet: each group at its
-                                                    // scheduled maximum, none never run
+                                                    // scheduled maximum over the horizon
+                                                    // (a group it never runs is dropped)
         "cost_per_hour": 8.97,                      // peak fleet: every replica above running
         "scheduled_cost_per_hour": 7.1,             // mean over the horizon under the schedule
         "cost_per_month": 5183.0,                   // scheduled_cost_per_hour x 730: the bill

@@ -280,8 +280,7 @@ class Replica:
         """A request whose KV arrived from a prefill instance joins the decode batch."""
         reqs = self.reqs
         reqs.kv_ready[rid] = False
-        tokens = reqs.prompt[rid] + reqs.gen[rid]
-        self.ctx += tokens
+        self.ctx += reqs.prompt[rid] + reqs.gen[rid] - 1  # the newest token's KV is not yet made
         self.n += 1
         if self.rules.reserve_output:
             self.promised += reqs.target[rid] - reqs.gen[rid]
