@@ -4,6 +4,7 @@ Each reader returns SQL that DuckDB streams straight from the file into a canoni
 `planner.ingest.loader` runs it inside one transaction. No Python loop touches rows.
 """
 
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,13 @@ import pyarrow as pa
 
 from planner.errors import PlannerError
 from planner.ingest.servegen_pmf import PMF_WINDOW_S, read_pmfs
-from planner.ingest.sources import Source, csv_first_value, csv_header, jsonl_keys
+from planner.ingest.sources import (
+    Source,
+    csv_first_value,
+    csv_header,
+    csv_shape_problem,
+    jsonl_keys,
+)
 
 REQUEST_COLUMNS = (
     "t",
@@ -27,18 +34,21 @@ REQUEST_COLUMNS = (
     "pod_id",
     "prefix_blocks",
 )
-COLD_START_COLUMNS = (
-    "time_s",
-    "series",
-    "pool",
-    "kind",
-    "cluster",
+COLD_START_DURATIONS = (
     "total_s",
     "pod_allocation_s",
     "deploy_code_s",
     "deploy_dependency_s",
     "scheduling_s",
     "model_load_s",
+)
+COLD_START_COLUMNS = (
+    "time_s",
+    "series",
+    "pool",
+    "kind",
+    "cluster",
+    *COLD_START_DURATIONS,
     "cpu_millicores",
     "memory_mb",
     "pod_id",
@@ -65,7 +75,10 @@ class Select:
 
     `warn` turns the time column's (min, max) in seconds into warnings for the user;
     `time_source` (the source column of the time) asks the loader to refuse empty times,
-    naming the first line `null_time_line_sql` finds.
+    naming the first line `null_time_line_sql` finds (and `time_expect`, the format expected,
+    where a value that does not parse also reads as empty). `lines` lets the loader name the
+    line of a value it refuses (see `numbered`): per file read, SQL giving each canonical row
+    with its physical line as ``_line``.
     """
 
     table: str
@@ -74,13 +87,13 @@ class Select:
     rebase: bool = True
     epoch: bool = False
     time_column: str = "t"
-    token_columns: tuple[str, ...] = ()
-    line_sql: str | None = None
+    lines: list[tuple[str, str]] = field(default_factory=list)
     arrow: pa.Table | None = None
     path: Path | None = None
     warn: Callable[[float | None, float | None], list[str]] | None = None
     time_source: str | None = None
     null_time_line_sql: str | None = None
+    time_expect: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,14 @@ def require_columns(path: Path, header: list[str], fmt_id: str, required: tuple[
             f"{path}: column {missing[0]!r} missing for format {fmt_id}; "
             f"expected columns: {', '.join(required)}; found: {', '.join(header)}"
         )
+    unique_columns(path, header, required)
+
+
+def unique_columns(path: Path, header: list[str], used: tuple[str, ...] | list[str]) -> None:
+    """Refuse a header that names a column the reader uses more than once (which one is it?)."""
+    twice = next((c for c in used if header.count(c) > 1), None)
+    if twice is not None:
+        raise PlannerError(f"{path}: header: column {twice!r} appears more than once")
 
 
 def _has_columns(source: Source, required: tuple[str, ...]) -> bool:
@@ -126,6 +147,13 @@ def _has_columns(source: Source, required: tuple[str, ...]) -> bool:
     if len(source.files) != 1 or source.main.suffix in (".jsonl", ".json", ".parquet"):
         return False
     return set(required) <= set(csv_header(source.main))
+
+
+# The CSV dialect every reader uses, fixed rather than sniffed: a comma-separated file with
+# double quotes, no comment lines and no lines skipped before the header. Sniffing would let a
+# damaged file be read another way: a line starting with '#' taken for a comment and dropped,
+# junk lines before the header skipped, another delimiter guessed.
+CSV_DIALECT = "delim=',', quote='\"', escape='\"', comment='', skip=0, strict_mode=true"
 
 
 def typed_csv(
@@ -138,7 +166,13 @@ def typed_csv(
         opts = ["header=false", f"names={names!r}"]
         if types:
             opts.append(f"types={{{typed}}}")
-    return f"read_csv({sql_str(path)}, {', '.join(opts)})"
+    return f"read_csv({sql_str(path)}, {', '.join([*opts, CSV_DIALECT])})"
+
+
+def numbered(path: Path | str, sql: str, first_line: int) -> list[tuple[str, str]]:
+    """`Select.lines` for a select reading one file in order: its rows numbered from
+    `first_line` (2 after a header line). Run with one thread, rows keep file order."""
+    return [(str(path), f"SELECT row_number() OVER () + {first_line - 1} AS _line, * FROM ({sql})")]
 
 
 def tokens_line_sql(source_sql: str, checks: str) -> str:
@@ -159,18 +193,20 @@ def _read_azure_llm(source: Source, _: dict[str, str]) -> list[Select]:
         source.main,
         {"TIMESTAMP": "VARCHAR", "ContextTokens": "BIGINT", "GeneratedTokens": "BIGINT"},
     )
-    ts = (
-        "epoch(strptime(split_part(TIMESTAMP, '.', 1), '%Y-%m-%d %H:%M:%S'))"
-        " + coalesce(TRY_CAST('0.' || split_part(TIMESTAMP, '.', 2) AS DOUBLE), 0)"
-    )
+    # try_strptime: an unreadable timestamp becomes NULL, which the loader refuses by its line
+    stamp = "try_strptime(split_part(TIMESTAMP, '.', 1), '%Y-%m-%d %H:%M:%S')"
+    ts = f"epoch({stamp}) + coalesce(TRY_CAST('0.' || split_part(TIMESTAMP, '.', 2) AS DOUBLE), 0)"
     cols = {"t": ts, "input_tokens": "ContextTokens", "output_tokens": "GeneratedTokens"}
+    sql = f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}"
     return [
         Select(
             "requests",
-            f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
+            sql,
             epoch=True,
-            token_columns=("input_tokens", "output_tokens"),
-            line_sql=tokens_line_sql(src, "ContextTokens < 0 OR GeneratedTokens < 0"),
+            lines=numbered(source.main, sql, 2),
+            time_source="TIMESTAMP",
+            null_time_line_sql=tokens_line_sql(src, f"{stamp} IS NULL"),
+            time_expect="YYYY-MM-DD HH:MM:SS[.fraction]",
         )
     ]
 
@@ -198,15 +234,8 @@ def _read_burstgpt(source: Source, _: dict[str, str]) -> list[Select]:
         types["Elapsed time"] = "DOUBLE"
         cols["duration_s"] = '"Elapsed time"'
     src = typed_csv(source.main, types)
-    return [
-        Select(
-            "requests",
-            f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
-            rebase=False,
-            token_columns=("input_tokens", "output_tokens"),
-            line_sql=tokens_line_sql(src, '"Request tokens" < 0 OR "Response tokens" < 0'),
-        )
-    ]
+    sql = f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}"
+    return [Select("requests", sql, rebase=False, lines=numbered(source.main, sql, 2))]
 
 
 # --- mooncake --------------------------------------------------------------------------------
@@ -226,14 +255,8 @@ def _read_mooncake(source: Source, _: dict[str, str]) -> list[Select]:
     }
     if "hash_ids" in keys:
         cols["prefix_blocks"] = "hash_ids"
-    return [
-        Select(
-            "requests",
-            f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
-            token_columns=("input_tokens", "output_tokens"),
-            line_sql=tokens_line_sql(src, "input_length < 0 OR output_length < 0"),
-        )
-    ]
+    sql = f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}"
+    return [Select("requests", sql, lines=numbered(source.main, sql, 1))]
 
 
 # --- azure-functions -------------------------------------------------------------------------
@@ -248,7 +271,8 @@ def _read_azure_functions(source: Source, _: dict[str, str]) -> list[Select]:
         "series": "app || '/' || func",
         "duration_s": "duration",
     }
-    return [Select("requests", f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}")]
+    sql = f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}"
+    return [Select("requests", sql, lines=numbered(source.main, sql, 2))]
 
 
 # --- gentd26 ---------------------------------------------------------------------------------
@@ -280,14 +304,14 @@ def _read_gentd26_load(source: Source, _: dict[str, str]) -> list[Select]:
             "model_load_s": "value / 1000.0",
             "pod_id": "container_ip",
         }
+        sql = f"SELECT {canonical(COLD_START_COLUMNS, cols)} FROM {src}"
         selects.append(
             Select(
                 "cold_starts",
-                f"SELECT {canonical(COLD_START_COLUMNS, cols)} FROM {src}",
+                sql,
                 epoch=True,
                 time_column="time_s",
-                token_columns=("total_s",),
-                line_sql=tokens_line_sql(src, "value < 0"),
+                lines=numbered(path, sql, 2),
                 path=path,
             )
         )
@@ -303,7 +327,8 @@ def _read_gentd26_requests(source: Source, _: dict[str, str]) -> list[Select]:
         "ok": "predict_status = 'SUCCEED'",
         "duration_s": "exec_time_seconds",
     }
-    return [Select("requests", f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}", epoch=True)]
+    sql = f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}"
+    return [Select("requests", sql, epoch=True, lines=numbered(source.main, sql, 2))]
 
 
 # --- servegen --------------------------------------------------------------------------------
@@ -317,16 +342,14 @@ def servegen_traces(source: Source) -> list[Path]:
     return [p for p in source.files if SERVEGEN_TRACE.search(p.name)]
 
 
-def _read_servegen(source: Source, _: dict[str, str]) -> list[Select]:
-    traces = servegen_traces(source)
-    if not traces:
-        raise PlannerError(f"{source.path}: no chunk-N-trace.csv files for format servegen")
+def _servegen_sql(traces: list[Path]) -> str:
+    """Canonical rate_windows rows of ServeGen chunk-N-trace.csv files."""
     files = "[" + ", ".join(sql_str(p) for p in traces) + "]"
     types = {"rate_rps": "DOUBLE", "window_start_s": "DOUBLE", "cv": "DOUBLE"}
     typed = ", ".join(f"{sql_str(k)}: {sql_str(v)}" for k, v in types.items())
     src = (
         f"read_csv({files}, header=false, names={list(SERVEGEN_COLUMNS)!r}, "
-        f"types={{{typed}}}, filename=true)"
+        f"types={{{typed}}}, filename=true, {CSV_DIALECT})"
     )
     cols = {
         "series": "regexp_extract(filename, 'chunk-[0-9]+')",
@@ -339,13 +362,20 @@ def _read_servegen(source: Source, _: dict[str, str]) -> list[Select]:
         "p1": "TRY_CAST(p1 AS DOUBLE)",
         "p2": "TRY_CAST(p2 AS DOUBLE)",
     }
+    return f"SELECT {canonical(RATE_COLUMNS, cols)} FROM {src}"
+
+
+def _read_servegen(source: Source, _: dict[str, str]) -> list[Select]:
+    traces = servegen_traces(source)
+    if not traces:
+        raise PlannerError(f"{source.path}: no chunk-N-trace.csv files for format servegen")
     return [
         Select(
             "rate_windows",
-            f"SELECT {canonical(RATE_COLUMNS, cols)} FROM {src}",
+            _servegen_sql(traces),
             rebase=False,
             time_column="window_start_s",
-            token_columns=("rate_rps",),
+            lines=[line for p in traces for line in numbered(p, _servegen_sql([p]), 1)],
         ),
         Select(
             "length_dists",
@@ -432,15 +462,35 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _describe(src: str) -> dict[str, str]:
+def _describe(path: Path, src: str) -> dict[str, str]:
     """Column name -> DuckDB type of a table function over a file (a fresh in-memory DuckDB)."""
     con = duckdb.connect()
     try:
         return {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
     except duckdb.Error as exc:
-        raise PlannerError(str(exc).splitlines()[0]) from None
+        raise PlannerError(f"{path}: {duckdb_detail(exc)}") from None
     finally:
         con.close()
+
+
+def duckdb_detail(exc: duckdb.Error) -> str:
+    """What went wrong, in one line, from a (many-line) DuckDB error, without its class prefix.
+
+    A CSV error's reason follows the offending line's text; when the CSV sniffer gives up on a
+    file (a ragged row, a stray quote), the first row whose width differs is named instead.
+    """
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    first = re.sub(r"^[A-Za-z ]*Error: ", "", lines[0])
+    if first.startswith("CSV Error on Line"):
+        # "CSV Error on Line: N", "Original Line: <text, maybe several lines>", the reason, ""
+        block = list(itertools.takewhile(str.strip, lines[1:]))
+        reason = block[-1].strip() if len(block) > 1 else ""
+        return reason or first
+    sniffed = re.search(r'sniffing file "([^"]+)"', first)
+    if sniffed:
+        shape = csv_shape_problem(Path(sniffed.group(1)))
+        return f"{shape}; not a comma-separated file" if shape else "cannot parse it as CSV"
+    return first
 
 
 def _time_type(path: Path, column: str, dtype: str, first: tuple[int | None, str] | None) -> str:
@@ -499,7 +549,7 @@ def _read_mapped(source: Source, mapping: dict[str, str], time_unit: str = "s") 
     parquet = path.suffix == ".parquet"
     if parquet:
         src = f"read_parquet({sql_str(path)})"
-        schema = _describe(src)
+        schema = _describe(path, src)
         header = list(schema)
     else:
         header = csv_header(path)
@@ -513,12 +563,14 @@ def _read_mapped(source: Source, mapping: dict[str, str], time_unit: str = "s") 
                 rows = con.execute(
                     f"SELECT {ts} FROM {src} WHERE nullif(trim({ts}), '') IS NOT NULL LIMIT 1"
                 ).fetchall()
+            except duckdb.Error as exc:
+                raise PlannerError(f"{path}: {duckdb_detail(exc)}") from None
             finally:
                 con.close()
             first = (None, rows[0][0]) if rows else None
         ts_type = _time_type(path, column, schema[column], first)
     else:
-        sniffed = _describe(f"read_csv({sql_str(path)}, header=true)")
+        sniffed = _describe(path, f"read_csv({sql_str(path)}, header=true, {CSV_DIALECT})")
         first = csv_first_value(path, column) if sniffed.get(column) == "VARCHAR" else None
         ts_type = _time_type(path, column, sniffed.get(column, "VARCHAR"), first)
         types = {column: ts_type}
@@ -537,14 +589,13 @@ def _read_mapped(source: Source, mapping: dict[str, str], time_unit: str = "s") 
         cols["t"] = f"epoch(CAST({ts} AS {ts_type}))"
     if "series" in cols:
         cols["series"] = f"CAST({cols['series']} AS VARCHAR)"
-    checks = " OR ".join(f'"{mapping[k]}" < 0' for k in ("input", "output") if k in mapping)
     number = ts_type == "DOUBLE"
+    sql = f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}"
     return [
         Select(
             "requests",
-            f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
-            token_columns=tuple(MAP_KEYS[k] for k in ("input", "output") if k in mapping),
-            line_sql=tokens_line_sql(src, checks) if checks else None,
+            sql,
+            lines=numbered(path, sql, 2) if not parquet else [],
             warn=(lambda lo, hi: time_unit_warnings(path, column, time_unit, lo, hi))
             if number
             else None,

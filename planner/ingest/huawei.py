@@ -19,10 +19,11 @@ from planner.ingest.formats import (
     Format,
     Select,
     canonical,
+    numbered,
     register,
     require_columns,
-    tokens_line_sql,
     typed_csv,
+    unique_columns,
 )
 from planner.ingest.sources import Source, csv_header
 
@@ -120,14 +121,14 @@ def _read_coldstart(source: Source, _: dict[str, str]) -> list[Select]:
                 "memory_mb": f"CAST({_pool(3)} AS INTEGER)",
                 "pod_id": "podID",
             }
+        sql = f"SELECT {canonical(COLD_START_COLUMNS, cols)} FROM {src}"
         selects.append(
             Select(
                 "cold_starts",
-                f"SELECT {canonical(COLD_START_COLUMNS, cols)} FROM {src}",
+                sql,
                 rebase=False,
                 time_column="time_s",
-                token_columns=("total_s",),
-                line_sql=tokens_line_sql(src, "totalCost_cold_start < 0"),
+                lines=numbered(path, sql, 2),
                 path=path,
             )
         )
@@ -157,13 +158,9 @@ def _read_requests(source: Source, _: dict[str, str]) -> list[Select]:
         }
         if "podID" in header:
             cols["pod_id"] = "podID"
+        sql = f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}"
         selects.append(
-            Select(
-                "requests",
-                f"SELECT {canonical(REQUEST_COLUMNS, cols)} FROM {src}",
-                rebase=False,
-                path=path,
-            )
+            Select("requests", sql, rebase=False, lines=numbered(path, sql, 2), path=path)
         )
     return selects
 
@@ -210,6 +207,7 @@ def _read_long(path: Path, header: list[str]) -> Select:
     key = _pick(path, header, "function", SERIES_KEYS)
     time = _pick(path, header, "time", SERIES_TIMES)
     count = _pick(path, header, "request-count", SERIES_COUNTS)
+    unique_columns(path, header, [key, time, count])
     extras = {
         "cold_starts": next((c for c in SERIES_COLD if c in header), None),
         "pods": next((c for c in SERIES_PODS if c in header), None),
@@ -220,19 +218,22 @@ def _read_long(path: Path, header: list[str]) -> Select:
     seconds = f'"{time}" * 60' if time == "minute" else f'"{time}"'
     cols = {"series": f'"{key}"', "requests": f'"{count}"', "rate_rps": f'"{count}" / w'}
     cols |= {canon: f'"{col}"' for canon, col in extras.items() if col}
+    # lines: the file's values under their stored names (rate_rps and window_s need the step)
+    given = cols | {"window_start_s": "t", "rate_rps": "NULL", "window_s": "NULL"}
+    rows = f"SELECT {canonical(RATE_COLUMNS, given)} FROM (SELECT {seconds} AS t, * FROM {src})"
     return Select(
         "rate_windows",
         _windowed(f"(SELECT {seconds} AS t, * FROM {src})", cols),
         rebase=False,
         time_column="window_start_s",
-        token_columns=("requests",),
-        line_sql=tokens_line_sql(src, f'"{count}" < 0'),
+        lines=numbered(path, rows, 2),
         path=path,
     )
 
 
 def _read_wide(path: Path, header: list[str]) -> Select:
     """Wide layout: UNPIVOT the per-function columns into (series, time, requests) rows."""
+    unique_columns(path, header, header)  # every column is read: time, day or a function
     time = next((c for c in header if c in WIDE_TIMES), header[0])
     skip = [c for c in header if c == time or c in WIDE_OTHER]
     if len(skip) == len(header):
@@ -244,15 +245,17 @@ def _read_wide(path: Path, header: list[str]) -> Select:
     exclude = ", ".join(f'"{c}"' for c in skip)
     cells = f'(SELECT "{time}" AS t, series, requests FROM {_unpivot(src, exclude)} '
     cells += "WHERE NOT isnan(requests))"
-    numbered = f"(SELECT row_number() OVER () AS line, * FROM {src})"
+    lined = f"(SELECT row_number() OVER () AS line, * FROM {src})"
+    rows = (
+        f'SELECT line + 1 AS _line, "{time}" AS window_start_s, series, requests '
+        f"FROM {_unpivot(lined, 'line, ' + exclude)} WHERE NOT isnan(requests)"
+    )
     return Select(
         "rate_windows",
         _windowed(cells, {"series": "series", "requests": "requests", "rate_rps": "requests / w"}),
         rebase=False,
         time_column="window_start_s",
-        token_columns=("requests",),
-        line_sql=f"SELECT line + 1 FROM {_unpivot(numbered, 'line, ' + exclude)} "
-        "WHERE requests < 0 ORDER BY line LIMIT 1",
+        lines=[(str(path), rows)],
         path=path,
     )
 

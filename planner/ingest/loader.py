@@ -1,5 +1,7 @@
 """Atomic, idempotent ingest of one source into the store (one transaction per source)."""
 
+import contextlib
+import math
 import re
 import threading
 from dataclasses import asdict, dataclass, field
@@ -10,14 +12,22 @@ import duckdb
 from planner.errors import PlannerError
 from planner.ingest.formats import (
     COLD_START_COLUMNS,
+    COLD_START_DURATIONS,
     RATE_COLUMNS,
     REQUEST_COLUMNS,
     Format,
     Select,
     detect_format,
+    duckdb_detail,
     get_format,
 )
-from planner.ingest.sources import Source, content_hash, open_source, total_size
+from planner.ingest.sources import (
+    Source,
+    content_hash,
+    one_line,
+    open_source,
+    total_size,
+)
 from planner.store import (
     TraceInfo,
     delete_trace_rows,
@@ -42,6 +52,40 @@ _SERIES = {
 }
 _LINE = re.compile(r"Line: (\d+)")
 _COLUMN = re.compile(r'converting column "([^"]+)"')
+_ARROW = "arrow_source"
+
+_NEGATIVE = ("{c} < 0", "negative value in {c}")
+_NOT_FINITE = ("NOT isfinite({c})", "value in {c} is not a finite number", "NaN and inf refused")
+_COUNTS = ("requests", "rate_rps", "cold_starts", "pods")
+# What every stored value must satisfy, per table: (columns, SQL true for a bad value, what is
+# wrong, what is expected). NULL passes (a column the source lacks); NOT NULL columns are held
+# to that by the schema. The first rule a select's rows break is refused, naming its line.
+_RULES: dict[str, list[tuple[tuple[str, ...], str, str, str]]] = {
+    "requests": [
+        (("arrival_s",), *_NOT_FINITE),
+        (("input_tokens", "output_tokens"), *_NEGATIVE, "counts must be >= 0"),
+        (("duration_s",), *_NEGATIVE, "durations must be >= 0"),
+        (("duration_s",), *_NOT_FINITE),
+    ],
+    "cold_starts": [
+        (("time_s",), *_NOT_FINITE),
+        (COLD_START_DURATIONS, *_NEGATIVE, "durations must be >= 0"),
+        (COLD_START_DURATIONS, *_NOT_FINITE),
+        (("cpu_millicores", "memory_mb"), *_NEGATIVE, "must be >= 0"),
+    ],
+    "rate_windows": [
+        (("window_start_s", "window_s", "p1", "p2"), *_NOT_FINITE),
+        (("window_s",), "{c} <= 0", "window length {c} is not positive", "must be > 0"),
+        (_COUNTS, *_NEGATIVE, "counts and rates must be >= 0"),
+        ((*_COUNTS, "cv"), *_NOT_FINITE),
+        (("cv",), *_NEGATIVE, "a coefficient of variation is >= 0"),
+    ],
+    "length_dists": [
+        (("window_start_s", "window_s", "prob"), *_NOT_FINITE),
+        (("tokens", "prob"), *_NEGATIVE, "must be >= 0"),
+    ],
+}
+_FIRST_YEAR_S, _LAST_YEAR_S = -62135596800.0, 253402300799.0  # 0001-01-01 .. 9999-12-31
 
 
 @dataclass
@@ -83,7 +127,7 @@ def _where(source: Source, sel: Select) -> str:
 def _duckdb_message(where: str, exc: duckdb.Error) -> str:
     """One line naming the file, line and column of a DuckDB read error."""
     text = str(exc)
-    first = text.splitlines()[0].replace("Conversion Error: ", "").replace("IO Error: ", "")
+    first = duckdb_detail(exc)
     parts = [where]
     if line := _LINE.search(text):
         parts.append(f"line {line.group(1)}")
@@ -91,7 +135,9 @@ def _duckdb_message(where: str, exc: duckdb.Error) -> str:
         parts.append(f"column {column.group(1)!r}")
         detail = re.search(r"(Could not convert [^\n]*)", text)
         first = detail.group(1) if detail else first
-    return ": ".join(parts + [first])
+    if sniffed := re.search(r'sniffing file "([^"]+)"', text):
+        parts = [sniffed.group(1)]  # the file of several the CSV sniffer gave up on
+    return one_line(": ".join(parts + [first]))
 
 
 class _Hasher(threading.Thread):
@@ -155,9 +201,19 @@ def ingest_path(
         result.warnings = [source.describe(w) for w in result.warnings]
         return result
     except PlannerError as exc:
-        raise PlannerError(source.describe(str(exc))) from None
+        raise PlannerError(_one_line_naming(source, str(exc))) from None
+    except duckdb.Error as exc:  # a statement outside `_execute` (reader sniffing, bookkeeping)
+        raise PlannerError(_one_line_naming(source, _duckdb_message("", exc))) from None
     finally:
         source.close()
+
+
+def _one_line_naming(source: Source, message: str) -> str:
+    """An error message on one line that names the source (archive members as ARCHIVE:MEMBER)."""
+    message = one_line(source.describe(message)).removeprefix(": ")
+    if str(source.path) not in message:
+        message = f"{source.path}: {message}"
+    return message
 
 
 def _options_match(stored: dict | None, options: dict, replace: bool) -> bool:
@@ -262,11 +318,19 @@ def _ingest(
         _finish(con, source, fmt, trace_id, hasher.digest, start)
         con.commit()
     except BaseException:
-        con.rollback()
+        _rollback(con)
         hasher.stop()
         raise
     info = next(t for t in list_traces(con) if t.id == trace_id)
     return _result(info, "replaced" if old is not None else "ingested", warnings)
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """End a failed ingest's transaction, then drop the Arrow source a failed statement left
+    registered (unregistering inside an aborted transaction would itself fail)."""
+    with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT has ended it
+        con.rollback()
+    con.unregister(_ARROW)
 
 
 def _result(info: TraceInfo, status: str, warnings: list[str] | None = None) -> IngestResult:
@@ -300,14 +364,24 @@ def _load(
         if sel.rebase:
             bases.append(row[0])
         if checked and row[2]:
-            where = _first_line(con, source, sel, sel.null_time_line_sql)
+            line = _line_of(con, sel.null_time_line_sql) if sel.null_time_line_sql else None
+            where = f": line {line}" if line is not None else ""
+            if sel.time_expect:
+                what, needs = "empty or unreadable timestamp", f"expected {sel.time_expect}"
+            else:
+                what, needs = "empty timestamp", "every row needs one"
             raise PlannerError(
-                f"{_where(source, sel)}{where}: column {sel.time_source!r}: empty timestamp "
-                f"({row[2]} row(s)); every row needs one"
+                f"{_where(source, sel)}{where}: column {sel.time_source!r}: {what} "
+                f"({row[2]} row(s)); {needs}"
             )
         if sel.warn is not None:
             warnings += sel.warn(row[0], row[1])
     base = min((b for b in bases if b is not None), default=0.0)
+    if not math.isfinite(base):  # -inf (or NaN): rebasing would turn every time into NaN / inf
+        sel = next(s for s in selects if s.rebase)
+        found = _locate(con, sel, f"NOT isfinite({sel.time_column})")
+        where = f"{found[0]}: line {found[1]}" if found else _where(source, sel)
+        raise PlannerError(f"{where}: timestamp {base} is not a finite number; NaN and inf refused")
     for sel in selects:
         columns = _TARGETS[sel.table]
         renames = _RENAMES.get(sel.table, {})
@@ -320,62 +394,91 @@ def _load(
             f"INSERT INTO {sel.table} (trace_id, {target}) SELECT ?, {select_list} FROM ({sel.sql})"
         )
         _execute(con, source, sql, [trace_id, *sel.params], sel)
-        _check_negative(con, source, sel, trace_id)
+        _check_values(con, source, sel, trace_id)
     epoch = any(sel.epoch for sel in selects)
     return (base if epoch and bases else None), warnings
-
-
-def _scalar(con: duckdb.DuckDBPyConnection, source: Source, sql: str, sel: Select):
-    """One value from SQL over a source, with read errors made readable."""
-    return _execute(con, source, sql, sel.params, sel)[0][0]
 
 
 def _execute(
     con: duckdb.DuckDBPyConnection, source: Source, sql: str, params: list, sel: Select
 ) -> list[tuple]:
-    """Execute SQL that reads the source; DuckDB errors become PlannerErrors naming the file."""
+    """Execute SQL that reads the source; DuckDB errors become PlannerErrors naming the file.
+
+    After an error the transaction is aborted: `_rollback` unregisters the Arrow source then.
+    """
     if sel.arrow is not None:
-        con.register("arrow_source", sel.arrow)
+        con.register(_ARROW, sel.arrow)
     try:
-        return con.execute(sql, params).fetchall()
+        rows = con.execute(sql, params).fetchall()
+    except duckdb.ConstraintException as exc:
+        empty = re.search(r"NOT NULL constraint failed: \w+\.(\w+)", str(exc))
+        if not empty:
+            raise PlannerError(_duckdb_message(_where(source, sel), exc)) from None
+        column = empty.group(1)
+        renamed = {v: k for k, v in _RENAMES.get(sel.table, {}).items()}.get(column, column)
+        found = _locate(con, sel, f"{renamed} IS NULL")
+        where = f"{found[0]}: line {found[1]}" if found else _where(source, sel)
+        raise PlannerError(
+            f"{where}: no {column} (an empty or unreadable value); every row needs one"
+        ) from None
     except duckdb.Error as exc:
         raise PlannerError(_duckdb_message(_where(source, sel), exc)) from None
-    finally:
-        if sel.arrow is not None:
-            con.unregister("arrow_source")
+    if sel.arrow is not None:
+        con.unregister(_ARROW)
+    return rows
 
 
-def _check_negative(
+def _check_values(
     con: duckdb.DuckDBPyConnection, source: Source, sel: Select, trace_id: int
 ) -> None:
-    """Refuse negative token counts (or durations), naming the first offending line."""
-    if not sel.token_columns:
-        return
-    cond = " OR ".join(f"{c} < 0" for c in sel.token_columns)
-    bad = con.execute(
-        f"SELECT count(*) FROM {sel.table} WHERE trace_id = ? AND ({cond})", [trace_id]
-    ).fetchall()[0][0]
-    if not bad:
-        return
-    where = _first_line(con, source, sel, sel.line_sql)
-    raise PlannerError(
-        f"{_where(source, sel)}{where}: negative value in {' or '.join(sel.token_columns)} "
-        f"({bad} row(s)); counts must be >= 0"
-    )
+    """Refuse values no trace can hold (`_RULES`: NaN or infinite times, negative counts or
+    durations, ...), naming the first offending line where the select knows its lines."""
+    checks = [
+        (column, test.format(c=column), what.format(c=column), expected)
+        for columns, test, what, expected in _RULES[sel.table]
+        for column in columns
+    ]
+    counts = con.execute(
+        "SELECT "
+        + ", ".join(f"count(*) FILTER (WHERE {test})" for _, test, _, _ in checks)
+        + f" FROM {sel.table} WHERE trace_id = ?",
+        [trace_id],
+    ).fetchall()[0]
+    renamed = {v: k for k, v in _RENAMES.get(sel.table, {}).items()}  # stored -> select name
+    for (column, test, what, expected), bad in zip(checks, counts, strict=True):
+        if not bad:
+            continue
+        found = _locate(con, sel, test.replace(column, renamed.get(column, column)))
+        where = f"{found[0]}: line {found[1]}" if found else _where(source, sel)
+        raise PlannerError(f"{where}: {what} ({bad} row(s)); {expected}")
 
 
-def _first_line(
-    con: duckdb.DuckDBPyConnection, source: Source, sel: Select, line_sql: str | None
-) -> str:
-    """': line N' from SQL finding a line (one thread, so rows keep file order), or ''."""
-    if not line_sql:
-        return ""
-    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
-    con.execute("SET threads = 1")
+def _locate(con: duckdb.DuckDBPyConnection, sel: Select, test: str) -> tuple[str, int] | None:
+    """(file, line) of the first row of a select where `test` holds, or None if unknown."""
+    for where, rows in sel.lines:
+        line = _line_of(con, f"SELECT _line FROM ({rows}) WHERE {test} ORDER BY _line LIMIT 1")
+        if line is not None:
+            return where, line
+    return None
+
+
+def _line_of(con: duckdb.DuckDBPyConnection, sql: str) -> int | None:
+    """The line number SQL over a source file finds, run alone on one thread so rows keep file
+    order; None when it finds none or cannot run. It runs on its own cursor, outside the
+    ingest's transaction, which a failure here must not abort."""
+    cursor = con.cursor()
     try:
-        return f": line {_scalar(con, source, line_sql, sel)}"
+        threads = cursor.execute("SELECT current_setting('threads')").fetchall()[0][0]
+        cursor.execute("SET threads = 1")
+        try:
+            rows = cursor.execute(sql).fetchall()
+        except duckdb.Error:
+            return None
+        finally:
+            cursor.execute(f"SET threads = {threads}")
     finally:
-        con.execute(f"SET threads = {threads}")
+        cursor.close()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
 def _finish(
@@ -396,6 +499,16 @@ def _finish(
     ).fetchall()[0]
     if rows == 0:
         raise PlannerError(f"{source.path}: no data rows (only a header?)")
+    if not math.isfinite(span) or span < 0:
+        raise PlannerError(
+            f"{source.path}: timestamps span {span:g} s, too wide to be a time range; "
+            "are some values far off or in another unit?"
+        )
+    if start is not None and not _FIRST_YEAR_S <= start <= _LAST_YEAR_S:
+        raise PlannerError(
+            f"{source.path}: first timestamp {start:g} s from 1970 lies outside the years "
+            "1-9999; is it in another unit?"
+        )
     con.execute(
         "UPDATE traces SET content_hash = ?, rows = ?, span_s = ?, series = ?, "
         "start_time = CASE WHEN ? IS NULL THEN NULL ELSE to_timestamp(?)::TIMESTAMP END "

@@ -5,6 +5,8 @@ import gzip
 import hashlib
 import io
 import json
+import lzma
+import re
 import tarfile
 import tempfile
 import threading
@@ -16,6 +18,15 @@ from pathlib import Path
 from planner.errors import PlannerError
 
 _HASH_CHUNK = 1 << 22
+# Zip compression methods Python's zipfile reads: stored, deflate, bzip2, lzma.
+_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+# Errors that reading a damaged compressed stream or archive raises (the codecs' own types).
+CODEC_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, tarfile.TarError)
+
+
+def one_line(text: object) -> str:
+    """A message on one line: line breaks and the whitespace around them become "; "."""
+    return re.sub(r"\s*[\r\n]+\s*", "; ", str(text).strip())
 
 
 @dataclass
@@ -65,25 +76,54 @@ def _is_data_member(name: str) -> bool:
     return not Path(name).name.startswith("._") and not name.startswith("__MACOSX/")
 
 
+def _check_zip_member(path: Path, info: zipfile.ZipInfo) -> None:
+    """Refuse a zip member Python cannot extract: encrypted, or an unsupported method."""
+    if info.flag_bits & 0x41:  # bit 0: encrypted; bit 6: strong encryption
+        raise PlannerError(
+            f"{path}: member {info.filename!r} is encrypted; extract it first (planner reads "
+            "unencrypted archives only)"
+        )
+    if info.compress_type not in _ZIP_METHODS:
+        raise PlannerError(
+            f"{path}: member {info.filename!r} uses zip compression method "
+            f"{info.compress_type}; planner reads stored, deflate, bzip2 and lzma members"
+        )
+
+
+def _archive_error(path: Path, exc: BaseException) -> PlannerError:
+    """One line saying why an archive could not be read."""
+    if isinstance(exc, tarfile.ReadError) and "could not be opened" in str(exc):
+        # tarfile lists every compression it tried, one per line; one sentence says it all
+        return PlannerError(
+            f"{path}: cannot read archive: not a tar file (plain, gzip, bzip2 or xz), or truncated"
+        )
+    detail = one_line(exc) or type(exc).__name__
+    return PlannerError(f"{path}: cannot read archive (truncated or corrupt?): {detail}")
+
+
 def _extract_archive(path: Path) -> Source:
     """Extract the data files of a tar or zip archive to a temp folder."""
     tmp = tempfile.TemporaryDirectory(prefix="planner-")
     try:
         if path.suffix == ".zip":
             with zipfile.ZipFile(path) as archive:
-                names = [
-                    i.filename
-                    for i in archive.infolist()
-                    if not i.is_dir() and _is_data_member(i.filename)
+                infos = [
+                    i for i in archive.infolist() if not i.is_dir() and _is_data_member(i.filename)
                 ]
-                archive.extractall(tmp.name, members=names)
+                for info in infos:
+                    _check_zip_member(path, info)
+                archive.extractall(tmp.name, members=[i.filename for i in infos])
         else:
             with tarfile.open(path) as tar:
                 members = [m for m in tar.getmembers() if m.isfile() and _is_data_member(m.name)]
                 tar.extractall(tmp.name, members=members, filter="data")
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+    except PlannerError:
         tmp.cleanup()
-        raise PlannerError(f"{path}: cannot read archive (truncated or corrupt?): {exc}") from None
+        raise
+    except (*CODEC_ERRORS, NotImplementedError) as exc:
+        # NotImplementedError: zipfile's answer to a method or encryption it cannot read
+        tmp.cleanup()
+        raise _archive_error(path, exc) from None
     files = sorted(p for p in Path(tmp.name).rglob("*") if p.is_file())
     if not files:
         tmp.cleanup()
@@ -124,14 +164,44 @@ def first_line(path: Path) -> str:
             for line in fh:
                 if line.strip():
                     return line.strip().lstrip("\ufeff")
-    except (OSError, EOFError, zlib.error) as exc:
-        raise PlannerError(f"{path}: cannot read (truncated or corrupt file?): {exc}") from None
+    except CODEC_ERRORS as exc:
+        raise PlannerError(
+            f"{path}: cannot read (truncated or corrupt file?): {one_line(exc)}"
+        ) from None
     raise PlannerError(f"{path}: empty file")
 
 
 def csv_header(path: Path) -> list[str]:
     """Column names from the first line of a CSV file."""
-    return [c.strip() for c in next(csv.reader([first_line(path)]))]
+    try:
+        header = [c.strip() for c in next(csv.reader([first_line(path)]))]
+    except csv.Error as exc:  # e.g. a field longer than csv.field_size_limit()
+        raise PlannerError(f"{path}: header: cannot read it as CSV ({one_line(exc)})") from None
+    if not header:  # the line held only characters the csv module drops (NUL)
+        raise PlannerError(f"{path}: header: no column names on the first line")
+    return header
+
+
+def csv_shape_problem(path: Path) -> str | None:
+    """'line N: K fields where line 1 has M' for the first row whose width differs from the first
+    row's (None when every row agrees or the file cannot be read): a readable reason for a file
+    DuckDB's CSV sniffer rejects."""
+    try:
+        with _open_text(path) as fh:
+            reader = csv.reader(fh)
+            width, first = None, 0
+            for row in reader:
+                if not row:
+                    continue
+                if width is None:
+                    width, first = len(row), reader.line_num
+                elif len(row) != width:
+                    return (
+                        f"line {reader.line_num}: {len(row)} fields where line {first} has {width}"
+                    )
+    except (*CODEC_ERRORS, csv.Error):
+        return None
+    return None
 
 
 def csv_first_value(path: Path, column: str) -> tuple[int, str] | None:
@@ -150,8 +220,10 @@ def csv_first_value(path: Path, column: str) -> tuple[int, str] | None:
             for row in reader:
                 if index < len(row) and row[index].strip():
                     return reader.line_num, row[index]
-    except (OSError, EOFError, zlib.error, csv.Error) as exc:
-        raise PlannerError(f"{path}: cannot read (truncated or corrupt file?): {exc}") from None
+    except (*CODEC_ERRORS, csv.Error) as exc:
+        raise PlannerError(
+            f"{path}: cannot read (truncated or corrupt file?): {one_line(exc)}"
+        ) from None
     return None
 
 
@@ -161,4 +233,8 @@ def jsonl_keys(path: Path) -> list[str]:
         obj = json.loads(first_line(path))
     except json.JSONDecodeError:
         return []
+    except RecursionError:
+        raise PlannerError(
+            f"{path}: line 1: JSON nested too deeply (a trace record is one flat object)"
+        ) from None
     return list(obj) if isinstance(obj, dict) else []
