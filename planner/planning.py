@@ -69,7 +69,7 @@ BUCKET_QUANTILES = (0.5, 0.9)
 BUCKET_NAMES = ("short", "medium", "long")
 REFINE_ROUNDS = 6
 TOP_UP_LIMIT = 64
-SETTLE_OPTIONS = 4
+MEDIAN_OPTIONS = 4
 
 
 @dataclass(frozen=True)
@@ -147,20 +147,18 @@ def _refined_mix(
     pools: dict[tuple[str, int], int],
     evaluator: GoodputEvaluator,
     demand: np.ndarray,
-    limits: dict[str, int] | None = None,
 ) -> Mix | None:
     """The solver's mix with every group's goodput measured at the fleet size it got.
 
     Search measured each plan at the fleet size serving the whole peak alone; inside a mix a
     plan may run fewer replicas, which pool bursts less, so its per-replica goodput is lower.
     The mix is re-solved on goodput re-measured at the counts it chose until they agree; if
-    they still disagree after REFINE_ROUNDS, the cheapest one-plan fleet among the plans tried
-    is taken, sized on goodput measured at its own size (`_settled`). `options` and `pools`
-    are copied, so the caller's measurements are untouched.
+    they still disagree after REFINE_ROUNDS, the last mix is topped up at its own sizes.
+    `options` and `pools` are copied, so the caller's measurements are untouched.
     """
     options, pools = list(options), dict(pools)
     index = {o.key: i for i, o in enumerate(options)}
-    tried: set[tuple[str, int]] = set()
+    mix = None
     for _ in range(REFINE_ROUNDS):
         mix = solver(options)
         if mix is None:
@@ -172,7 +170,6 @@ def _refined_mix(
         ]
         if not stale:
             return mix
-        tried |= {(o.key, b) for o, b, _ in mix.groups()}
         for option, b, size in stale:
             ev = evaluator.evaluate(cands[option.key], b, size, option.goodput[b])
             pools[(option.key, b)] = size
@@ -180,7 +177,39 @@ def _refined_mix(
             rates = list(current.goodput)
             rates[b] = ev.goodput_rps
             options[index[option.key]] = replace(current, goodput=tuple(rates))
-    return _settled(options, sorted(tried), cands, evaluator, demand, limits)
+    return _top_up(mix, cands, evaluator, demand)
+
+
+def _top_up(
+    mix: Mix, cands: dict[str, Candidate], evaluator: GoodputEvaluator, demand: np.ndarray
+) -> Mix:
+    """`mix` with replicas added until it covers `demand` at goodput measured at its own sizes."""
+    counts = mix.counts.copy()
+    options = list(mix.options)
+
+    def rate(o: int, b: int) -> float:
+        """Per-replica goodput of option o on bucket b at its current count."""
+        size = min(max(int(counts[o, b]), 1), MAX_POOL)
+        return evaluator.evaluate(cands[options[o].key], b, size, options[o].goodput[b]).goodput_rps
+
+    for b in range(counts.shape[1]):
+        used = [o for o in range(len(options)) if counts[o, b] > 0]
+        for _ in range(TOP_UP_LIMIT):
+            if sum(counts[o, b] * rate(o, b) for o in used) >= demand[b] * (1 - 1e-9):
+                break
+            best = min(used, key=lambda o: options[o].cost_per_hour / max(rate(o, b), 1e-12))
+            counts[best, b] += 1
+        else:
+            raise PlannerError(
+                f"the mix does not settle: re-measured at its own fleet size it misses the "
+                f"demand of {demand[b]:.3g} req/s; try --attainment lower or other --accelerators"
+            )
+        for o in used:
+            rates = list(options[o].goodput)
+            rates[b] = rate(o, b)
+            options[o] = replace(options[o], goodput=tuple(rates))
+    cost = float(sum(o.cost_per_hour * counts[i].sum() for i, o in enumerate(options)))
+    return Mix(tuple(options), counts, cost)
 
 
 def _own_size_count(
@@ -193,54 +222,8 @@ def _own_size_count(
         if count * rate.goodput_rps >= need * (1 - 1e-9):
             return count, rate.goodput_rps
         grown = np.ceil(need / rate.goodput_rps) if rate.goodput_rps > 0 else 2 * count
-        count = max(count + 1, int(grown))
+        count = count + 1 if count < MAX_POOL else max(count + 1, int(grown))
     return None
-
-
-def _settled(
-    options: list[MixOption],
-    tried: Sequence[tuple[str, int]],
-    cands: dict[str, Candidate],
-    evaluator: GoodputEvaluator,
-    demand: np.ndarray,
-    limits: dict[str, int] | None,
-) -> Mix:
-    """Per bucket, the cheapest one-plan fleet among the plans `tried` and the SETTLE_OPTIONS
-    cheapest per request/s, each sized on goodput measured at its own count (within `limits`):
-    consistent where the mix did not settle."""
-    index = {o.key: i for i, o in enumerate(options)}
-    counts = np.zeros((len(options), len(demand)), dtype=int)
-    for b, need in enumerate(np.asarray(demand, dtype=float)):
-        if need <= 0:
-            continue
-        fits = []
-        cheapest = sorted(
-            (o for o in options if o.goodput[b] > 0), key=lambda o: o.cost_per_hour / o.goodput[b]
-        )[:SETTLE_OPTIONS]
-        for key in dict.fromkeys(
-            [k for k, bucket in tried if bucket == b] + [o.key for o in cheapest]
-        ):
-            option = options[index[key]]
-            sized = _own_size_count(option, b, cands[key], evaluator, need)
-            if sized is None:
-                continue
-            count, rate = sized
-            limit = (limits or {}).get(option.accelerator)
-            if limit is None or count * option.gpus <= limit:
-                fits.append((count * option.cost_per_hour, key, count, rate))
-        if not fits:
-            raise PlannerError(
-                f"no plan settles: re-measured at its own fleet size none of "
-                f"{', '.join(k for k, _ in tried)} serves {need:.3g} req/s; "
-                "try a lower --attainment or other --accelerators"
-            )
-        _, key, count, rate = min(fits)
-        rates = list(options[index[key]].goodput)
-        rates[b] = rate
-        options[index[key]] = replace(options[index[key]], goodput=tuple(rates))
-        counts[index[key], b] = count
-    cost = float(sum(o.cost_per_hour * counts[i].sum() for i, o in enumerate(options)))
-    return Mix(tuple(options), counts, cost)
 
 
 def _check_simulated(found: SearchResult, ctx: Context) -> None:
@@ -570,19 +553,21 @@ def _fleet(
 def _median_cost(
     fleets: Sequence[Fleet],
     fleet_of: Callable[..., Fleet],
-    refine: Callable[..., Mix | None],
+    options: Sequence[MixOption],
+    cands: dict[str, Candidate],
+    evaluator: GoodputEvaluator,
     median: np.ndarray,
     shares: np.ndarray,
     limits: dict[str, int] | None,
-    budget_per_hour: float | None,
 ) -> float:
     """Mean $/hour of serving the median (p50) forecast (the low end of the cost band): the
-    cheapest of the fleets planned (the recommended one first) on their p50 schedules and of a
-    plan re-solved for the p50 peak.
+    cheapest of the fleets planned (the recommended one first) on their p50 schedules and of
+    one-plan fleets sized for the p50 peak on goodput measured at their own count (the
+    MEDIAN_OPTIONS plans cheapest per request/s, within `limits`).
 
     The recommended fleet alone can give a degenerate band (its replicas too coarse to shrink
-    between p50 and the planning quantile); another fleet or a plan made for the median can use
-    smaller ones. It never exceeds the recommended schedule's cost, which also serves the median.
+    between p50 and the planning quantile); a fleet made for the median can use smaller ones.
+    It never exceeds the recommended schedule's cost, which also serves the median.
     """
     demand = _demand_by_bucket(median, shares)
     peak = float(np.nanmax(median)) * shares
@@ -597,9 +582,20 @@ def _median_cost(
             limits,
         )
         costs.append(_schedule_cost(on_median))
-    mix = refine(_mix_solver(peak, limits, budget_per_hour), demand=peak)
-    if mix is not None:
-        costs.append(fleet_of(mix, demand=demand).scheduled_cost_per_hour)
+    if len(peak) == 1 and peak[0] > 0:
+        cheapest = sorted(
+            (o for o in options if o.goodput[0] > 0), key=lambda o: o.cost_per_hour / o.goodput[0]
+        )[:MEDIAN_OPTIONS]
+        for option in cheapest:
+            sized = _own_size_count(option, 0, cands[option.key], evaluator, float(peak[0]))
+            limit = (limits or {}).get(option.accelerator)
+            if sized is None or (limit is not None and sized[0] * option.gpus > limit):
+                continue
+            counts = np.array([[sized[0]]])
+            mix = Mix(
+                (replace(option, goodput=(sized[1],)),), counts, sized[0] * option.cost_per_hour
+            )
+            costs.append(fleet_of(mix, demand=demand).scheduled_cost_per_hour)
     return min(costs)
 
 
@@ -674,9 +670,7 @@ def make_plan(
 
     _say(progress, "choosing the accelerator mix")
     options, cands, pools = _options(found.evaluations, len(names))
-    refine = partial(
-        _refined_mix, options=options, cands=cands, pools=pools, evaluator=evaluator, limits=limits
-    )
+    refine = partial(_refined_mix, options=options, cands=cands, pools=pools, evaluator=evaluator)
     mix = refine(_mix_solver(peak * shares, limits, budget_per_hour), demand=peak * shares)
     if mix is None:
         raise PlannerError(f"no mix serves the forecast peak of {peak:.3g} req/s")
@@ -706,13 +700,13 @@ def make_plan(
     fleet = mix_fleet = fleet_of(mix)
     single_fleet = None
     if single is not None:
-        single_fleet = fleet_of(single)
+        single_fleet = fleet if len(mix.gpus_by_accelerator()) == 1 else fleet_of(single)
         if single_fleet.scheduled_cost_per_hour < fleet.scheduled_cost_per_hour:
             fleet = single_fleet
     deployments, schedule = fleet.deployments, fleet.schedule
     planned = [f for f in (fleet, mix_fleet, single_fleet) if f is not None]
     median_cost = _median_cost(
-        planned, fleet_of, refine, forward.level("p50"), shares, limits, budget_per_hour
+        planned, fleet_of, options, cands, evaluator, forward.level("p50"), shares, limits
     )
 
     _say(progress, "replaying the held-back trace")
