@@ -563,7 +563,8 @@ def _median_cost(
     """Mean $/hour of serving the median (p50) forecast (the low end of the cost band): the
     cheapest of the fleets planned (the recommended one first) on their p50 schedules and of
     one-plan fleets sized for the p50 peak on goodput measured at their own count (the
-    MEDIAN_OPTIONS plans cheapest per request/s, within `limits`).
+    MEDIAN_OPTIONS plans cheapest per request/s, within `limits`; unbucketed plans only, as a
+    one-plan fleet cannot serve several length buckets).
 
     The recommended fleet alone can give a degenerate band (its replicas too coarse to shrink
     between p50 and the planning quantile); a fleet made for the median can use smaller ones.
