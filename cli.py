@@ -34,7 +34,7 @@ from rich.progress import (
 from rich.table import Table
 
 from planner.errors import PlannerError
-from planner.ingest import FORMATS, SAMPLES, ingest_path, ingest_sample
+from planner.ingest import FORMATS, SAMPLES, ingest_path, ingest_sample, source_size
 from planner.store import default_db_path, list_traces, open_store, run_query
 
 app = typer.Typer(
@@ -171,11 +171,7 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
-def size_on_disk(path: Path) -> int:
-    """Bytes of a file, or of every file under a folder (0 if missing: ingest reports that)."""
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    return path.stat().st_size if path.is_file() else 0
+FILES_LISTED = 10  # an ingest lists the rows of each file up to this many files
 
 
 def parse_map(spec: str | None) -> dict[str, str]:
@@ -190,7 +186,13 @@ def parse_map(spec: str | None) -> dict[str, str]:
 
 @command
 def ingest(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Trace files or folders.")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Trace files, folders or quoted globs ('logs/*/part-*.parquet'); the files of "
+            "a folder or glob are one trace."
+        ),
+    ] = None,
     format: Annotated[str | None, typer.Option("--format", "-f", help="Force a format.")] = None,
     name: Annotated[str | None, typer.Option(help="Trace name (one path only).")] = None,
     replace: Annotated[
@@ -225,7 +227,7 @@ def ingest(
         raise PlannerError("--time-unit applies to csv/parquet PATHs with --map, not to --sample")
     mapping = parse_map(map)
     results = []
-    sizes = [size_on_disk(p) for p in paths]
+    sizes = [source_size(p) for p in paths]
     with store(db) as con, progress(not json_out, unit="bytes") as bar:
         task = bar.add_task("ingesting", total=sum(sizes) or None)
         for s in sample:
@@ -243,10 +245,17 @@ def ingest(
         return
     for r in results:
         what = "" if r.status != "unchanged" else " (same content already loaded; nothing to do)"
+        parts = f" from {len(r.files):,} files" if len(r.files) > 1 else ""
         typer.echo(
-            f"{r.status} {r.name}: {r.rows:,} {r.table} rows, format {r.format}, "
+            f"{r.status} {r.name}: {r.rows:,} {r.table} rows{parts}, format {r.format}, "
             f"{r.series or 0} series, span {r.span_s or 0:,.0f} s{what}"
         )
+        if 1 < len(r.files) <= FILES_LISTED:
+            for path, rows in r.files.items():
+                typer.echo(f"  {path}: {rows:,} rows")
+        elif len(r.files) > FILES_LISTED:
+            counts = sorted(r.files.values())
+            typer.echo(f"  rows per file: {counts[0]:,} to {counts[-1]:,} (--json lists each)")
 
 
 @command

@@ -289,6 +289,90 @@ def test_compressed_inputs(db_path: Path, tmp_path: Path, packing: str) -> None:
     assert stored(db_path, "SELECT count(*) FILTER (NOT ok) FROM requests")[0] == 13
 
 
+# --- many files, one trace -------------------------------------------------------------------
+def _parquet_part(path: Path, first: int, rows: int) -> Path:
+    """A Parquet part of `rows` requests numbered from `first` (t = 10 + i s, input = 3i)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw(
+        f"COPY (SELECT 10.0 + i AS t, 3 * i AS p, i % 7 AS c FROM range({first}, {first + rows}) "
+        f"r(i)) TO '{path}' (FORMAT parquet)"
+    )
+    return path
+
+
+def test_parquet_folder_ingests_every_part(db_path: Path, tmp_path: Path) -> None:
+    """A 4-part Parquet folder (as Spark writes it, with _SUCCESS) is one trace of every row;
+    the ingest reports each file's rows; totals match DuckDB reading the parts directly."""
+    folder = tmp_path / "lake"
+    for k in range(4):
+        _parquet_part(folder / f"part-{k:05d}.parquet", 2500 * k, 2500)
+    (folder / "_SUCCESS").write_text("")
+    [result] = ingest_ok(db_path, folder, "--map", "ts=t,input=p,output=c")
+    assert (result["name"], result["rows"], result["span_s"]) == ("lake", 10_000, 9_999.0)
+    assert sorted(Path(f).name for f in result["files"]) == [
+        f"part-{k:05d}.parquet" for k in range(4)
+    ]
+    assert set(result["files"].values()) == {2500}
+    expected = raw(f"SELECT count(*), sum(p), sum(c) FROM read_parquet('{folder}/*.parquet')")
+    got = stored(db_path, "SELECT count(*), sum(input_tokens), sum(output_tokens) FROM requests")
+    assert got == expected
+    assert stored(db_path, "SELECT min(arrival_s) FROM requests")[0] == 0.0
+
+
+def test_hive_partitions_are_columns(db_path: Path, tmp_path: Path) -> None:
+    """A Hive-partitioned folder (model=NAME/day=N/part.parquet) ingests every file, and a
+    partition key maps like any column (here: the series)."""
+    lake = tmp_path / "hive"
+    for k, (model, day) in enumerate([("a", 1), ("a", 2), ("b", 1)]):
+        _parquet_part(lake / f"model={model}" / f"day={day}" / "part-0.parquet", 100 * k, 100)
+    [result] = ingest_ok(db_path, lake, "--map", "ts=t,input=p,output=c,model=model")
+    assert (result["rows"], result["series"], len(result["files"])) == (300, 2, 3)
+    by_series = stored(
+        db_path,
+        "SELECT list(n ORDER BY series) FROM "
+        "(SELECT series, count(*) AS n FROM requests GROUP BY series)",
+    )[0]
+    assert by_series == [200, 100]
+
+
+def test_glob_of_csv_parts(db_path: Path, tmp_path: Path) -> None:
+    """A quoted glob over CSV parts in several folders is one trace of every row (BurstGPT
+    detected on the first part); files the glob does not match are left out."""
+    for day in (1, 2):
+        for k in range(2):
+            start = 1000 * day + 10 * k
+            body = [f"{start + i},ChatGPT,{i + 1},{i % 3},{i + 1 + i % 3},x" for i in range(10)]
+            part = tmp_path / "logs" / f"2026-0{day}" / f"part-{k}.csv"
+            part.parent.mkdir(parents=True, exist_ok=True)
+            write(part, "\n".join([BURSTGPT_BASE, *body]) + "\n")
+    write(tmp_path / "logs" / "2026-01" / "notes.txt", "not data")
+    pattern = str(tmp_path / "logs" / "2026-*" / "part-*.csv")
+    result = invoke("ingest", pattern, "--db", db_path, "--name", "burst-parts")
+    assert result.exit_code == 0, result.stderr
+    assert "40 requests rows from 4 files, format burstgpt" in result.stdout
+    assert result.stdout.count(": 10 rows") == 4
+    got = stored(db_path, "SELECT count(*), min(arrival_s), max(arrival_s) FROM requests")
+    assert got == (40, 1000.0, 2019.0)  # BurstGPT keeps its own clock across the parts
+
+
+def test_many_files_same_content_is_a_no_op(db_path: Path, tmp_path: Path) -> None:
+    """Ingesting the same folder again changes nothing; a folder with one more part needs
+    --replace (its content differs)."""
+    folder = tmp_path / "parts"
+    for k in range(2):
+        _parquet_part(folder / f"p{k}.parquet", 50 * k, 50)
+    ingest_ok(db_path, folder, "--map", "ts=t,input=p")
+    [again] = ingest_ok(db_path, folder, "--map", "ts=t,input=p")
+    assert (again["status"], again["rows"]) == ("unchanged", 100)
+    _parquet_part(folder / "p2.parquet", 100, 50)
+    before = store_state(db_path)
+    refused = invoke("ingest", folder, "--map", "ts=t,input=p", "--db", db_path)
+    assert refused.exit_code == 1 and "--replace" in refused.stderr
+    assert store_state(db_path) == before
+    [replaced] = ingest_ok(db_path, folder, "--map", "ts=t,input=p", "--replace")
+    assert (replaced["status"], replaced["rows"]) == ("replaced", 150)
+
+
 def test_formats_lists_every_reader() -> None:
     result = invoke("formats", "--json")
     listing = {f["id"]: f for f in json.loads(result.stdout)}
@@ -343,6 +427,23 @@ def _gz_truncated(path: Path) -> Path:
     return path
 
 
+def _folder(d: Path, files: dict[str, str]) -> Path:
+    """A folder of the given text files."""
+    folder = d / "parts"
+    folder.mkdir()
+    for name, text in files.items():
+        write(folder / name, text)
+    return folder
+
+
+def _parquet_types(folder: Path) -> Path:
+    """Two Parquet parts whose timestamp columns differ in type (DOUBLE, then text)."""
+    folder.mkdir()
+    raw(f"COPY (SELECT 1.0 AS t) TO '{folder / 'p0.parquet'}' (FORMAT parquet)")
+    raw(f"COPY (SELECT '2' AS t) TO '{folder / 'p1.parquet'}' (FORMAT parquet)")
+    return folder
+
+
 BAD_INPUTS = {
     "missing-file": (lambda d: d / "absent.csv", (), ["absent.csv", "no such file"]),
     "unknown-header": (
@@ -385,6 +486,31 @@ BAD_INPUTS = {
         lambda d: write(d / "head.csv", BURSTGPT_BASE + "\n"),
         (),
         ["head.csv", "no data rows"],
+    ),
+    "mixed-schemas": (
+        lambda d: _folder(d, {"a.csv": _burstgpt_text(), "b.csv": "Timestamp,Model\n1,x\n"}),
+        (),
+        ["b.csv", "lacks column 'Request tokens'", "same columns"],
+    ),
+    "parquet-type-differs": (
+        lambda d: _parquet_types(d / "typed"),
+        ("--map", "ts=t"),
+        ["p1.parquet", "'t VARCHAR'", "same columns"],
+    ),
+    "other-kind-in-folder": (
+        lambda d: _folder(d, {"a.csv": _burstgpt_text(), "b.jsonl": '{"timestamp": 1}\n'}),
+        (),
+        ["b.jsonl", "among .csv files", "one format"],
+    ),
+    "empty-partition": (
+        lambda d: _folder(d, {"a.csv": _burstgpt_text(), "b.csv": BURSTGPT_BASE + "\n"}),
+        (),
+        ["b.csv", "empty partition"],
+    ),
+    "glob-matches-nothing": (
+        lambda d: d / "logs" / "2027-*" / "*.parquet",
+        (),
+        ["2027-*", "matches no file"],
     ),
 }
 

@@ -4,6 +4,7 @@ from planner.ingest import huawei  # noqa: F401  (registers the Huawei readers)
 from planner.ingest.formats import FORMATS, Format, detect_format, get_format
 from planner.ingest.loader import IngestResult, default_name, ingest_path, remove_trace
 from planner.ingest.samples import SAMPLES, ingest_sample, sample_path
+from planner.ingest.sources import source_size
 
 __all__ = [
     "FORMATS",
@@ -17,4 +18,5 @@ __all__ = [
     "ingest_sample",
     "remove_trace",
     "sample_path",
+    "source_size",
 ]

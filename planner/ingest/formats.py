@@ -73,7 +73,8 @@ RATE_COLUMNS = (
 class Select:
     """SQL producing canonical rows for one table, and how to place its time axis.
 
-    `warn` turns the time column's (min, max) in seconds into warnings for the user;
+    `warn` turns the source's name and the time column's (min, max) in seconds, over every file
+    of the source, into warnings for the user;
     `time_source` (the source column of the time) asks the loader to refuse empty times,
     naming the first line `null_time_line_sql` finds (and `time_expect`, the format expected,
     where a value that does not parse also reads as empty). `lines` lets the loader name the
@@ -90,7 +91,7 @@ class Select:
     lines: list[tuple[str, str]] = field(default_factory=list)
     arrow: pa.Table | None = None
     path: Path | None = None
-    warn: Callable[[float | None, float | None], list[str]] | None = None
+    warn: Callable[[str, float | None, float | None], list[str]] | None = None
     time_source: str | None = None
     null_time_line_sql: str | None = None
     time_expect: str | None = None
@@ -101,7 +102,10 @@ class Format:
     """A readable trace format: its id, target table, expected columns, detector and reader.
 
     `generic` marks the csv / parquet readers, whose result also depends on the --map and the
-    time unit: their `read` takes the time unit as a third argument.
+    time unit: their `read` takes the time unit as a third argument. `reads_folder` marks a
+    reader that takes a many-file source as a whole (a ServeGen folder, a Huawei release); any
+    other reader reads one file, and a many-file source of its format is read file by file
+    (`read_source`).
     """
 
     id: str
@@ -112,6 +116,7 @@ class Format:
     detect: Callable[[Source], bool]
     read: Callable[[Source, dict[str, str]], list[Select]]
     generic: bool = False
+    reads_folder: bool = False
 
 
 def sql_str(value: str | Path) -> str:
@@ -596,7 +601,7 @@ def _read_mapped(source: Source, mapping: dict[str, str], time_unit: str = "s") 
             "requests",
             sql,
             lines=numbered(path, sql, 2) if not parquet else [],
-            warn=(lambda lo, hi: time_unit_warnings(path, column, time_unit, lo, hi))
+            warn=(lambda where, lo, hi: time_unit_warnings(where, column, time_unit, lo, hi))
             if number
             else None,
             time_source=column,
@@ -652,6 +657,7 @@ FORMATS: dict[str, Format] = {
             (),
             _is_servegen,
             _read_servegen,
+            reads_folder=True,
         ),
         Format(
             "azure-functions",
@@ -670,6 +676,7 @@ FORMATS: dict[str, Format] = {
             (),
             lambda s: "update_latency" in s.path.name and _has_columns(s, GENTD26_LOAD),
             _read_gentd26_load,
+            reads_folder=True,
         ),
         Format(
             "gentd26-requests",
@@ -711,17 +718,74 @@ def register(fmt: Format) -> None:
 
 
 def detect_format(source: Source, mapping: dict[str, str]) -> Format:
-    """The format of a source from its header, keys or folder layout."""
+    """The format of a source from its header, keys or folder layout; a many-file source that
+    no folder reader takes is detected on its first file."""
     if mapping:
         return FORMATS["parquet" if source.main.suffix == ".parquet" else "csv"]
+    first = source.part(source.main)
     for fmt in FORMATS.values():
-        if fmt.detect(source):
+        if fmt.detect(source if fmt.reads_folder else first):
             return fmt
     what = f"header {csv_header(source.main)}" if len(source.files) == 1 else "folder layout"
     raise PlannerError(
         f"{source.path}: unknown format ({what}); use --format with one of: "
         f"{', '.join(FORMATS)} (see `planner formats`)"
     )
+
+
+def read_source(
+    fmt: Format, source: Source, mapping: dict[str, str], time_unit: str | None
+) -> list[Select]:
+    """The selects reading a source in a format: a many-file source of a one-file format is
+    read file by file, every file checked to hold the first one's kind and columns."""
+    parts = [source] if fmt.reads_folder or len(source.files) == 1 else []
+    if not parts:
+        layout = _layout(source.main)
+        for path in source.files[1:]:
+            _same_layout(path, _layout(path), source.main, layout)
+        parts = [source.part(p) for p in source.files]
+    selects = []
+    for part in parts:
+        read = fmt.read(part, mapping, time_unit or "s") if fmt.generic else fmt.read(part, mapping)
+        if part is not source:
+            for sel in read:
+                sel.path = part.path
+        selects += read
+    return selects
+
+
+_DATA_KINDS = (".csv.gz", ".jsonl.gz", ".csv", ".jsonl", ".json", ".parquet")
+
+
+def _layout(path: Path) -> tuple[str, list[str]]:
+    """A file's data kind (by extension) and columns: a CSV header, the keys of the first JSON
+    line, or a Parquet schema's names and types (Hive partition keys included)."""
+    kind = next((k for k in _DATA_KINDS if path.name.endswith(k)), path.suffix or path.name)
+    if kind == ".parquet":
+        schema = _describe(path, f"read_parquet({sql_str(path)})")
+        return kind, [f"{name} {dtype}" for name, dtype in schema.items()]
+    if kind.startswith(".json"):
+        return kind, jsonl_keys(path)
+    return kind, csv_header(path)
+
+
+def _same_layout(
+    path: Path, layout: tuple[str, list[str]], first: Path, expected: tuple[str, list[str]]
+) -> None:
+    """Refuse a file of a many-file trace whose kind or columns differ from the first file's."""
+    (kind, columns), (want_kind, want) = layout, expected
+    if kind != want_kind:
+        raise PlannerError(
+            f"{path}: a {kind} file among {want_kind} files (as {first.name}); every file of a "
+            "trace must be of one format"
+        )
+    extra = next((c for c in columns if c not in want), None)
+    missing = next((c for c in want if c not in columns), None)
+    if extra is not None or missing is not None:
+        what = f"has column {extra!r}" if extra is not None else f"lacks column {missing!r}"
+        raise PlannerError(
+            f"{path}: {what}, unlike {first.name}; every file of a trace must have the same columns"
+        )
 
 
 def get_format(fmt_id: str) -> Format:

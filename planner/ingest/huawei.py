@@ -285,6 +285,7 @@ for _fmt in (
         COLDSTART_OPTIONAL,
         lambda s: _every_file(s, lambda h: set(COLDSTART) <= set(h)),
         _read_coldstart,
+        reads_folder=True,
     ),
     Format(
         "huawei-requests",
@@ -296,6 +297,7 @@ for _fmt in (
         REQUESTS_OPTIONAL,
         lambda s: _every_file(s, lambda h: set(REQUESTS) <= set(h)),
         _read_requests,
+        reads_folder=True,
     ),
     Format(
         "huawei-series",
@@ -307,6 +309,7 @@ for _fmt in (
         ("|".join(SERIES_COLD), "|".join(SERIES_PODS)),
         lambda s: _every_file(s, lambda h: _is_long(h) or _is_wide(h)),
         _read_series,
+        reads_folder=True,
     ),
 ):
     register(_fmt)

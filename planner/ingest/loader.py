@@ -20,6 +20,7 @@ from planner.ingest.formats import (
     detect_format,
     duckdb_detail,
     get_format,
+    read_source,
 )
 from planner.ingest.sources import (
     Source,
@@ -90,8 +91,9 @@ _FIRST_YEAR_S, _LAST_YEAR_S = -62135596800.0, 253402300799.0  # 0001-01-01 .. 99
 
 @dataclass
 class IngestResult:
-    """What one ingest did: the trace it made (or found), whether anything changed, and any
-    warnings about how the source was read (e.g. timestamps that look like milliseconds)."""
+    """What one ingest did: the trace it made (or found), whether anything changed, any
+    warnings about how the source was read (e.g. timestamps that look like milliseconds), and
+    the rows each file gave where a many-file source was read file by file."""
 
     name: str
     format: str
@@ -102,6 +104,7 @@ class IngestResult:
     series: int | None
     source: str
     warnings: list[str] = field(default_factory=list)
+    files: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -276,10 +279,7 @@ def _ingest(
                 f"trace {name!r} is already loaded from different content; "
                 "use --replace to reload it or --name to load it under another name"
             )
-    if fmt.generic:
-        selects = fmt.read(source, mapping, options["time_unit"])
-    else:
-        selects = fmt.read(source, mapping)
+    selects = read_source(fmt, source, mapping, options.get("time_unit"))
     if old is None:
         hasher.start()
     con.begin()
@@ -298,7 +298,7 @@ def _ingest(
                 encode_read_options(options),
             ],
         ).fetchall()[0][0]
-        start, warnings = _load(con, source, selects, trace_id)
+        start, warnings, files = _load(con, source, selects, trace_id)
         if hasher.is_alive():
             hasher.join()
         twin = next(
@@ -322,7 +322,9 @@ def _ingest(
         hasher.stop()
         raise
     info = next(t for t in list_traces(con) if t.id == trace_id)
-    return _result(info, "replaced" if old is not None else "ingested", warnings)
+    result = _result(info, "replaced" if old is not None else "ingested", warnings)
+    result.files = {source.describe(path): rows for path, rows in files.items()}
+    return result
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
@@ -350,10 +352,11 @@ def _result(info: TraceInfo, status: str, warnings: list[str] | None = None) -> 
 
 def _load(
     con: duckdb.DuckDBPyConnection, source: Source, selects: list[Select], trace_id: int
-) -> tuple[float | None, list[str]]:
-    """Run each reader's SQL into its table, time rebased to the earliest event; return that
-    start (for absolute clocks) and the readers' warnings about the time column."""
-    bases, warnings = [], []
+) -> tuple[float | None, list[str], dict[str, int]]:
+    """Run each reader's SQL into its table, time rebased to the earliest event of any file;
+    return that start (for absolute clocks), the readers' warnings about the time column, and
+    the rows of each file read by a select of its own."""
+    bases, ranges = [], []
     for sel in selects:
         checked = sel.warn is not None or sel.time_source is not None
         if not (sel.rebase or checked):
@@ -364,24 +367,16 @@ def _load(
         if sel.rebase:
             bases.append(row[0])
         if checked and row[2]:
-            line = _line_of(con, sel.null_time_line_sql) if sel.null_time_line_sql else None
-            where = f": line {line}" if line is not None else ""
-            if sel.time_expect:
-                what, needs = "empty or unreadable timestamp", f"expected {sel.time_expect}"
-            else:
-                what, needs = "empty timestamp", "every row needs one"
-            raise PlannerError(
-                f"{_where(source, sel)}{where}: column {sel.time_source!r}: {what} "
-                f"({row[2]} row(s)); {needs}"
-            )
+            _refuse_empty_time(con, source, sel, row[2])
         if sel.warn is not None:
-            warnings += sel.warn(row[0], row[1])
+            ranges.append(row[:2])
     base = min((b for b in bases if b is not None), default=0.0)
     if not math.isfinite(base):  # -inf (or NaN): rebasing would turn every time into NaN / inf
-        sel = next(s for s in selects if s.rebase)
-        found = _locate(con, sel, f"NOT isfinite({sel.time_column})")
-        where = f"{found[0]}: line {found[1]}" if found else _where(source, sel)
+        rebased = [s for s in selects if s.rebase]
+        found = _locate(con, rebased, f"NOT isfinite({rebased[0].time_column})")
+        where = f"{found[0]}: line {found[1]}" if found else _where(source, rebased[0])
         raise PlannerError(f"{where}: timestamp {base} is not a finite number; NaN and inf refused")
+    files: dict[str, int] = {}
     for sel in selects:
         columns = _TARGETS[sel.table]
         renames = _RENAMES.get(sel.table, {})
@@ -393,10 +388,45 @@ def _load(
         sql = (
             f"INSERT INTO {sel.table} (trace_id, {target}) SELECT ?, {select_list} FROM ({sel.sql})"
         )
-        _execute(con, source, sql, [trace_id, *sel.params], sel)
-        _check_values(con, source, sel, trace_id)
+        rows = _execute(con, source, sql, [trace_id, *sel.params], sel)[0][0]
+        if sel.path is not None:
+            files[str(sel.path)] = files.get(str(sel.path), 0) + rows
+    for path, rows in files.items():
+        if rows == 0 and len(source.files) > 1:
+            raise PlannerError(
+                f"{path}: empty partition (no data rows); every file of a trace must hold rows: "
+                "remove it, or ingest the other files by a glob"
+            )
+    for table in dict.fromkeys(sel.table for sel in selects):
+        _check_values(con, source, [sel for sel in selects if sel.table == table], trace_id)
+    warned = next((sel.warn for sel in selects if sel.warn is not None), None)
+    warnings = warned(str(source.path), *_span(ranges)) if warned is not None else []
     epoch = any(sel.epoch for sel in selects)
-    return (base if epoch and bases else None), warnings
+    return (base if epoch and bases else None), warnings, files
+
+
+def _span(ranges: list[tuple]) -> tuple[float | None, float | None]:
+    """The smallest start and largest end of (min, max) pairs, ignoring unknowns."""
+    lows = [lo for lo, _ in ranges if lo is not None]
+    highs = [hi for _, hi in ranges if hi is not None]
+    return (min(lows) if lows else None), (max(highs) if highs else None)
+
+
+def _refuse_empty_time(
+    con: duckdb.DuckDBPyConnection, source: Source, sel: Select, empty: int
+) -> None:
+    """Refuse a select whose time column is empty (or unreadable) in `empty` rows, naming the
+    first such line where the reader can find it."""
+    line = _line_of(con, sel.null_time_line_sql) if sel.null_time_line_sql else None
+    where = f": line {line}" if line is not None else ""
+    if sel.time_expect:
+        what, needs = "empty or unreadable timestamp", f"expected {sel.time_expect}"
+    else:
+        what, needs = "empty timestamp", "every row needs one"
+    raise PlannerError(
+        f"{_where(source, sel)}{where}: column {sel.time_source!r}: {what} "
+        f"({empty} row(s)); {needs}"
+    )
 
 
 def _execute(
@@ -416,7 +446,7 @@ def _execute(
             raise PlannerError(_duckdb_message(_where(source, sel), exc)) from None
         column = empty.group(1)
         renamed = {v: k for k, v in _RENAMES.get(sel.table, {}).items()}.get(column, column)
-        found = _locate(con, sel, f"{renamed} IS NULL")
+        found = _locate(con, [sel], f"{renamed} IS NULL")
         where = f"{found[0]}: line {found[1]}" if found else _where(source, sel)
         raise PlannerError(
             f"{where}: no {column} (an empty or unreadable value); every row needs one"
@@ -429,36 +459,43 @@ def _execute(
 
 
 def _check_values(
-    con: duckdb.DuckDBPyConnection, source: Source, sel: Select, trace_id: int
+    con: duckdb.DuckDBPyConnection, source: Source, selects: list[Select], trace_id: int
 ) -> None:
     """Refuse values no trace can hold (`_RULES`: NaN or infinite times, negative counts or
-    durations, ...), naming the first offending line where the select knows its lines."""
+    durations, ...) in the rows the selects of one table stored, naming the first offending
+    line where the selects know their lines."""
+    table = selects[0].table
     checks = [
         (column, test.format(c=column), what.format(c=column), expected)
-        for columns, test, what, expected in _RULES[sel.table]
+        for columns, test, what, expected in _RULES[table]
         for column in columns
     ]
     counts = con.execute(
         "SELECT "
         + ", ".join(f"count(*) FILTER (WHERE {test})" for _, test, _, _ in checks)
-        + f" FROM {sel.table} WHERE trace_id = ?",
+        + f" FROM {table} WHERE trace_id = ?",
         [trace_id],
     ).fetchall()[0]
-    renamed = {v: k for k, v in _RENAMES.get(sel.table, {}).items()}  # stored -> select name
+    renamed = {v: k for k, v in _RENAMES.get(table, {}).items()}  # stored -> select name
     for (column, test, what, expected), bad in zip(checks, counts, strict=True):
         if not bad:
             continue
-        found = _locate(con, sel, test.replace(column, renamed.get(column, column)))
-        where = f"{found[0]}: line {found[1]}" if found else _where(source, sel)
+        found = _locate(con, selects, test.replace(column, renamed.get(column, column)))
+        where = f"{found[0]}: line {found[1]}" if found else _where(source, selects[0])
         raise PlannerError(f"{where}: {what} ({bad} row(s)); {expected}")
 
 
-def _locate(con: duckdb.DuckDBPyConnection, sel: Select, test: str) -> tuple[str, int] | None:
-    """(file, line) of the first row of a select where `test` holds, or None if unknown."""
-    for where, rows in sel.lines:
-        line = _line_of(con, f"SELECT _line FROM ({rows}) WHERE {test} ORDER BY _line LIMIT 1")
-        if line is not None:
-            return where, line
+def _locate(
+    con: duckdb.DuckDBPyConnection, selects: list[Select], test: str
+) -> tuple[str, int] | None:
+    """(file, line) of the first row of the selects, in order, where `test` holds, or None if
+    unknown."""
+    for sel in selects:
+        for where, rows in sel.lines:
+            sql = f"SELECT _line FROM ({rows}) WHERE {test} ORDER BY _line LIMIT 1"
+            line = _line_of(con, sql)
+            if line is not None:
+                return where, line
     return None
 
 

@@ -1,9 +1,11 @@
 """Source files as readers see them: content hash, decompression of tar.gz, header sniffing."""
 
 import csv
+import glob
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import lzma
 import re
@@ -39,8 +41,12 @@ class Source:
 
     @property
     def main(self) -> Path:
-        """The file DuckDB reads for single-file formats."""
+        """The first file: what a format is detected on, and all a single-file source holds."""
         return self.files[0]
+
+    def part(self, path: Path) -> "Source":
+        """One file of a many-file source, as a source of its own."""
+        return Source(path, [path])
 
     def describe(self, message: str) -> str:
         """A message with extracted member paths shown as ARCHIVE:MEMBER instead of temp paths."""
@@ -55,20 +61,58 @@ class Source:
             self.tempdir = None
 
 
-def open_source(path: Path) -> Source:
-    """Resolve a user path: a file, a .gz, a .tar.gz or .zip (extracted to a temp dir), a folder."""
+GLOB_CHARS = frozenset("*?[")
+
+
+def is_glob(path: Path | str) -> bool:
+    """Whether a path is a glob pattern (holds *, ? or [) rather than a file name."""
+    return bool(GLOB_CHARS & set(str(path)))
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """Whether a file is bookkeeping, not data: a name under `root` starting with '.' or '_'
+    (Spark's _SUCCESS and _temporary/, Hadoop's .crc files, macOS ._* files)."""
+    return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
+
+
+def _glob_root(pattern: Path) -> Path:
+    """The folder a glob pattern starts in: its longest leading part without glob characters."""
+    parts = list(itertools.takewhile(lambda p: not is_glob(p), pattern.parts))
+    return Path(*parts) if parts else Path(".")
+
+
+def source_files(path: Path) -> list[Path]:
+    """The data files a path names: the file itself, every file under a folder, or every file a
+    glob matches (`**` spans folders), sorted, bookkeeping files left out; error if none."""
+    if is_glob(path) and not path.exists():
+        root = _glob_root(path)
+        matches = (Path(m) for m in glob.glob(str(path), recursive=True))
+        files = sorted(m for m in matches if m.is_file() and not _hidden(m, root))
+        if not files:
+            raise PlannerError(f"{path}: the glob matches no file")
+        return files
     if not path.exists():
         raise PlannerError(f"{path}: no such file or folder")
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path))
         if not files:
             raise PlannerError(f"{path}: folder holds no files")
+        return files
+    return [path]
+
+
+def open_source(path: Path) -> Source:
+    """Resolve a user path: a file, a .gz, a .tar.gz or .zip (extracted to a temp dir), a folder
+    or a glob of files (`logs/2026-*/part-*.parquet`)."""
+    files = source_files(path)
+    if len(files) > 1 or path.is_dir():
         return Source(path, files)
-    if path.stat().st_size == 0:
-        raise PlannerError(f"{path}: empty file")
-    if path.name.endswith((".tar.gz", ".tgz", ".tar", ".zip")):
-        return _extract_archive(path)
-    return Source(path, [path])
+    single = files[0]  # the path itself, or the one file a glob matches
+    if single.stat().st_size == 0:
+        raise PlannerError(f"{single}: empty file")
+    if single.name.endswith((".tar.gz", ".tgz", ".tar", ".zip")):
+        return _extract_archive(single)
+    return Source(single, [single])
 
 
 def _is_data_member(name: str) -> bool:
@@ -148,6 +192,15 @@ def content_hash(paths: list[Path], cancelled: threading.Event | None = None) ->
 def total_size(paths: list[Path]) -> int:
     """Bytes on disk of the given files."""
     return sum(p.stat().st_size for p in paths)
+
+
+def source_size(path: Path) -> int:
+    """Bytes on disk of the files a path names (a file, folder or glob); 0 when it names none
+    (ingesting it then says why)."""
+    try:
+        return total_size(source_files(path))
+    except PlannerError:
+        return 0
 
 
 def _open_text(path: Path) -> io.TextIOBase:
