@@ -214,10 +214,38 @@ def ingest(
     sample: Annotated[
         list[str] | None, typer.Option(help=f"Embedded sample: {', '.join(SAMPLES)}.")
     ] = None,
+    aggregate: Annotated[
+        bool,
+        typer.Option(
+            "--aggregate",
+            help="Store a request trace as aggregates only (rate windows + length PMFs): memory "
+            "and store size grow with intervals x series, not rows.",
+        ),
+    ] = False,
+    interval: Annotated[
+        str, typer.Option(help="Rate interval of --aggregate (30s, 1min, 10min, ...).")
+    ] = "1min",
+    length_window: Annotated[
+        str, typer.Option(help="Window of the length PMFs of --aggregate.")
+    ] = "1h",
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Who aggregates: duckdb (this machine) or spark (csv/parquet with --map; local "
+            "or a cluster via --master); spark implies --aggregate."
+        ),
+    ] = "duckdb",
+    master: Annotated[
+        str | None,
+        typer.Option(help="Spark master URL (spark://host:7077, yarn, k8s://...) [local[*]]."),
+    ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Load traces into the store (atomic per source, idempotent)."""
+    from planner.forecast.series import parse_duration
+    from planner.ingest.aggregate import Aggregation
+
     paths, sample = paths or [], sample or []
     if not paths and not sample:
         raise PlannerError("give at least one PATH or --sample NAME")
@@ -225,6 +253,18 @@ def ingest(
         raise PlannerError("--name needs exactly one PATH")
     if time_unit is not None and sample:
         raise PlannerError("--time-unit applies to csv/parquet PATHs with --map, not to --sample")
+    if master is not None and engine != "spark":
+        raise PlannerError("--master applies to --engine spark")
+    if (aggregate or engine != "duckdb") and sample:
+        raise PlannerError("--aggregate and --engine apply to PATHs, not to --sample")
+    agg = None
+    if aggregate or engine != "duckdb":
+        agg = Aggregation(
+            parse_duration(interval, "--interval"),
+            parse_duration(length_window, "--length-window"),
+            engine,
+            master,
+        )
     mapping = parse_map(map)
     results = []
     sizes = [source_size(p) for p in paths]
@@ -235,7 +275,7 @@ def ingest(
             results.append(ingest_sample(con, s, replace=replace))
         for path, size in zip(paths, sizes, strict=True):
             bar.update(task, description=f"ingesting {path.name}")
-            results.append(ingest_path(con, path, format, name, replace, mapping, time_unit))
+            results.append(ingest_path(con, path, format, name, replace, mapping, time_unit, agg))
             bar.advance(task, size)
     for r in results:
         for warning in r.warnings:
@@ -246,6 +286,8 @@ def ingest(
     for r in results:
         what = "" if r.status != "unchanged" else " (same content already loaded; nothing to do)"
         parts = f" from {len(r.files):,} files" if len(r.files) > 1 else ""
+        if r.aggregated is not None:
+            parts += f" ({r.aggregated:,} requests aggregated)"
         typer.echo(
             f"{r.status} {r.name}: {r.rows:,} {r.table} rows{parts}, format {r.format}, "
             f"{r.series or 0} series, span {r.span_s or 0:,.0f} s{what}"

@@ -533,14 +533,8 @@ def _time_type(path: Path, column: str, dtype: str, first: tuple[int | None, str
     raise PlannerError(f"{where}: column {column!r}: {value!r} is neither a number nor a date-time")
 
 
-def _read_mapped(source: Source, mapping: dict[str, str], time_unit: str = "s") -> list[Select]:
-    """Any CSV or Parquet file, through a column mapping (--map) and a time unit (--time-unit).
-
-    Numeric timestamps are read in `time_unit` (s, ms, us or ns), with a warning when they look
-    finer (`time_unit_warnings`); date-time timestamps are converted to epoch seconds and take
-    no unit. The timestamp column is read with a fixed type (see `_time_type`), so a bad or
-    empty value fails naming its line (the header is line 1).
-    """
+def check_mapping(source: Source, mapping: dict[str, str], time_unit: str) -> None:
+    """Refuse a --map without ts or with an unknown key, and an unknown time unit."""
     if "ts" not in mapping:
         raise PlannerError(
             f"{source.path}: generic formats need --map ts=COL[,input=COL,output=COL,model=COL]"
@@ -550,6 +544,17 @@ def _read_mapped(source: Source, mapping: dict[str, str], time_unit: str = "s") 
         raise PlannerError(f"--map: unknown key {unknown[0]!r}; known keys: {', '.join(MAP_KEYS)}")
     if time_unit not in TIME_UNITS:
         raise PlannerError(f"--time-unit {time_unit!r}: expected one of {', '.join(TIME_UNITS)}")
+
+
+def _read_mapped(source: Source, mapping: dict[str, str], time_unit: str = "s") -> list[Select]:
+    """Any CSV or Parquet file, through a column mapping (--map) and a time unit (--time-unit).
+
+    Numeric timestamps are read in `time_unit` (s, ms, us or ns), with a warning when they look
+    finer (`time_unit_warnings`); date-time timestamps are converted to epoch seconds and take
+    no unit. The timestamp column is read with a fixed type (see `_time_type`), so a bad or
+    empty value fails naming its line (the header is line 1).
+    """
+    check_mapping(source, mapping, time_unit)
     path, column = source.main, mapping["ts"]
     parquet = path.suffix == ".parquet"
     if parquet:

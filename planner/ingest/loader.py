@@ -8,8 +8,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow.compute as pc
 
 from planner.errors import PlannerError
+from planner.ingest.aggregate import (
+    Aggregates,
+    Aggregation,
+    canonical_sql,
+    length_dists_table,
+    lengths_sql,
+    rate_windows_table,
+    windows_sql,
+)
 from planner.ingest.formats import (
     COLD_START_COLUMNS,
     COLD_START_DURATIONS,
@@ -17,6 +27,7 @@ from planner.ingest.formats import (
     REQUEST_COLUMNS,
     Format,
     Select,
+    canonical,
     detect_format,
     duckdb_detail,
     get_format,
@@ -92,8 +103,9 @@ _FIRST_YEAR_S, _LAST_YEAR_S = -62135596800.0, 253402300799.0  # 0001-01-01 .. 99
 @dataclass
 class IngestResult:
     """What one ingest did: the trace it made (or found), whether anything changed, any
-    warnings about how the source was read (e.g. timestamps that look like milliseconds), and
-    the rows each file gave where a many-file source was read file by file."""
+    warnings about how the source was read (e.g. timestamps that look like milliseconds), the
+    rows each file gave where a many-file source was read file by file, and how many requests
+    an aggregated ingest summed up."""
 
     name: str
     format: str
@@ -105,6 +117,7 @@ class IngestResult:
     source: str
     warnings: list[str] = field(default_factory=list)
     files: dict[str, int] = field(default_factory=dict)
+    aggregated: int | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -181,13 +194,15 @@ def ingest_path(
     replace: bool = False,
     mapping: dict[str, str] | None = None,
     time_unit: str | None = None,
+    aggregate: Aggregation | None = None,
 ) -> IngestResult:
     """Load one source as a trace; on any error the store is left exactly as before.
 
     `time_unit` (s, ms, us or ns; default s) is the unit of a numeric --map ts column of the
-    generic csv / parquet formats. The same content read the same way (format, mapping, time
-    unit) again is a no-op; content or reading that differs from the stored trace of that name
-    needs `replace`.
+    generic csv / parquet formats. `aggregate` stores a request source as its aggregates only
+    (rate windows and length PMFs, by DuckDB or Spark), not its rows. The same content read the
+    same way (format, mapping, time unit, aggregation) again is a no-op; content or reading that
+    differs from the stored trace of that name needs `replace`.
     """
     source = open_source(Path(path))
     try:
@@ -199,8 +214,11 @@ def ingest_path(
                 f"format {chosen.id} has its own time unit"
             )
         options = read_options(chosen, mapping, time_unit)
+        if aggregate is not None:
+            options["aggregate"] = aggregate.options()
         trace_name = name or default_name(source.path)
-        result = _ingest(con, source, chosen, trace_name, replace, mapping, options)
+        read = _Read(chosen, mapping, options, aggregate)
+        result = _ingest(con, source, read, trace_name, replace)
         result.warnings = [source.describe(w) for w in result.warnings]
         return result
     except PlannerError as exc:
@@ -248,17 +266,28 @@ def _difference(old: TraceInfo, stored: dict | None, fmt: Format, options: dict)
     return "; ".join(changes) or "different read options"
 
 
+@dataclass(frozen=True)
+class _Read:
+    """How a source is read: its format, column mapping, recorded read options, and the
+    aggregation that stores it as aggregates instead of rows (None: rows)."""
+
+    fmt: Format
+    mapping: dict[str, str]
+    options: dict
+    aggregate: Aggregation | None
+
+    @property
+    def table(self) -> str:
+        """The table the trace's rows land in (its kind)."""
+        return "rate_windows" if self.aggregate is not None else self.fmt.table
+
+
 def _ingest(
-    con: duckdb.DuckDBPyConnection,
-    source: Source,
-    fmt: Format,
-    name: str,
-    replace: bool,
-    mapping: dict[str, str],
-    options: dict,
+    con: duckdb.DuckDBPyConnection, source: Source, read: _Read, name: str, replace: bool
 ) -> IngestResult:
     """Load a detected source in one transaction, hashing it alongside; no-op on a trace with
     the same content read the same way (format and read options)."""
+    fmt, options = read.fmt, read.options
     existing = {t.name: t for t in list_traces(con)}
     old = existing.get(name)
     hasher = _Hasher(source.files)
@@ -279,9 +308,13 @@ def _ingest(
                 f"trace {name!r} is already loaded from different content; "
                 "use --replace to reload it or --name to load it under another name"
             )
-    selects = read_source(fmt, source, mapping, options.get("time_unit"))
     if old is None:
         hasher.start()
+    try:
+        rows = _read_rows(con, source, read)
+    except BaseException:
+        hasher.stop()
+        raise
     con.begin()
     try:
         if old is not None:
@@ -292,13 +325,17 @@ def _ingest(
             [
                 name,
                 fmt.id,
-                fmt.table,
+                read.table,
                 str(source.path),
                 total_size(source.files),
                 encode_read_options(options),
             ],
         ).fetchall()[0][0]
-        start, warnings, files = _load(con, source, selects, trace_id)
+        if isinstance(rows, Aggregates):
+            _load(con, source, _aggregate_selects(rows), trace_id)
+            start, warnings, files = rows.start, rows.warnings, rows.files
+        else:
+            start, warnings, files = _load(con, source, rows, trace_id)
         if hasher.is_alive():
             hasher.join()
         twin = next(
@@ -315,7 +352,7 @@ def _ingest(
         if twin is not None:
             con.rollback()
             return _result(twin, "unchanged")
-        _finish(con, source, fmt, trace_id, hasher.digest, start)
+        _finish(con, source, read.table, trace_id, hasher.digest, start)
         con.commit()
     except BaseException:
         _rollback(con)
@@ -324,7 +361,46 @@ def _ingest(
     info = next(t for t in list_traces(con) if t.id == trace_id)
     result = _result(info, "replaced" if old is not None else "ingested", warnings)
     result.files = {source.describe(path): rows for path, rows in files.items()}
+    if isinstance(rows, Aggregates):
+        result.aggregated = int(pc.sum(rows.rate_windows["requests"]).as_py() or 0)
     return result
+
+
+def _read_rows(
+    con: duckdb.DuckDBPyConnection, source: Source, read: _Read
+) -> list[Select] | Aggregates:
+    """What a source stores: the selects reading its rows, or its aggregates (computed here,
+    before the transaction, by DuckDB or Spark)."""
+    agg = read.aggregate
+    if agg is not None and agg.engine == "spark":
+        from planner.ingest.spark import spark_aggregates  # pyspark is an optional extra
+
+        return spark_aggregates(source, read.fmt, read.mapping, read.options, agg)
+    selects = read_source(read.fmt, source, read.mapping, read.options.get("time_unit"))
+    return selects if agg is None else duckdb_aggregates(con, source, selects, agg)
+
+
+def _aggregate_selects(aggregates: Aggregates) -> list[Select]:
+    """Selects storing aggregates from their Arrow tables, in the stored clock."""
+    given = {c: c for c in aggregates.rate_windows.column_names}
+    windows = f"SELECT {canonical(RATE_COLUMNS, given)} FROM {_ARROW}"
+    lengths = f"SELECT {', '.join(_TARGETS['length_dists'])} FROM {_ARROW}"
+    return [
+        Select(
+            "rate_windows",
+            windows,
+            rebase=False,
+            time_column="window_start_s",
+            arrow=aggregates.rate_windows,
+        ),
+        Select(
+            "length_dists",
+            lengths,
+            rebase=False,
+            time_column="window_start_s",
+            arrow=aggregates.length_dists,
+        ),
+    ]
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
@@ -356,6 +432,49 @@ def _load(
     """Run each reader's SQL into its table, time rebased to the earliest event of any file;
     return that start (for absolute clocks), the readers' warnings about the time column, and
     the rows of each file read by a select of its own."""
+    base, warnings = _rebase(con, source, selects)
+    files: dict[str, int] = {}
+    for sel in selects:
+        columns = _TARGETS[sel.table]
+        renames = _RENAMES.get(sel.table, {})
+        target = ", ".join(renames.get(c, c) for c in columns)
+        shift = base if sel.rebase else 0.0
+        select_list = ", ".join(
+            f"{c} - {shift}" if c == sel.time_column else _EXPRS.get(c, c) for c in columns
+        )
+        sql = (
+            f"INSERT INTO {sel.table} (trace_id, {target}) SELECT ?, {select_list} FROM ({sel.sql})"
+        )
+        rows = _execute(con, source, sql, [trace_id, *sel.params], sel)[0][0]
+        if sel.path is not None:
+            files[str(sel.path)] = files.get(str(sel.path), 0) + rows
+    _refuse_empty_files(source, files)
+    for table in dict.fromkeys(sel.table for sel in selects):
+        _check_values(con, source, [sel for sel in selects if sel.table == table], trace_id)
+    return _start(selects, base), warnings, files
+
+
+def _start(selects: list[Select], base: float | None) -> float | None:
+    """The epoch time a source's rebased clock starts at; None for relative clocks."""
+    rebased = any(sel.rebase for sel in selects)
+    return base if rebased and any(sel.epoch for sel in selects) else None
+
+
+def _refuse_empty_files(source: Source, files: dict[str, int]) -> None:
+    """Refuse a file of a many-file source that gave no rows."""
+    for path, rows in files.items():
+        if rows == 0 and len(source.files) > 1:
+            raise PlannerError(
+                f"{path}: empty partition (no data rows); every file of a trace must hold rows: "
+                "remove it, or ingest the other files by a glob"
+            )
+
+
+def _rebase(
+    con: duckdb.DuckDBPyConnection, source: Source, selects: list[Select]
+) -> tuple[float, list[str]]:
+    """The earliest event of any rebased select (0 when none), after refusing empty or
+    non-finite times; and the readers' warnings about the time column over every file."""
     bases, ranges = [], []
     for sel in selects:
         checked = sel.warn is not None or sel.time_source is not None
@@ -376,33 +495,55 @@ def _load(
         found = _locate(con, rebased, f"NOT isfinite({rebased[0].time_column})")
         where = f"{found[0]}: line {found[1]}" if found else _where(source, rebased[0])
         raise PlannerError(f"{where}: timestamp {base} is not a finite number; NaN and inf refused")
-    files: dict[str, int] = {}
-    for sel in selects:
-        columns = _TARGETS[sel.table]
-        renames = _RENAMES.get(sel.table, {})
-        target = ", ".join(renames.get(c, c) for c in columns)
-        shift = base if sel.rebase else 0.0
-        select_list = ", ".join(
-            f"{c} - {shift}" if c == sel.time_column else _EXPRS.get(c, c) for c in columns
-        )
-        sql = (
-            f"INSERT INTO {sel.table} (trace_id, {target}) SELECT ?, {select_list} FROM ({sel.sql})"
-        )
-        rows = _execute(con, source, sql, [trace_id, *sel.params], sel)[0][0]
-        if sel.path is not None:
-            files[str(sel.path)] = files.get(str(sel.path), 0) + rows
-    for path, rows in files.items():
-        if rows == 0 and len(source.files) > 1:
-            raise PlannerError(
-                f"{path}: empty partition (no data rows); every file of a trace must hold rows: "
-                "remove it, or ingest the other files by a glob"
-            )
-    for table in dict.fromkeys(sel.table for sel in selects):
-        _check_values(con, source, [sel for sel in selects if sel.table == table], trace_id)
     warned = next((sel.warn for sel in selects if sel.warn is not None), None)
     warnings = warned(str(source.path), *_span(ranges)) if warned is not None else []
-    epoch = any(sel.epoch for sel in selects)
-    return (base if epoch and bases else None), warnings, files
+    return base, warnings
+
+
+def duckdb_aggregates(
+    con: duckdb.DuckDBPyConnection, source: Source, selects: list[Select], agg: Aggregation
+) -> Aggregates:
+    """Aggregate a request source with DuckDB, streaming from its files (no row is stored):
+    the same time, value and per-file checks as a request ingest, then `windows_sql` and
+    `lengths_sql` over every file at once."""
+    tables = {sel.table for sel in selects}
+    if tables != {"requests"}:
+        raise PlannerError(
+            f"--aggregate applies to request traces; format {'/'.join(sorted(tables))} is not one"
+        )
+    base, warnings = _rebase(con, source, selects)
+    files: dict[str, int] = {}
+    for sel in selects:
+        _check_values(con, source, [sel], None)
+        count = f"SELECT count(*), count(*) - count(t) FROM ({sel.sql})"
+        rows, empty = _execute(con, source, count, sel.params, sel)[0]
+        if empty:
+            found = _locate(con, [sel], "t IS NULL")
+            where = f"{found[0]}: line {found[1]}" if found else _where(source, sel)
+            raise PlannerError(
+                f"{where}: no timestamp (an empty or unreadable value) in {empty} row(s)"
+            )
+        if sel.path is not None:
+            files[str(sel.path)] = rows
+    _refuse_empty_files(source, files)
+    view = " UNION ALL ".join(
+        canonical_sql(sel.sql, base if sel.rebase else 0.0) for sel in selects
+    )
+    params = [p for sel in selects for p in sel.params]
+    results = []
+    for query in (windows_sql("src", agg), lengths_sql("src", agg)):
+        sql = f"WITH src AS ({view}) {query}"
+        try:
+            results.append(con.execute(sql, params).fetchnumpy())
+        except duckdb.Error as exc:
+            raise PlannerError(_duckdb_message(str(source.path), exc)) from None
+    return Aggregates(
+        rate_windows_table(results[0], agg),
+        length_dists_table(results[1], agg),
+        _start(selects, base),
+        warnings,
+        files,
+    )
 
 
 def _span(ranges: list[tuple]) -> tuple[float | None, float | None]:
@@ -459,28 +600,42 @@ def _execute(
 
 
 def _check_values(
-    con: duckdb.DuckDBPyConnection, source: Source, selects: list[Select], trace_id: int
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    selects: list[Select],
+    trace_id: int | None,
 ) -> None:
     """Refuse values no trace can hold (`_RULES`: NaN or infinite times, negative counts or
-    durations, ...) in the rows the selects of one table stored, naming the first offending
-    line where the selects know their lines."""
+    durations, ...) in the rows the selects of one table stored under `trace_id`, or, when it is
+    None, in the rows they read; naming the first offending line where the selects know it."""
     table = selects[0].table
+    renamed = {v: k for k, v in _RENAMES.get(table, {}).items()}  # stored -> select name
+    if trace_id is None:
+        union = " UNION ALL ".join(f"SELECT * FROM ({sel.sql})" for sel in selects)
+        relation = f"({union}) source_rows"
+        params = [p for sel in selects for p in sel.params]
+        name = lambda column: renamed.get(column, column)  # noqa: E731
+    else:
+        relation, params = f"{table} WHERE trace_id = ?", [trace_id]
+        name = lambda column: column  # noqa: E731
     checks = [
-        (column, test.format(c=column), what.format(c=column), expected)
+        (column, test, what.format(c=column), expected)
         for columns, test, what, expected in _RULES[table]
         for column in columns
     ]
-    counts = con.execute(
+    counts = _execute(
+        con,
+        source,
         "SELECT "
-        + ", ".join(f"count(*) FILTER (WHERE {test})" for _, test, _, _ in checks)
-        + f" FROM {table} WHERE trace_id = ?",
-        [trace_id],
-    ).fetchall()[0]
-    renamed = {v: k for k, v in _RENAMES.get(table, {}).items()}  # stored -> select name
+        + ", ".join(f"count(*) FILTER (WHERE {test.format(c=name(c))})" for c, test, _, _ in checks)
+        + f" FROM {relation}",
+        params,
+        selects[0],
+    )[0]
     for (column, test, what, expected), bad in zip(checks, counts, strict=True):
         if not bad:
             continue
-        found = _locate(con, selects, test.replace(column, renamed.get(column, column)))
+        found = _locate(con, selects, test.format(c=renamed.get(column, column)))
         where = f"{found[0]}: line {found[1]}" if found else _where(source, selects[0])
         raise PlannerError(f"{where}: {what} ({bad} row(s)); {expected}")
 
@@ -521,13 +676,12 @@ def _line_of(con: duckdb.DuckDBPyConnection, sql: str) -> int | None:
 def _finish(
     con: duckdb.DuckDBPyConnection,
     source: Source,
-    fmt: Format,
+    table: str,
     trace_id: int,
     digest: str,
     start: float | None,
 ) -> None:
     """Fill the trace's row count, span and series; refuse a source with no data rows."""
-    table = fmt.table
     end = "window_start_s + window_s" if table == "rate_windows" else _TIME[table]
     rows, span, series = con.execute(
         f"SELECT count(*), max({end}) - min({_TIME[table]}), count(DISTINCT {_SERIES[table]}) "

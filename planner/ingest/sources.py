@@ -75,7 +75,7 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
 
 
-def _glob_root(pattern: Path) -> Path:
+def glob_root(pattern: Path) -> Path:
     """The folder a glob pattern starts in: its longest leading part without glob characters."""
     parts = list(itertools.takewhile(lambda p: not is_glob(p), pattern.parts))
     return Path(*parts) if parts else Path(".")
@@ -85,7 +85,7 @@ def source_files(path: Path) -> list[Path]:
     """The data files a path names: the file itself, every file under a folder, or every file a
     glob matches (`**` spans folders), sorted, bookkeeping files left out; error if none."""
     if is_glob(path) and not path.exists():
-        root = _glob_root(path)
+        root = glob_root(path)
         matches = (Path(m) for m in glob.glob(str(path), recursive=True))
         files = sorted(m for m in matches if m.is_file() and not _hidden(m, root))
         if not files:

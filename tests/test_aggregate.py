@@ -1,0 +1,300 @@
+"""Aggregated ingest (`--aggregate`, `--engine spark`): checked against independent computations
+on the real traces, DuckDB against Spark, and bad input."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from conftest import invoke, shared_path, store_state
+
+from planner.ingest.aggregate import length_bin
+
+AZURE = ("traces", "azure_llm_2023")
+AZURE_MAP = "ts=TIMESTAMP,input=ContextTokens,output=GeneratedTokens"
+needs_spark = pytest.mark.skipif(
+    importlib.util.find_spec("pyspark") is None or shutil.which("java") is None,
+    reason='the Spark engine needs PySpark (pip install -e ".[spark]") and a Java runtime',
+)
+
+
+def ingest_ok(db: Path, *args: str | Path) -> dict:
+    """Ingest one source with --json, assert success, return its result."""
+    result = invoke("ingest", *args, "--db", db, "--json")
+    assert result.exit_code == 0, result.stderr
+    [out] = json.loads(result.stdout)
+    return out
+
+
+def fetch(db: Path, sql: str) -> list[tuple]:
+    """Rows of a query over a store."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+WINDOWS = "SELECT series, window_start_s, window_s, requests, rate_rps, cv FROM rate_windows"
+LENGTHS = "SELECT series, window_start_s, which, tokens, prob FROM length_dists"
+
+
+def test_length_bins_match_integer_arithmetic() -> None:
+    """The portable SQL bin of every length up to 2^20 (and some far beyond) equals the bin
+    computed with Python integers: exact below 16, then 16 bins per octave."""
+    xs = np.concatenate([np.arange(0, 1 << 20), [2**30 - 1, 2**30, 2**40 - 1, 2**41, 2**50]])
+    con = duckdb.connect()
+    con.register("xs", {"x": xs})
+    got = con.execute(f"SELECT {length_bin('x')} FROM xs ORDER BY x").fetchnumpy()
+    got = next(iter(got.values()))
+
+    def expected(x: int) -> int:
+        if x < 16:
+            return x
+        octave = x.bit_length() - 1
+        if octave > 40:
+            return 16 * 38
+        return 16 * (octave - 3) + ((x - (1 << octave)) >> (octave - 4))
+
+    assert list(got) == [expected(int(x)) for x in sorted(xs)]
+
+
+def test_aggregates_match_the_requests(db_path: Path, tmp_path: Path) -> None:
+    """An aggregated Azure conv trace against the same trace loaded as requests: per-minute
+    counts equal, gap CVs equal numpy's on the raw arrivals, and each length PMF's mean is the
+    requests' mean (bins keep their mean length); analyze reads both alike."""
+    path = shared_path(*AZURE, "AzureLLMInferenceTrace_conv.csv")
+    raw_db = tmp_path / "raw.duckdb"
+    ingest_ok(raw_db, path)
+    out = ingest_ok(db_path, path, "--aggregate")
+    assert (out["table"], out["rows"], out["series"]) == ("rate_windows", 59, 1)
+    arrivals, inputs, outputs = (
+        np.array(c)
+        for c in zip(
+            *fetch(
+                raw_db,
+                "SELECT arrival_s, input_tokens, output_tokens FROM requests ORDER BY arrival_s",
+            ),
+            strict=True,
+        )
+    )
+    minute = np.floor(arrivals / 60.0).astype(int)
+    windows = fetch(db_path, WINDOWS + " ORDER BY window_start_s")
+    assert [int(w[1] // 60) for w in windows] == sorted(set(minute))
+    assert [w[3] for w in windows] == list(np.bincount(minute)[sorted(set(minute))])
+    for _, start, _, _, _, cv in windows:
+        gaps = np.diff(arrivals[minute == int(start // 60)])
+        assert cv == pytest.approx(gaps.std(ddof=1) / gaps.mean(), rel=1e-9)
+    means = dict(
+        fetch(db_path, "SELECT which, sum(prob * tokens) FROM length_dists GROUP BY which")
+    )
+    assert means["input_tokens"] == pytest.approx(inputs.mean(), abs=0.5)
+    assert means["output_tokens"] == pytest.approx(outputs.mean(), abs=0.5)
+    a = json.loads(
+        invoke("analyze", "AzureLLMInferenceTrace_conv", "--db", db_path, "--json").stdout
+    )
+    r = json.loads(
+        invoke("analyze", "AzureLLMInferenceTrace_conv", "--db", raw_db, "--json").stdout
+    )
+    assert a["requests"] == r["requests"] == len(arrivals)
+
+
+def test_aggregate_is_idempotent_and_recorded(db_path: Path) -> None:
+    """The same source aggregated the same way again is a no-op; another interval needs
+    --replace, and the stored read options say how the trace was aggregated."""
+    path = shared_path(*AZURE, "AzureLLMInferenceTrace_code.csv")
+    ingest_ok(db_path, path, "--aggregate")
+    again = ingest_ok(db_path, path, "--aggregate")
+    assert again["status"] == "unchanged"
+    before = store_state(db_path)
+    refused = invoke("ingest", path, "--aggregate", "--interval", "10min", "--db", db_path)
+    assert refused.exit_code == 1 and "--replace" in refused.stderr
+    assert store_state(db_path) == before
+    out = ingest_ok(db_path, path, "--aggregate", "--interval", "10min", "--replace")
+    assert (out["status"], out["rows"]) == ("replaced", 6)
+    [(options,)] = fetch(db_path, "SELECT read_options FROM traces")
+    assert json.loads(options)["aggregate"] == {"interval_s": 600.0, "length_window_s": 3600.0}
+
+
+@needs_spark
+@pytest.mark.parametrize("name", ["code", "conv"])
+def test_spark_and_duckdb_give_identical_aggregates(tmp_path: Path, name: str) -> None:
+    """Both engines aggregate the real Azure traces alike: every window's count and every PMF
+    bin's length and probability identical, gap CVs equal to the last bits."""
+    path = shared_path(*AZURE, f"AzureLLMInferenceTrace_{name}.csv")
+    by = {}
+    for engine in ("duckdb", "spark"):
+        db = tmp_path / f"{engine}.duckdb"
+        ingest_ok(db, path, "--map", AZURE_MAP, "--engine", engine, "--aggregate")
+        by[engine] = (
+            fetch(db, WINDOWS + " ORDER BY 1, 2"),
+            fetch(db, LENGTHS + " ORDER BY 1, 2, 3, 4"),
+        )
+    (dw, dl), (sw, sl) = by["duckdb"], by["spark"]
+    assert dl == sl and len(dl) > 100
+    assert [w[:5] for w in dw] == [w[:5] for w in sw]
+    assert [w[5] for w in dw] == pytest.approx([w[5] for w in sw], rel=1e-12)
+
+
+@needs_spark
+def test_spark_reads_a_partitioned_folder(tmp_path: Path) -> None:
+    """The Mooncake trace written as Hive-partitioned Parquet (real rows, split into 10-minute
+    slots): Spark and DuckDB aggregate the folder alike, every row of every file, with the
+    partition key as the series."""
+    mooncake = shared_path("traces", "mooncake_fast25", "synthetic_trace.jsonl")
+    lake = tmp_path / "lake"
+    duckdb.sql(
+        f"COPY (SELECT timestamp / 1000.0 AS t, input_length AS p, output_length AS c, "
+        f"'m' || CAST(floor(timestamp / 6e5) AS INTEGER) AS slot "
+        f"FROM read_json('{mooncake}', format='newline_delimited')) "
+        f"TO '{lake}' (FORMAT parquet, PARTITION_BY (slot))"
+    )
+    by = {}
+    for engine in ("duckdb", "spark"):
+        db = tmp_path / f"{engine}.duckdb"
+        out = ingest_ok(
+            db, lake, "--map", "ts=t,input=p,output=c,model=slot", "--engine", engine, "--aggregate"
+        )
+        by[engine] = (
+            out,
+            fetch(db, WINDOWS + " ORDER BY 1, 2"),
+            fetch(db, LENGTHS + " ORDER BY 1, 2, 3, 4"),
+        )
+    (d_out, dw, dl), (s_out, sw, sl) = by["duckdb"], by["spark"]
+    [(rows, slots)] = duckdb.sql(
+        f"SELECT count(*), count(DISTINCT floor(timestamp / 6e5)) "
+        f"FROM read_json('{mooncake}', format='newline_delimited')"
+    ).fetchall()
+    assert d_out["files"] == s_out["files"] and sum(d_out["files"].values()) == rows
+    assert d_out["series"] == s_out["series"] == len(d_out["files"]) == slots > 1
+    assert dl == sl and [w[:5] for w in dw] == [w[:5] for w in sw]
+
+
+def _parts(folder: Path, texts: list[str]) -> Path:
+    """A folder of CSV parts with the given contents."""
+    folder.mkdir()
+    for i, text in enumerate(texts):
+        (folder / f"part-{i}.csv").write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "expected"),
+    [
+        ("cold-starts", ["--aggregate"], ["--aggregate applies to request traces"]),
+        ("bad-interval", ["--aggregate", "--interval", "soon"], ["--interval 'soon'"]),
+        ("unknown-engine", ["--engine", "flink"], ["--engine 'flink'", "duckdb, spark"]),
+        ("master-without-spark", ["--master", "spark://h:7077"], ["--master applies to"]),
+        ("spark-needs-map", ["--engine", "spark"], ["--engine spark reads csv or parquet"]),
+        ("negative-tokens", ["--aggregate"], ["part-1.csv", "line 3", "negative"]),
+    ],
+)
+def test_bad_aggregate_input(
+    db_path: Path, tmp_path: Path, case: str, args: list, expected: list
+) -> None:
+    """One line naming what is wrong, exit 1, store unchanged."""
+    ingest_ok(
+        db_path, _parts(tmp_path / "ok", ["t,p,c\n1,2,3\n"]), "--map", "ts=t,input=p,output=c"
+    )
+    before = store_state(db_path)
+    if case == "cold-starts":
+        source = shared_path("traces", "alibaba_gentd26", "basemodel_update_latency_anon.tar.gz")
+    elif case == "negative-tokens":
+        source = _parts(tmp_path / "neg", ["t,p,c\n1,2,3\n", "t,p,c\n2,5,1\n3,-5,1\n"])
+        args = [*args, "--map", "ts=t,input=p,output=c"]
+    else:
+        source = shared_path(*AZURE, "AzureLLMInferenceTrace_code.csv")
+    result = invoke("ingest", source, *args, "--db", db_path)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    for text in expected:
+        assert text in result.stderr
+    assert store_state(db_path) == before
+
+
+@needs_spark
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("unreachable-master", ["--master spark://127.0.0.1:9", "cannot reach the Spark master"]),
+        ("negative-tokens", ["part-1.csv", "negative value in input_tokens"]),
+        ("empty-partition", ["part-1.csv", "empty partition"]),
+        ("missing-column", ["'c' missing"]),
+    ],
+)
+def test_bad_spark_input(db_path: Path, tmp_path: Path, case: str, expected: list) -> None:
+    """Spark-side refusals: one line naming the master or file, exit 1, store unchanged."""
+    ingest_ok(
+        db_path, _parts(tmp_path / "ok", ["t,p,c\n1,2,3\n"]), "--map", "ts=t,input=p,output=c"
+    )
+    before = store_state(db_path)
+    texts = {
+        "negative-tokens": ["t,p,c\n1,2,3\n", "t,p,c\n2,5,1\n3,-5,1\n"],
+        "empty-partition": ["t,p,c\n1,2,3\n", "t,p,c\n"],
+        "missing-column": ["t,p\n1,2\n"],
+    }.get(case, ["t,p,c\n1,2,3\n"])
+    source = _parts(tmp_path / "in", texts)
+    extra = ["--master", "spark://127.0.0.1:9"] if case == "unreachable-master" else []
+    result = invoke(
+        "ingest",
+        source,
+        "--engine",
+        "spark",
+        "--map",
+        "ts=t,input=p,output=c",
+        *extra,
+        "--db",
+        db_path,
+    )
+    assert result.exit_code == 1, result.stdout
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    for text in expected:
+        assert text in result.stderr
+    assert store_state(db_path) == before
+
+
+def test_spark_missing_says_how_to_install(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without PySpark, --engine spark says which extra to install; nothing is written."""
+    monkeypatch.setitem(sys.modules, "pyspark", None)
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)
+    source = _parts(tmp_path / "in", ["t,p,c\n1,2,3\n"])
+    result = invoke(
+        "ingest", source, "--engine", "spark", "--map", "ts=t,input=p,output=c", "--db", db_path
+    )
+    assert result.exit_code == 1
+    assert 'pip install -e ".[spark]"' in result.stderr and result.stderr.count("\n") == 1
+    assert not db_path.exists() or store_state(db_path)[1]["rate_windows"] == 0
+
+
+@needs_spark
+def test_spark_submit_runs_the_ingest(tmp_path: Path) -> None:
+    """README's spark-submit form, locally: spark-submit chooses the master, planner's
+    Spark session joins it, and the aggregates are those of a plain --engine spark ingest."""
+    submit = Path(sys.executable).with_name("spark-submit")
+    if not submit.exists():
+        pytest.skip(f"{submit}: PySpark's spark-submit is not in this environment")
+    path = shared_path(*AZURE, "AzureLLMInferenceTrace_code.csv")
+    db = tmp_path / "submitted.duckdb"
+    cli_py = Path(__file__).resolve().parents[1] / "cli.py"
+    args = ["ingest", path, "--engine", "spark", "--map", AZURE_MAP, "--json"]
+    done = subprocess.run(
+        [submit, "--master", "local[1]", cli_py, *args, "--db", db],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    [out] = json.loads(done.stdout)
+    direct = tmp_path / "direct.duckdb"
+    plain = ingest_ok(direct, path, "--engine", "spark", "--map", AZURE_MAP)
+    assert (out["rows"], out["aggregated"]) == (plain["rows"], 8819)
+    assert fetch(db, LENGTHS + " ORDER BY 1, 2, 3, 4") == fetch(
+        direct, LENGTHS + " ORDER BY 1, 2, 3, 4"
+    )
