@@ -338,7 +338,17 @@ def test_backtest_on_synthetic_store(store):
     assert n >= out["selected"]["series"] and heard == [
         f"backtesting series {k}/{n}" for k in range(1, n + 1)
     ]
-    assert out["methods"]["snaive_day"]["rel_mase_median"] == pytest.approx(1.0)
+    # seasonal naive by hand: the last day of history repeated, MAE over the held-back day
+    # divided by the history's mean |y[t] - y[t - 1 day]|; the median of two series is the mean
+    day = 144
+    by_hand = []
+    for y in (synthetic_day(5, 1), synthetic_day(5, 2, 5.0)):
+        history, actual = y[:-day], y[-day:]
+        scale = np.mean(np.abs(history[day:] - history[:-day]))
+        by_hand.append(np.mean(np.abs(actual - history[-day:])) / scale)
+    snaive = out["methods"]["snaive_day"]
+    assert snaive["mase_median"] == pytest.approx(np.mean(by_hand), rel=1e-6)
+    assert snaive["pinball_p50"] == pytest.approx(np.mean(by_hand) / 2, rel=1e-6)  # MAE / 2
     assert out["selected"]["series"] == 2
     assert any("all-zero" in n for n in out["notes"])
     assert out["methods"]["profile"]["rel_mase_median"] < 1.0  # Poisson noise: averaging wins
@@ -367,7 +377,16 @@ def test_cli_forecast_and_backtest(store, db_path):
     runner = CliRunner()
     res = runner.invoke(cli.app, ["forecast", "sg", "--db", str(db_path), "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["series"][0]["points"][0]["p99"] >= 0
+    # the busy client's forecast against the process that generated it (50 x (1.5 + sin) per
+    # 10 minutes): the median within 10 % of it, the 95 % interval holding it almost always
+    points = json.loads(res.stdout)["series"][0]["points"]
+    day = np.array([p["t"] for p in points]) / 600 % 144
+    truth = 50.0 * (1.5 + np.sin(2 * np.pi * day / 144))
+    median = np.array([p["p50"] for p in points])
+    assert len(points) == 144 and points[0]["t"] == 5 * 86400
+    assert np.mean(np.abs(median - truth)) <= 0.1 * np.mean(truth)
+    inside = [p["p2.5"] <= m <= p["p97.5"] for p, m in zip(points, truth, strict=True)]
+    assert np.mean(inside) >= 0.9
     args = ["backtest", "sg", "--origins", "1", "--method", "snaive_day,profile"]
     res = runner.invoke(cli.app, [*args, "--db", str(db_path), "--json"])
     assert res.exit_code == 0, res.output

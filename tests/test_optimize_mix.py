@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mix_oracle import brute_force_mix
 
 from planner.costmodel import load_catalog
 from planner.errors import PlannerError
@@ -14,7 +15,6 @@ from planner.optimize.mix import (
     MIN_DEMAND,
     MixOption,
     best_single_accelerator,
-    brute_force_mix,
     max_servable_scale,
     solve_mix,
 )
@@ -53,7 +53,9 @@ def test_length_buckets_send_short_requests_to_small_accelerators():
     l4 = MixOption("l4", "l4", 1, 0.8, (2.0, 0.0))
     mix = solve_mix([h100, l4], [8.0, 3.0])
     assert mix.counts.tolist() == [[0, 1], [4, 0]]
-    assert brute_force_mix([h100, l4], [8.0, 3.0]).cost_per_hour == pytest.approx(mix.cost_per_hour)
+    brute = brute_force_mix([h100, l4], [8.0, 3.0])
+    assert brute.counts == ((0, 1), (4, 0)) and brute.cost_per_hour == pytest.approx(12.29 + 3.2)
+    assert mix.cost_per_hour == pytest.approx(brute.cost_per_hour)
 
 
 def test_availability_limit_is_respected_and_changes_the_answer():

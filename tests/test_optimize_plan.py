@@ -10,7 +10,8 @@ from cli import app
 from planner.ingest import ingest_sample
 from planner.optimize import read_plan
 from planner.optimize.candidates import Targets
-from planner.planning import _sentence, make_plan
+from planner.planning import make_plan
+from planner.report.narrative import sentence
 from planner.report.render import money, percent
 from planner.simulate import parse_slos
 from planner.store import open_store
@@ -101,11 +102,11 @@ def test_sentence_saving_cases():
     single = {"accelerator": "h100", "cost_per_hour": 11.0, "cost_per_month": 1000.0}
     assert (
         "Mixing a100, h100 saves $100/month (10.0%) against the best single accelerator "
-        "(h100, $1,000/month" in _sentence("m", "vLLM", groups, cost, targets, single)
+        "(h100, $1,000/month" in sentence("m", "vLLM", groups, cost, targets, single)
     )
-    tie = _sentence("m", "vLLM", groups, cost | {"cost_per_month": 1000.0}, targets, single)
+    tie = sentence("m", "vLLM", groups, cost | {"cost_per_month": 1000.0}, targets, single)
     assert "saves" not in tie and "costs the same" in tie and "$10.00 vs $11.00" in tie
-    one = _sentence("m", "vLLM", groups[1:], cost, targets, single)
+    one = sentence("m", "vLLM", groups[1:], cost, targets, single)
     assert "A single accelerator type is cheapest here" in one
 
 

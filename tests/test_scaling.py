@@ -238,8 +238,8 @@ def test_verdict_advises_a_higher_quantile_only_when_one_adds_replicas():
 def test_higher_quantile_is_the_lowest_that_adds_replicas():
     """H100 serves 2 req/s: p95 at 3.9 and p99 at 4.0 both need 2 replicas; p99.9-like 4.5
     (named p999 here) needs 3, so from p50 or p95 the advice is p999, from p999 none."""
-    from planner.planning import _higher_quantile
     from planner.scaling.demand import DemandForecast
+    from planner.scaling.holdout import higher_quantile
 
     levels = {"p50": 2.5, "p95": 3.9, "p99": 4.0, "p999": 4.5}
     forecast = DemandForecast(0.0, 600, "level", {q: np.full(3, v) for q, v in levels.items()})
@@ -247,7 +247,7 @@ def test_higher_quantile_is_the_lowest_that_adds_replicas():
         sched = build_schedule(
             forecast.times, forecast.level(quantile)[:, None], [H100], 600.0, 0.0
         )
-        found = _higher_quantile(forecast, quantile, sched, 0.0, None)
+        found = higher_quantile(forecast, quantile, sched, 0.0, None)
         assert found == expected, quantile
 
 

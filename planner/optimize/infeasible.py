@@ -2,7 +2,8 @@
 
 Four kinds, each a one-line PlannerError (exit code 1 on the CLI):
 - model too big: no parallel plan fits in the allowed accelerators' memory;
-- SLO unreachable: even an idle replica of the fastest plan misses the latency target;
+- SLO unreachable: even an idle replica of the fastest plan misses the latency target, or
+  every simulated plan misses it at a trickle of the trace's rate;
 - availability too low: the allowed GPUs cannot serve the peak demand;
 - budget too low: the cheapest plan serving the peak costs more, with that cheapest budget.
 """
@@ -14,9 +15,9 @@ import numpy as np
 from planner.costmodel import Accelerator
 from planner.errors import PlannerError
 from planner.optimize.candidates import PP_DEGREES, TP_DEGREES, Bounds, Candidate, Targets
+from planner.optimize.costing import HOURS_PER_MONTH
+from planner.optimize.goodput import Evaluation
 from planner.optimize.mix import MixOption, max_servable_scale, solve_mix
-
-HOURS_PER_MONTH = 730.0
 
 
 def check_model_fits(
@@ -105,3 +106,16 @@ def check_mix(
             f"${limited.cost_per_hour * HOURS_PER_MONTH:,.0f}/month ({groups}); the cheapest "
             f"feasible budget is ${np.ceil(limited.cost_per_hour * HOURS_PER_MONTH):,.0f}/month"
         )
+
+
+def check_simulated(
+    evaluations: Sequence[Evaluation], targets: Targets, accelerators: Sequence[Accelerator]
+) -> None:
+    """SLO unreachable under load: every simulated candidate misses it even at a trickle."""
+    if any(ev.goodput_rps > 0 for ev in evaluations):
+        return
+    raise PlannerError(
+        f"SLO unreachable: no simulated plan holds {targets.describe()} for "
+        f"{targets.attainment:.1%} of requests even at 1/256 of the trace's rate "
+        f"({len(evaluations)} plans simulated on {', '.join(a.id for a in accelerators)})"
+    )

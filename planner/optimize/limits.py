@@ -4,8 +4,16 @@ import re
 
 from planner.costmodel import Accelerator, get_accelerator
 from planner.errors import PlannerError
+from planner.optimize.costing import HOURS_PER_MONTH
 
-HOURS = {"hour": 1.0, "h": 1.0, "day": 24.0, "d": 24.0, "month": 730.0, "mo": 730.0}
+HOURS = {
+    "hour": 1.0,
+    "h": 1.0,
+    "day": 24.0,
+    "d": 24.0,
+    "month": HOURS_PER_MONTH,
+    "mo": HOURS_PER_MONTH,
+}
 _BUDGET = re.compile(r"^\s*\$?\s*([\d,]*\.?\d+)\s*(?:/\s*([a-z]+))?\s*$")
 
 

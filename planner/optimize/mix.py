@@ -5,11 +5,10 @@ are not split). Minimise sum(cost_o * x[o, b]) subject to
   sum_o goodput[o, b] * x[o, b] >= demand[b]                 for every bucket b,
   sum_{o on accelerator a} gpus_o * x[o, b] <= available[a]  for every limited accelerator a,
   sum cost_o * x[o, b] <= budget per hour                    when a budget is given.
-Solved with scipy.optimize.milp (HiGHS); `brute_force_mix` enumerates every count vector of a
-small instance and is the oracle the tests compare it with.
+Solved with scipy.optimize.milp (HiGHS); tests/mix_oracle.py solves small instances by
+enumeration, apart from this code, and is the oracle the tests compare it with.
 """
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -129,34 +128,6 @@ def solve_mix(
     return Mix(
         options, counts, float((counts.sum(axis=1) * [o.cost_per_hour for o in options]).sum())
     )
-
-
-def brute_force_mix(
-    options: Sequence[MixOption],
-    demand: Sequence[float] | np.ndarray,
-    available: Mapping[str, int] | None = None,
-    budget_per_hour: float | None = None,
-) -> Mix | None:
-    """Enumerate every count vector up to the useful bounds (small instances only: the oracle)."""
-    options = tuple(options)
-    demand = _demand(demand)
-    goodput = _goodput(options)
-    n_opt, n_b = goodput.shape
-    ub = _upper_bounds(goodput, demand).astype(int).ravel()
-    grid = np.array(list(itertools.product(*(range(u + 1) for u in ub))), dtype=float)
-    flat_goodput = goodput.ravel()
-    served = np.stack(
-        [(grid[:, b::n_b] * flat_goodput[b::n_b]).sum(axis=1) for b in range(n_b)], axis=1
-    )
-    ok = (served >= demand * (1 - DEMAND_RTOL)).all(axis=1)
-    rows, rhs = _limits(options, available, budget_per_hour, n_b)
-    for row, limit in zip(rows, rhs, strict=True):
-        ok &= grid @ row <= limit + 1e-9
-    if not ok.any():
-        return None
-    cost = grid @ np.repeat([o.cost_per_hour for o in options], n_b)
-    best = np.flatnonzero(ok)[np.argmin(cost[ok])]
-    return Mix(options, grid[best].astype(int).reshape(n_opt, n_b), float(cost[best]))
 
 
 def max_servable_scale(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import altair as alt
 import polars as pl
 
+from planner.optimize.costing import HOURS_PER_MONTH
 from planner.report.data import OpsData
 
 WIDTH = 760
@@ -150,7 +151,8 @@ def cost_comparison(plan: dict) -> Chart | None:
         chart,
         "cost-comparison",
         "Monthly cost: recommended plan vs alternatives",
-        "US$ per month (730 h) to serve the forecast demand at the same SLO; shorter is cheaper.",
+        f"US$ per month ({HOURS_PER_MONTH:g} h) to serve the forecast demand at the same SLO; "
+        "shorter is cheaper.",
     )
 
 

@@ -11,13 +11,14 @@ import altair as alt
 import jinja2
 import vl_convert
 
+from planner.optimize.costing import HOURS_PER_MONTH
+from planner.optimize.costing import saving as cost_saving
 from planner.report.charts import Chart
 from planner.report.data import OpsData
 from planner.resources import resource_dir
 
 TEMPLATE = "report.html.j2"
 STYLESHEET = "report.css"
-HOURS_PER_MONTH = 730
 
 
 def cache_dir() -> Path:
@@ -110,8 +111,8 @@ def saving(base: dict | None, cost: float) -> dict | None:
     """Monthly saving of `cost` against an alternative, in dollars and as a share of it."""
     if not base or not base.get("cost_per_month"):
         return None
-    delta = base["cost_per_month"] - cost
-    return {"dollars": delta, "share": delta / base["cost_per_month"], **base}
+    dollars, share = cost_saving(base["cost_per_month"], cost)
+    return {"dollars": dollars, "share": share, **base}
 
 
 def parallelism(row: dict) -> str:
@@ -222,7 +223,7 @@ def render_html(plan: dict, ops: OpsData, charts: dict[str, Chart]) -> str:
         css=css,
         vega_js=vega_bundle(),
         specs=specs_json(charts),
-        hours_per_month=HOURS_PER_MONTH,
+        hours_per_month=f"{HOURS_PER_MONTH:g}",
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         store=PurePath(plan["db"]).name if plan.get("db") else None,
     )

@@ -1,4 +1,5 @@
-"""Scaling (SPEC 9.3): provisioning delay, forecast-driven schedule, HPA baseline, trace replay."""
+"""Scaling (SPEC 9.3): provisioning delay, forecast-driven schedule, HPA baseline, trace replay;
+the plan's fleet (fleet.py) and the replay of its held-back tail (holdout.py)."""
 
 from planner.scaling.autoscaler import HpaConfig, hpa_replicas
 from planner.scaling.delay import (

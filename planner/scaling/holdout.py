@@ -1,0 +1,138 @@
+"""Replay of the trace's held-back tail: the plan judged on demand it was not sized on.
+
+The tail (the last horizon of the trace, at most half of it) is forecast from the history
+before it and replayed through the simulator under three policies: the plan's schedule, static
+provisioning at that schedule's peak, and a reactive autoscaler (HPA). The verdict says whether
+the schedule held the SLO and, if not, the lowest higher forecast quantile that would add
+replicas; the timeline is the ready replicas per policy beside the observed demand.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+
+from planner.optimize.goodput import scaled_workload
+from planner.scaling.demand import DemandForecast, DemandSeries
+from planner.scaling.fleet import demand_by_bucket
+from planner.scaling.replay import (
+    ReplicaPlan,
+    Timeline,
+    reactive_timeline,
+    replay,
+    replay_verdict,
+    schedule_timeline,
+    static_timeline,
+)
+from planner.scaling.schedule import Deployment, Schedule, build_schedule
+from planner.simulate import Slo, Workload
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """The held-back tail of a trace's demand (from interval `cutoff` on), how its requests
+    split into length buckets, and the SLO they are judged on."""
+
+    trace: str
+    demand: DemandSeries
+    cutoff: int
+    rate_scale: float
+    edges: np.ndarray
+    shares: np.ndarray
+    slos: list[Slo]
+    attainment: float
+
+
+def replay_holdout(
+    con: duckdb.DuckDBPyConnection,
+    tail: HeldBack,
+    forecast: DemandForecast,
+    quantile: str,
+    deployments: Sequence[Deployment],
+    replicas: Sequence[ReplicaPlan],
+    delay_s: float,
+    available: Mapping[str, int] | None,
+) -> tuple[dict, Workload]:
+    """Replay the held-back tail under the schedule, static peak and the reactive autoscaler
+    (PLAN.json's `replay` block), and the tail's requests."""
+    interval = tail.demand.interval_s
+    start_s, end_s = tail.cutoff * interval, len(tail.demand.rps) * interval
+    work = scaled_workload(con, tail.trace, start_s, end_s, tail.rate_scale)
+    arrivals = work.arrival_s + start_s
+    work = Workload(arrivals, work.input_tokens, work.output_tokens, name=work.name)
+    bucket = np.searchsorted(tail.edges, work.input_tokens, side="left")
+    level = demand_by_bucket(forecast.level(quantile), tail.shares)
+    sched = build_schedule(forecast.times, level, deployments, interval, delay_s, available)
+    peak = sched.counts.max(axis=0)
+    timelines: dict[str, Timeline] = {
+        "schedule": schedule_timeline(sched, start_s, end_s),
+        "static_peak": static_timeline(peak, start_s, end_s),
+        "reactive": reactive_timeline(
+            arrivals, bucket, deployments, peak, sched.counts[0], delay_s, start_s, end_s
+        ),
+    }
+    out: dict = {
+        name: replay(work, bucket, deployments, replicas, tl, tail.slos).to_dict()
+        for name, tl in timelines.items()
+    }
+    edges = start_s + interval * np.arange(len(forecast.times) + 1)
+    observed = np.histogram(arrivals, bins=edges)[0] / interval
+    out["verdict"] = replay_verdict(
+        out, tail.attainment, higher_quantile(forecast, quantile, sched, delay_s, available)
+    )
+    out["timeline"] = timeline_rows(timelines, edges, observed, forecast.level(quantile))
+    out["window"] = {
+        "start_s": start_s,
+        "end_s": end_s,
+        "requests": work.requests,
+        "forecast_method": forecast.method,
+    }
+    return out, work
+
+
+def timeline_rows(
+    timelines: dict[str, Timeline], edges: np.ndarray, observed: np.ndarray, forecast: np.ndarray
+) -> list[dict]:
+    """Ready replicas per policy as a step series: a row at each interval edge and each change."""
+    grid = next(iter(timelines.values()))
+    ready = np.column_stack([tl.ready.sum(axis=1) for tl in timelines.values()])
+    changes = np.flatnonzero((np.diff(ready, axis=0) != 0).any(axis=1)) + 1
+    times = np.union1d(edges, grid.start_s + grid.step_s * changes)
+    rows = grid.index(times)
+    interval = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, len(observed) - 1)
+    return [
+        {"t": float(t)}
+        | {name: int(ready[r, i]) for i, name in enumerate(timelines)}
+        | {"demand_rps": round(float(observed[k]), 4), "forecast_rps": round(float(forecast[k]), 4)}
+        for t, r, k in zip(times.tolist(), rows.tolist(), interval.tolist(), strict=True)
+    ]
+
+
+def higher_quantile(
+    forecast: DemandForecast,
+    quantile: str,
+    sched: Schedule,
+    delay_s: float,
+    available: Mapping[str, int] | None,
+) -> str | None:
+    """The lowest forecast quantile above `quantile` whose schedule adds replicas, if any
+    (the only higher --quantile worth advising: the others would give the same plan)."""
+    shares = sched.demand.sum(axis=0) / max(float(sched.demand.sum()), 1e-12)
+    higher = sorted(
+        (q for q in forecast.quantiles if quantile_value(q) > quantile_value(quantile)),
+        key=quantile_value,
+    )
+    for q in higher:
+        level = demand_by_bucket(forecast.level(q), shares)
+        counts = build_schedule(
+            sched.times, level, sched.deployments, sched.interval_s, delay_s, available
+        ).counts
+        if (counts > sched.counts).any():
+            return q
+    return None
+
+
+def quantile_value(name: str) -> float:
+    """'p95' -> 95.0 (the order of forecast quantiles)."""
+    return float(name.lstrip("p"))
