@@ -27,7 +27,10 @@ def _azure_sql() -> str:
             f"FROM read_csv('{path}', types={{'TIMESTAMP': 'VARCHAR'}})"
         )
     union = " UNION ALL ".join(parts)
-    return f"SELECT t - min(t) OVER () AS t, i, o, m FROM ({union})"
+    return (
+        f"SELECT t - min(t) OVER () AS t, i, o, m, row_number() OVER (ORDER BY t, m) - 1 AS n "
+        f"FROM ({union})"
+    )
 
 
 def burstgpt_csv(path: Path, rows: int) -> Path:
@@ -52,3 +55,35 @@ def burstgpt_csv(path: Path, rows: int) -> Path:
     con.close()
     tmp.rename(path)
     return path
+
+
+WEEK_S = 7 * 24 * HOUR_S
+
+
+def partitioned_parquet(folder: Path, rows: int) -> Path:
+    """Write (or reuse) about `rows` replayed Azure requests over one week as Hive-partitioned
+    Parquet (`day=D/`), SYNTHETIC: copy k of the real hour is laid over hour k mod 168 of the
+    week (shifted by k ms, so no two arrivals coincide), and a fixed hash keeps the share of
+    rows that makes the count; lengths and within-hour arrivals are real. The span is a week
+    whatever the row count, so denser traces aggregate to the same windows."""
+    if folder.exists():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    copies = max(168, -(-rows // AZURE_ROWS))
+    keep = round(1e6 * rows / (copies * AZURE_ROWS))
+    tmp = folder.with_name(folder.name + ".tmp")
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false").fetchall()
+    con.execute("SET preserve_insertion_order = false").fetchall()
+    con.execute(
+        f"""COPY (
+            SELECT t, i AS input_tokens, o AS output_tokens, m AS model,
+                   CAST(floor(t / 86400) AS INTEGER) AS day
+            FROM (SELECT b.t + (r.range % 168) * {HOUR_S} + r.range * 0.001 AS t, b.i, b.o, b.m
+                  FROM range({copies}) r, ({_azure_sql()}) b
+                  WHERE hash(r.range * {AZURE_ROWS} + b.n) % 1000000 < {keep})
+        ) TO '{tmp}' (FORMAT parquet, PARTITION_BY (day))"""
+    ).fetchall()
+    con.close()
+    tmp.rename(folder)
+    return folder

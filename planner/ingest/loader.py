@@ -4,6 +4,7 @@ import contextlib
 import math
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -97,6 +98,9 @@ _RULES: dict[str, list[tuple[tuple[str, ...], str, str, str]]] = {
         (("tokens", "prob"), *_NEGATIVE, "must be >= 0"),
     ],
 }
+# DuckDB's memory budget while aggregating: beyond it the window sort spills to disk, so a
+# 10^8-row trace aggregates within 2 GiB of process memory (bench/bench_scale.py).
+AGGREGATE_MEMORY = "1GB"
 _FIRST_YEAR_S, _LAST_YEAR_S = -62135596800.0, 253402300799.0  # 0001-01-01 .. 9999-12-31
 
 
@@ -500,6 +504,18 @@ def _rebase(
     return base, warnings
 
 
+@contextlib.contextmanager
+def _memory_limit(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
+    """DuckDB's memory limit lowered to `limit` for a block (it spills to disk beyond it), then
+    restored."""
+    before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    con.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = '{before}'")
+
+
 def duckdb_aggregates(
     con: duckdb.DuckDBPyConnection, source: Source, selects: list[Select], agg: Aggregation
 ) -> Aggregates:
@@ -531,12 +547,13 @@ def duckdb_aggregates(
     )
     params = [p for sel in selects for p in sel.params]
     results = []
-    for query in (windows_sql("src", agg), lengths_sql("src", agg)):
-        sql = f"WITH src AS ({view}) {query}"
-        try:
-            results.append(con.execute(sql, params).fetchnumpy())
-        except duckdb.Error as exc:
-            raise PlannerError(_duckdb_message(str(source.path), exc)) from None
+    with _memory_limit(con, AGGREGATE_MEMORY):
+        for query in (windows_sql("src", agg), lengths_sql("src", agg)):
+            sql = f"WITH src AS ({view}) {query}"
+            try:
+                results.append(con.execute(sql, params).fetchnumpy())
+            except duckdb.Error as exc:
+                raise PlannerError(_duckdb_message(str(source.path), exc)) from None
     return Aggregates(
         rate_windows_table(results[0], agg),
         length_dists_table(results[1], agg),
