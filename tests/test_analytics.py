@@ -18,10 +18,10 @@ from scipy import stats
 from planner.analytics import (
     analyze_trace,
     arrival_counts,
+    arrivals_of,
     fit,
     fit_groups,
     keepalive_curve,
-    load_arrivals,
     window_fits,
 )
 from planner.ingest import ingest_path, ingest_sample
@@ -161,7 +161,7 @@ def test_azure_code_is_bursty(con) -> None:
 def test_window_fits_match_scipy_per_window(con) -> None:
     raw = azure_raw("conv")
     t = raw["t"].to_numpy()
-    frame = window_fits(load_arrivals(con, get_trace(con, "azure-conv").id), 600.0, max_gaps=10**6)
+    frame = window_fits(arrivals_of(con, get_trace(con, "azure-conv").id), 600.0, max_gaps=10**6)
     window = np.floor((t[1:] - t[0]) / 600.0).astype(int)
     gaps = np.diff(t)
     assert frame["gaps"].to_list() == np.bincount(window).tolist()
@@ -175,7 +175,7 @@ def test_window_fits_match_scipy_per_window(con) -> None:
         ks = stats.kstest(g, stats.weibull_min.cdf, args=(shape, 0, scale)).statistic
         assert row["weibull_ks"] == pytest.approx(ks, abs=1e-3)
         assert row["cv"] == pytest.approx(gaps[window == w].std(ddof=1) / gaps[window == w].mean())
-    sampled = window_fits(load_arrivals(con, get_trace(con, "azure-conv").id), 600.0)
+    sampled = window_fits(arrivals_of(con, get_trace(con, "azure-conv").id), 600.0)
     assert (sampled["fitted_gaps"] <= 500).all()
     assert sampled["weibull_shape"].to_numpy() == pytest.approx(
         frame["weibull_shape"].to_numpy(), rel=0.15

@@ -9,11 +9,13 @@ from collections.abc import Iterable
 import duckdb
 
 from planner.analytics.burstiness import (
+    Arrivals,
     arrival_counts,
+    arrivals_of,
     bin_counts,
     burstiness,
     interarrival_fit,
-    load_arrivals,
+    positive_gaps,
     rate_window_summary,
     window_fits,
 )
@@ -49,7 +51,9 @@ __all__ = [
     "io_relation",
     "keepalive_curve",
     "length_quantiles",
-    "load_arrivals",
+    "Arrivals",
+    "arrivals_of",
+    "positive_gaps",
     "pmf_histogram",
     "pod_utility",
     "prefix_reuse",
@@ -157,7 +161,7 @@ def _requests(
             f"trace {info.name!r} has {requests} request(s); the analysis needs at least 2 arrivals"
         )
     if "rates" in wanted:
-        result = burstiness(load_arrivals(con, info.id), window_s, _epoch(con, info.id))
+        result = burstiness(arrivals_of(con, info.id), window_s, _epoch(con, info.id))
         out["fits"]["interarrival"] = result.pop("interarrival_fits")
         out["fits"]["interarrival_windows"] = result.pop("interarrival_windows")
         out.update(result)

@@ -10,10 +10,15 @@ Arrivals of all series are merged (the load the serving fleet sees). Definitions
   standard deviation / mean). Fits use the strictly positive gaps only (tied timestamps say
   nothing about the gap distribution); the number of zero gaps is reported.
 - Overall fits use every positive gap up to 200,000 of them, else a systematic sample (every
-  k-th gap in time order) of that size. Per-window fits (default 10 min) do the same with at
+  k-th gap in time order) of that size.
+- Everything is computed in DuckDB over the stored arrivals (`Arrivals`); only per-bin counts,
+  per-window sums and the fit samples come back to Python, so memory grows with the bins and
+  windows, not with the requests. Per-window fits (default 10 min) do the same with at
   most 500 gaps per window and need at least 50 positive gaps; a gap belongs to the window
   of its later arrival.
 """
+
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -30,34 +35,65 @@ MIN_WINDOW_GAPS = 50
 WINDOW_DISTS = ("gamma", "weibull")
 
 
-def load_arrivals(con: duckdb.DuckDBPyConnection, trace_id: int) -> np.ndarray:
-    """A trace's arrival times in seconds, sorted ascending."""
-    arrivals = con.execute(
-        "SELECT arrival_s FROM requests WHERE trace_id = ?", [trace_id]
-    ).fetchnumpy()["arrival_s"]
-    arrivals = np.asarray(arrivals, dtype=float)
-    if arrivals.size > 1 and not np.all(arrivals[1:] >= arrivals[:-1]):
-        arrivals = np.sort(arrivals)
-    return arrivals
+@dataclass(frozen=True)
+class Arrivals:
+    """A request trace's arrivals as the store holds them: queried, never loaded whole (memory
+    grows with bins and windows, not with requests)."""
+
+    con: duckdb.DuckDBPyConnection
+    trace_id: int
+    first: float
+    last: float
+    count: int
+
+    def gaps_sql(self) -> str:
+        """SQL of every arrival `t` with its gap to the previous one (NULL for the first)."""
+        return (
+            "SELECT arrival_s AS t, arrival_s - lag(arrival_s) OVER (ORDER BY arrival_s) AS gap "
+            f"FROM requests WHERE trace_id = {int(self.trace_id)}"
+        )
+
+    def bin_of(self, bin_s: float, column: str = "t") -> str:
+        """SQL for the bin of `column` among bins of `bin_s` from the first arrival: bin i holds
+        first + bin_s * i <= t < first + bin_s * (i + 1), the edges computed as numpy would."""
+        first, width = repr(float(self.first)), repr(float(bin_s))
+        k = f"CAST(floor(({column} - {first}) / {width}) AS BIGINT)"
+        return (
+            f"({k} - CASE WHEN {column} < {first} + {width} * {k} THEN 1 ELSE 0 END "
+            f"+ CASE WHEN {column} >= {first} + {width} * ({k} + 1) THEN 1 ELSE 0 END)"
+        )
 
 
-def bin_counts(arrivals: np.ndarray, bin_s: float) -> np.ndarray:
-    """Requests per whole bin of `bin_s` seconds from the first arrival (sorted arrivals)."""
-    if arrivals.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    bins = int((arrivals[-1] - arrivals[0]) // bin_s)
-    edges = arrivals[0] + bin_s * np.arange(bins + 1)
-    return np.diff(np.searchsorted(arrivals, edges, side="left"))
+def arrivals_of(con: duckdb.DuckDBPyConnection, trace_id: int) -> Arrivals:
+    """The arrivals of a request trace: its first and last time and how many."""
+    first, last, count = con.execute(
+        "SELECT min(arrival_s), max(arrival_s), count(*) FROM requests WHERE trace_id = ?",
+        [trace_id],
+    ).fetchall()[0]
+    return Arrivals(con, trace_id, float(first or 0.0), float(last or 0.0), int(count))
+
+
+def bin_counts(arrivals: Arrivals, bin_s: float) -> np.ndarray:
+    """Requests per whole bin of `bin_s` seconds from the first arrival."""
+    bins = int((arrivals.last - arrivals.first) // bin_s) if arrivals.count else 0
+    counts = np.zeros(bins, dtype=np.int64)
+    if bins:
+        found = arrivals.con.execute(
+            f"SELECT b, count(*) AS n FROM (SELECT {arrivals.bin_of(bin_s, 'arrival_s')} AS b "
+            "FROM requests WHERE trace_id = ?) WHERE b >= 0 AND b < ? GROUP BY b",
+            [arrivals.trace_id, bins],
+        ).fetchnumpy()
+        counts[np.asarray(found["b"], dtype=np.int64)] = found["n"]
+    return counts
 
 
 def arrival_counts(con: duckdb.DuckDBPyConnection, trace_id: int, bin_s: float) -> pl.DataFrame:
     """Requests per whole bin: columns t_s (bin start, s from trace start), requests, rate_rps."""
-    arrivals = load_arrivals(con, trace_id)
+    arrivals = arrivals_of(con, trace_id)
     counts = bin_counts(arrivals, bin_s)
-    start = arrivals[0] if arrivals.size else 0.0
     return pl.DataFrame(
         {
-            "t_s": start + bin_s * np.arange(counts.size, dtype=float),
+            "t_s": arrivals.first + bin_s * np.arange(counts.size, dtype=float),
             "requests": counts,
             "rate_rps": counts / bin_s,
         }
@@ -74,7 +110,7 @@ def rate_stats(counts: np.ndarray, bin_s: float) -> dict:
     return out
 
 
-def rates(arrivals: np.ndarray, resolutions_s: tuple[float, ...] = RESOLUTIONS_S) -> list[dict]:
+def rates(arrivals: Arrivals, resolutions_s: tuple[float, ...] = RESOLUTIONS_S) -> list[dict]:
     """rate_stats at each resolution the span allows."""
     out = []
     for bin_s in resolutions_s:
@@ -89,24 +125,38 @@ def _systematic(n: np.ndarray, cap: int) -> np.ndarray:
     return np.maximum(np.ceil(n / cap), 1).astype(np.int64)
 
 
-def interarrival_stats(arrivals: np.ndarray) -> dict:
+def interarrival_stats(arrivals: Arrivals) -> dict:
     """Count, mean, CV and zero (tied) gaps of the inter-arrival times."""
-    gaps = np.diff(arrivals)
-    mean = gaps.mean()
+    gaps, mean, sd, zero = arrivals.con.execute(
+        "SELECT count(gap), avg(gap), stddev_samp(gap), count(*) FILTER (WHERE gap = 0) "
+        f"FROM ({arrivals.gaps_sql()})"
+    ).fetchall()[0]
     return {
-        "gaps": int(gaps.size),
+        "gaps": int(gaps),
         "mean_s": num(mean),
-        "cv": num(gaps.std(ddof=1) / mean) if mean > 0 and gaps.size > 1 else None,
-        "zero_gaps": int(np.count_nonzero(gaps == 0)),
+        "cv": num(sd / mean) if mean and mean > 0 and gaps > 1 else None,
+        "zero_gaps": int(zero),
     }
 
 
-def interarrival_fit(arrivals: np.ndarray, max_gaps: int = MAX_FIT_GAPS) -> list[dict]:
+def positive_gaps(arrivals: Arrivals, max_gaps: int = MAX_FIT_GAPS) -> tuple[np.ndarray, int]:
+    """The strictly positive gaps in time order, every step-th of them so that at most
+    `max_gaps` are returned (a systematic sample), and the step."""
+    ranked = (
+        f"SELECT gap, row_number() OVER (ORDER BY t) AS r FROM ({arrivals.gaps_sql()}) "
+        "WHERE gap > 0"
+    )
+    (n,) = arrivals.con.execute(f"SELECT count(*) FROM ({ranked})").fetchall()[0]
+    step = int(_systematic(np.array([n]), max_gaps)[0])
+    sample = arrivals.con.execute(
+        f"SELECT gap FROM ({ranked}) WHERE (r - 1) % {step} = 0 ORDER BY r"
+    ).fetchnumpy()["gap"]
+    return np.asarray(sample, dtype=float), step
+
+
+def interarrival_fit(arrivals: Arrivals, max_gaps: int = MAX_FIT_GAPS) -> list[dict]:
     """Gamma and Weibull MLE fits with KS of the positive inter-arrival gaps (module doc)."""
-    gaps = np.diff(arrivals)
-    gaps = gaps[gaps > 0]
-    step = int(_systematic(np.array([gaps.size]), max_gaps)[0])
-    sample = gaps[::step]
+    sample, step = positive_gaps(arrivals, max_gaps)
     out = fits.fit(sample, WINDOW_DISTS)
     for f in out:
         f["sampled"] = step > 1
@@ -114,36 +164,46 @@ def interarrival_fit(arrivals: np.ndarray, max_gaps: int = MAX_FIT_GAPS) -> list
 
 
 def window_fits(
-    arrivals: np.ndarray,
+    arrivals: Arrivals,
     window_s: float = 600.0,
     max_gaps: int = MAX_WINDOW_GAPS,
     min_gaps: int = MIN_WINDOW_GAPS,
 ) -> pl.DataFrame:
     """Per-window gap count, mean, CV and Gamma / Weibull fits with KS (one row per window)."""
-    gaps = np.diff(arrivals)
-    windows = int((arrivals[-1] - arrivals[0]) // window_s) + 1
-    edges = arrivals[0] + window_s * np.arange(windows + 1)
-    bounds = np.searchsorted(arrivals[1:], edges, side="left")
-    bounds[-1] = gaps.size
-    sizes = np.diff(bounds)
-    ids = np.flatnonzero(sizes)
-    starts, sizes = bounds[ids], sizes[ids]
-    total = np.add.reduceat(gaps, starts)
+    windows = int((arrivals.last - arrivals.first) // window_s) + 1
+    placed = (
+        f"SELECT gap, t, least(greatest({arrivals.bin_of(window_s)}, 0), {windows - 1}) AS w "
+        f"FROM ({arrivals.gaps_sql()}) WHERE gap IS NOT NULL"
+    )
+    per = arrivals.con.execute(
+        f"SELECT w, count(*) AS n, sum(gap) AS total, sum(gap * gap) AS squares FROM ({placed}) "
+        "GROUP BY w ORDER BY w"
+    ).fetchnumpy()
+    ids = np.asarray(per["w"], dtype=np.int64)
+    sizes = np.asarray(per["n"], dtype=np.int64)
+    total = np.asarray(per["total"], dtype=float)
     mean = total / sizes
-    var = (np.add.reduceat(gaps * gaps, starts) - total * mean) / np.maximum(sizes - 1, 1)
+    var = (np.asarray(per["squares"], dtype=float) - total * mean) / np.maximum(sizes - 1, 1)
     frame = pl.DataFrame(
         {
-            "t_s": arrivals[0] + window_s * ids,
+            "t_s": arrivals.first + window_s * ids,
             "gaps": sizes,
             "mean_s": mean,
             "cv": np.where(sizes > 1, np.sqrt(np.maximum(var, 0.0)) / mean, np.nan),
         }
     )
     step = _systematic(sizes.astype(float), max_gaps)
-    taken = -(-sizes // step)
-    offsets = np.arange(taken.sum()) - np.repeat(np.cumsum(taken) - taken, taken)
-    picked = gaps[np.repeat(starts, taken) + offsets * np.repeat(step, taken)]
-    group = np.repeat(np.arange(ids.size), taken)
+    arrivals.con.register("planner_window_steps", {"w": ids, "step": step})
+    try:
+        picked = arrivals.con.execute(
+            "SELECT p.w, p.gap FROM (SELECT w, gap, row_number() OVER (PARTITION BY w "
+            f"ORDER BY t, gap DESC) AS r FROM ({placed})) p JOIN planner_window_steps s USING (w) "
+            "WHERE (p.r - 1) % s.step = 0 ORDER BY p.w, p.r"
+        ).fetchnumpy()
+    finally:
+        arrivals.con.unregister("planner_window_steps")
+    group = np.searchsorted(ids, np.asarray(picked["w"], dtype=np.int64))
+    picked = np.asarray(picked["gap"], dtype=float)
     positive = picked > 0
     enough = np.bincount(group[positive], minlength=ids.size) >= min_gaps
     keep = positive & enough[group]
@@ -190,11 +250,11 @@ def _pcts(series: pl.Series) -> dict:
     return {"p10": num(qs[0]), "p50": num(qs[1]), "p90": num(qs[2])}
 
 
-def diurnal_profile(arrivals: np.ndarray, start_epoch_s: float | None) -> dict | None:
+def diurnal_profile(arrivals: Arrivals, start_epoch_s: float | None) -> dict | None:
     """Mean rate per hour of day (UTC when the absolute start is known) if the span is ≥ 2 days."""
-    if arrivals.size < 2 or arrivals[-1] - arrivals[0] < 2 * 86400:
+    if arrivals.count < 2 or arrivals.last - arrivals.first < 2 * 86400:
         return None
-    offset = (start_epoch_s or 0.0) + arrivals[0]
+    offset = (start_epoch_s or 0.0) + arrivals.first
     counts = bin_counts(arrivals, 3600.0)
     hours = ((offset // 3600 + np.arange(counts.size)) % 24).astype(np.int64)
     by_hour = np.bincount(hours, weights=counts, minlength=24) / np.maximum(
@@ -211,12 +271,12 @@ def diurnal_profile(arrivals: np.ndarray, start_epoch_s: float | None) -> dict |
 
 
 def burstiness(
-    arrivals: np.ndarray, window_s: float = 600.0, start_epoch_s: float | None = None
+    arrivals: Arrivals, window_s: float = 600.0, start_epoch_s: float | None = None
 ) -> dict:
-    """Rates, inter-arrival statistics and fits (overall and per window) of sorted arrivals."""
-    if arrivals.size < 2:
+    """Rates, inter-arrival statistics and fits (overall and per window) of a trace's arrivals."""
+    if arrivals.count < 2:
         raise PlannerError(
-            f"the trace has {arrivals.size} request(s); burstiness needs at least 2 arrivals"
+            f"the trace has {arrivals.count} request(s); burstiness needs at least 2 arrivals"
         )
     per_bin = rates(arrivals)
     gaps = interarrival_stats(arrivals)
