@@ -119,7 +119,7 @@ def _read(spark: Any, source: Source, fmt: Format) -> Any:
     reader = spark.read
     if source.path.is_dir() or is_glob(source.path):
         root = source.path if source.path.is_dir() else glob_root(source.path)
-        reader = reader.option("basePath", str(root))
+        reader = reader.option("basePath", str(root.resolve()))
     paths = [str(p.resolve()) for p in source.files]
     if fmt.id == "parquet":
         return reader.parquet(*paths)
