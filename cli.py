@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import duckdb
 import typer
@@ -36,6 +36,9 @@ from rich.table import Table
 from planner.errors import PlannerError
 from planner.ingest import FORMATS, SAMPLES, ingest_path, ingest_sample, source_size
 from planner.store import default_db_path, list_traces, open_store, run_query
+
+if TYPE_CHECKING:
+    from planner.optimize.planfile import PlanFile
 
 app = typer.Typer(
     help="Workload-trace analytics and capacity planner for LLM serving.",
@@ -171,6 +174,11 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
+def _moved(bar: Progress, task: TaskID, before: int, size: int, share: float) -> None:
+    """Move an ingest's byte bar to `share` of the current source (called from a thread)."""
+    bar.update(task, completed=before + share * size)
+
+
 FILES_LISTED = 10  # an ingest lists the rows of each file up to this many files
 
 
@@ -273,10 +281,15 @@ def ingest(
         for s in sample:
             bar.update(task, description=f"ingesting sample {s}")
             results.append(ingest_sample(con, s, replace=replace))
+        done = 0
         for path, size in zip(paths, sizes, strict=True):
             bar.update(task, description=f"ingesting {path.name}")
-            results.append(ingest_path(con, path, format, name, replace, mapping, time_unit, agg))
-            bar.advance(task, size)
+            moved = functools.partial(_moved, bar, task, done, size)
+            results.append(
+                ingest_path(con, path, format, name, replace, mapping, time_unit, agg, moved)
+            )
+            done += size
+            bar.update(task, completed=done)
     for r in results:
         for warning in r.warnings:
             typer.echo(f"warning: {warning}", err=True)
@@ -969,85 +982,91 @@ def plan(
     json_out: JsonOption = False,
 ) -> None:
     """The cheapest plan holding the SLO, its scaling schedule and a replay of the trace."""
-    from planner.planning import make_plan
+    from planner.planning import PlanOptions, plan_to_artefacts
     from planner.report import Artefacts
 
-    artefacts = Artefacts(plan_json=out, tables_dir=csv, report=report_file)
-    artefacts.check()
     db_path = (db if db is not None else default_db_path()).resolve()
-    with store(db_path, read_only=True) as con, progress(not json_out) as bar:
+    options = PlanOptions(
+        trace=trace,
+        model=model,
+        slos=slo,
+        attainment=attainment,
+        accelerators=accelerators.split(","),
+        prices=str(prices) if prices else None,
+        available=available,
+        budget=budget,
+        buckets=buckets,
+        horizon=horizon,
+        interval=interval,
+        quantile=quantile,
+        cold_starts=cold_starts,
+        rate_scale=rate_scale,
+        db=str(db_path),
+        engine=engine,
+    )
+    artefacts = Artefacts(plan_json=out, tables_dir=csv, report=report_file)
+    with progress(not json_out) as bar:
         say = reporter(bar, bar.add_task("planning", total=None))
-        result = make_plan(
-            con,
-            trace,
-            model,
-            slo,
-            attainment,
-            accelerators.split(","),
-            str(prices) if prices else None,
-            available,
-            budget,
-            buckets,
-            horizon,
-            interval,
-            quantile,
-            cold_starts,
-            rate_scale,
-            str(db_path),
-            say,
-            engine,
-        )
-    files = artefacts.write(result).files
+        result, written = plan_to_artefacts(options, artefacts, say)
     if json_out:
-        emit_json(result)
+        emit_json(result.to_dict())
         return
-    typer.echo(result["recommended"]["sentence"])
-    served = result["engine"]
-    release = served["release"] or f"defaults of {served['version']}"
-    typer.echo(f"engine: {served['id']} ({served['name']}, {release})")
+    print_plan(result)
+    for f in written.files:
+        typer.echo(f"wrote {f}")
+
+
+def print_plan(result: "PlanFile") -> None:
+    """`planner plan`'s summary: the sentence, engine, replicas, replay and search size."""
+    rec, served, replay, search = result.recommended, result.engine, result.replay, result.search
+    typer.echo(rec.sentence)
+    release = served.release or f"defaults of {served.version}"
+    typer.echo(f"engine: {served.id} ({served.name}, {release})")
     print_table(
         "recommended replicas at the forecast peak",
         ["count", "accelerator", "tp", "pp", "ep", "mode", "max batch", "GPUs", "req/s each"],
         [
             [
-                g["count"],
-                g["accelerator"],
-                g["tp"],
-                g["pp"],
-                g["ep"],
-                g["mode"] if not g["pd"] else f"P:D {g['pd'][0]}:{g['pd'][1]}",
-                g["max_batch"],
-                g["gpus"],
-                g["goodput_rps"],
+                g.count,
+                g.accelerator,
+                g.tp,
+                g.pp,
+                g.ep,
+                g.mode if not g.pd else f"P:D {g.pd[0]}:{g.pd[1]}",
+                g.max_batch,
+                g.gpus,
+                g.goodput_rps,
             ]
-            for g in result["recommended"]["replicas"]
+            for g in rec.replicas
         ],
     )
-    replay = result["replay"]
+    window = replay.window
     print_table(
-        f"replay of the held-back {replay['window']['end_s'] - replay['window']['start_s']:,.0f} s",
+        f"replay of the held-back {window['end_s'] - window['start_s']:,.0f} s",
         ["policy", "SLO attainment", "GPU-hours", "cost $", "replica starts", "scaling actions"],
         [
             [
                 name,
-                f"{replay[name]['slo_attainment']:.3%}",
-                replay[name]["gpu_hours"],
-                replay[name]["cost"],
-                replay[name]["replica_starts"],
-                replay[name]["scaling_actions"],
+                f"{policy.slo_attainment:.3%}",
+                policy.gpu_hours,
+                policy.cost,
+                policy.replica_starts,
+                policy.scaling_actions,
             ]
-            for name in ("schedule", "static_peak", "reactive")
+            for name, policy in (
+                ("schedule", replay.schedule),
+                ("static_peak", replay.static_peak),
+                ("reactive", replay.reactive),
+            )
         ],
     )
-    typer.echo(replay["verdict"]["sentence"])
-    search = result["search"]
+    if replay.verdict is not None:
+        typer.echo(replay.verdict.sentence)
     typer.echo(
-        f"{search['candidates']} candidate plans, {search['simulated']} simulated, "
-        f"{search['seconds']:.1f} s; provisioning delay {result['provisioning_delay_s']:.0f} s "
-        f"({result['provisioning_source']})"
+        f"{search.candidates} candidate plans, {search.simulated} simulated, "
+        f"{search.seconds:.1f} s; provisioning delay {result.provisioning_delay_s:.0f} s "
+        f"({result.provisioning_source})"
     )
-    for f in files:
-        typer.echo(f"wrote {f}")
 
 
 def main() -> None:

@@ -12,6 +12,9 @@ import duckdb
 import pytest
 from conftest import invoke, shared_path, store_state
 
+from planner.ingest import ingest_path
+from planner.store import open_store
+
 BURSTGPT_BASE = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type"
 
 
@@ -595,3 +598,22 @@ def test_json_output_is_only_json(loaded: Path, tmp_path: Path) -> None:
         ).stdout
     )
     assert rows == [{"name": "burst", "rows": 3}, {"name": "more", "rows": 4}]
+
+
+def test_progress_is_reported_within_a_source(db_path: Path, tmp_path: Path) -> None:
+    """A source's load reports its progress as it goes (each statement reading it, and DuckDB's
+    share of the running one): rising shares below 1, and DuckDB's progress setting as before."""
+    folder = tmp_path / "lake"
+    for k in range(3):
+        _parquet_part(folder / f"part-{k}.parquet", 1000 * k, 1000)
+    shares: list[float] = []
+    con = open_store(db_path)
+    try:
+        result = ingest_path(con, folder, mapping={"ts": "t", "input": "p"}, progress=shares.append)
+        setting = con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
+    finally:
+        con.close()
+    assert result.rows == 3000
+    assert len(shares) >= 6  # at least a time pass and an insert per file
+    assert shares == sorted(shares) and shares[0] > 0 and shares[-1] < 1
+    assert setting is False

@@ -1,10 +1,11 @@
 """Atomic, idempotent ingest of one source into the store (one transaction per source)."""
 
 import contextlib
+import contextvars
 import math
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -179,6 +180,66 @@ class _Hasher(threading.Thread):
             self.join()
 
 
+class _Tracker:
+    """How far one source's load is, for a progress bar: each statement reading the source is
+    one of `steps` (an estimate from the number of files), the running one's share taken from
+    DuckDB's query progress, polled on a thread."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, report: Callable[[float], None]) -> None:
+        self.con, self.report = con, report
+        self.steps, self.done = 1, 0
+
+    def _poll(self, stop: threading.Event) -> None:
+        """Report the running statement's progress until `stop` is set."""
+        while not stop.wait(_POLL_S):
+            share = self.con.query_progress()
+            if share >= 0:
+                self.report(min((self.done + share / 100.0) / self.steps, 0.99))
+
+    @contextlib.contextmanager
+    def statement(self) -> Iterator[None]:
+        """One statement reading the source: polled while it runs, counted when it ends."""
+        stop = threading.Event()
+        poller = threading.Thread(target=self._poll, args=(stop,), daemon=True)
+        poller.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            poller.join()
+            self.done += 1
+            self.report(min(self.done / self.steps, 0.99))
+
+
+_TRACKER: contextvars.ContextVar[_Tracker | None] = contextvars.ContextVar("tracker", default=None)
+_POLL_S = 0.25
+
+
+def _statement() -> contextlib.AbstractContextManager:
+    """The progress tracking of a statement reading the source (nothing without a tracker)."""
+    tracker = _TRACKER.get()
+    return tracker.statement() if tracker is not None else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _tracking(con: duckdb.DuckDBPyConnection, report: Callable[[float], None] | None) -> Iterator:
+    """Track a source's load for `report` (DuckDB's progress on, not printed), then restore."""
+    if report is None:
+        yield
+        return
+    settings = ("enable_progress_bar", "enable_progress_bar_print")
+    before = [con.execute(f"SELECT current_setting('{s}')").fetchall()[0][0] for s in settings]
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
+    token = _TRACKER.set(_Tracker(con, report))
+    try:
+        yield
+    finally:
+        _TRACKER.reset(token)
+        for setting, value in zip(settings, before, strict=True):
+            con.execute(f"SET {setting} = {str(value).lower()}")
+
+
 def read_options(fmt: Format, mapping: dict[str, str], time_unit: str | None) -> dict:
     """What besides the content and the format decides the rows a source stores.
 
@@ -199,6 +260,7 @@ def ingest_path(
     mapping: dict[str, str] | None = None,
     time_unit: str | None = None,
     aggregate: Aggregation | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> IngestResult:
     """Load one source as a trace; on any error the store is left exactly as before.
 
@@ -206,7 +268,8 @@ def ingest_path(
     generic csv / parquet formats. `aggregate` stores a request source as its aggregates only
     (rate windows and length PMFs, by DuckDB or Spark), not its rows. The same content read the
     same way (format, mapping, time unit, aggregation) again is a no-op; content or reading that
-    differs from the stored trace of that name needs `replace`.
+    differs from the stored trace of that name needs `replace`. `progress` is told, from time to
+    time and from another thread, the share of the source loaded so far (0 to 1).
     """
     source = open_source(Path(path))
     try:
@@ -222,7 +285,8 @@ def ingest_path(
             options["aggregate"] = aggregate.options()
         trace_name = name or default_name(source.path)
         read = _Read(chosen, mapping, options, aggregate)
-        result = _ingest(con, source, read, trace_name, replace)
+        with _tracking(con, progress):
+            result = _ingest(con, source, read, trace_name, replace)
         result.warnings = [source.describe(w) for w in result.warnings]
         return result
     except PlannerError as exc:
@@ -381,6 +445,9 @@ def _read_rows(
 
         return spark_aggregates(source, read.fmt, read.mapping, read.options, agg)
     selects = read_source(read.fmt, source, read.mapping, read.options.get("time_unit"))
+    tracker = _TRACKER.get()
+    if tracker is not None:  # per file: a time pass and an insert, or three passes to aggregate
+        tracker.steps = 2 * len(selects) + 1 if agg is None else 3 * len(selects) + 2
     return selects if agg is None else duckdb_aggregates(con, source, selects, agg)
 
 
@@ -551,7 +618,8 @@ def duckdb_aggregates(
         for query in (windows_sql("src", agg), lengths_sql("src", agg)):
             sql = f"WITH src AS ({view}) {query}"
             try:
-                results.append(con.execute(sql, params).fetchnumpy())
+                with _statement():
+                    results.append(con.execute(sql, params).fetchnumpy())
             except duckdb.Error as exc:
                 raise PlannerError(_duckdb_message(str(source.path), exc)) from None
     return Aggregates(
@@ -597,7 +665,8 @@ def _execute(
     if sel.arrow is not None:
         con.register(_ARROW, sel.arrow)
     try:
-        rows = con.execute(sql, params).fetchall()
+        with _statement():
+            rows = con.execute(sql, params).fetchall()
     except duckdb.ConstraintException as exc:
         empty = re.search(r"NOT NULL constraint failed: \w+\.(\w+)", str(exc))
         if not empty:
