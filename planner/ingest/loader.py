@@ -1,7 +1,6 @@
 """Atomic, idempotent ingest of one source into the store (one transaction per source)."""
 
 import contextlib
-import contextvars
 import math
 import re
 import threading
@@ -35,6 +34,7 @@ from planner.ingest.formats import (
     get_format,
     read_source,
 )
+from planner.ingest.progress import current_tracker, tracked, tracking
 from planner.ingest.sources import (
     Source,
     content_hash,
@@ -180,66 +180,6 @@ class _Hasher(threading.Thread):
             self.join()
 
 
-class _Tracker:
-    """How far one source's load is, for a progress bar: each statement reading the source is
-    one of `steps` (an estimate from the number of files), the running one's share taken from
-    DuckDB's query progress, polled on a thread."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, report: Callable[[float], None]) -> None:
-        self.con, self.report = con, report
-        self.steps, self.done = 1, 0
-
-    def _poll(self, stop: threading.Event) -> None:
-        """Report the running statement's progress until `stop` is set."""
-        while not stop.wait(_POLL_S):
-            share = self.con.query_progress()
-            if share >= 0:
-                self.report(min((self.done + share / 100.0) / self.steps, 0.99))
-
-    @contextlib.contextmanager
-    def statement(self) -> Iterator[None]:
-        """One statement reading the source: polled while it runs, counted when it ends."""
-        stop = threading.Event()
-        poller = threading.Thread(target=self._poll, args=(stop,), daemon=True)
-        poller.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            poller.join()
-            self.done += 1
-            self.report(min(self.done / self.steps, 0.99))
-
-
-_TRACKER: contextvars.ContextVar[_Tracker | None] = contextvars.ContextVar("tracker", default=None)
-_POLL_S = 0.25
-
-
-def _statement() -> contextlib.AbstractContextManager:
-    """The progress tracking of a statement reading the source (nothing without a tracker)."""
-    tracker = _TRACKER.get()
-    return tracker.statement() if tracker is not None else contextlib.nullcontext()
-
-
-@contextlib.contextmanager
-def _tracking(con: duckdb.DuckDBPyConnection, report: Callable[[float], None] | None) -> Iterator:
-    """Track a source's load for `report` (DuckDB's progress on, not printed), then restore."""
-    if report is None:
-        yield
-        return
-    settings = ("enable_progress_bar", "enable_progress_bar_print")
-    before = [con.execute(f"SELECT current_setting('{s}')").fetchall()[0][0] for s in settings]
-    con.execute("SET enable_progress_bar = true")
-    con.execute("SET enable_progress_bar_print = false")
-    token = _TRACKER.set(_Tracker(con, report))
-    try:
-        yield
-    finally:
-        _TRACKER.reset(token)
-        for setting, value in zip(settings, before, strict=True):
-            con.execute(f"SET {setting} = {str(value).lower()}")
-
-
 def read_options(fmt: Format, mapping: dict[str, str], time_unit: str | None) -> dict:
     """What besides the content and the format decides the rows a source stores.
 
@@ -285,7 +225,7 @@ def ingest_path(
             options["aggregate"] = aggregate.options()
         trace_name = name or default_name(source.path)
         read = _Read(chosen, mapping, options, aggregate)
-        with _tracking(con, progress):
+        with tracking(con, progress):
             result = _ingest(con, source, read, trace_name, replace)
         result.warnings = [source.describe(w) for w in result.warnings]
         return result
@@ -445,7 +385,7 @@ def _read_rows(
 
         return spark_aggregates(source, read.fmt, read.mapping, read.options, agg)
     selects = read_source(read.fmt, source, read.mapping, read.options.get("time_unit"))
-    tracker = _TRACKER.get()
+    tracker = current_tracker()
     if tracker is not None:  # per file: a time pass and an insert, or three passes to aggregate
         tracker.steps = 2 * len(selects) + 1 if agg is None else 3 * len(selects) + 2
     return selects if agg is None else duckdb_aggregates(con, source, selects, agg)
@@ -618,7 +558,7 @@ def duckdb_aggregates(
         for query in (windows_sql("src", agg), lengths_sql("src", agg)):
             sql = f"WITH src AS ({view}) {query}"
             try:
-                with _statement():
+                with tracked():
                     results.append(con.execute(sql, params).fetchnumpy())
             except duckdb.Error as exc:
                 raise PlannerError(_duckdb_message(str(source.path), exc)) from None
@@ -665,7 +605,7 @@ def _execute(
     if sel.arrow is not None:
         con.register(_ARROW, sel.arrow)
     try:
-        with _statement():
+        with tracked():
             rows = con.execute(sql, params).fetchall()
     except duckdb.ConstraintException as exc:
         empty = re.search(r"NOT NULL constraint failed: \w+\.(\w+)", str(exc))
