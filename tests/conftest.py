@@ -1,5 +1,6 @@
 """Shared fixtures: the real data in ../shared/data (skipped with a reason when absent)."""
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,23 @@ def db_path(tmp_path: Path) -> Path:
 def invoke(*args: str | Path) -> Result:
     """Run the `planner` CLI in-process (stdout and stderr kept apart)."""
     return CliRunner().invoke(cli.app, [str(a) for a in args])
+
+
+def ingest_one(db: Path, *args: str | Path) -> dict:
+    """`planner ingest` of one source with --json; asserts success and returns its result."""
+    result = invoke("ingest", *args, "--db", db, "--json")
+    assert result.exit_code == 0, result.stderr
+    [out] = json.loads(result.stdout)
+    return out
+
+
+def store_rows(db: Path, sql: str) -> list[tuple]:
+    """All rows of a query over a store (opened read-only)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 def store_state(db: Path) -> tuple[list[tuple], dict[str, int]]:

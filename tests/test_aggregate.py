@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from conftest import invoke, shared_path, store_state
+from conftest import ingest_one, invoke, shared_path, store_rows, store_state
 
 from planner.ingest.aggregate import length_bin
 
@@ -21,23 +21,6 @@ needs_spark = pytest.mark.skipif(
     importlib.util.find_spec("pyspark") is None or shutil.which("java") is None,
     reason='the Spark engine needs PySpark (pip install -e ".[spark]") and a Java runtime',
 )
-
-
-def ingest_ok(db: Path, *args: str | Path) -> dict:
-    """Ingest one source with --json, assert success, return its result."""
-    result = invoke("ingest", *args, "--db", db, "--json")
-    assert result.exit_code == 0, result.stderr
-    [out] = json.loads(result.stdout)
-    return out
-
-
-def fetch(db: Path, sql: str) -> list[tuple]:
-    """Rows of a query over a store."""
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 WINDOWS = "SELECT series, window_start_s, window_s, requests, rate_rps, cv FROM rate_windows"
@@ -70,13 +53,13 @@ def test_aggregates_match_the_requests(db_path: Path, tmp_path: Path) -> None:
     requests' mean (bins keep their mean length); analyze reads both alike."""
     path = shared_path(*AZURE, "AzureLLMInferenceTrace_conv.csv")
     raw_db = tmp_path / "raw.duckdb"
-    ingest_ok(raw_db, path)
-    out = ingest_ok(db_path, path, "--aggregate")
+    ingest_one(raw_db, path)
+    out = ingest_one(db_path, path, "--aggregate")
     assert (out["table"], out["rows"], out["series"]) == ("rate_windows", 59, 1)
     arrivals, inputs, outputs = (
         np.array(c)
         for c in zip(
-            *fetch(
+            *store_rows(
                 raw_db,
                 "SELECT arrival_s, input_tokens, output_tokens FROM requests ORDER BY arrival_s",
             ),
@@ -84,14 +67,14 @@ def test_aggregates_match_the_requests(db_path: Path, tmp_path: Path) -> None:
         )
     )
     minute = np.floor(arrivals / 60.0).astype(int)
-    windows = fetch(db_path, WINDOWS + " ORDER BY window_start_s")
+    windows = store_rows(db_path, WINDOWS + " ORDER BY window_start_s")
     assert [int(w[1] // 60) for w in windows] == sorted(set(minute))
     assert [w[3] for w in windows] == list(np.bincount(minute)[sorted(set(minute))])
     for _, start, _, _, _, cv in windows:
         gaps = np.diff(arrivals[minute == int(start // 60)])
         assert cv == pytest.approx(gaps.std(ddof=1) / gaps.mean(), rel=1e-9)
     means = dict(
-        fetch(db_path, "SELECT which, sum(prob * tokens) FROM length_dists GROUP BY which")
+        store_rows(db_path, "SELECT which, sum(prob * tokens) FROM length_dists GROUP BY which")
     )
     assert means["input_tokens"] == pytest.approx(inputs.mean(), abs=0.5)
     assert means["output_tokens"] == pytest.approx(outputs.mean(), abs=0.5)
@@ -108,16 +91,16 @@ def test_aggregate_is_idempotent_and_recorded(db_path: Path) -> None:
     """The same source aggregated the same way again is a no-op; another interval needs
     --replace, and the stored read options say how the trace was aggregated."""
     path = shared_path(*AZURE, "AzureLLMInferenceTrace_code.csv")
-    ingest_ok(db_path, path, "--aggregate")
-    again = ingest_ok(db_path, path, "--aggregate")
+    ingest_one(db_path, path, "--aggregate")
+    again = ingest_one(db_path, path, "--aggregate")
     assert again["status"] == "unchanged"
     before = store_state(db_path)
     refused = invoke("ingest", path, "--aggregate", "--interval", "10min", "--db", db_path)
     assert refused.exit_code == 1 and "--replace" in refused.stderr
     assert store_state(db_path) == before
-    out = ingest_ok(db_path, path, "--aggregate", "--interval", "10min", "--replace")
+    out = ingest_one(db_path, path, "--aggregate", "--interval", "10min", "--replace")
     assert (out["status"], out["rows"]) == ("replaced", 6)
-    [(options,)] = fetch(db_path, "SELECT read_options FROM traces")
+    [(options,)] = store_rows(db_path, "SELECT read_options FROM traces")
     assert json.loads(options)["aggregate"] == {"interval_s": 600.0, "length_window_s": 3600.0}
 
 
@@ -130,10 +113,10 @@ def test_spark_and_duckdb_give_identical_aggregates(tmp_path: Path, name: str) -
     by = {}
     for engine in ("duckdb", "spark"):
         db = tmp_path / f"{engine}.duckdb"
-        ingest_ok(db, path, "--map", AZURE_MAP, "--engine", engine, "--aggregate")
+        ingest_one(db, path, "--map", AZURE_MAP, "--engine", engine, "--aggregate")
         by[engine] = (
-            fetch(db, WINDOWS + " ORDER BY 1, 2"),
-            fetch(db, LENGTHS + " ORDER BY 1, 2, 3, 4"),
+            store_rows(db, WINDOWS + " ORDER BY 1, 2"),
+            store_rows(db, LENGTHS + " ORDER BY 1, 2, 3, 4"),
         )
     (dw, dl), (sw, sl) = by["duckdb"], by["spark"]
     assert dl == sl and len(dl) > 100
@@ -157,13 +140,13 @@ def test_spark_reads_a_partitioned_folder(tmp_path: Path) -> None:
     by = {}
     for engine in ("duckdb", "spark"):
         db = tmp_path / f"{engine}.duckdb"
-        out = ingest_ok(
+        out = ingest_one(
             db, lake, "--map", "ts=t,input=p,output=c,model=slot", "--engine", engine, "--aggregate"
         )
         by[engine] = (
             out,
-            fetch(db, WINDOWS + " ORDER BY 1, 2"),
-            fetch(db, LENGTHS + " ORDER BY 1, 2, 3, 4"),
+            store_rows(db, WINDOWS + " ORDER BY 1, 2"),
+            store_rows(db, LENGTHS + " ORDER BY 1, 2, 3, 4"),
         )
     (d_out, dw, dl), (s_out, sw, sl) = by["duckdb"], by["spark"]
     [(rows, slots)] = duckdb.sql(
@@ -198,7 +181,7 @@ def test_bad_aggregate_input(
     db_path: Path, tmp_path: Path, case: str, args: list, expected: list
 ) -> None:
     """One line naming what is wrong, exit 1, store unchanged."""
-    ingest_ok(
+    ingest_one(
         db_path, _parts(tmp_path / "ok", ["t,p,c\n1,2,3\n"]), "--map", "ts=t,input=p,output=c"
     )
     before = store_state(db_path)
@@ -229,7 +212,7 @@ def test_bad_aggregate_input(
 )
 def test_bad_spark_input(db_path: Path, tmp_path: Path, case: str, expected: list) -> None:
     """Spark-side refusals: one line naming the master or file, exit 1, store unchanged."""
-    ingest_ok(
+    ingest_one(
         db_path, _parts(tmp_path / "ok", ["t,p,c\n1,2,3\n"]), "--map", "ts=t,input=p,output=c"
     )
     before = store_state(db_path)
@@ -293,8 +276,8 @@ def test_spark_submit_runs_the_ingest(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     [out] = json.loads(done.stdout)
     direct = tmp_path / "direct.duckdb"
-    plain = ingest_ok(direct, path, "--engine", "spark", "--map", AZURE_MAP)
+    plain = ingest_one(direct, path, "--engine", "spark", "--map", AZURE_MAP)
     assert (out["rows"], out["aggregated"]) == (plain["rows"], 8819)
-    assert fetch(db, LENGTHS + " ORDER BY 1, 2, 3, 4") == fetch(
+    assert store_rows(db, LENGTHS + " ORDER BY 1, 2, 3, 4") == store_rows(
         direct, LENGTHS + " ORDER BY 1, 2, 3, 4"
     )

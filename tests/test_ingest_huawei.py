@@ -9,9 +9,8 @@ import json
 import zipfile
 from pathlib import Path
 
-import duckdb
 import pytest
-from conftest import invoke, store_state
+from conftest import ingest_one, invoke, store_rows, store_state
 
 COLDSTART_HEADER = (
     "day,time,clusterName,funcName,userID,requestID,totalCost_cold_start,podAllocationCost,"
@@ -47,29 +46,12 @@ def fixture(path: Path, header: str, rows: list[str], gz: bool = False) -> Path:
     return path
 
 
-def ingest(db: Path, path: Path, *options: str) -> dict:
-    """Ingest one source with --json and return its result."""
-    result = invoke("ingest", path, *options, "--db", db, "--json")
-    assert result.exit_code == 0, result.stderr
-    [info] = json.loads(result.stdout)
-    return info
-
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    """All rows of a query over the store."""
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 # --- huawei-coldstart ------------------------------------------------------------------------
 @pytest.mark.parametrize("gz", [False, True])
 def test_coldstart_columns(db_path: Path, tmp_path: Path, gz: bool) -> None:
     name = "R1_day.csv.gz" if gz else "R1_day.csv"
     path = fixture(tmp_path / name, COLDSTART_HEADER, COLDSTART_ROWS, gz)
-    info = ingest(db_path, path)
+    info = ingest_one(db_path, path)
     assert (info["format"], info["table"], info["rows"], info["series"]) == (
         "huawei-coldstart",
         "cold_starts",
@@ -77,7 +59,7 @@ def test_coldstart_columns(db_path: Path, tmp_path: Path, gz: bool) -> None:
         3,
     )
     assert info["span_s"] == pytest.approx(2678350.991 - 0.104)
-    got = rows(
+    got = store_rows(
         db_path,
         "SELECT time_s, series, pool, cluster, total_s, pod_allocation_s, deploy_code_s, "
         "deploy_dependency_s, scheduling_s, model_load_s, cpu_millicores, memory_mb, pod_id, "
@@ -144,21 +126,21 @@ def test_coldstart_folder_zip_and_odd_pods(db_path: Path, tmp_path: Path) -> Non
     fixture(region / "day_00.csv", COLDSTART_HEADER, COLDSTART_ROWS[:2])
     odd = "1,90000.5,1,7,8,ffff,0.5,0.1,0.1,0.1,0.2,custom-pod-name"
     fixture(region / "day_01.csv.gz", COLDSTART_HEADER, [COLDSTART_ROWS[2], odd], gz=True)
-    info = ingest(db_path, region)
+    info = ingest_one(db_path, region)
     assert (info["name"], info["format"], info["rows"]) == ("R2", "huawei-coldstart", 4)
-    got = rows(db_path, "SELECT series, pool, cpu_millicores, memory_mb FROM cold_starts")
+    got = store_rows(db_path, "SELECT series, pool, cpu_millicores, memory_mb FROM cold_starts")
     assert ("7---8", None, None, None) in got
     archive = tmp_path / "R2.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for path in sorted(region.iterdir()):
             zf.write(path, f"R2/{path.name}")
-    again = ingest(db_path, archive, "--name", "R2-zip")
+    again = ingest_one(db_path, archive, "--name", "R2-zip")
     assert (again["status"], again["name"]) == ("unchanged", "R2")
 
 
 def test_coldstart_errors_name_file_and_line(db_path: Path, tmp_path: Path) -> None:
     good = fixture(tmp_path / "good.csv", COLDSTART_HEADER, COLDSTART_ROWS)
-    ingest(db_path, good)
+    ingest_one(db_path, good)
     before = store_state(db_path)
     bad_row = COLDSTART_ROWS[1].replace("2.239314", "-2.2")
     region = tmp_path / "R3"
@@ -191,14 +173,14 @@ def test_request_columns(db_path: Path, tmp_path: Path, gz: bool) -> None:
     path = fixture(
         tmp_path / ("R1_req.csv.gz" if gz else "R1_req.csv"), REQUEST_HEADER, REQUEST_ROWS, gz
     )
-    info = ingest(db_path, path)
+    info = ingest_one(db_path, path)
     assert (info["format"], info["table"], info["rows"], info["series"]) == (
         "huawei-requests",
         "requests",
         2,
         2,
     )
-    got = rows(
+    got = store_rows(
         db_path,
         "SELECT arrival_s, series, duration_s, pod_id, input_tokens, output_tokens, session_id, "
         "ok FROM requests ORDER BY arrival_s",
@@ -247,7 +229,7 @@ def test_series_long_per_minute(db_path: Path, tmp_path: Path) -> None:
         ],
         gz=True,
     )
-    info = ingest(db_path, path)
+    info = ingest_one(db_path, path)
     assert (info["format"], info["table"], info["rows"], info["series"]) == (
         "huawei-series",
         "rate_windows",
@@ -255,7 +237,7 @@ def test_series_long_per_minute(db_path: Path, tmp_path: Path) -> None:
         2,
     )
     assert info["span_s"] == 240.0
-    got = rows(
+    got = store_rows(
         db_path,
         "SELECT series, window_start_s, window_s, requests, rate_rps, cold_starts, pods, cv "
         "FROM rate_windows ORDER BY window_start_s",
@@ -277,9 +259,9 @@ def test_series_long_per_minute(db_path: Path, tmp_path: Path) -> None:
 def test_series_long_column_variants(
     db_path: Path, tmp_path: Path, header: str, data: list[str], start: float, window: float
 ) -> None:
-    info = ingest(db_path, fixture(tmp_path / "s.csv", header, data))
+    info = ingest_one(db_path, fixture(tmp_path / "s.csv", header, data))
     assert info["format"] == "huawei-series"
-    got = rows(
+    got = store_rows(
         db_path, "SELECT series, window_start_s, window_s, requests, rate_rps FROM rate_windows"
     )
     assert sorted(got)[0] == ("7", start, window, 120.0, 120.0 / window)
@@ -290,9 +272,9 @@ def test_series_2023_wide_unpivot(db_path: Path, tmp_path: Path) -> None:
     days.mkdir()
     fixture(days / "day_00.csv", "day,time,0,1,2,3", ["0,0,,,,6772", "0,60,,5,2.0,7244"])
     fixture(days / "day_01.csv.gz", "day,time,0,1,2,3", ["1,86400,1,,,0"], gz=True)
-    info = ingest(db_path, days)
+    info = ingest_one(db_path, days)
     assert (info["format"], info["rows"], info["series"]) == ("huawei-series", 6, 4)
-    got = rows(
+    got = store_rows(
         db_path,
         "SELECT series, window_start_s, window_s, requests, rate_rps FROM rate_windows "
         "ORDER BY window_start_s, series",
@@ -309,8 +291,8 @@ def test_series_2023_wide_unpivot(db_path: Path, tmp_path: Path) -> None:
 
 def test_series_2023_per_second_and_negative(db_path: Path, tmp_path: Path) -> None:
     path = fixture(tmp_path / "sec.csv", "time,0,1", ["100,1,2", "101,0,3", "102,4,"])
-    ingest(db_path, path)
-    assert rows(db_path, "SELECT DISTINCT window_s FROM rate_windows") == [(1.0,)]
+    ingest_one(db_path, path)
+    assert store_rows(db_path, "SELECT DISTINCT window_s FROM rate_windows") == [(1.0,)]
     before = store_state(db_path)
     bad = fixture(tmp_path / "bad.csv", "time,0,1", ["100,1,2", "101,0,3", "102,-4,1"])
     result = invoke("ingest", bad, "--db", db_path)
