@@ -12,8 +12,9 @@ How: every aggregated row is simulated once as its closed loop with a step log. 
 schedule is then re-timed under candidate parameters: each logged step keeps its features
 (tokens, pairs, KV reads, sequences), only the coefficients turning them into milliseconds
 change, so an evaluation of all rows is a few matrix products per deployment. scipy's least
-squares (soft-L1 on the log ratio of predicted to measured mean TTFT and TPOT, so a few rows
-measured under conditions the planner cannot know do not dominate) fits the re-timed means;
+squares (soft-L1 on the relative error, predicted / measured - 1, of the mean TTFT and TPOT:
+the quantity the MAPE scores; the soft-L1 tail bounds, but does not remove, the pull of a few
+rows measured under conditions the planner cannot know) fits the re-timed means;
 then the rows are simulated again with the fitted parameters (which can change the schedule)
 and the fit repeats from there.
 """
@@ -249,7 +250,7 @@ def _names(retimer: Retimer, rows: Sequence[int]) -> list[tuple[str, str, str]]:
 
 
 def fit_theta(retimer: Retimer, rows: Sequence[int], start: Theta) -> Theta:
-    """Least-squares fit of the parameters the rows inform, on re-timed log ratios.
+    """Least-squares fit of the parameters the rows inform, on re-timed relative errors.
 
     Block by block, twice over: the kernel efficiencies on every row, then each engine's host
     costs on that engine's rows only (the other rows do not depend on them).
