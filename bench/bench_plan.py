@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.costmodel import StepModel  # noqa: E402
 from planner.ingest import ingest_sample  # noqa: E402
-from planner.planning import make_plan  # noqa: E402
+from planner.planning import PlanOptions, make_plan  # noqa: E402
 from planner.simulate import StepTable, load_workload, parse_slos, simulate  # noqa: E402
 from planner.store import open_store  # noqa: E402
 
@@ -33,23 +33,24 @@ def run() -> dict:
         simulate(work, table, slos=parse_slos(SLOS))
         reference = time.perf_counter() - started
         started = time.perf_counter()
-        plan = make_plan(
-            con, "azure-code", "llama-3.1-8b", SLOS, accelerators=["h100", "a100", "l4"]
+        options = PlanOptions(
+            "azure-code", "llama-3.1-8b", SLOS, accelerators=["h100", "a100", "l4"]
         )
+        plan = make_plan(con, options)
         seconds = time.perf_counter() - started
         con.close()
-    search = plan["search"]
+    search = plan.search
     return {
         "name": "planner plan azure-code: llama-3.1-8b, h100+a100+l4, TTFT p99 1s, TPOT p99 50ms",
         "seconds": round(seconds, 2),
         "reference": "one simulate() of the 8,819-request trace on 1 x H100 TP1 (same run)",
         "reference_seconds": round(reference, 3),
         "ratio": round(seconds / reference, 1),
-        "candidates": search["candidates"],
-        "simulated": search["simulated"],
-        "bound_pruned": search["bound_pruned"],
-        "batch_pruned": search["batch_pruned"],
-        "recommended": plan["recommended"]["sentence"],
+        "candidates": search.candidates,
+        "simulated": search.simulated,
+        "bound_pruned": search.bound_pruned,
+        "batch_pruned": search.batch_pruned,
+        "recommended": plan.recommended.sentence,
         "target": "seconds <= 30 on the 2-core CI machine, >= 200 candidates",
     }
 

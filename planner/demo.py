@@ -14,7 +14,7 @@ from planner.analytics import analyze_trace
 from planner.errors import PlannerError
 from planner.forecast import forecast_trace
 from planner.ingest import ingest_sample
-from planner.planning import make_plan
+from planner.planning import WRITING, PlanOptions, plan_to_artefacts
 from planner.report import Artefacts
 from planner.report.artefacts import check_folder
 from planner.store import open_store
@@ -80,24 +80,19 @@ def run_demo(out_dir: Path, step: Callable[[str], None] = lambda _: None) -> Dem
         forecast = forecast_trace(con, DEMO_SAMPLE, freq="1min", horizon="1h", total=True)
         files.append(_write_json(out_dir / "forecast.json", forecast))
         step(f"4/{DEMO_STEPS} planning {DEMO_MODEL} on {', '.join(DEMO_ACCELERATORS)}")
-        plan = make_plan(
-            con,
-            DEMO_SAMPLE,
-            DEMO_MODEL,
-            list(DEMO_SLOS),
-            accelerators=list(DEMO_ACCELERATORS),
-            db=str(db),
-            progress=lambda msg: step(f"4/{DEMO_STEPS} {msg}"),
-        )
     finally:
         con.close()
-    step(f"5/{DEMO_STEPS} writing the plan and the report")
-    written = artefacts.write(plan)
+    options = PlanOptions(
+        DEMO_SAMPLE, DEMO_MODEL, DEMO_SLOS, accelerators=DEMO_ACCELERATORS, db=str(db)
+    )
+    plan, written = plan_to_artefacts(
+        options, artefacts, lambda msg: step(f"{5 if msg == WRITING else 4}/{DEMO_STEPS} {msg}")
+    )
     assert written.report is not None, "the demo's artefacts include the report"
     return DemoResult(
         out_dir,
         db,
-        plan["recommended"]["sentence"],
+        plan.recommended.sentence,
         written.report.html,
         time.perf_counter() - started,
         files + written.files,

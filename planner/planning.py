@@ -1,4 +1,4 @@
-"""make_plan: the whole `planner plan` pipeline, from a stored trace to the PLAN.json dict.
+"""make_plan: the whole `planner plan` pipeline, from a stored trace to the plan file model.
 
 1. Candidates (accelerator x tp x pp x ep x mode x P:D x max batch) that fit in memory
    (planner/optimize/candidates.py).
@@ -18,7 +18,10 @@
    history before it), static provisioning at its forecast peak, and a reactive HPA
    (planner/scaling/holdout.py).
 7. PLAN.json: the figures above, with the one-sentence recommendation
-   (planner/report/narrative.py), validated against planner/optimize/planfile.py.
+   (planner/report/narrative.py), as the plan file model of planner/optimize/planfile.py.
+
+`plan_to_artefacts` is `planner plan` and `planner demo` alike: plan, then write PLAN.json,
+its tables and the report (planner/report/artefacts.py).
 """
 
 import datetime as dt
@@ -26,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -46,9 +50,25 @@ from planner.optimize.goodput import (
 from planner.optimize.infeasible import check_latency_reachable, check_model_fits, check_simulated
 from planner.optimize.limits import parse_available, parse_budget
 from planner.optimize.mix import MixOption, best_single_accelerator
-from planner.optimize.planfile import PLAN_VERSION, validate_plan
+from planner.optimize.planfile import (
+    PLAN_VERSION,
+    AcceleratorRef,
+    Alternative,
+    Alternatives,
+    Demand,
+    EngineRef,
+    ForecastBlock,
+    PlanFile,
+    Recommended,
+    ReplicaGroup,
+    Search,
+    SingleAccelerator,
+    SloSpec,
+    TraceRef,
+)
 from planner.optimize.refine import mix_options, mix_solver, refined_mix
 from planner.optimize.search import SearchResult, search
+from planner.report.artefacts import Artefacts, Written
 from planner.report.narrative import sentence
 from planner.scaling.delay import ProvisioningDelay, provisioning_delay
 from planner.scaling.demand import DemandForecast, DemandSeries, demand_series, forecast_demand
@@ -56,16 +76,21 @@ from planner.scaling.fleet import Fleet, build_fleet, demand_by_bucket, median_c
 from planner.scaling.holdout import HeldBack, replay_holdout
 from planner.scaling.replay import ReplicaPlan
 from planner.simulate import Slo, Workload, parse_slos
-from planner.store import TraceInfo, get_trace
+from planner.store import TraceInfo, get_trace, open_store
 
 DEFAULT_ACCELERATORS = ("h100", "a100", "l4")
 BUCKET_QUANTILES = (0.5, 0.9)
 BUCKET_NAMES = ("short", "medium", "long")
+WRITING = "writing the plan and the report"
 
 
 @dataclass(frozen=True)
 class PlanOptions:
-    """What `planner plan` is asked (its CLI options, as make_plan's parameters)."""
+    """What `planner plan` is asked: its CLI options, make_plan's one options object.
+
+    `db` is the store's path as PLAN.json records it (and the store `plan_to_artefacts`
+    opens; "" for the default store).
+    """
 
     trace: str
     model: str
@@ -305,37 +330,33 @@ def _replay(
     )
 
 
-def _header(opts: PlanOptions, s: Setting, h: Horizon) -> dict:
+def _header(opts: PlanOptions, s: Setting, h: Horizon) -> dict[str, Any]:
     """PLAN.json's first keys: what was planned, for which SLO, on which accelerators."""
     info, profile = s.info, s.profile
     return {
         "version": PLAN_VERSION,
         "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "db": opts.db,
-        "trace": {
-            "name": info.name,
-            "format": info.format,
-            "table": info.kind,
-            "requests": int(info.rows),
-            "span_s": float(info.span_s or 0.0),
-            "rate_scale": opts.rate_scale,
-        },
+        "trace": TraceRef(
+            name=info.name,
+            format=info.format,
+            table=info.kind,
+            requests=int(info.rows),
+            span_s=float(info.span_s or 0.0),
+            rate_scale=opts.rate_scale,
+        ),
         "model": s.card.id,
-        "engine": {
-            "id": profile.id,
-            "release": profile.release,
-            "name": profile.name,
-            "version": profile.version,
-        },
-        "slo": {f"{x.metric}_p{x.percentile:g}_ms": x.limit_ms for x in s.slos}
-        | {"attainment": opts.attainment},
+        "engine": EngineRef(
+            id=profile.id, release=profile.release, name=profile.name, version=profile.version
+        ),
+        "slo": SloSpec(
+            **{f"{x.metric}_p{x.percentile:g}_ms": x.limit_ms for x in s.slos},
+            attainment=opts.attainment,
+        ),
         "accelerators": [
-            {
-                "id": a.id,
-                "name": a.name,
-                "price_per_hour": a.price_per_hour,
-                "price_source": a.price_source,
-            }
+            AcceleratorRef(
+                id=a.id, name=a.name, price_per_hour=a.price_per_hour, price_source=a.price_source
+            )
             for a in s.accelerators
         ],
         "horizon_s": float(h.steps * h.demand.interval_s),
@@ -344,18 +365,18 @@ def _header(opts: PlanOptions, s: Setting, h: Horizon) -> dict:
     }
 
 
-def _demand_block(h: Horizon, r: Searched, tail: Workload, mean_p50: float) -> dict:
+def _demand_block(h: Horizon, r: Searched, tail: Workload, mean_p50: float) -> Demand:
     """PLAN.json's `demand`: observed, forecast and sized-for rates, token mix and buckets."""
-    return {
-        "unit": "requests/s",
-        "mean_in_tokens": round(float(np.mean(tail.input_tokens)), 2),
-        "mean_out_tokens": round(float(np.mean(tail.output_tokens)), 2),
-        "peak_rps": round(float(np.nanmax(h.demand.rps)), 4),
-        "mean_rps": round(float(np.nanmean(h.demand.rps)), 4),
-        "forecast_peak_rps": round(float(np.nanmax(h.level)), 4),
-        "forecast_mean_rps": round(mean_p50, 4),
-        "sized_for_rps": round(r.peak, 4),
-        "buckets": [
+    return Demand(
+        unit="requests/s",
+        mean_in_tokens=round(float(np.mean(tail.input_tokens)), 2),
+        mean_out_tokens=round(float(np.mean(tail.output_tokens)), 2),
+        peak_rps=round(float(np.nanmax(h.demand.rps)), 4),
+        mean_rps=round(float(np.nanmean(h.demand.rps)), 4),
+        forecast_peak_rps=round(float(np.nanmax(h.level)), 4),
+        forecast_mean_rps=round(mean_p50, 4),
+        sized_for_rps=round(r.peak, 4),
+        buckets=[
             {
                 "name": n,
                 "share": round(float(x), 4),
@@ -363,35 +384,35 @@ def _demand_block(h: Horizon, r: Searched, tail: Workload, mean_p50: float) -> d
             }
             for i, (n, x) in enumerate(zip(r.names, r.shares, strict=True))
         ],
-    }
+    )
 
 
 def _cost_blocks(
     opts: PlanOptions, s: Setting, r: Searched, c: Chosen, mean_p50: float, tokens: float
-) -> dict:
+) -> dict[str, Any]:
     """PLAN.json's `recommended`, `alternatives` and `cost_band`."""
-    groups = c.fleet.groups(c.cands, r.evaluator)
+    groups = [ReplicaGroup(**g) for g in c.fleet.groups(c.cands, r.evaluator)]
     costs = c.fleet.costs(mean_p50, tokens)
-    single_block = None
+    single = None
     if c.single is not None:
         single_groups = c.single.groups(c.cands, r.evaluator)
-        single_block = {
-            "accelerator": single_groups[0]["accelerator"],
-            "replicas": single_groups,
-        } | c.single.costs(mean_p50, tokens)
-    words = sentence(s.card.id, s.profile.name, groups, costs, s.targets, single_block)
+        single = SingleAccelerator(
+            accelerator=single_groups[0]["accelerator"],
+            replicas=single_groups,
+            **c.single.costs(mean_p50, tokens),
+        )
+    words = sentence(s.card.id, s.profile.name, groups, costs, s.targets, single)
     peak_hour = c.fleet.peak_cost_per_hour
+    static_peak = Alternative(
+        cost_per_hour=costs["cost_per_hour"],
+        cost_per_month=round(per_month(peak_hour), 2),
+        cost_per_mtok=rounded(per_mtok(peak_hour, mean_p50, tokens)),
+        replicas=groups,
+    )
+    best = {"best_single_accelerator": single} if single is not None else {}
     return {
-        "recommended": {"sentence": words, "replicas": groups} | costs,
-        "alternatives": {
-            "static_peak": {
-                "cost_per_hour": costs["cost_per_hour"],
-                "cost_per_month": round(per_month(peak_hour), 2),
-                "cost_per_mtok": rounded(per_mtok(peak_hour, mean_p50, tokens)),
-                "replicas": groups,
-            },
-        }
-        | ({"best_single_accelerator": single_block} if single_block else {}),
+        "recommended": Recommended(sentence=words, replicas=groups, **costs),
+        "alternatives": Alternatives(static_peak=static_peak, **best),
         "cost_band": {
             "p50_cost_per_month": round(per_month(c.median_cost), 2),
             f"{opts.quantile}_cost_per_month": costs["cost_per_month"],
@@ -399,36 +420,36 @@ def _cost_blocks(
     }
 
 
-def _forecast_block(h: Horizon) -> dict:
+def _forecast_block(h: Horizon) -> ForecastBlock:
     """PLAN.json's `forecast`: the trace's rate history and the forecast after it."""
     interval_s = h.demand.interval_s
-    return {
-        "series": "total",
-        "method": h.forward.method,
-        "freq": format_duration(interval_s),
-        "history": [
+    return ForecastBlock(
+        series="total",
+        method=h.forward.method,
+        freq=format_duration(interval_s),
+        history=[
             {"t": float(k * interval_s), "rps": round(float(v), 5)}
             for k, v in enumerate(h.demand.rps)
             if np.isfinite(v)
         ],
-        "points": h.forward.points(),
-    }
+        points=h.forward.points(),
+    )
 
 
-def _search_block(r: Searched, c: Chosen, started: float) -> dict:
+def _search_block(r: Searched, c: Chosen, started: float) -> Search:
     """PLAN.json's `search`: how many plans were enumerated, pruned and simulated, and timings."""
     found = r.found
-    return {
-        "candidates": r.enum.enumerated,
-        "fitting": len(r.enum.candidates),
-        "latency_feasible": found.latency_feasible,
-        "batch_pruned": found.batch_pruned,
-        "bound_pruned": found.bound_pruned,
-        "simulated": len(found.evaluations),
-        "feasible": len(c.options),
-        "search_seconds": round(found.seconds, 2),
-        "seconds": round(time.perf_counter() - started, 2),
-    }
+    return Search(
+        candidates=r.enum.enumerated,
+        fitting=len(r.enum.candidates),
+        latency_feasible=found.latency_feasible,
+        batch_pruned=found.batch_pruned,
+        bound_pruned=found.bound_pruned,
+        simulated=len(found.evaluations),
+        feasible=len(c.options),
+        search_seconds=round(found.seconds, 2),
+        seconds=round(time.perf_counter() - started, 2),
+    )
 
 
 def _plan_file(
@@ -439,8 +460,8 @@ def _plan_file(
     c: Chosen,
     replayed: tuple[dict, Workload],
     started: float,
-) -> dict:
-    """The PLAN.json dict, validated against the plan file's schema."""
+) -> PlanFile:
+    """The plan file model (PLAN.json's contents)."""
     replay, tail = replayed
     tokens = _tokens_per_request(tail)
     bucket_tokens = np.array(
@@ -448,28 +469,25 @@ def _plan_file(
     )
     mean_p50 = float(np.nanmean(h.forward.level("p50")))
     chosen = {(d.option.key, d.bucket) for d in c.fleet.deployments}
-    plan = (
-        _header(opts, s, h)
-        | {"demand": _demand_block(h, r, tail, mean_p50)}
-        | _cost_blocks(opts, s, r, c, mean_p50, tokens)
-        | {
-            "frontier": frontier_rows(r.found.evaluations, chosen, bucket_tokens, r.names),
-            "forecast": _forecast_block(h),
-            "schedule": c.fleet.schedule.rows(),
-            "provisioning_delay_s": c.delay.seconds,
-            "provisioning_source": c.delay.source,
-            "replay": replay,
-            "search": _search_block(r, c, started),
-        }
+    return PlanFile(
+        **_header(opts, s, h),
+        demand=_demand_block(h, r, tail, mean_p50),
+        **_cost_blocks(opts, s, r, c, mean_p50, tokens),
+        frontier=frontier_rows(r.found.evaluations, chosen, bucket_tokens, r.names),
+        forecast=_forecast_block(h),
+        schedule=c.fleet.schedule.rows(),
+        provisioning_delay_s=c.delay.seconds,
+        provisioning_source=c.delay.source,
+        replay=replay,
+        search=_search_block(r, c, started),
     )
-    return validate_plan(plan)
 
 
-def plan(
+def make_plan(
     con: duckdb.DuckDBPyConnection,
     opts: PlanOptions,
     progress: Callable[[str], None] | None = None,
-) -> dict:
+) -> PlanFile:
     """The cheapest plan holding the SLO for `opts.trace`, its schedule and replay (PLAN.json).
 
     Every replica is simulated as `opts.engine` serves (its batching, memory share and host
@@ -490,43 +508,20 @@ def plan(
     return _plan_file(opts, s, h, r, c, replayed, started)
 
 
-def make_plan(
-    con: duckdb.DuckDBPyConnection,
-    trace: str,
-    model: str,
-    slos: Sequence[str | Slo],
-    attainment: float = 0.99,
-    accelerators: Sequence[str] | None = None,
-    prices: str | None = None,
-    available: str | None = None,
-    budget: str | None = None,
-    buckets: bool = False,
-    horizon: str = "1d",
-    interval: str = "10min",
-    quantile: str = "p95",
-    cold_starts: str | None = None,
-    rate_scale: float = 1.0,
-    db: str = "",
-    progress: Callable[[str], None] | None = None,
-    engine: str = DEFAULT_ENGINE,
-) -> dict:
-    """`plan` with the options as parameters (as cli.py and demo.py call it)."""
-    opts = PlanOptions(
-        trace=trace,
-        model=model,
-        slos=slos,
-        attainment=attainment,
-        accelerators=accelerators,
-        prices=prices,
-        available=available,
-        budget=budget,
-        buckets=buckets,
-        horizon=horizon,
-        interval=interval,
-        quantile=quantile,
-        cold_starts=cold_starts,
-        rate_scale=rate_scale,
-        db=db,
-        engine=engine,
-    )
-    return plan(con, opts, progress)
+def plan_to_artefacts(
+    opts: PlanOptions, artefacts: Artefacts, progress: Callable[[str], None] | None = None
+) -> tuple[PlanFile, Written]:
+    """`planner plan` and `planner demo`: plan on the store `opts.db`, then write the outputs.
+
+    The outputs are checked before the search (a path that cannot be written fails in a second,
+    not after minutes of simulation), and written once the store is closed again (the report
+    reads it).
+    """
+    artefacts.check()
+    con = open_store(opts.db or None, read_only=True)
+    try:
+        planned = make_plan(con, opts, progress)
+    finally:
+        con.close()
+    _say(progress, WRITING)
+    return planned, artefacts.write(planned)

@@ -30,7 +30,7 @@ def test_demo_writes_every_artefact_and_a_consistent_plan(demo: tuple[Path, dict
     out, summary = demo
     for name in ("planner.duckdb", "analysis.json", "forecast.json", "PLAN.json", "report.html"):
         assert (out / name).exists(), name
-    plan = read_plan(out / "PLAN.json")
+    plan = read_plan(out / "PLAN.json").to_dict()
     assert summary["recommendation"] == plan["recommended"]["sentence"]
     assert plan["trace"]["name"] == "azure-code" and plan["trace"]["requests"] == 8819
     assert plan["model"] == "llama-3.1-8b"
@@ -61,7 +61,7 @@ def _per_replica_price(plan: dict, group: dict) -> float:
 
 
 def test_demo_recommendation_schedule_cost_band_and_replay_agree(demo: tuple[Path, dict]) -> None:
-    plan = read_plan(demo[0] / "PLAN.json")
+    plan = read_plan(demo[0] / "PLAN.json").to_dict()
     rec, groups = plan["recommended"], plan["recommended"]["replicas"]
     by_plan: dict[str, list[dict]] = defaultdict(list)
     for row in plan["schedule"]:
@@ -125,7 +125,7 @@ def test_demo_fleet_holds_the_slo_when_simulated_directly_at_the_peak(
     sped up to the forecast peak the recommended fleet serves, through `planner simulate` on each
     recommended group with its share of the traffic; every group holds the SLO."""
     out = demo[0]
-    plan = read_plan(out / "PLAN.json")
+    plan = read_plan(out / "PLAN.json").to_dict()
     interval = plan["interval_s"]
     con = duckdb.connect(str(out / "planner.duckdb"), read_only=True)
     k, n = con.execute(

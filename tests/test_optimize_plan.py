@@ -8,9 +8,10 @@ from typer.testing import CliRunner, Result
 
 from cli import app
 from planner.ingest import ingest_sample
-from planner.optimize import read_plan
+from planner.optimize import read_plan, write_plan
 from planner.optimize.candidates import Targets
-from planner.planning import make_plan
+from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
+from planner.planning import PlanOptions, make_plan
 from planner.report.narrative import sentence
 from planner.report.render import money, percent
 from planner.simulate import parse_slos
@@ -48,7 +49,7 @@ def planned(store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict
 def test_plan_json_has_the_contract(planned):
     """Recommended replicas, frontier, schedule, three replays and the search size."""
     plan, out, _ = planned
-    assert read_plan(out) == plan
+    assert read_plan(out).to_dict() == plan
     rec = plan["recommended"]
     assert rec["replicas"] and all(g["count"] >= 1 for g in rec["replicas"])
     assert plan["search"]["candidates"] >= 200
@@ -59,6 +60,19 @@ def test_plan_json_has_the_contract(planned):
         assert 0 <= entry["slo_attainment"] <= 1 and entry["gpu_hours"] > 0
     assert plan["replay"]["schedule"]["slo_attainment"] >= 0.99
     assert plan["replay"]["static_peak"]["scaling_actions"] == 0
+
+
+def test_plan_file_round_trips_byte_for_byte(planned, tmp_path):
+    """PLAN.json read into the plan file model and written again is the same file, key order
+    included: the model carries every key the planner writes, JSON only at the edges."""
+    _, out, _ = planned
+    plan = read_plan(out)
+    assert plan.recommended.replicas and plan.slo.limits() == {
+        "ttft_p99_ms": 1000.0,
+        "tpot_p99_ms": 50.0,
+    }
+    again = write_plan(plan, tmp_path / "again.json")
+    assert again.read_bytes() == out.read_bytes()
 
 
 def test_cost_keys_say_peak_fleet_or_schedule(planned):
@@ -95,11 +109,29 @@ def test_sentence_saving_cases():
     """Saves (with the same dollars and share as page one), ties, and one accelerator type."""
     targets = Targets.of(parse_slos(["ttft_p99=1000ms"]), 0.99)
     groups = [
-        {"accelerator": a, "count": 1, "tp": 1, "pp": 1, "ep": 1, "mode": "aggregated", "pd": None}
+        ReplicaGroup(
+            accelerator=a,
+            count=1,
+            tp=1,
+            pp=1,
+            ep=1,
+            mode="aggregated",
+            pd=None,
+            max_batch=64,
+            gpus=1,
+            goodput_rps=1.0,
+        )
         for a in ("a100", "h100")
     ]
     cost = {"cost_per_hour": 10.0, "cost_per_month": 900.0, "cost_per_mtok": 1.0}
-    single = {"accelerator": "h100", "cost_per_hour": 11.0, "cost_per_month": 1000.0}
+    single = SingleAccelerator(
+        accelerator="h100",
+        replicas=groups[1:],
+        cost_per_hour=11.0,
+        scheduled_cost_per_hour=1.37,
+        cost_per_month=1000.0,
+        cost_per_mtok=1.2,
+    )
     assert (
         "Mixing a100, h100 saves $100/month (10.0%) against the best single accelerator "
         "(h100, $1,000/month" in sentence("m", "vLLM", groups, cost, targets, single)
@@ -192,18 +224,18 @@ def test_infeasible_requests_explain_the_binding_constraint(store, args, reason)
 def test_buckets_split_the_mix(store):
     """--buckets plans short/medium/long requests separately, each bucket served."""
     con = open_store(store, read_only=True)
-    plan = make_plan(
-        con,
+    options = PlanOptions(
         "azure-code",
         "llama-3.1-8b",
         ["ttft_p99=2000ms", "tpot_p99=100ms"],
         accelerators=["a100", "l4"],
         buckets=True,
     )
+    plan = make_plan(con, options)
     con.close()
-    names = [b["name"] for b in plan["demand"]["buckets"]]
+    names = [b["name"] for b in plan.demand.buckets]
     assert names == ["short", "medium", "long"]
-    assert {g["bucket"] for g in plan["recommended"]["replicas"]} == set(names)
+    assert {g.bucket for g in plan.recommended.replicas} == set(names)
 
 
 @pytest.mark.parametrize(

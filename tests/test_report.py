@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from cli import app
 from planner.errors import PlannerError
 from planner.optimize import write_plan
-from planner.planning import make_plan
+from planner.planning import PlanOptions, make_plan
 from planner.report import plan_tables, write_report
 from planner.report.render import money, vega_bundle
 from planner.store import open_store
@@ -189,6 +189,12 @@ def test_report_with_an_unknown_trace_and_empty_tables(plan: dict, tmp_path: Pat
 def test_write_report_rejects_a_bad_plan(plan: dict, tmp_path: Path) -> None:
     with pytest.raises(PlannerError, match="recommended"):
         write_report({k: v for k, v in plan.items() if k != "recommended"}, tmp_path / "r.html")
+    replay = {k: v for k, v in plan["replay"].items() if k != "schedule"}
+    with pytest.raises(PlannerError, match=r"replay\.schedule: Field required"):
+        write_report({**plan, "replay": replay}, tmp_path / "r.html")
+    alternatives = {"best_single_accelerator": plan["alternatives"]["best_single_accelerator"]}
+    with pytest.raises(PlannerError, match=r"alternatives\.static_peak: Field required"):
+        write_report({**plan, "alternatives": alternatives}, tmp_path / "r.html")
     with pytest.raises(PlannerError, match="unknown export format 'xlsx'"):
         write_report(plan, tmp_path / "r.html", ("xlsx",))
     with pytest.raises(PlannerError, match="does not exist"):
@@ -270,8 +276,7 @@ def test_real_plan_end_to_end(plan: dict, tmp_path: Path) -> None:
     db = Path(plan["db"])
     con = open_store(db, read_only=True)
     try:
-        real = make_plan(
-            con,
+        options = PlanOptions(
             "azure-code",
             "llama-3.2-1b",
             ["ttft_p90=1000ms", "tpot_p50=30ms", "e2e_p99=20000ms"],
@@ -279,6 +284,7 @@ def test_real_plan_end_to_end(plan: dict, tmp_path: Path) -> None:
             horizon="2h",
             db=str(db),
         )
+        real = make_plan(con, options)
     finally:
         con.close()
     plan_file = write_plan(real, tmp_path / "PLAN.json")
@@ -288,14 +294,10 @@ def test_real_plan_end_to_end(plan: dict, tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert set(data["charts"]) == expected_charts()
     html = out.read_text(encoding="utf-8")
-    assert money(real["recommended"]["cost_per_month"]) in html
+    assert money(real.recommended.cost_per_month) in html
     assert data["bytes"] <= MAX_BYTES
-    assert real["slo"] == {
-        "ttft_p90_ms": 1000.0,
-        "tpot_p50_ms": 30.0,
-        "e2e_p99_ms": 20000.0,
-        "attainment": 0.99,
-    }
+    assert real.slo.limits() == {"ttft_p90_ms": 1000.0, "tpot_p50_ms": 30.0, "e2e_p99_ms": 20000.0}
+    assert real.to_dict()["slo"] == real.slo.limits() | {"attainment": 0.99}
     page_one = html.split('id="traffic"')[0]
     for text in (
         "time to first token (p90) ≤ 1,000 ms",

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from planner.ingest import ingest_path
-from planner.planning import make_plan
+from planner.planning import PlanOptions, make_plan
 from planner.store import open_store
 from tests.conftest import shared_path
 
@@ -20,11 +20,12 @@ def _replay(tmp_path_factory: pytest.TempPathFactory, client: str, rate_scale: f
         shutil.copy(folder / f"{client}-{suffix}", copy)
     con = open_store(Path(copy.parent) / "store.duckdb")
     ingest_path(con, copy, name=client)
-    plan = make_plan(
-        con, client, "llama-3.1-8b", ["ttft_p99=1000ms", "tpot_p99=50ms"], rate_scale=rate_scale
+    options = PlanOptions(
+        client, "llama-3.1-8b", ["ttft_p99=1000ms", "tpot_p99=50ms"], rate_scale=rate_scale
     )
+    plan = make_plan(con, options)
     con.close()
-    return plan["replay"]
+    return plan.to_dict()["replay"]
 
 
 @pytest.fixture(scope="module")

@@ -91,9 +91,16 @@ require every key above.
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from planner.errors import PlannerError
 
@@ -108,10 +115,28 @@ JSON_NAMES = {
 }
 
 
+PLAN_KEYS = ("accelerator", "tp", "pp", "ep", "mode", "pd", "max_batch", "gpus")
+
+
 class _Model(BaseModel):
-    """Base: extra keys allowed (newer writers), every documented key required."""
+    """Base: extra keys allowed (newer writers), every documented key required.
+
+    KEY_ORDER: the order PLAN.json writes the keys in (declared fields and extras alike);
+    "*" stands for every key it does not name, in their own order (default: at the end).
+    """
 
     model_config = ConfigDict(extra="allow")
+    KEY_ORDER: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _ordered(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The dumped keys in KEY_ORDER (a stable sort: unnamed keys keep their order)."""
+        data = handler(self)
+        if not self.KEY_ORDER:
+            return data
+        rank = {key: i for i, key in enumerate(self.KEY_ORDER)}
+        rest = rank.get("*", len(rank))
+        return dict(sorted(data.items(), key=lambda kv: rank.get(kv[0], rest)))
 
 
 class TraceRef(_Model):
@@ -125,11 +150,24 @@ class TraceRef(_Model):
 
 
 class SloSpec(_Model):
-    """The SLO targets given (keys present only for the SLOs given) and the attainment."""
+    """The SLO targets given (keys present only for the SLOs given) and the attainment.
+
+    Any `<metric>_p<percentile>_ms` key is a target (ttft_p90_ms, e2e_p99_ms, ...).
+    """
+
+    KEY_ORDER = ("*", "attainment")
 
     ttft_p99_ms: float | None = None
     tpot_p99_ms: float | None = None
     attainment: float = Field(gt=0, le=1)
+
+    def limits(self) -> dict[str, float]:
+        """Every SLO target given, by key ("ttft_p90_ms": 1000.0), in the plan's order."""
+        return {
+            key: float(value)
+            for key, value in self.model_dump(exclude_unset=True).items()
+            if key.endswith("_ms") and value is not None
+        }
 
 
 class AcceleratorRef(_Model):
@@ -147,10 +185,10 @@ class Demand(_Model):
     unit: str
     mean_in_tokens: float
     mean_out_tokens: float
-    mean_rps: float
     peak_rps: float
-    forecast_mean_rps: float
+    mean_rps: float
     forecast_peak_rps: float
+    forecast_mean_rps: float
     sized_for_rps: float
 
 
@@ -171,8 +209,11 @@ class ParallelPlan(_Model):
 class ReplicaGroup(ParallelPlan):
     """`count` replicas of one parallel plan (`plan`: its name in the schedule)."""
 
+    KEY_ORDER = ("plan", *PLAN_KEYS, "count", "goodput_rps")
+
     count: int
     plan: str | None = None
+    bucket: str | None = None
 
 
 class Recommended(_Model):
@@ -195,8 +236,27 @@ class Alternative(_Model):
     replicas: list[ReplicaGroup]
 
 
+class SingleAccelerator(Alternative):
+    """The best plan on one accelerator type, on its own schedule."""
+
+    KEY_ORDER = ("accelerator", "replicas", "cost_per_hour", "scheduled_cost_per_hour")
+
+    accelerator: str
+    scheduled_cost_per_hour: float
+
+
+class Alternatives(_Model):
+    """What finance compares the recommendation with."""
+
+    static_peak: Alternative
+    best_single_accelerator: SingleAccelerator | None = None
+
+
 class FrontierPoint(ParallelPlan):
     """One evaluated candidate plan."""
+
+    KEY_ORDER = ("id", *PLAN_KEYS, "goodput_rps", "cost_per_hour", "cost_per_mtok")
+    KEY_ORDER += ("ttft_p99_ms", "tpot_p99_ms", "pooled_replicas", "chosen", "bucket", "pareto")
 
     id: str
     cost_per_hour: float
@@ -224,6 +284,7 @@ class ScheduleRow(_Model):
     plan: str
     replicas: int
     action: str
+    start_at: float | None = None
     demand_rps: float
 
 
@@ -251,14 +312,20 @@ class Replay(_Model):
     static_peak: PolicyReplay
     reactive: PolicyReplay
     verdict: Verdict | None = None
-    timeline: list[dict[str, float]]
+    timeline: list[dict[str, int | float]]
 
 
 class Search(_Model):
     """How big the search was and how long it took."""
 
     candidates: int
+    fitting: int | None = None
+    latency_feasible: int | None = None
+    batch_pruned: int | None = None
+    bound_pruned: int | None = None
+    simulated: int | None = None
     feasible: int
+    search_seconds: float | None = None
     seconds: float
 
 
@@ -287,7 +354,7 @@ class PlanFile(_Model):
     quantile: str
     demand: Demand
     recommended: Recommended
-    alternatives: dict[str, Alternative | dict[str, Any]]
+    alternatives: Alternatives
     cost_band: dict[str, float]
     frontier: list[FrontierPoint]
     forecast: ForecastBlock
@@ -297,9 +364,13 @@ class PlanFile(_Model):
     replay: Replay
     search: Search
 
+    def to_dict(self) -> dict[str, Any]:
+        """The PLAN.json object: the keys given, in the order the planner writes them."""
+        return self.model_dump(exclude_unset=True)
 
-def validate_plan(data: dict[str, Any], where: str = "plan") -> dict[str, Any]:
-    """Check a plan dict against the schema; PlannerError naming the first bad key."""
+
+def validate_plan(data: object, where: str = "plan") -> PlanFile:
+    """The plan file model of a PLAN.json object; PlannerError naming the first bad key."""
     if not isinstance(data, dict):
         found = JSON_NAMES.get(type(data), type(data).__name__)
         raise PlannerError(f"{where}: not a plan file: expected a JSON object, found {found}")
@@ -308,17 +379,21 @@ def validate_plan(data: dict[str, Any], where: str = "plan") -> dict[str, Any]:
             f"{where}: plan file version {data.get('version')!r} is not {PLAN_VERSION}"
         )
     try:
-        PlanFile.model_validate(data)
+        return PlanFile.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         raise PlannerError(f"{where}: bad plan file at {key}: {first['msg']}") from None
-    return data
 
 
-def write_plan(data: dict[str, Any], path: Path) -> Path:
+def as_plan(plan: PlanFile | dict[str, Any], where: str = "plan") -> PlanFile:
+    """`plan` itself, or the plan file model of a PLAN.json object (validated)."""
+    return plan if isinstance(plan, PlanFile) else validate_plan(plan, where)
+
+
+def write_plan(plan: PlanFile | dict[str, Any], path: Path) -> Path:
     """Validate and write PLAN.json (UTF-8, indented)."""
-    validate_plan(data, str(path))
+    data = as_plan(plan, str(path)).to_dict()
     try:
         path.write_text(json.dumps(data, indent=2, default=float) + "\n", encoding="utf-8")
     except OSError as exc:
@@ -326,7 +401,7 @@ def write_plan(data: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def read_plan(path: Path) -> dict[str, Any]:
+def read_plan(path: Path) -> PlanFile:
     """Read and validate a PLAN.json."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planner.errors import PlannerError
-from planner.optimize.planfile import write_plan
+from planner.optimize.planfile import PlanFile, as_plan, write_plan
 from planner.report.export import parse_formats, write_tables
 from planner.report.page import ReportResult, write_report
 
@@ -78,8 +78,9 @@ class Artefacts:
         if self.report is not None:
             check_file(self.report, "report")
 
-    def write(self, plan: dict) -> Written:
-        """Write every output of `plan`."""
+    def write(self, plan: PlanFile | dict) -> Written:
+        """Write every output of `plan` (a plan file model, or a PLAN.json object)."""
+        plan = as_plan(plan)
         files = [write_plan(plan, self.plan_json)] if self.plan_json is not None else []
         if self.tables_dir is not None:
             files += write_tables(plan, self.tables_dir, ["csv"])

@@ -1,12 +1,15 @@
 """The report's Altair charts: each has a title, axis units and a one-line "what this shows"."""
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import altair as alt
 import polars as pl
+from pydantic import BaseModel
 
 from planner.optimize.costing import HOURS_PER_MONTH
+from planner.optimize.planfile import PlanFile
 from planner.report.data import OpsData
 
 WIDTH = 760
@@ -93,11 +96,16 @@ def steps(records: list[dict] | None) -> pl.DataFrame | None:
     return pl.concat([frame, last])
 
 
-def cost_comparison(plan: dict) -> Chart | None:
+def records(rows: Sequence[BaseModel]) -> list[dict]:
+    """Plan file rows (schedule, frontier points) as the dicts PLAN.json holds."""
+    return [row.model_dump(exclude_unset=True) for row in rows]
+
+
+def cost_comparison(plan: PlanFile) -> Chart | None:
     """Monthly cost of the recommended plan against the alternatives (page one)."""
-    rec = plan["recommended"]
-    rows = [{"option": "Recommended plan", "cost": rec["cost_per_month"], "kind": "recommended"}]
-    band = plan.get("cost_band") or {}
+    rec = plan.recommended
+    rows = [{"option": "Recommended plan", "cost": rec.cost_per_month, "kind": "recommended"}]
+    band = plan.cost_band
     if band.get("p50_cost_per_month") is not None:
         rows.append(
             {
@@ -106,27 +114,22 @@ def cost_comparison(plan: dict) -> Chart | None:
                 "kind": "band",
             }
         )
-    alts = plan.get("alternatives") or {}
-    best = alts.get("best_single_accelerator")
-    if best:
-        name = str(best.get("accelerator", "")).upper()
+    best = plan.alternatives.best_single_accelerator
+    if best is not None:
         rows.append(
             {
-                "option": f"Best single accelerator ({name})",
-                "cost": best["cost_per_month"],
+                "option": f"Best single accelerator ({best.accelerator.upper()})",
+                "cost": best.cost_per_month,
                 "kind": "alternative",
             }
         )
-    if alts.get("static_peak"):
-        rows.append(
-            {
-                "option": "Static peak provisioning",
-                "cost": alts["static_peak"]["cost_per_month"],
-                "kind": "alternative",
-            }
-        )
-    if len(rows) < 2:
-        return None
+    rows.append(
+        {
+            "option": "Static peak provisioning",
+            "cost": plan.alternatives.static_peak.cost_per_month,
+            "kind": "alternative",
+        }
+    )
     frame = pl.DataFrame(rows).with_columns(
         pl.col("cost").map_elements(lambda c: f"${c:,.2f}", return_dtype=pl.String).alias("label")
     )
@@ -437,13 +440,13 @@ def keepalive(ops: OpsData) -> Chart | None:
     )
 
 
-def forecast(plan: dict) -> Chart | None:
+def forecast(plan: PlanFile) -> Chart | None:
     """History and forecast of the request rate with p10-p90 and p95 bands."""
-    fc = plan.get("forecast") or {}
-    points = pl.DataFrame(fc.get("points") or [])
+    fc = plan.forecast
+    points = pl.DataFrame(fc.points)
     if points.is_empty():
         return None
-    history = pl.DataFrame(fc.get("history") or [], schema={"t": pl.Float64, "rps": pl.Float64})
+    history = pl.DataFrame(fc.history, schema={"t": pl.Float64, "rps": pl.Float64})
     max_t = float(points["t"].max())
     points, x_title = with_time(points.with_columns(pl.col("t").cast(pl.Float64)), "t", max_t)
     history, _ = with_time(history, "t", max_t)
@@ -483,21 +486,18 @@ def forecast(plan: dict) -> Chart | None:
                     ],
                 )
             )
-    method = fc.get("method", "forecast")
     return finish(
         alt.layer(*layers).properties(width=WIDTH, height=HEIGHT),
         "forecast",
-        f"Demand forecast ({method}, {fc.get('freq', '')} steps)",
+        f"Demand forecast ({fc.method}, {fc.freq} steps)",
         "Dark line: observed; blue line: median forecast; shaded: p10-p90; red dashed: p95 "
         "(what the plan provisions for).",
     )
 
 
-def pareto(plan: dict) -> Chart | None:
+def pareto(plan: PlanFile) -> Chart | None:
     """Every evaluated plan's cost per 1M tokens against its TTFT p99, chosen plan marked."""
-    rows = [
-        r for r in plan.get("frontier") or [] if r.get("ttft_p99_ms") and r.get("cost_per_mtok")
-    ]
+    rows = records([r for r in plan.frontier if r.ttft_p99_ms and r.cost_per_mtok])
     if not rows:
         return None
     frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(
@@ -558,7 +558,7 @@ def pareto(plan: dict) -> Chart | None:
             .mark_text(dx=-14, dy=-12, align="right", fontWeight="bold")
             .encode(x=x, y=y, text="label:N")
         )
-    slo = (plan.get("slo") or {}).get("ttft_p99_ms")
+    slo = plan.slo.ttft_p99_ms
     if slo:
         slo_frame = pl.DataFrame({"ttft_p99_ms": [float(slo)], "label": [f"SLO {slo:,.0f} ms"]})
         layers.append(alt.Chart(slo_frame).mark_rule(color=ALERT, strokeDash=[2, 2]).encode(x=x))
@@ -577,9 +577,9 @@ def pareto(plan: dict) -> Chart | None:
     )
 
 
-def schedule(plan: dict) -> Chart | None:
+def schedule(plan: PlanFile) -> Chart | None:
     """Replicas per interval over the horizon against the demand they serve."""
-    sched = steps(plan.get("schedule"))
+    sched = steps(records(plan.schedule))
     if sched is None:
         return None
     sched, x_title = with_time(sched, "t", float(sched["t"].max()))
@@ -613,8 +613,7 @@ def schedule(plan: dict) -> Chart | None:
         )
         .properties(width=WIDTH, height=110)
     )
-    quantile = plan.get("quantile", "high-quantile")
-    delay = plan.get("provisioning_delay_s")
+    quantile, delay = plan.quantile, plan.provisioning_delay_s
     ahead = f", started {delay:,.0f} s ahead of need" if delay else ""
     return finish(
         alt.vconcat(replicas, area),
@@ -625,9 +624,9 @@ def schedule(plan: dict) -> Chart | None:
     )
 
 
-def replay_timeline(plan: dict) -> Chart | None:
+def replay_timeline(plan: PlanFile) -> Chart | None:
     """Replicas over time under each policy in the trace replay, above the replayed demand."""
-    timeline = steps((plan.get("replay") or {}).get("timeline"))
+    timeline = steps(plan.replay.timeline)
     if timeline is None:
         return None
     timeline, x_title = with_time(timeline, "t", float(timeline["t"].max()))
@@ -692,14 +691,10 @@ def replay_timeline(plan: dict) -> Chart | None:
     )
 
 
-def replay_metrics(plan: dict) -> Chart | None:
+def replay_metrics(plan: PlanFile) -> Chart | None:
     """Cost, GPU-hours, SLO attainment and replica starts of each replayed policy."""
-    replay = plan.get("replay") or {}
-    rows = [
-        {"policy": label, **replay[key]} for key, label in POLICY_LABELS.items() if key in replay
-    ]
-    if not rows:
-        return None
+    replay = plan.replay.model_dump(exclude_unset=True)
+    rows = [{"policy": label, **replay[key]} for key, label in POLICY_LABELS.items()]
     frame = pl.DataFrame(rows, infer_schema_length=None)
     metrics = [
         ("cost", "cost (US$)", "$,.2f"),
@@ -733,7 +728,7 @@ def replay_metrics(plan: dict) -> Chart | None:
     )
 
 
-def build_charts(plan: dict, ops: OpsData) -> dict[str, Chart]:
+def build_charts(plan: PlanFile, ops: OpsData) -> dict[str, Chart]:
     """Every chart the plan and the store allow, by id, in report order."""
     charts = [
         cost_comparison(plan),

@@ -28,6 +28,7 @@ from planner.analytics import (
 )
 from planner.errors import PlannerError
 from planner.forecast import format_duration, load_series
+from planner.optimize.planfile import PlanFile, as_plan
 from planner.store import TraceInfo, get_trace, list_traces, open_store
 
 BURST_SIGMA = 3.0
@@ -55,10 +56,11 @@ class OpsData:
     notes: dict[str, str] = field(default_factory=dict)
 
 
-def read_ops(plan: dict, db: Path | str | None = None) -> OpsData:
-    """Everything the ops sections need from the store named by `db` or plan["db"]."""
-    path = db if db is not None else plan.get("db")
-    trace_name = (plan.get("trace") or {}).get("name")
+def read_ops(plan: PlanFile | dict, db: Path | str | None = None) -> OpsData:
+    """Everything the ops sections need from the store named by `db` or plan.db."""
+    plan = as_plan(plan)
+    path = db if db is not None else plan.db
+    trace_name = plan.trace.name
     ops = OpsData(store=str(path) if path else None)
     if not path:
         ops.notes["store"] = "the plan names no store, so the traffic sections are empty"
@@ -71,7 +73,7 @@ def read_ops(plan: dict, db: Path | str | None = None) -> OpsData:
     try:
         _read_trace(con, ops, trace_name)
         _read_cold_starts(con, ops)
-        _read_keepalive(con, ops, plan.get("provisioning_delay_s"))
+        _read_keepalive(con, ops, plan.provisioning_delay_s)
     finally:
         con.close()
     return ops

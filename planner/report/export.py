@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from planner.errors import PlannerError
+from planner.optimize.planfile import PlanFile, as_plan
 from planner.report.charts import POLICY_LABELS
 
 
@@ -28,15 +29,16 @@ def _cell(value: object) -> object:
     return json.dumps(value) if isinstance(value, list | dict) else value
 
 
-def plan_tables(plan: dict) -> dict[str, pl.DataFrame]:
-    """The plan's tables as polars frames (only those present and non-empty)."""
-    replay = plan.get("replay") or {}
+def plan_tables(plan: PlanFile | dict) -> dict[str, pl.DataFrame]:
+    """The plan's tables as polars frames (only those non-empty)."""
+    data = as_plan(plan).to_dict()
+    replay = data["replay"]
     records = {
-        "plan": (plan.get("recommended") or {}).get("replicas"),
-        "frontier": plan.get("frontier"),
-        "schedule": plan.get("schedule"),
+        "plan": data["recommended"]["replicas"],
+        "frontier": data["frontier"],
+        "schedule": data["schedule"],
         "replay": [{"policy": k, **replay[k]} for k in POLICY_LABELS if k in replay],
-        "replay_timeline": replay.get("timeline"),
+        "replay_timeline": replay["timeline"],
     }
     tables = {}
     for name, rows in records.items():
@@ -66,7 +68,7 @@ def _write(frame: pl.DataFrame, path: Path, fmt: str) -> Path:
     return path
 
 
-def export_tables(plan: dict, html: Path, formats: list[str]) -> list[Path]:
+def export_tables(plan: PlanFile | dict, html: Path, formats: list[str]) -> list[Path]:
     """Write each table in each format as `<html stem>-<table>.<fmt>` beside the HTML."""
     return [
         _write(frame, html.with_name(f"{html.stem}-{name}.{fmt}"), fmt)
@@ -75,7 +77,7 @@ def export_tables(plan: dict, html: Path, formats: list[str]) -> list[Path]:
     ]
 
 
-def write_tables(plan: dict, folder: Path, formats: list[str]) -> list[Path]:
+def write_tables(plan: PlanFile | dict, folder: Path, formats: list[str]) -> list[Path]:
     """Write each table in each format as `<folder>/<table>.<fmt>` (`planner plan --csv`)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -3,27 +3,27 @@
 
 from planner.optimize.candidates import Targets
 from planner.optimize.costing import saving
+from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
 
 
-def label(group: dict) -> str:
+def label(group: ReplicaGroup) -> str:
     """'3 x H100 (TP1, aggregated)' for the sentence (`group`: a PLAN.json replica group)."""
-    mode = (
-        "aggregated" if group["mode"] == "aggregated" else f"P:D {group['pd'][0]}:{group['pd'][1]}"
-    )
-    pp = f" PP{group['pp']}" if group["pp"] > 1 else ""
-    ep = f" EP{group['ep']}" if group["ep"] > 1 else ""
-    where = f" for {group['bucket']} requests" if "bucket" in group else ""
-    acc = group["accelerator"].upper()
-    return f"{group['count']} x {acc} (TP{group['tp']}{pp}{ep}, {mode}){where}"
+    pd = group.pd or []
+    mode = "aggregated" if group.mode == "aggregated" else f"P:D {pd[0]}:{pd[1]}"
+    pp = f" PP{group.pp}" if group.pp > 1 else ""
+    ep = f" EP{group.ep}" if group.ep > 1 else ""
+    where = f" for {group.bucket} requests" if group.bucket is not None else ""
+    acc = group.accelerator.upper()
+    return f"{group.count} x {acc} (TP{group.tp}{pp}{ep}, {mode}){where}"
 
 
 def sentence(
     model: str,
     engine: str,
-    groups: list[dict],
+    groups: list[ReplicaGroup],
     cost: dict,
     targets: Targets,
-    single: dict | None,
+    single: SingleAccelerator | None,
 ) -> str:
     """The one-sentence recommendation finance reads first (`cost`: the recommended block,
     `single`: the best single-accelerator alternative, if any)."""
@@ -39,20 +39,20 @@ def sentence(
     return text + _against_single(groups, cost, single)
 
 
-def _against_single(groups: list[dict], cost: dict, single: dict) -> str:
+def _against_single(groups: list[ReplicaGroup], cost: dict, single: SingleAccelerator) -> str:
     """The sentence's second half: what mixing accelerator types saves, if anything."""
-    accs = ", ".join(sorted({g["accelerator"] for g in groups}))
+    accs = ", ".join(sorted({g.accelerator for g in groups}))
     if "," not in accs:
         return " A single accelerator type is cheapest here: mixing types would not save."
-    saved, share = saving(single["cost_per_month"], cost["cost_per_month"])
+    saved, share = saving(single.cost_per_month, cost["cost_per_month"])
     if saved > 0:
         return (
             f" Mixing {accs} saves ${saved:,.0f}/month ({share:.1%}) "
-            f"against the best single accelerator ({single['accelerator']}, "
-            f"${single['cost_per_month']:,.0f}/month on the same schedule)."
+            f"against the best single accelerator ({single.accelerator}, "
+            f"${single.cost_per_month:,.0f}/month on the same schedule)."
         )
     return (
         f" On the schedule mixing {accs} costs the same as the best single accelerator "
-        f"({single['accelerator']}); it is chosen for its cheaper peak fleet "
-        f"(${cost['cost_per_hour']:,.2f} vs ${single['cost_per_hour']:,.2f} per hour)."
+        f"({single.accelerator}); it is chosen for its cheaper peak fleet "
+        f"(${cost['cost_per_hour']:,.2f} vs ${single.cost_per_hour:,.2f} per hour)."
     )

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from planner.errors import PlannerError
-from planner.optimize.planfile import validate_plan
+from planner.optimize.planfile import PlanFile, as_plan
 from planner.report.charts import build_charts
 from planner.report.data import read_ops
 from planner.report.export import ExportFormat, export_tables, parse_formats
@@ -36,14 +36,17 @@ class ReportResult:
 
 
 def write_report(
-    plan: dict,
+    plan: PlanFile | dict,
     out: Path,
     formats: tuple[str | ExportFormat, ...] = (),
     db: Path | str | None = None,
 ) -> ReportResult:
-    """Render `plan` (with ops data from the store `db` or plan["db"]) to the HTML file `out`."""
+    """Render `plan` (with ops data from the store `db` or plan.db) to the HTML file `out`.
+
+    `plan` is the plan file model, or a PLAN.json object (validated first).
+    """
     start = time.perf_counter()
-    validate_plan(plan)
+    plan = as_plan(plan)
     wanted = parse_formats(formats)
     out = Path(out)
     if not out.parent.exists():

@@ -13,6 +13,7 @@ import vl_convert
 
 from planner.optimize.costing import HOURS_PER_MONTH
 from planner.optimize.costing import saving as cost_saving
+from planner.optimize.planfile import Alternative, ParallelPlan, PlanFile
 from planner.report.charts import Chart
 from planner.report.data import OpsData
 from planner.resources import resource_dir
@@ -107,71 +108,61 @@ def timestamp(value: str | None) -> str:
     return parsed.strftime("%Y-%m-%d %H:%M") + (" UTC" if parsed.tzinfo else "")
 
 
-def saving(base: dict | None, cost: float) -> dict | None:
+def saving(base: Alternative | None, cost: float) -> dict | None:
     """Monthly saving of `cost` against an alternative, in dollars and as a share of it."""
-    if not base or not base.get("cost_per_month"):
+    if base is None or not base.cost_per_month:
         return None
-    dollars, share = cost_saving(base["cost_per_month"], cost)
-    return {"dollars": dollars, "share": share, **base}
+    dollars, share = cost_saving(base.cost_per_month, cost)
+    return {"dollars": dollars, "share": share, **base.model_dump(exclude_unset=True)}
 
 
-def parallelism(row: dict) -> str:
+def parallelism(row: ParallelPlan) -> str:
     """TP/PP/EP degrees in words: 'TP2 · PP1'; EP shown only when above 1."""
-    parts = [f"TP{row.get('tp', 1)}", f"PP{row.get('pp', 1)}"]
-    if (row.get("ep") or 1) > 1:
-        parts.append(f"EP{row['ep']}")
+    parts = [f"TP{row.tp}", f"PP{row.pp}"]
+    if row.ep > 1:
+        parts.append(f"EP{row.ep}")
     return " · ".join(parts)
 
 
-def serving_mode(row: dict) -> str:
+def serving_mode(row: ParallelPlan) -> str:
     """Aggregated, or disaggregated with its prefill:decode ratio."""
-    mode = row.get("mode") or "aggregated"
-    pd = row.get("pd")
-    return f"{mode} (P:D {':'.join(str(n) for n in pd)})" if pd else mode
+    mode = row.mode or "aggregated"
+    return f"{mode} (P:D {':'.join(str(n) for n in row.pd)})" if row.pd else mode
 
 
-def finance(plan: dict) -> dict:
+def finance(plan: PlanFile) -> dict:
     """Page one's figures: the plan table, savings, cost band and assumptions."""
-    rec = plan["recommended"]
-    accels = {a["id"]: a for a in plan.get("accelerators") or []}
+    rec = plan.recommended
+    accels = {a.id: a for a in plan.accelerators}
     rows = []
-    for r in rec["replicas"]:
-        acc = accels.get(r["accelerator"], {})
-        price = acc.get("price_per_hour")
-        gpus = r.get("gpus") or r.get("count", 0) * r.get("tp", 1) * r.get("pp", 1)
+    for r in rec.replicas:
+        acc = accels.get(r.accelerator)
         rows.append(
             {
-                "accelerator": acc.get("name", str(r["accelerator"]).upper()),
+                "accelerator": acc.name if acc else r.accelerator.upper(),
                 "parallelism": parallelism(r),
                 "mode": serving_mode(r),
-                "max_batch": r.get("max_batch"),
-                "replicas": r.get("count"),
-                "gpus": gpus,
-                "goodput_rps": r.get("goodput_rps"),
-                "cost_per_hour": price * gpus if price is not None else None,
+                "max_batch": r.max_batch,
+                "replicas": r.count,
+                "gpus": r.gpus,
+                "goodput_rps": r.goodput_rps,
+                "cost_per_hour": acc.price_per_hour * r.gpus if acc else None,
             }
         )
-    alts = plan.get("alternatives") or {}
-    band = plan.get("cost_band") or {}
-    slo = plan.get("slo") or {}
-    replay = (plan.get("replay") or {}).get("schedule")
-    target = slo.get("attainment")
-    held = replay.get("slo_attainment") if replay else None
+    alts, band = plan.alternatives, plan.cost_band
+    replay = plan.replay.schedule
+    target = plan.slo.attainment
     return {
-        "replay": replay if held is not None else None,
-        "replay_ok": held >= target if held is not None and target is not None else None,
+        "replay": replay.model_dump(exclude_unset=True),
+        "replay_ok": replay.slo_attainment >= target,
         "rows": rows,
-        "gpus": sum(r["gpus"] or 0 for r in rows),
-        "static_peak": saving(alts.get("static_peak"), rec["cost_per_month"]),
-        "best_single": saving(alts.get("best_single_accelerator"), rec["cost_per_month"]),
+        "gpus": sum(r["gpus"] for r in rows),
+        "static_peak": saving(alts.static_peak, rec.cost_per_month),
+        "best_single": saving(alts.best_single_accelerator, rec.cost_per_month),
         "band": band if band.get("p50_cost_per_month") is not None else None,
-        "slo": [
-            slo_text(key, value)
-            for key, value in slo.items()
-            if key.endswith("_ms") and value is not None
-        ],
-        "attainment": slo.get("attainment"),
-        "accelerators": list(accels.values()),
+        "slo": [slo_text(key, value) for key, value in plan.slo.limits().items()],
+        "attainment": target,
+        "accelerators": [a.model_dump(exclude_unset=True) for a in accels.values()],
     }
 
 
@@ -210,13 +201,14 @@ def specs_json(charts: dict[str, Chart]) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_html(plan: dict, ops: OpsData, charts: dict[str, Chart]) -> str:
+def render_html(plan: PlanFile, ops: OpsData, charts: dict[str, Chart]) -> str:
     """The whole report page as one HTML string."""
     env = environment()
     css = (resource_dir("reports") / STYLESHEET).read_text(encoding="utf-8")
+    data = plan.to_dict()
     return env.get_template(TEMPLATE).render(
-        plan=plan,
-        rec=plan["recommended"],
+        plan=data,
+        rec=data["recommended"],
         fin=finance(plan),
         ops=ops,
         charts=charts,
@@ -225,5 +217,5 @@ def render_html(plan: dict, ops: OpsData, charts: dict[str, Chart]) -> str:
         specs=specs_json(charts),
         hours_per_month=f"{HOURS_PER_MONTH:g}",
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        store=PurePath(plan["db"]).name if plan.get("db") else None,
+        store=PurePath(plan.db).name if plan.db else None,
     )
