@@ -580,12 +580,19 @@ def validate(
                 "predicted": done,
                 "errors": table,
                 "skipped": skipped,
+                "fewer_in_flight": [p.row.id for p in preds if p.fewer_in_flight],
                 "out": str(out) if out else None,
             }
         )
         return
     print_errors(f"predicted vs measured ({', '.join(str(m) for m in measured)})", table)
     typer.echo(f"predicted {done:,} of {len(preds):,} rows ({done / len(preds):.1%})")
+    fewer = sum(p.fewer_in_flight for p in preds)
+    if fewer:
+        typer.echo(
+            f"{fewer:,} rows ran fewer sequences at once than their concurrency (Little's law on "
+            "their own TTFT and TPOT; see the note column): scored as measured"
+        )
     reasons: dict[str, int] = {}
     for p in preds:
         if p.skipped:

@@ -12,6 +12,7 @@ from planner.costmodel import Speculative, StepModel, load_default_calibration
 from planner.errors import PlannerError
 from planner.validate import error_table, lomo, predict, read_measured
 from planner.validate.measured import read_bench_json, read_silicon_csv
+from planner.validate.predict import decoding
 
 BASELINE = Path(__file__).parent / "measured_baseline.json"
 HEADER = (
@@ -154,6 +155,36 @@ def test_validate_predicts_nine_in_ten_shared_rows(shared_validation: tuple[dict
     assert (overall["engine"], overall["rows"]) == ("all", 917)
     engines = {(e["engine"], e["mode"]) for e in out["errors"][:-1]}
     assert {("vllm", "agg"), ("sglang", "agg"), ("trtllm", "agg"), ("trtllm", "disagg")} <= engines
+
+
+def test_rows_that_ran_fewer_sequences_are_flagged(shared_validation: tuple[dict, Path]) -> None:
+    """Little's law on a row's own TTFT and TPOT against the simulated deployment's: the flagged
+    rows are exactly the vLLM gpt-oss-120b runs at concurrency 512, whose latencies imply about
+    100 sequences decoding at once whatever the TP (their note says so), and no other row."""
+    out, path = shared_validation
+    with path.open() as handle:
+        rows = {r["id"]: r for r in csv.DictReader(handle)}
+    expected = {
+        i
+        for i, r in rows.items()
+        if r["model_path"] == "openai/gpt-oss-120b"
+        and r["backend"] == "vllm"
+        and r["batch_size"] == "512"
+    }
+    assert expected and set(out["fewer_in_flight"]) == expected
+    for i in expected:
+        isl, osl = int(rows[i]["isl"]), int(rows[i]["osl"])
+        measured = decoding(
+            512, osl, float(rows[i]["silicon_ttft_ms"]), float(rows[i]["silicon_tpot_ms"])
+        )
+        assert 80 < measured < 120 and f"~{measured:.0f} of 512" in rows[i]["note"], (isl, osl)
+
+
+def test_decoding_is_littles_law() -> None:
+    """A closed loop with no wait decodes every client; waiting as long as decoding halves it."""
+    assert decoding(512, 1025, 0.0, 4.0) == 512
+    assert decoding(512, 1025, 1024 * 4.0, 4.0) == pytest.approx(256)
+    assert decoding(10, 101, 300.0, 1.0) == pytest.approx(10 * 100 / 400)
 
 
 def test_accuracy_gate_leave_one_model_out() -> None:

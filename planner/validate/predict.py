@@ -32,6 +32,7 @@ class Prediction:
     tpot_ms: float | None = None
     skipped: str = ""
     notes: list[str] = field(default_factory=list)
+    fewer_in_flight: bool = False
     runs: list[BenchmarkRun] = field(default_factory=list, repr=False)
     models: list[StepModel] = field(default_factory=list, repr=False)
 
@@ -39,6 +40,12 @@ class Prediction:
     def predicted(self) -> bool:
         """Whether the row has a prediction."""
         return self.ttft_ms is not None
+
+
+# Measured in-flight sequences below this share of the simulated ones flag a row (see
+# `_fewer_in_flight`); on the shared H100 rows it flags exactly the nine vLLM gpt-oss-120b runs
+# at concurrency 512 (~100 in flight whatever the TP) and no other.
+FEWER_IN_FLIGHT = 1 / 3
 
 
 def _precision(card: ModelCard, row: Measured) -> tuple[str, str, str]:
@@ -169,4 +176,30 @@ def predict(
     out.ttft_ms, out.tpot_ms = float(summary["mean_ttft_ms"]), float(summary["mean_tpot_ms"])
     if row.osl <= 1:
         out.tpot_ms = float(np.nan)
+    elif note := _fewer_in_flight(row, out.ttft_ms, out.tpot_ms):
+        out.notes.append(note)
+        out.fewer_in_flight = True
     return out
+
+
+def decoding(concurrency: int, osl: int, ttft_ms: float, tpot_ms: float) -> float:
+    """Sequences decoding at once in a closed loop of `concurrency` clients (Little's law): each
+    cycle waits `ttft_ms` for its first token, then decodes the other osl - 1 at `tpot_ms`."""
+    decode_ms = (osl - 1) * tpot_ms
+    return concurrency * decode_ms / (decode_ms + ttft_ms)
+
+
+def _fewer_in_flight(row: Measured, ttft_ms: float, tpot_ms: float) -> str | None:
+    """A note when the measured latencies imply under a third of the sequences decoding at once
+    that the simulated deployment decodes: the run admitted fewer than its load generator's
+    concurrency for a reason the row does not state (a limit of the benchmark or the engine),
+    so its latencies describe another load than the one the row names."""
+    measured = decoding(row.concurrency, row.osl, row.ttft_ms, row.tpot_ms)
+    modelled = decoding(row.concurrency, row.osl, ttft_ms, tpot_ms)
+    if not measured < FEWER_IN_FLIGHT * modelled:
+        return None
+    return (
+        f"measured TTFT and TPOT imply ~{measured:.0f} of {row.concurrency} sequences decoding "
+        f"at once (Little's law), the deployment as given ~{modelled:.0f}: the run admitted "
+        "fewer than its concurrency"
+    )
