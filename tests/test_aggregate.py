@@ -281,3 +281,22 @@ def test_spark_submit_runs_the_ingest(tmp_path: Path) -> None:
     assert store_rows(db, LENGTHS + " ORDER BY 1, 2, 3, 4") == store_rows(
         direct, LENGTHS + " ORDER BY 1, 2, 3, 4"
     )
+
+
+def test_rates_without_lengths_say_how_to_get_them(db_path: Path, tmp_path: Path) -> None:
+    """A rate series without length PMFs (a Huawei per-minute table) cannot be simulated; the
+    error says which ingest gives a trace that can, and an aggregated one then simulates."""
+    series = tmp_path / "series.csv"
+    series.write_text("funcID,time,requests\nf1,0,120\nf1,60,90\nf1,120,150\n")
+    ingest_one(db_path, series)
+    refused = invoke("simulate", "series", "--db", db_path)
+    assert refused.exit_code == 1 and refused.stderr.count("\n") == 1
+    assert "without token-length PMFs" in refused.stderr and "--aggregate" in refused.stderr
+    logs = _parts(
+        tmp_path / "logs",
+        ["t,p,c\n" + "".join(f"{i / 2},{100 + i},{20 + i}\n" for i in range(240))],
+    )
+    ingest_one(db_path, logs, "--aggregate", "--map", "ts=t,input=p,output=c")
+    done = invoke("simulate", "logs", "--db", db_path, "--json")
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["requests"] > 100

@@ -276,7 +276,11 @@ def _draw_lengths(
         [info.id, *params],
     ).fetchnumpy()
     if not len(pmfs["tokens"]):
-        raise PlannerError(f"trace {info.name!r} has no token-length PMFs (length_dists)")
+        raise PlannerError(
+            f"trace {info.name!r} holds request rates without token-length PMFs, so requests "
+            "cannot be drawn from it; ingest the request logs behind it with --aggregate (rates "
+            "and length PMFs) to simulate or plan it"
+        )
     out = []
     for which in ("input_tokens", "output_tokens"):
         mask = np.asarray(pmfs["which"] == which)
