@@ -247,6 +247,13 @@ def ingest(
         str | None,
         typer.Option(help="Spark master URL (spark://host:7077, yarn, k8s://...) [local[*]]."),
     ] = None,
+    lengths: Annotated[
+        str | None,
+        typer.Option(
+            help="A stored trace whose token lengths a rate series without any borrows (to "
+            "simulate and plan it)."
+        ),
+    ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -263,8 +270,8 @@ def ingest(
         raise PlannerError("--time-unit applies to csv/parquet PATHs with --map, not to --sample")
     if master is not None and engine != "spark":
         raise PlannerError("--master applies to --engine spark")
-    if (aggregate or engine != "duckdb") and sample:
-        raise PlannerError("--aggregate and --engine apply to PATHs, not to --sample")
+    if (aggregate or engine != "duckdb" or lengths) and sample:
+        raise PlannerError("--aggregate, --engine and --lengths apply to PATHs, not to --sample")
     agg = None
     if aggregate or engine != "duckdb":
         agg = Aggregation(
@@ -286,7 +293,9 @@ def ingest(
             bar.update(task, description=f"ingesting {path.name}")
             moved = functools.partial(_moved, bar, task, done, size)
             results.append(
-                ingest_path(con, path, format, name, replace, mapping, time_unit, agg, moved)
+                ingest_path(
+                    con, path, format, name, replace, mapping, time_unit, agg, moved, lengths
+                )
             )
             done += size
             bar.update(task, completed=done)

@@ -76,7 +76,7 @@ from planner.scaling.fleet import Fleet, build_fleet, demand_by_bucket, median_c
 from planner.scaling.holdout import HeldBack, replay_holdout
 from planner.scaling.replay import ReplicaPlan
 from planner.simulate import Slo, Workload, parse_slos
-from planner.store import TraceInfo, get_trace, open_store
+from planner.store import TraceInfo, get_trace, open_store, trace_read_options
 
 DEFAULT_ACCELERATORS = ("h100", "a100", "l4")
 BUCKET_QUANTILES = (0.5, 0.9)
@@ -112,7 +112,8 @@ class PlanOptions:
 
 @dataclass(frozen=True)
 class Setting:
-    """The options resolved: SLOs, trace, prices, limits, model card and engine."""
+    """The options resolved: SLOs, trace (and how it was read), prices, limits, model card and
+    engine."""
 
     slos: list[Slo]
     targets: Targets
@@ -123,6 +124,7 @@ class Setting:
     budget_per_hour: float | None
     card: ModelCard
     profile: EngineProfile
+    read_options: dict | None
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,10 @@ def _setting(con: duckdb.DuckDBPyConnection, opts: PlanOptions) -> Setting:
     budget_per_hour = parse_budget(opts.budget)
     card = load_card(opts.model)
     profile = load_engine(opts.engine)
-    return Setting(slo_list, targets, info, catalog, accs, limits, budget_per_hour, card, profile)
+    read = trace_read_options(con, info.id)
+    return Setting(
+        slo_list, targets, info, catalog, accs, limits, budget_per_hour, card, profile, read
+    )
 
 
 def _horizon(con: duckdb.DuckDBPyConnection, opts: PlanOptions) -> Horizon:
@@ -330,6 +335,12 @@ def _replay(
     )
 
 
+def _borrowed_lengths(s: Setting) -> dict[str, str]:
+    """{"lengths_from": TRACE} when the trace's token lengths were borrowed at ingest."""
+    borrowed = (s.read_options or {}).get("lengths")
+    return {"lengths_from": borrowed} if borrowed else {}
+
+
 def _header(opts: PlanOptions, s: Setting, h: Horizon) -> dict[str, Any]:
     """PLAN.json's first keys: what was planned, for which SLO, on which accelerators."""
     info, profile = s.info, s.profile
@@ -344,6 +355,7 @@ def _header(opts: PlanOptions, s: Setting, h: Horizon) -> dict[str, Any]:
             requests=int(info.rows),
             span_s=float(info.span_s or 0.0),
             rate_scale=opts.rate_scale,
+            **_borrowed_lengths(s),
         ),
         "model": s.card.id,
         "engine": EngineRef(

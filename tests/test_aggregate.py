@@ -300,3 +300,79 @@ def test_rates_without_lengths_say_how_to_get_them(db_path: Path, tmp_path: Path
     done = invoke("simulate", "logs", "--db", db_path, "--json")
     assert done.exit_code == 0, done.stderr
     assert json.loads(done.stdout)["requests"] > 100
+
+
+def test_a_rate_series_borrows_lengths(db_path: Path, tmp_path: Path) -> None:
+    """`--lengths TRACE` gives a rate series one pooled PMF per side from TRACE's requests: the
+    PMF's mean is TRACE's mean length (SQL on its rows), the series then simulates, the trace
+    records where its lengths came from and the plan says so."""
+    ingest_one(db_path, "--sample", "azure-code")
+    series = tmp_path / "series.csv"
+    minutes = np.arange(3 * 1440)  # SYNTHETIC: three days of a daily cycle, 30 to 90 per minute
+    counts = np.rint(60 + 30 * np.sin(2 * np.pi * minutes / 1440)).astype(int)
+    body = "".join(f"f1,{60 * m},{c}\n" for m, c in zip(minutes, counts, strict=True))
+    series.write_text("funcID,time,requests\n" + body)
+    ingest_one(db_path, series, "--lengths", "azure-code")
+    means = dict(
+        store_rows(
+            db_path,
+            "SELECT which, sum(prob * tokens) FROM length_dists l JOIN traces t "
+            "ON t.id = l.trace_id WHERE t.name = 'series' GROUP BY which",
+        )
+    )
+    [(mean_in, mean_out)] = store_rows(
+        db_path,
+        "SELECT avg(input_tokens), avg(output_tokens) FROM requests r JOIN traces t "
+        "ON t.id = r.trace_id WHERE t.name = 'azure-code' AND ok",
+    )
+    assert means["input_tokens"] == pytest.approx(mean_in, abs=0.5)
+    assert means["output_tokens"] == pytest.approx(mean_out, abs=0.5)
+    [(options,)] = store_rows(db_path, "SELECT read_options FROM traces WHERE name = 'series'")
+    assert json.loads(options)["lengths"] == "azure-code"
+    done = invoke("simulate", "series", "--db", db_path, "--json")
+    assert done.exit_code == 0, done.stderr
+    out = tmp_path / "PLAN.json"
+    planned = invoke(
+        "plan",
+        "series",
+        "--model",
+        "llama-3.1-8b",
+        "--slo",
+        "ttft_p99=2000ms",
+        "--accelerators",
+        "h100",
+        "--out",
+        out,
+        "--db",
+        db_path,
+    )
+    assert planned.exit_code == 0, planned.stderr
+    assert json.loads(out.read_text())["trace"]["lengths_from"] == "azure-code"
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "expected"),
+    [
+        ("unknown-trace", ["--lengths", "nowhere"], ["unknown trace 'nowhere'"]),
+        ("no-lengths", ["--lengths", "cold"], ["--lengths cold", "no token lengths to borrow"]),
+        ("request-source", ["--lengths", "azure-code"], ["--lengths applies to rate series"]),
+    ],
+)
+def test_bad_lengths(db_path: Path, tmp_path: Path, case: str, args: list, expected: list) -> None:
+    """One line naming what is wrong, exit 1, store unchanged."""
+    ingest_one(db_path, "--sample", "azure-code")
+    cold = shared_path("traces", "alibaba_gentd26", "basemodel_update_latency_anon.tar.gz")
+    ingest_one(db_path, cold, "--name", "cold")
+    before = store_state(db_path)
+    if case == "request-source":
+        source = _parts(tmp_path / "req", ["t,p,c\n1,2,3\n2,3,4\n"])
+        args = [*args, "--map", "ts=t,input=p,output=c"]
+    else:
+        source = tmp_path / "series.csv"
+        source.write_text("funcID,time,requests\nf1,0,120\nf1,60,90\n")
+    result = invoke("ingest", source, *args, "--db", db_path)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    for text in expected:
+        assert text in result.stderr
+    assert store_state(db_path) == before

@@ -34,6 +34,7 @@ from planner.ingest.formats import (
     get_format,
     read_source,
 )
+from planner.ingest.lengths import borrowed_lengths
 from planner.ingest.progress import current_tracker, tracked, tracking
 from planner.ingest.sources import (
     Source,
@@ -201,6 +202,7 @@ def ingest_path(
     time_unit: str | None = None,
     aggregate: Aggregation | None = None,
     progress: Callable[[float], None] | None = None,
+    lengths: str | None = None,
 ) -> IngestResult:
     """Load one source as a trace; on any error the store is left exactly as before.
 
@@ -209,7 +211,8 @@ def ingest_path(
     (rate windows and length PMFs, by DuckDB or Spark), not its rows. The same content read the
     same way (format, mapping, time unit, aggregation) again is a no-op; content or reading that
     differs from the stored trace of that name needs `replace`. `progress` is told, from time to
-    time and from another thread, the share of the source loaded so far (0 to 1).
+    time and from another thread, the share of the source loaded so far (0 to 1). `lengths`
+    names a stored trace whose token lengths a rate series without any borrows.
     """
     source = open_source(Path(path))
     try:
@@ -223,8 +226,10 @@ def ingest_path(
         options = read_options(chosen, mapping, time_unit)
         if aggregate is not None:
             options["aggregate"] = aggregate.options()
+        if lengths is not None:
+            options["lengths"] = lengths
         trace_name = name or default_name(source.path)
-        read = _Read(chosen, mapping, options, aggregate)
+        read = _Read(chosen, mapping, options, aggregate, lengths)
         with tracking(con, progress):
             result = _ingest(con, source, read, trace_name, replace)
         result.warnings = [source.describe(w) for w in result.warnings]
@@ -276,13 +281,15 @@ def _difference(old: TraceInfo, stored: dict | None, fmt: Format, options: dict)
 
 @dataclass(frozen=True)
 class _Read:
-    """How a source is read: its format, column mapping, recorded read options, and the
-    aggregation that stores it as aggregates instead of rows (None: rows)."""
+    """How a source is read: its format, column mapping, recorded read options, the
+    aggregation that stores it as aggregates instead of rows (None: rows), and the trace a rate
+    series borrows its token lengths from (None: its own, if any)."""
 
     fmt: Format
     mapping: dict[str, str]
     options: dict
     aggregate: Aggregation | None
+    lengths: str | None = None
 
     @property
     def table(self) -> str:
@@ -344,6 +351,8 @@ def _ingest(
             start, warnings, files = rows.start, rows.warnings, rows.files
         else:
             start, warnings, files = _load(con, source, rows, trace_id)
+        if read.lengths is not None:
+            _load(con, source, [_borrowed(con, source, read, trace_id)], trace_id)
         if hasher.is_alive():
             hasher.join()
         twin = next(
@@ -389,6 +398,29 @@ def _read_rows(
     if tracker is not None:  # per file: a time pass and an insert, or three passes to aggregate
         tracker.steps = 2 * len(selects) + 1 if agg is None else 3 * len(selects) + 2
     return selects if agg is None else duckdb_aggregates(con, source, selects, agg)
+
+
+def _borrowed(con: duckdb.DuckDBPyConnection, source: Source, read: _Read, trace_id: int) -> Select:
+    """The select storing a rate series' lengths borrowed from trace `read.lengths`; refused
+    for a source that is not a rate series or has length PMFs of its own."""
+    if read.table != "rate_windows":
+        raise PlannerError(
+            f"--lengths applies to rate series without token lengths; format {read.fmt.id} "
+            f"stores {read.table.replace('_', ' ')}"
+        )
+    own, span = con.execute(
+        "SELECT (SELECT count(*) FROM length_dists WHERE trace_id = $1), "
+        "(SELECT max(window_start_s + window_s) FROM rate_windows WHERE trace_id = $1)",
+        [trace_id],
+    ).fetchall()[0]
+    if own:
+        raise PlannerError(
+            f"{source.path}: has token-length PMFs of its own; --lengths is for rate series "
+            "without them"
+        )
+    pmf = borrowed_lengths(con, str(read.lengths), float(span or 0.0))
+    lengths = f"SELECT {', '.join(_TARGETS['length_dists'])} FROM {_ARROW}"
+    return Select("length_dists", lengths, rebase=False, time_column="window_start_s", arrow=pmf)
 
 
 def _aggregate_selects(aggregates: Aggregates) -> list[Select]:
