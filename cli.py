@@ -989,6 +989,14 @@ def plan(
         float, typer.Option(help="Plan for X times the trace's traffic (same time axis).")
     ] = 1.0,
     engine: EngineOption = "vllm",
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse a trace with requests longer than the model's context (default: plan "
+            "without them, with a warning).",
+        ),
+    ] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Write PLAN.json here.")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Write the plan's tables here.")] = None,
     report_file: Annotated[
@@ -1000,6 +1008,7 @@ def plan(
     """The cheapest plan holding the SLO, its scaling schedule and a replay of the trace."""
     from planner.planning import PlanOptions, plan_to_artefacts
     from planner.report import Artefacts
+    from planner.simulate import over_text
 
     db_path = (db if db is not None else default_db_path()).resolve()
     options = PlanOptions(
@@ -1019,11 +1028,20 @@ def plan(
         rate_scale=rate_scale,
         db=str(db_path),
         engine=engine,
+        strict=strict,
     )
     artefacts = Artefacts(plan_json=out, tables_dir=csv, report=report_file)
     with progress(not json_out) as bar:
         say = reporter(bar, bar.add_task("planning", total=None))
         result, written = plan_to_artefacts(options, artefacts, say)
+    over = getattr(result.demand, "over_context", None)
+    if over:
+        typer.echo(
+            f"warning: {over_text(over)} exceed {result.model}'s {over['max_context']:,}-token "
+            "context: left out of sizing and replay, as a serving engine refuses them "
+            "(--strict refuses the trace)",
+            err=True,
+        )
     if json_out:
         emit_json(result.to_dict())
         return

@@ -75,7 +75,7 @@ from planner.scaling.demand import DemandForecast, DemandSeries, demand_series, 
 from planner.scaling.fleet import Fleet, build_fleet, demand_by_bucket, median_cost
 from planner.scaling.holdout import HeldBack, replay_holdout
 from planner.scaling.replay import ReplicaPlan
-from planner.simulate import Slo, Workload, parse_slos
+from planner.simulate import Slo, Workload, over_context, over_text, parse_slos
 from planner.store import TraceInfo, get_trace, open_store, trace_read_options
 
 DEFAULT_ACCELERATORS = ("h100", "a100", "l4")
@@ -89,7 +89,8 @@ class PlanOptions:
     """What `planner plan` is asked: its CLI options, make_plan's one options object.
 
     `db` is the store's path as PLAN.json records it (and the store `plan_to_artefacts`
-    opens; "" for the default store).
+    opens; "" for the default store). `strict` refuses a trace with requests longer than the
+    model's context instead of planning without them.
     """
 
     trace: str
@@ -108,6 +109,7 @@ class PlanOptions:
     rate_scale: float = 1.0
     db: str = ""
     engine: str = DEFAULT_ENGINE
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class Setting:
     card: ModelCard
     profile: EngineProfile
     read_options: dict | None
+    over_context: dict | None
 
 
 @dataclass(frozen=True)
@@ -210,8 +213,15 @@ def _setting(con: duckdb.DuckDBPyConnection, opts: PlanOptions) -> Setting:
     card = load_card(opts.model)
     profile = load_engine(opts.engine)
     read = trace_read_options(con, info.id)
+    over = over_context(con, info, card.max_context)
+    if over and opts.strict:
+        raise PlannerError(
+            f"trace {info.name!r}: {over_text(over)} exceed {card.id}'s "
+            f"{card.max_context:,}-token context; without --strict the plan leaves them out, as "
+            "a serving engine refuses them"
+        )
     return Setting(
-        slo_list, targets, info, catalog, accs, limits, budget_per_hour, card, profile, read
+        slo_list, targets, info, catalog, accs, limits, budget_per_hour, card, profile, read, over
     )
 
 
@@ -245,6 +255,7 @@ def _search(
     """The request mix sampled before the tail, and goodput searched at the forecast peak."""
     interval_s = h.demand.interval_s
     sample = representative_slice(con, s.info, interval_s, h.cutoff * interval_s)
+    sample = sample.within_context(s.card.max_context)
     edges, shares, names = _bucket_edges(sample, opts.buckets)
     workloads = split_buckets(sample, edges)
     peak = float(max(np.nanmax(h.level), np.nanmax(h.held.level(opts.quantile))))
@@ -328,7 +339,15 @@ def _replay(
         for d in c.fleet.deployments
     ]
     tail = HeldBack(
-        s.info.name, h.demand, h.cutoff, opts.rate_scale, r.edges, r.shares, s.slos, opts.attainment
+        s.info.name,
+        h.demand,
+        h.cutoff,
+        opts.rate_scale,
+        r.edges,
+        r.shares,
+        s.slos,
+        opts.attainment,
+        s.card.max_context,
     )
     return replay_holdout(
         con, tail, h.held, opts.quantile, c.fleet.deployments, replicas, c.delay.seconds, s.limits
@@ -377,9 +396,13 @@ def _header(opts: PlanOptions, s: Setting, h: Horizon) -> dict[str, Any]:
     }
 
 
-def _demand_block(h: Horizon, r: Searched, tail: Workload, mean_p50: float) -> Demand:
-    """PLAN.json's `demand`: observed, forecast and sized-for rates, token mix and buckets."""
+def _demand_block(
+    h: Horizon, r: Searched, tail: Workload, mean_p50: float, over: dict | None
+) -> Demand:
+    """PLAN.json's `demand`: observed, forecast and sized-for rates, token mix and buckets, and
+    the requests left out for exceeding the model's context (only when there are some)."""
     return Demand(
+        **({"over_context": over} if over else {}),
         unit="requests/s",
         mean_in_tokens=round(float(np.mean(tail.input_tokens)), 2),
         mean_out_tokens=round(float(np.mean(tail.output_tokens)), 2),
@@ -483,7 +506,7 @@ def _plan_file(
     chosen = {(d.option.key, d.bucket) for d in c.fleet.deployments}
     return PlanFile(
         **_header(opts, s, h),
-        demand=_demand_block(h, r, tail, mean_p50),
+        demand=_demand_block(h, r, tail, mean_p50, s.over_context),
         **_cost_blocks(opts, s, r, c, mean_p50, tokens),
         frontier=frontier_rows(r.found.evaluations, chosen, bucket_tokens, r.names),
         forecast=_forecast_block(h),

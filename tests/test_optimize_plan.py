@@ -3,11 +3,13 @@
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
+from conftest import invoke
 from typer.testing import CliRunner, Result
 
 from cli import app
-from planner.ingest import ingest_sample
+from planner.ingest import ingest_sample, sample_path
 from planner.optimize import read_plan, write_plan
 from planner.optimize.candidates import Targets
 from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
@@ -272,3 +274,32 @@ def test_plan_csv_writes_the_report_tables(planned, tmp_path):
     assert sorted(f.name for f in files) == sorted(f"{name}.csv" for name in tables)
     schedule = pytest.importorskip("polars").read_csv(tmp_path / "tables" / "schedule.csv")
     assert schedule.height == len(plan["schedule"])
+
+
+def test_requests_over_the_context_are_left_out(tmp_path: Path) -> None:
+    """Azure code with every 400th prompt made 200,000 tokens long (SYNTHETIC edit of the real
+    trace), planned for llama-3.1-8b (131,072-token context): PLAN.json counts exactly those
+    requests, the CLI warns, and --strict refuses the trace writing nothing."""
+    source = tmp_path / "long.csv"
+    sample = str(sample_path("azure-code")).replace("'", "''")
+    duckdb.sql(
+        "COPY (SELECT TIMESTAMP, CASE WHEN (row_number() OVER (ORDER BY TIMESTAMP)) % 400 = 0 "
+        "THEN 200000 ELSE ContextTokens END AS ContextTokens, GeneratedTokens "
+        f"FROM read_csv('{sample}', types={{'TIMESTAMP': 'VARCHAR'}})) TO '{source}' (HEADER)"
+    )
+    [(expected,)] = duckdb.sql(
+        f"SELECT count(*) FROM read_csv('{source}') WHERE ContextTokens + GeneratedTokens > 131072"
+    ).fetchall()
+    db = tmp_path / "store.duckdb"
+    assert invoke("ingest", source, "--db", db).exit_code == 0
+    args = ["plan", "long", "--model", "llama-3.1-8b", "--slo", "ttft_p99=2000ms", "--db", db]
+    strict = invoke(*args, "--accelerators", "h100", "--strict", "--out", tmp_path / "no.json")
+    assert strict.exit_code == 1 and strict.stderr.count("\n") == 1
+    assert f"{expected} request(s)" in strict.stderr and "131,072-token context" in strict.stderr
+    assert not (tmp_path / "no.json").exists()
+    out = tmp_path / "PLAN.json"
+    planned = invoke(*args, "--accelerators", "h100", "--out", out)
+    assert planned.exit_code == 0, planned.stderr
+    over = json.loads(out.read_text())["demand"]["over_context"]
+    assert (over["requests"], over["max_context"]) == (expected, 131072) and expected >= 20
+    assert "warning:" in planned.stderr and "left out of sizing and replay" in planned.stderr

@@ -32,7 +32,8 @@ from planner.simulate import Slo, Workload
 @dataclass(frozen=True)
 class HeldBack:
     """The held-back tail of a trace's demand (from interval `cutoff` on), how its requests
-    split into length buckets, and the SLO they are judged on."""
+    split into length buckets, the SLO they are judged on, and the model's context (requests
+    over it are left out, as an engine refuses them; 0: no limit)."""
 
     trace: str
     demand: DemandSeries
@@ -42,6 +43,7 @@ class HeldBack:
     shares: np.ndarray
     slos: list[Slo]
     attainment: float
+    max_context: int = 0
 
 
 def replay_holdout(
@@ -59,6 +61,7 @@ def replay_holdout(
     interval = tail.demand.interval_s
     start_s, end_s = tail.cutoff * interval, len(tail.demand.rps) * interval
     work = scaled_workload(con, tail.trace, start_s, end_s, tail.rate_scale)
+    work = work.within_context(tail.max_context)
     arrivals = work.arrival_s + start_s
     work = Workload(arrivals, work.input_tokens, work.output_tokens, name=work.name)
     bucket = np.searchsorted(tail.edges, work.input_tokens, side="left")

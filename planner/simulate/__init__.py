@@ -9,7 +9,13 @@ from planner.simulate.router import ROUTERS
 from planner.simulate.run import simulate_trace
 from planner.simulate.simulator import engine_scheduling, simulate
 from planner.simulate.steps import StepTable, StepTimes
-from planner.simulate.workload import Workload, load_workload, synthetic_workload
+from planner.simulate.workload import (
+    Workload,
+    load_workload,
+    over_context,
+    over_text,
+    synthetic_workload,
+)
 
 __all__ = [
     "ROUTERS",
@@ -26,6 +32,8 @@ __all__ = [
     "Workload",
     "goodput",
     "load_workload",
+    "over_context",
+    "over_text",
     "parse_disagg",
     "parse_slo",
     "parse_slos",

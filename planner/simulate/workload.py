@@ -52,6 +52,22 @@ class Workload:
         """Mean arrival rate over the span."""
         return self.requests / self.span_s
 
+    def within_context(self, max_context: int) -> "Workload":
+        """The requests whose prompt and output fit in a `max_context`-token window (a serving
+        engine refuses the others: vLLM checks prompt + max_tokens <= max_model_len); all of
+        them when the limit is unknown (0)."""
+        if max_context <= 0:
+            return self
+        keep = self.input_tokens + self.output_tokens <= max_context
+        if keep.all():
+            return self
+        return replace(
+            self,
+            arrival_s=self.arrival_s[keep],
+            input_tokens=self.input_tokens[keep],
+            output_tokens=self.output_tokens[keep],
+        )
+
     def scaled(self, rate_scale: float) -> "Workload":
         """The same requests arriving `rate_scale` times faster (arrival times compressed)."""
         _check_scale(rate_scale)
@@ -89,6 +105,42 @@ def load_workload(
             f"(it spans {span}{', series ' + ','.join(series) if series else ''})"
         )
     return work.scaled(rate_scale) if rate_scale != 1.0 else work
+
+
+def over_context(con: duckdb.DuckDBPyConnection, info: TraceInfo, max_context: int) -> dict | None:
+    """The trace's requests whose prompt and output exceed `max_context` tokens: how many, and
+    their share (a rate trace: the share of its input PMFs' mass above it, requests unknown);
+    None when none do or the limit is unknown (0)."""
+    if max_context <= 0:
+        return None
+    if info.kind == "requests":
+        over, total = con.execute(
+            "SELECT count(*) FILTER (WHERE coalesce(input_tokens, 0) + coalesce(output_tokens, 0)"
+            " > ?), count(*) FROM requests WHERE trace_id = ?",
+            [max_context, info.id],
+        ).fetchall()[0]
+        share = over / total if total else 0.0
+    else:
+        over, share = (
+            None,
+            con.execute(
+                "SELECT coalesce(sum(prob) FILTER (WHERE tokens > ?) / "
+                "nullif(count(DISTINCT (series, window_start_s)), 0), 0) FROM length_dists "
+                "WHERE trace_id = ? AND which = 'input_tokens'",
+                [max_context, info.id],
+            ).fetchall()[0][0],
+        )
+    if not share:
+        return None
+    return {"max_context": max_context, "requests": over, "share": round(float(share), 6)}
+
+
+def over_text(over: dict) -> str:
+    """'12 request(s) (0.14%)' of `over_context`'s result (a share alone for a rate trace)."""
+    share = f"{over['share']:.2%}"
+    if over["requests"] is None:
+        return f"{share} of requests (by the trace's length PMFs)"
+    return f"{over['requests']:,} request(s) ({share})"
 
 
 def synthetic_workload(
