@@ -23,6 +23,16 @@ needs_spark = pytest.mark.skipif(
 )
 
 
+def assert_refused(db: Path, before: tuple, expected: list, *args: str | Path) -> None:
+    """`planner ingest ARGS` fails with one line naming each of `expected`; store as `before`."""
+    result = invoke("ingest", *args, "--db", db)
+    assert result.exit_code == 1, result.stdout
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    for text in expected:
+        assert text in result.stderr
+    assert store_state(db) == before
+
+
 WINDOWS = "SELECT series, window_start_s, window_s, requests, rate_rps, cv FROM rate_windows"
 LENGTHS = "SELECT series, window_start_s, which, tokens, prob FROM length_dists"
 
@@ -192,12 +202,7 @@ def test_bad_aggregate_input(
         args = [*args, "--map", "ts=t,input=p,output=c"]
     else:
         source = shared_path(*AZURE, "AzureLLMInferenceTrace_code.csv")
-    result = invoke("ingest", source, *args, "--db", db_path)
-    assert result.exit_code == 1
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
-    for text in expected:
-        assert text in result.stderr
-    assert store_state(db_path) == before
+    assert_refused(db_path, before, expected, source, *args)
 
 
 @needs_spark
@@ -223,22 +228,8 @@ def test_bad_spark_input(db_path: Path, tmp_path: Path, case: str, expected: lis
     }.get(case, ["t,p,c\n1,2,3\n"])
     source = _parts(tmp_path / "in", texts)
     extra = ["--master", "spark://127.0.0.1:9"] if case == "unreachable-master" else []
-    result = invoke(
-        "ingest",
-        source,
-        "--engine",
-        "spark",
-        "--map",
-        "ts=t,input=p,output=c",
-        *extra,
-        "--db",
-        db_path,
-    )
-    assert result.exit_code == 1, result.stdout
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
-    for text in expected:
-        assert text in result.stderr
-    assert store_state(db_path) == before
+    spark = ["--engine", "spark", "--map", "ts=t,input=p,output=c", *extra]
+    assert_refused(db_path, before, expected, source, *spark)
 
 
 def test_spark_missing_says_how_to_install(
@@ -370,9 +361,4 @@ def test_bad_lengths(db_path: Path, tmp_path: Path, case: str, args: list, expec
     else:
         source = tmp_path / "series.csv"
         source.write_text("funcID,time,requests\nf1,0,120\nf1,60,90\n")
-    result = invoke("ingest", source, *args, "--db", db_path)
-    assert result.exit_code == 1
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
-    for text in expected:
-        assert text in result.stderr
-    assert store_state(db_path) == before
+    assert_refused(db_path, before, expected, source, *args)
