@@ -963,7 +963,7 @@ def _mutate_table(rng: random.Random, table: pa.Table) -> tuple[pa.Table, str]:
         values[i] = rng.choice([-1, -(2**40), -7])
         return put(tokens, pa.array(values, pa.int64())), op
     if op == "tokens-float":
-        floats = [float(v) for v in values]
+        floats = [None if v is None else float(v) for v in values]  # an earlier mutation nulls
         floats[i] = rng.choice([math.nan, math.inf, -math.inf, 1.5, -0.5, 1e30])
         return put(tokens, pa.array(floats, pa.float64())), op
     if op == "tokens-huge":
