@@ -377,7 +377,7 @@ def _ingest(
         raise
     info = next(t for t in list_traces(con) if t.id == trace_id)
     result = _result(info, "replaced" if old is not None else "ingested", warnings)
-    result.files = {source.describe(path): rows for path, rows in files.items()}
+    result.files = {source.describe(path): count for path, count in files.items()}
     if isinstance(rows, Aggregates):
         result.aggregated = int(pc.sum(rows.rate_windows["requests"]).as_py() or 0)
     return result
