@@ -362,3 +362,29 @@ def test_bad_lengths(db_path: Path, tmp_path: Path, case: str, args: list, expec
         source = tmp_path / "series.csv"
         source.write_text("funcID,time,requests\nf1,0,120\nf1,60,90\n")
     assert_refused(db_path, before, expected, source, *args)
+
+
+def test_lengths_borrowed_from_a_rate_trace(db_path: Path, tmp_path: Path) -> None:
+    """Borrowed from an aggregated trace, a rate series' PMF is the equal-weight mixture of the
+    lender's PMFs: its mean equals the mean of their means (SQL on the lender's rows)."""
+    ingest_one(db_path, shared_path(*AZURE, "AzureLLMInferenceTrace_code.csv"), "--aggregate")
+    lender = "AzureLLMInferenceTrace_code"
+    series = tmp_path / "series.csv"
+    series.write_text("funcID,time,requests\nf1,0,120\nf1,60,90\n")
+    ingest_one(db_path, series, "--lengths", lender)
+    got = dict(
+        store_rows(
+            db_path,
+            "SELECT which, sum(prob * tokens) FROM length_dists l JOIN traces t "
+            "ON t.id = l.trace_id WHERE t.name = 'series' GROUP BY which",
+        )
+    )
+    expected = dict(
+        store_rows(
+            db_path,
+            "SELECT which, avg(m) FROM (SELECT which, l.series, l.window_start_s, "
+            "sum(prob * tokens) AS m FROM length_dists l JOIN traces t ON t.id = l.trace_id "
+            f"WHERE t.name = '{lender}' GROUP BY 1, 2, 3) GROUP BY which",
+        )
+    )
+    assert got == pytest.approx(expected, rel=1e-9) and len(got) == 2

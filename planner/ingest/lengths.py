@@ -26,7 +26,7 @@ def borrowed_lengths(con: duckdb.DuckDBPyConnection, name: str, span_s: float) -
             f"FROM requests WHERE trace_id = {int(info.id)}"
         )
         rows = con.execute(f"WITH src AS ({view}) {lengths_sql('src', agg)}").fetchnumpy()
-    elif info.kind == "rate_windows":
+    elif info.kind == "rate_windows":  # each PMF point as a bin of one length (total / n)
         rows = con.execute(
             """SELECT '' AS series, 0 AS k, which, tokens AS total, 1 AS n,
                       sum(prob) / max(pmfs) AS prob

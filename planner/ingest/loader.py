@@ -41,6 +41,7 @@ from planner.ingest.sources import (
     content_hash,
     one_line,
     open_source,
+    refuse_empty_files,
     total_size,
 )
 from planner.store import (
@@ -491,7 +492,7 @@ def _load(
         rows = _execute(con, source, sql, [trace_id, *sel.params], sel)[0][0]
         if sel.path is not None:
             files[str(sel.path)] = files.get(str(sel.path), 0) + rows
-    _refuse_empty_files(source, files)
+    refuse_empty_files(source, files)
     for table in dict.fromkeys(sel.table for sel in selects):
         _check_values(con, source, [sel for sel in selects if sel.table == table], trace_id)
     return _start(selects, base), warnings, files
@@ -501,16 +502,6 @@ def _start(selects: list[Select], base: float | None) -> float | None:
     """The epoch time a source's rebased clock starts at; None for relative clocks."""
     rebased = any(sel.rebase for sel in selects)
     return base if rebased and any(sel.epoch for sel in selects) else None
-
-
-def _refuse_empty_files(source: Source, files: dict[str, int]) -> None:
-    """Refuse a file of a many-file source that gave no rows."""
-    for path, rows in files.items():
-        if rows == 0 and len(source.files) > 1:
-            raise PlannerError(
-                f"{path}: empty partition (no data rows); every file of a trace must hold rows: "
-                "remove it, or ingest the other files by a glob"
-            )
 
 
 def _rebase(
@@ -580,7 +571,7 @@ def duckdb_aggregates(
             )
         if sel.path is not None:
             files[str(sel.path)] = rows
-    _refuse_empty_files(source, files)
+    refuse_empty_files(source, files)
     view = " UNION ALL ".join(
         canonical_sql(sel.sql, base if sel.rebase else 0.0) for sel in selects
     )

@@ -291,3 +291,13 @@ def jsonl_keys(path: Path) -> list[str]:
             f"{path}: line 1: JSON nested too deeply (a trace record is one flat object)"
         ) from None
     return list(obj) if isinstance(obj, dict) else []
+
+
+def refuse_empty_files(source: Source, files: dict[str, int]) -> None:
+    """Refuse a file of a many-file source that gave no rows (`files`: rows per file)."""
+    for path, rows in files.items():
+        if rows == 0 and len(source.files) > 1:
+            raise PlannerError(
+                f"{path}: empty partition (no data rows); every file of a trace must hold rows: "
+                "remove it, or ingest the other files by a glob"
+            )

@@ -27,7 +27,7 @@ from planner.ingest.aggregate import (
     windows_sql,
 )
 from planner.ingest.formats import TIME_UNITS, Format, check_mapping, time_unit_warnings
-from planner.ingest.sources import Source, glob_root, is_glob, one_line
+from planner.ingest.sources import Source, glob_root, is_glob, one_line, refuse_empty_files
 
 LOCAL_MASTER = "local[*]"
 _CONNECT_TIMEOUT_S = 5.0
@@ -223,15 +223,9 @@ def _check(spark: Any, source: Source) -> tuple[float | None, float | None, dict
             raise PlannerError(f"{_named(source, where)}: {what} ({row[2 + i]} row(s))")
     per_file = spark.sql("SELECT file, count(*) AS n FROM planner_rows GROUP BY file").collect()
     counts = {_local(r["file"]): int(r["n"]) for r in per_file}
-    files = {str(p): counts[str(p.resolve())] for p in source.files if str(p.resolve()) in counts}
-    if len(source.files) > 1:
-        empty = [p for p in source.files if str(p) not in files]
-        if empty:
-            raise PlannerError(
-                f"{empty[0]}: empty partition (no data rows); every file of a trace must hold "
-                "rows: remove it, or ingest the other files by a glob"
-            )
-    if not files:
+    files = {str(p): counts.get(str(p.resolve()), 0) for p in source.files}
+    refuse_empty_files(source, files)
+    if not any(files.values()):
         raise PlannerError(f"{source.path}: no data rows (only a header?)")
     return row[0], row[1], files if len(source.files) > 1 else {}
 
