@@ -139,6 +139,25 @@ def test_goodput_brackets_the_attainment_target(con, h100: StepTable) -> None:
     assert goodput(work, h100, tight) == (0.0, 0.0)
 
 
+def test_goodput_of_a_sample_too_small_to_saturate_a_replica_is_bounded() -> None:
+    """A 240-request sample that a TP8 P:D 2:1 replica serves within TTFT p99 <= 2 s even when
+    it all arrives at once: the goodput is the fastest replay the replica kept pace with (the
+    last request done within twice the arrivals' span), not the search's ceiling of 4096x."""
+    rng = np.random.default_rng(3)
+    n = 240
+    work = Workload(
+        np.sort(rng.uniform(0, 120, n)), rng.integers(1500, 2500, n), rng.integers(50, 200, n)
+    )
+    table = StepTable(StepModel.build("llama-3.1-8b", "h100", tp=8))
+    slos = parse_slos(["ttft_p99=2000ms"])
+    at_once = simulate(work.scaled(1e6), table, replicas=1, disagg=(2, 1), slos=slos)
+    assert at_once.attainment() >= 0.99 and not at_once.kept_pace()
+    scale, rps = goodput(work, table, slos, 0.99, disagg=(2, 1))
+    assert 1 < scale < 4096 and rps == pytest.approx(scale * work.rate_rps)
+    assert simulate(work.scaled(scale), table, disagg=(2, 1)).kept_pace()
+    assert not simulate(work.scaled(scale * 1.05), table, disagg=(2, 1)).kept_pace()
+
+
 def test_disaggregation_lowers_tpot_on_prefill_heavy_trace(con, h100: StepTable) -> None:
     """Azure code (long prompts): 1P+1D beats 2 aggregated replicas on TPOT p99."""
     work = load_workload(con, "azure-code", end=1800, rate_scale=2.0)

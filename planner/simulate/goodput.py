@@ -26,7 +26,10 @@ def goodput(
     Attainment falls as the rate scale grows, so the scale is bracketed by doubling or halving
     from 1 and then bisected geometrically until the bracket is within `tolerance`. Returns
     (0, 0) when even a 256x slower replay misses the target (the SLO is out of reach of the
-    plan, e.g. a TTFT limit below the longest prompts' prefill time).
+    plan, e.g. a TTFT limit below the longest prompts' prefill time). A replay holds only if
+    the replicas kept pace with it (SimResult.kept_pace): squeezed into less time than serving
+    it takes, a finite sample meets any TTFT limit the whole sample at once meets, and the
+    goodput would grow without bound.
     """
     chosen = list(slos)
     if not chosen:
@@ -38,7 +41,7 @@ def goodput(
     def holds(scale: float) -> bool:
         """Whether the replay at `scale` meets the attainment target."""
         result = simulate(workload.scaled(scale), table, slos=chosen, stop_below=attainment, **plan)
-        return result is not None and result.attainment() >= attainment
+        return result is not None and result.attainment() >= attainment and result.kept_pace()
 
     lo, hi = 1.0, 1.0
     if holds(1.0):

@@ -11,6 +11,7 @@ from planner.errors import PlannerError
 
 METRICS = {"ttft": "ttft_ms", "tpot": "tpot_ms", "e2e": "e2e_ms", "queue": "queue_ms"}
 PERCENTILES = (50, 90, 99)
+PACE = 2.0
 SLO_FORM = (
     "METRIC_pNN=LIMIT with METRIC one of ttft, tpot, e2e, queue and LIMIT in ms or s, "
     "e.g. ttft_p99=1000ms or tpot_p99=50ms"
@@ -98,6 +99,17 @@ class SimResult:
     def served(self) -> np.ndarray:
         """Mask of requests that completed (the rest never fit in the KV cache)."""
         return np.isfinite(self.e2e_ms)
+
+    def kept_pace(self) -> bool:
+        """Whether the replicas served the requests about as fast as they arrived: the last
+        finished within PACE x the arrivals' span of the first arrival. A run that only
+        drained a backlog after the arrivals ended met its SLO because the sample ended, at a
+        rate the replicas do not sustain."""
+        if self.requests < 2 or not self.served.any():
+            return True
+        first, span = self.arrival_s.min(), np.ptp(self.arrival_s)
+        finish = self.arrival_s + np.where(self.served, self.e2e_ms, 0.0) / 1000.0
+        return float(finish.max() - first) <= PACE * float(span)
 
     def meets(self, slos: Iterable[Slo]) -> np.ndarray:
         """Mask of requests within every SLO's limit (TPOT holds trivially for 1-token outputs)."""
