@@ -876,6 +876,8 @@ def demo(
 
     with progress(not json_out) as bar:
         result = run_demo(out, reporter(bar, bar.add_task("demo", total=None)))
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if json_out:
         emit_json(result.to_dict())
         return
@@ -1008,7 +1010,6 @@ def plan(
     """The cheapest plan holding the SLO, its scaling schedule and a replay of the trace."""
     from planner.planning import PlanOptions, plan_to_artefacts
     from planner.report import Artefacts
-    from planner.simulate import over_text
 
     db_path = (db if db is not None else default_db_path()).resolve()
     options = PlanOptions(
@@ -1034,14 +1035,8 @@ def plan(
     with progress(not json_out) as bar:
         say = reporter(bar, bar.add_task("planning", total=None))
         result, written = plan_to_artefacts(options, artefacts, say)
-    over = getattr(result.demand, "over_context", None)
-    if over:
-        typer.echo(
-            f"warning: {over_text(over)} exceed {result.model}'s {over['max_context']:,}-token "
-            "context: left out of sizing and replay, as a serving engine refuses them "
-            "(--strict refuses the trace)",
-            err=True,
-        )
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if json_out:
         emit_json(result.to_dict())
         return

@@ -28,7 +28,8 @@ DEMO_STEPS = 5
 
 @dataclass
 class DemoResult:
-    """What the demo produced: the store, the files written, the recommendation and timing."""
+    """What the demo produced: the store, the files written, the recommendation, the plan's
+    warnings and timing."""
 
     out_dir: Path
     db: Path
@@ -37,6 +38,7 @@ class DemoResult:
     seconds: float
     files: list[Path] = field(default_factory=list)
     charts: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -44,6 +46,7 @@ class DemoResult:
             "out_dir": str(self.out_dir),
             "db": str(self.db),
             "recommendation": self.headline,
+            "warnings": self.warnings,
             "report": str(self.report),
             "seconds": round(self.seconds, 2),
             "files": [str(f) for f in self.files],
@@ -97,4 +100,5 @@ def run_demo(out_dir: Path, step: Callable[[str], None] = lambda _: None) -> Dem
         time.perf_counter() - started,
         files + written.files,
         written.report.charts,
+        plan.warnings,
     )

@@ -17,8 +17,10 @@
 6. Replay: the held-back tail through the simulator under the schedule (forecast from the
    history before it), static provisioning at its forecast peak, and a reactive HPA
    (planner/scaling/holdout.py).
-7. PLAN.json: the figures above, with the one-sentence recommendation
-   (planner/report/narrative.py), as the plan file model of planner/optimize/planfile.py.
+7. PLAN.json: the figures above, with the one-sentence recommendation quoting the replayed
+   attainment beside the target, and the warnings (replay more than a point off the target,
+   requests over the context) (planner/report/narrative.py), as the plan file model of
+   planner/optimize/planfile.py.
 
 `plan_to_artefacts` is `planner plan` and `planner demo` alike: plan, then write PLAN.json,
 its tables and the report (planner/report/artefacts.py).
@@ -69,7 +71,7 @@ from planner.optimize.planfile import (
 from planner.optimize.refine import mix_options, mix_solver, refined_mix
 from planner.optimize.search import SearchResult, search
 from planner.report.artefacts import Artefacts, Written
-from planner.report.narrative import sentence
+from planner.report.narrative import context_warning, replay_warning, sentence
 from planner.scaling.delay import ProvisioningDelay, provisioning_delay
 from planner.scaling.demand import DemandForecast, DemandSeries, demand_series, forecast_demand
 from planner.scaling.fleet import Fleet, build_fleet, demand_by_bucket, median_cost
@@ -147,6 +149,7 @@ class Searched:
     """The request mix (length buckets), the peak it is sized for and the goodput search."""
 
     enum: Enumeration
+    sample: Workload
     workloads: list[Workload]
     edges: np.ndarray
     shares: np.ndarray
@@ -266,7 +269,7 @@ def _search(
             enum.candidates, [found.bounds[(c.id, 0)] for c in enum.candidates], s.targets
         )
     check_simulated(found.evaluations, s.targets, s.accelerators)
-    return Searched(enum, workloads, edges, shares, names, peak, evaluator, found)
+    return Searched(enum, sample, workloads, edges, shares, names, peak, evaluator, found)
 
 
 def _choose(
@@ -343,6 +346,7 @@ def _replay(
         h.demand,
         h.cutoff,
         opts.rate_scale,
+        r.sample,
         r.edges,
         r.shares,
         s.slos,
@@ -423,9 +427,16 @@ def _demand_block(
 
 
 def _cost_blocks(
-    opts: PlanOptions, s: Setting, r: Searched, c: Chosen, mean_p50: float, tokens: float
+    opts: PlanOptions,
+    s: Setting,
+    r: Searched,
+    c: Chosen,
+    replay: dict,
+    mean_p50: float,
+    tokens: float,
 ) -> dict[str, Any]:
-    """PLAN.json's `recommended`, `alternatives` and `cost_band`."""
+    """PLAN.json's `recommended`, `warnings`, `alternatives` and `cost_band`: the sentence
+    quotes the attainment the schedule held on the replay beside the one it was sized for."""
     groups = [ReplicaGroup(**g) for g in c.fleet.groups(c.cands, r.evaluator)]
     costs = c.fleet.costs(mean_p50, tokens)
     single = None
@@ -436,7 +447,17 @@ def _cost_blocks(
             replicas=single_groups,
             **c.single.costs(mean_p50, tokens),
         )
-    words = sentence(s.card.id, s.profile.name, groups, costs, s.targets, single)
+    replayed = replay["schedule"]["slo_attainment"]
+    words = sentence(s.card.id, s.profile.name, groups, costs, s.targets, single, replayed)
+    cause = replay["diagnosis"]["sentence"]
+    warnings = [
+        w
+        for w in (
+            replay_warning(opts.attainment, replayed, cause),
+            context_warning(s.over_context, s.card.id) if s.over_context else None,
+        )
+        if w
+    ]
     peak_hour = c.fleet.peak_cost_per_hour
     static_peak = Alternative(
         cost_per_hour=costs["cost_per_hour"],
@@ -447,6 +468,7 @@ def _cost_blocks(
     best = {"best_single_accelerator": single} if single is not None else {}
     return {
         "recommended": Recommended(sentence=words, replicas=groups, **costs),
+        "warnings": warnings,
         "alternatives": Alternatives(static_peak=static_peak, **best),
         "cost_band": {
             "p50_cost_per_month": round(per_month(c.median_cost), 2),
@@ -507,7 +529,7 @@ def _plan_file(
     return PlanFile(
         **_header(opts, s, h),
         demand=_demand_block(h, r, tail, mean_p50, s.over_context),
-        **_cost_blocks(opts, s, r, c, mean_p50, tokens),
+        **_cost_blocks(opts, s, r, c, replay, mean_p50, tokens),
         frontier=frontier_rows(r.found.evaluations, chosen, bucket_tokens, r.names),
         forecast=_forecast_block(h),
         schedule=c.fleet.schedule.rows(),

@@ -136,11 +136,11 @@ def test_sentence_saving_cases():
     )
     assert (
         "Mixing a100, h100 saves $100/month (10.0%) against the best single accelerator "
-        "(h100, $1,000/month" in sentence("m", "vLLM", groups, cost, targets, single)
+        "(h100, $1,000/month" in sentence("m", "vLLM", groups, cost, targets, single, 0.99)
     )
-    tie = sentence("m", "vLLM", groups, cost | {"cost_per_month": 1000.0}, targets, single)
+    tie = sentence("m", "vLLM", groups, cost | {"cost_per_month": 1000.0}, targets, single, 0.99)
     assert "saves" not in tie and "costs the same" in tie and "$10.00 vs $11.00" in tie
-    one = sentence("m", "vLLM", groups[1:], cost, targets, single)
+    one = sentence("m", "vLLM", groups[1:], cost, targets, single, 0.99)
     assert "A single accelerator type is cheapest here" in one
 
 
@@ -303,3 +303,7 @@ def test_requests_over_the_context_are_left_out(tmp_path: Path) -> None:
     over = json.loads(out.read_text())["demand"]["over_context"]
     assert (over["requests"], over["max_context"]) == (expected, 131072) and expected >= 20
     assert "warning:" in planned.stderr and "left out of sizing and replay" in planned.stderr
+    warned = json.loads(out.read_text())["warnings"]
+    assert [w for w in warned if "131,072-token context" in w] == [
+        line.removeprefix("warning: ") for line in planned.stderr.splitlines() if "context" in line
+    ]

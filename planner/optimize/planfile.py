@@ -38,6 +38,11 @@ contract between planner/optimize and planner/report) is::
         "cost_per_month": 5183.0,                   // scheduled_cost_per_hour x 730: the bill
         "cost_per_mtok": 0.41                       // scheduled cost / tokens at forecast_mean_rps
       },
+      "warnings": [                            // what the plan must not leave unsaid (printed
+                                               // on stderr, shown on the report's first page):
+        "the schedule held 90.5% of requests within the SLO on the held-back replay, 8.5
+         points below the 99% it was sized for: length drift: ..."   // more than 1 point
+      ],                                       // either way; requests over the context
       "alternatives": {                        // same cost keys, same basis as "recommended"
         "static_peak": {"cost_per_hour": 8.97, "cost_per_month": 6548.1, "cost_per_mtok": 0.6,
                         "replicas": [...]},    // the peak fleet always on: cost_per_hour x 730
@@ -68,6 +73,18 @@ contract between planner/optimize and planner/report) is::
         "static_peak": {...}, "reactive": {...},
         "verdict": {"policy": "schedule",       // cheapest policy that held the SLO, or null
                     "sentence": "On the held-back replay the forecast schedule held ..."},
+        "diagnosis": {"causes": ["length drift"],  // why the schedule missed (none: it held):
+                                                   // "burst above the forecast band",
+                                                   // "length drift", "capacity"
+                      "sentence": "length drift: held-back prompts longer (p50 ...)",
+                      "lengths": {"input": {"ks_d": 0.31, "p_value": 1e-90, "sized_p50": 12100,
+                                            "replayed_p50": 18700, "sized_mean": 13000.0,
+                                            "replayed_mean": 19500.0, "drifted": true},
+                                  "output": {...}},   // sized sample vs held-back requests
+                      "band": {"intervals": 8, "above_intervals": 1, "requests": 9000,
+                               "above_requests": 1200, "within_attainment": 0.91,
+                               "above_attainment": 0.88}},  // intervals above the forecast
+                                                            // quantile vs within it
         "timeline": [{"t": 0, "schedule": 3, "static_peak": 4, "reactive": 2,
                       "demand_rps": 2.5, "forecast_rps": 3.1}]
       },
@@ -305,6 +322,15 @@ class Verdict(_Model):
     sentence: str
 
 
+class Diagnosis(_Model):
+    """Why the schedule missed its target on the replay, and the measurements behind it."""
+
+    causes: list[str]
+    sentence: str
+    lengths: dict[str, dict[str, float | bool]]
+    band: dict[str, float | int | None]
+
+
 class Replay(_Model):
     """The trace replayed under the schedule, static peak and the reactive autoscaler."""
 
@@ -312,6 +338,7 @@ class Replay(_Model):
     static_peak: PolicyReplay
     reactive: PolicyReplay
     verdict: Verdict | None = None
+    diagnosis: Diagnosis | None = None
     timeline: list[dict[str, int | float]]
 
 
@@ -354,6 +381,7 @@ class PlanFile(_Model):
     quantile: str
     demand: Demand
     recommended: Recommended
+    warnings: list[str] = []
     alternatives: Alternatives
     cost_band: dict[str, float]
     frontier: list[FrontierPoint]

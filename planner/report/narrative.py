@@ -1,9 +1,18 @@
 """The plan in words: the one-sentence recommendation finance reads first (PLAN.json's
-`recommended.sentence`, repeated on the report's first page and by `planner plan`)."""
+`recommended.sentence`, repeated on the report's first page and by `planner plan`), and the
+warnings the plan must not leave unsaid (PLAN.json's `warnings`, on stderr and page one)."""
 
 from planner.optimize.candidates import Targets
 from planner.optimize.costing import saving
 from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
+from planner.simulate import over_text
+
+MISMATCH_POINTS = 1.0
+
+
+def percent(share: float) -> str:
+    """0.99 -> '99%', 0.995 -> '99.5%': a target as the user gave it."""
+    return f"{share * 100:g}%"
 
 
 def label(group: ReplicaGroup) -> str:
@@ -24,15 +33,18 @@ def sentence(
     cost: dict,
     targets: Targets,
     single: SingleAccelerator | None,
+    replayed: float,
 ) -> str:
     """The one-sentence recommendation finance reads first (`cost`: the recommended block,
-    `single`: the best single-accelerator alternative, if any)."""
+    `single`: the best single-accelerator alternative, if any; `replayed`: the share of
+    held-back requests the schedule kept within the SLO on the replay)."""
     fleet = " + ".join(label(g) for g in groups)
     slo = targets.describe().replace("<=", "≤")
     text = (
         f"Run {fleet} for {model} on {engine} at the forecast peak, scaled by the schedule: "
         f"${cost['cost_per_month']:,.0f}/month, ${cost['cost_per_mtok']:,.2f} per 1M tokens, "
-        f"holding {slo} for {targets.attainment:.0%} of requests."
+        f"sized to hold {slo} for {percent(targets.attainment)} of requests; replayed on the "
+        f"held-back trace, the schedule held {replayed:.1%}."
     )
     if single is None:
         return text
@@ -55,4 +67,29 @@ def _against_single(groups: list[ReplicaGroup], cost: dict, single: SingleAccele
         f" On the schedule mixing {accs} costs the same as the best single accelerator "
         f"({single.accelerator}); it is chosen for its cheaper peak fleet "
         f"(${cost['cost_per_hour']:,.2f} vs ${single.cost_per_hour:,.2f} per hour)."
+    )
+
+
+def replay_warning(attainment: float, replayed: float, cause: str) -> str | None:
+    """The warning when the replayed attainment is more than MISMATCH_POINTS from the target
+    the plan was sized for, either way (`cause`: the replay's diagnosis, if it measured one)."""
+    gap = round((replayed - attainment) * 100, 6)
+    if abs(gap) <= MISMATCH_POINTS:
+        return None
+    text = (
+        f"the schedule held {replayed:.1%} of requests within the SLO on the held-back replay, "
+        f"{abs(gap):.1f} points {'above' if gap > 0 else 'below'} the {percent(attainment)} it was "
+        "sized for"
+    )
+    if gap > 0:
+        return text + ": the plan may run more replicas than the target needs"
+    return text + (f": {cause}" if cause else "")
+
+
+def context_warning(over: dict, model: str) -> str:
+    """The warning for requests longer than the model's context (`over`: PLAN.json's
+    `demand.over_context`)."""
+    return (
+        f"{over_text(over)} exceed {model}'s {over['max_context']:,}-token context: left out "
+        "of sizing and replay, as a serving engine refuses them (--strict refuses the trace)"
     )

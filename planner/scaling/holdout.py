@@ -4,7 +4,9 @@ The tail (the last horizon of the trace, at most half of it) is forecast from th
 before it and replayed through the simulator under three policies: the plan's schedule, static
 provisioning at that schedule's peak, and a reactive autoscaler (HPA). The verdict says whether
 the schedule held the SLO and, if not, the lowest higher forecast quantile that would add
-replicas; the timeline is the ready replicas per policy beside the observed demand.
+replicas; the diagnosis names what made the schedule miss, if it did (length drift, a burst
+above the forecast band, capacity: planner/scaling/diagnose.py); the timeline is the ready
+replicas per policy beside the observed demand.
 """
 
 from collections.abc import Mapping, Sequence
@@ -15,6 +17,7 @@ import numpy as np
 
 from planner.optimize.goodput import scaled_workload
 from planner.scaling.demand import DemandForecast, DemandSeries
+from planner.scaling.diagnose import diagnose
 from planner.scaling.fleet import demand_by_bucket
 from planner.scaling.replay import (
     ReplicaPlan,
@@ -31,14 +34,16 @@ from planner.simulate import Slo, Workload
 
 @dataclass(frozen=True)
 class HeldBack:
-    """The held-back tail of a trace's demand (from interval `cutoff` on), how its requests
-    split into length buckets, the SLO they are judged on, and the model's context (requests
-    over it are left out, as an engine refuses them; 0: no limit)."""
+    """The held-back tail of a trace's demand (from interval `cutoff` on), the request mix the
+    plan was sized on and how it splits into length buckets, the SLO the tail is judged on, and
+    the model's context (requests over it are left out, as an engine refuses them; 0: no
+    limit)."""
 
     trace: str
     demand: DemandSeries
     cutoff: int
     rate_scale: float
+    sized: Workload
     edges: np.ndarray
     shares: np.ndarray
     slos: list[Slo]
@@ -75,15 +80,30 @@ def replay_holdout(
             arrivals, bucket, deployments, peak, sched.counts[0], delay_s, start_s, end_s
         ),
     }
-    out: dict = {
-        name: replay(work, bucket, deployments, replicas, tl, tail.slos).to_dict()
+    results = {
+        name: replay(work, bucket, deployments, replicas, tl, tail.slos)
         for name, tl in timelines.items()
     }
+    out: dict = {name: result.to_dict() for name, result in results.items()}
     edges = start_s + interval * np.arange(len(forecast.times) + 1)
     observed = np.histogram(arrivals, bins=edges)[0] / interval
-    out["verdict"] = replay_verdict(
-        out, tail.attainment, higher_quantile(forecast, quantile, sched, delay_s, available)
+    diagnosis = diagnose(
+        tail.sized,
+        work,
+        results["schedule"].meets,
+        edges,
+        observed,
+        forecast.level(quantile),
+        tail.attainment,
+        quantile,
     )
+    out["verdict"] = replay_verdict(
+        out,
+        tail.attainment,
+        higher_quantile(forecast, quantile, sched, delay_s, available),
+        diagnosis["sentence"],
+    )
+    out["diagnosis"] = diagnosis
     out["timeline"] = timeline_rows(timelines, edges, observed, forecast.level(quantile))
     out["window"] = {
         "start_s": start_s,

@@ -158,13 +158,15 @@ class ReplicaPlan:
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """One policy's replay: SLO attainment and what the fleet cost."""
+    """One policy's replay: SLO attainment and what the fleet cost, and which requests met the
+    SLO (in the workload's order; what the replay's diagnosis splits by interval)."""
 
     slo_attainment: float
     gpu_hours: float
     cost: float
     replica_starts: int
     scaling_actions: int
+    meets: np.ndarray
 
     def to_dict(self) -> dict:
         """The PLAN.json replay entry."""
@@ -219,6 +221,7 @@ def _totals(
         cost=float((req @ prices).sum() * hours),
         replica_starts=int(req[0].sum() + np.clip(steps, 0, None).sum()),
         scaling_actions=int((steps != 0).sum()),
+        meets=meets,
     )
 
 
@@ -229,15 +232,19 @@ POLICY_NAMES = {
 }
 
 
-def replay_verdict(results: dict[str, dict], attainment: float, higher: str | None = None) -> dict:
+def replay_verdict(
+    results: dict[str, dict], attainment: float, higher: str | None = None, cause: str = ""
+) -> dict:
     """Which replayed policy held the attainment target at the least cost, in one sentence.
 
     The replay is the only place the three policies meet the same traffic, so the plan says
     plainly when the schedule is not the cheapest way to hold the SLO (on spiky clients whose
     bursts a day-ahead forecast cannot place, the reactive autoscaler often is). `higher` is
     the lowest forecast quantile whose schedule would add replicas; a higher --quantile is
-    advised only then, since any other would give the same plan.
+    advised only then, since any other would give the same plan. `cause`: why the schedule
+    missed the target, as the replay's diagnosis measured it (planner/scaling/diagnose.py).
     """
+    why = f" Why the schedule missed: {cause}." if cause else ""
     held = [k for k in POLICY_NAMES if results[k]["slo_attainment"] >= attainment]
     if not held:
         best = max(POLICY_NAMES, key=lambda k: results[k]["slo_attainment"])
@@ -251,7 +258,7 @@ def replay_verdict(results: dict[str, dict], attainment: float, higher: str | No
             "sentence": (
                 f"No policy held the SLO for {attainment:.1%} of requests on the held-back "
                 f"replay; the best, {POLICY_NAMES[best]}, held "
-                f"{results[best]['slo_attainment']:.2%}{advice}."
+                f"{results[best]['slo_attainment']:.2%}{advice}.{why}"
             ),
         }
     best = min(held, key=lambda k: results[k]["cost"])
@@ -266,6 +273,6 @@ def replay_verdict(results: dict[str, dict], attainment: float, higher: str | No
         "sentence": (
             f"On the held-back replay {POLICY_NAMES[best]} held the SLO at the least cost: "
             f"${cost:,.2f} with {results[best]['slo_attainment']:.2%} of requests within it "
-            f"(target {attainment:.1%}); {others}."
+            f"(target {attainment:.1%}); {others}.{why}"
         ),
     }
