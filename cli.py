@@ -979,7 +979,10 @@ def plan(
         str | None, typer.Option(help="Most to spend, e.g. 20000/month (or /day, /hour).")
     ] = None,
     buckets: Annotated[
-        bool, typer.Option(help="Split requests into short/medium/long input buckets.")
+        bool,
+        typer.Option(
+            help="Also plan requests split into input-length pools; keeps the cheaper plan."
+        ),
     ] = False,
     horizon: Annotated[str, typer.Option(help="Planning horizon, e.g. 1d.")] = "1d",
     interval: Annotated[str, typer.Option(help="Schedule interval, e.g. 10min.")] = "10min",
@@ -1069,6 +1072,20 @@ def print_plan(result: "PlanFile") -> None:
             for g in rec.replicas
         ],
     )
+    if result.alternatives.length_pools:
+        print_table(
+            "length pools planned (--buckets): the cheapest on its schedule is recommended",
+            ["pools", "split at input tokens", "$/month", "chosen"],
+            [
+                [
+                    "/".join(p.pools or []) or "-",
+                    ", ".join(f"{e:,.0f}" for e in p.max_input_tokens) or "-",
+                    f"{p.cost_per_month:,.0f}" if p.cost_per_month is not None else p.infeasible,
+                    "yes" if p.chosen else "",
+                ]
+                for p in result.alternatives.length_pools
+            ],
+        )
     window = replay.window
     print_table(
         f"replay of the held-back {window['end_s'] - window['start_s']:,.0f} s",

@@ -81,8 +81,8 @@ from planner.simulate import Slo, Workload, over_context, over_text, parse_slos
 from planner.store import TraceInfo, get_trace, open_store, trace_read_options
 
 DEFAULT_ACCELERATORS = ("h100", "a100", "l4")
-BUCKET_QUANTILES = (0.5, 0.9)
-BUCKET_NAMES = ("short", "medium", "long")
+POOL_QUANTILES = ((0.5,), (0.9,), (0.5, 0.9))
+BUCKET_NAMES = {0: ("all",), 1: ("short", "long"), 2: ("short", "medium", "long")}
 WRITING = "writing the plan and the report"
 
 
@@ -188,15 +188,22 @@ def _slo_list(slos: Sequence[str | Slo], attainment: float) -> list[Slo]:
     return parsed
 
 
-def _bucket_edges(work: Workload, split: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Input-length bucket edges (p50, p90 of the trace), request shares and names."""
-    if not split:
-        return np.zeros(0), np.ones(1), ("all",)
-    edges = np.unique(np.quantile(work.input_tokens, BUCKET_QUANTILES).round())
+def pool_edges(work: Workload, split: bool) -> list[np.ndarray]:
+    """Input-length edges to plan for: none (one pool) and, with --buckets, each split at
+    POOL_QUANTILES of the sample's prompt lengths; make_plan keeps the cheapest."""
+    out = [np.zeros(0)]
+    for levels in POOL_QUANTILES if split else ():
+        edges = np.unique(np.quantile(work.input_tokens, levels).round())
+        if not any(np.array_equal(edges, e) for e in out):
+            out.append(edges)
+    return out
+
+
+def _bucket_shares(work: Workload, edges: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Request shares of the length buckets `edges` bound, and their names."""
     which = np.searchsorted(edges, work.input_tokens, side="left")
     shares = np.bincount(which, minlength=len(edges) + 1) / max(work.requests, 1)
-    names = BUCKET_NAMES if len(edges) == 2 else BUCKET_NAMES[: len(edges) + 1]
-    return edges, shares, names
+    return shares, BUCKET_NAMES[len(edges)]
 
 
 def _tokens_per_request(work: Workload) -> float:
@@ -247,19 +254,26 @@ def _horizon(con: duckdb.DuckDBPyConnection, opts: PlanOptions) -> Horizon:
     return Horizon(demand, steps, cutoff, forward, held, forward.level(opts.quantile))
 
 
+def _sample(con: duckdb.DuckDBPyConnection, s: Setting, h: Horizon) -> Workload:
+    """The request mix the plan is sized on: sampled before the held-back tail, within the
+    model's context."""
+    interval_s = h.demand.interval_s
+    sample = representative_slice(con, s.info, interval_s, h.cutoff * interval_s)
+    return sample.within_context(s.card.max_context)
+
+
 def _search(
-    con: duckdb.DuckDBPyConnection,
     opts: PlanOptions,
     s: Setting,
     h: Horizon,
     enum: Enumeration,
+    sample: Workload,
+    edges: np.ndarray,
     progress: Callable[[str], None] | None,
 ) -> Searched:
-    """The request mix sampled before the tail, and goodput searched at the forecast peak."""
-    interval_s = h.demand.interval_s
-    sample = representative_slice(con, s.info, interval_s, h.cutoff * interval_s)
-    sample = sample.within_context(s.card.max_context)
-    edges, shares, names = _bucket_edges(sample, opts.buckets)
+    """Goodput searched at the forecast peak, the sample split into the length pools `edges`
+    bound."""
+    shares, names = _bucket_shares(sample, edges)
     workloads = split_buckets(sample, edges)
     peak = float(max(np.nanmax(h.level), np.nanmax(h.held.level(opts.quantile))))
     evaluator = GoodputEvaluator(workloads, s.slos, opts.attainment)
@@ -270,6 +284,51 @@ def _search(
         )
     check_simulated(found.evaluations, s.targets, s.accelerators)
     return Searched(enum, sample, workloads, edges, shares, names, peak, evaluator, found)
+
+
+def _pools_text(edges: np.ndarray) -> str:
+    """'one pool' or 'pools split at 1,020 and 4,096 input tokens'."""
+    if not len(edges):
+        return "one pool"
+    return "pools split at " + " and ".join(f"{e:,.0f}" for e in edges) + " input tokens"
+
+
+def _plan_pools(
+    con: duckdb.DuckDBPyConnection,
+    opts: PlanOptions,
+    s: Setting,
+    h: Horizon,
+    enum: Enumeration,
+    progress: Callable[[str], None] | None,
+) -> tuple[Searched, Chosen, list[dict]]:
+    """The search and fleet of the cheapest length-pool split on its schedule (one pool
+    unless --buckets finds a split that costs less), and every split's cost for PLAN.json."""
+    sample = _sample(con, s, h)
+    planned: list[tuple[Searched, Chosen]] = []
+    compared = []
+    for edges in pool_edges(sample, opts.buckets):
+        if opts.buckets:
+            _say(progress, f"planning {_pools_text(edges)}")
+        try:
+            r = _search(opts, s, h, enum, sample, edges, progress)
+            c = _choose(con, opts, s, h, r, progress)
+        except PlannerError as exc:
+            if not len(edges):
+                raise
+            compared.append({"max_input_tokens": edges.tolist(), "infeasible": str(exc)})
+            continue
+        planned.append((r, c))
+        compared.append(
+            {
+                "max_input_tokens": edges.tolist(),
+                "pools": list(r.names),
+                "cost_per_month": round(per_month(c.fleet.scheduled_cost_per_hour), 2),
+            }
+        )
+    r, c = min(planned, key=lambda rc: rc[1].fleet.scheduled_cost_per_hour)
+    for row in compared:
+        row["chosen"] = row.get("max_input_tokens") == r.edges.tolist()
+    return r, c, compared if opts.buckets else []
 
 
 def _choose(
@@ -432,6 +491,7 @@ def _cost_blocks(
     r: Searched,
     c: Chosen,
     replay: dict,
+    pools: list[dict],
     mean_p50: float,
     tokens: float,
 ) -> dict[str, Any]:
@@ -466,10 +526,11 @@ def _cost_blocks(
         replicas=groups,
     )
     best = {"best_single_accelerator": single} if single is not None else {}
+    split = {"length_pools": pools} if pools else {}
     return {
         "recommended": Recommended(sentence=words, replicas=groups, **costs),
         "warnings": warnings,
-        "alternatives": Alternatives(static_peak=static_peak, **best),
+        "alternatives": Alternatives(static_peak=static_peak, **best, **split),
         "cost_band": {
             "p50_cost_per_month": round(per_month(c.median_cost), 2),
             f"{opts.quantile}_cost_per_month": costs["cost_per_month"],
@@ -516,9 +577,11 @@ def _plan_file(
     r: Searched,
     c: Chosen,
     replayed: tuple[dict, Workload],
+    pools: list[dict],
     started: float,
 ) -> PlanFile:
-    """The plan file model (PLAN.json's contents)."""
+    """The plan file model (PLAN.json's contents); `pools`: each length-pool split's cost,
+    with --buckets."""
     replay, tail = replayed
     tokens = _tokens_per_request(tail)
     bucket_tokens = np.array(
@@ -529,7 +592,7 @@ def _plan_file(
     return PlanFile(
         **_header(opts, s, h),
         demand=_demand_block(h, r, tail, mean_p50, s.over_context),
-        **_cost_blocks(opts, s, r, c, replay, mean_p50, tokens),
+        **_cost_blocks(opts, s, r, c, replay, pools, mean_p50, tokens),
         frontier=frontier_rows(r.found.evaluations, chosen, bucket_tokens, r.names),
         forecast=_forecast_block(h),
         schedule=c.fleet.schedule.rows(),
@@ -558,11 +621,10 @@ def make_plan(
     _say(progress, "forecasting demand")
     h = _horizon(con, opts)
     _say(progress, "sampling the request mix")
-    r = _search(con, opts, s, h, enum, progress)
-    c = _choose(con, opts, s, h, r, progress)
+    r, c, pools = _plan_pools(con, opts, s, h, enum, progress)
     _say(progress, "replaying the held-back trace")
     replayed = _replay(con, opts, s, h, r, c)
-    return _plan_file(opts, s, h, r, c, replayed, started)
+    return _plan_file(opts, s, h, r, c, replayed, pools, started)
 
 
 def plan_to_artefacts(

@@ -13,7 +13,6 @@ from planner.ingest import ingest_sample, sample_path
 from planner.optimize import read_plan, write_plan
 from planner.optimize.candidates import Targets
 from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
-from planner.planning import PlanOptions, make_plan
 from planner.report.narrative import sentence
 from planner.report.render import money, percent
 from planner.simulate import parse_slos
@@ -223,21 +222,63 @@ def test_infeasible_requests_explain_the_binding_constraint(store, args, reason)
     assert pytest.importorskip("re").search(reason, lines[0]), lines[0]
 
 
-def test_buckets_split_the_mix(store):
-    """--buckets plans short/medium/long requests separately, each bucket served."""
-    con = open_store(store, read_only=True)
-    options = PlanOptions(
-        "azure-code",
-        "llama-3.1-8b",
-        ["ttft_p99=2000ms", "tpot_p99=100ms"],
-        accelerators=["a100", "l4"],
-        buckets=True,
-    )
-    plan = make_plan(con, options)
+def _check_pools_agree(plan: dict) -> dict:
+    """Every split planned is listed (one pool first), one is chosen, it is the cheapest on its
+    schedule (one pool on a tie), and it is the recommendation: the same bill and pools, each
+    pool served. Returns the chosen row."""
+    rows = plan["alternatives"]["length_pools"]
+    assert rows[0]["max_input_tokens"] == [] and rows[0]["pools"] == ["all"] and len(rows) >= 3
+    costs = [r["cost_per_month"] for r in rows if "cost_per_month" in r]
+    [chosen] = [r for r in rows if r["chosen"]]
+    assert chosen["cost_per_month"] == min(costs) == plan["recommended"]["cost_per_month"]
+    assert chosen is rows[0] or chosen["cost_per_month"] < rows[0]["cost_per_month"]
+    assert [b["name"] for b in plan["demand"]["buckets"]] == chosen["pools"]
+    served = {g.get("bucket", "all") for g in plan["recommended"]["replicas"]}
+    assert served == set(chosen["pools"])
+    return chosen
+
+
+def test_buckets_keep_a_split_that_costs_less(store, tmp_path):
+    """Azure code on A100/L4: short and long prompts on their own pools cost less than one
+    pool, so --buckets recommends the split; its one-pool row is what a plan without --buckets
+    recommends (the same search, run independently)."""
+    slos = ["--slo", "ttft_p99=2000ms", "--slo", "tpot_p99=100ms", "--accelerators", "a100,l4"]
+    args = ["plan", "azure-code", "--model", "llama-3.1-8b", *slos, "--db", str(store), "--json"]
+    split = CliRunner().invoke(app, [*args, "--buckets"])
+    assert split.exit_code == 0, split.stderr
+    plan = json.loads(split.stdout)
+    chosen = _check_pools_agree(plan)
+    assert chosen["max_input_tokens"] != [] and len(chosen["pools"]) >= 2
+    plain = json.loads(CliRunner().invoke(app, args).stdout)
+    assert "length_pools" not in plain["alternatives"]
+    one_pool = plan["alternatives"]["length_pools"][0]["cost_per_month"]
+    assert plain["recommended"]["cost_per_month"] == one_pool > chosen["cost_per_month"]
+
+
+def test_buckets_keep_one_pool_when_splitting_costs_more(tmp_path):
+    """Azure conversation on L4 (the split was 1.7x dearer, and used to be recommended): one
+    pool is kept, and the CLI and the report's first page show every split's cost."""
+    db = tmp_path / "conv.duckdb"
+    con = open_store(db)
+    ingest_sample(con, "azure-conv")
     con.close()
-    names = [b["name"] for b in plan.demand.buckets]
-    assert names == ["short", "medium", "long"]
-    assert {g.bucket for g in plan.recommended.replicas} == set(names)
+    out, report = tmp_path / "PLAN.json", tmp_path / "report.html"
+    result = CliRunner().invoke(
+        app,
+        ["plan", "azure-conv", "--model", "llama-3.1-8b", *SLOS, "--accelerators", "l4"]
+        + ["--horizon", "2h", "--buckets", "--db", str(db), "--out", str(out)]
+        + ["--report", str(report)],
+    )
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(out.read_text())
+    assert _check_pools_agree(plan) is plan["alternatives"]["length_pools"][0]
+    assert "bucket" not in plan["recommended"]["replicas"][0]
+    page_one = report.read_text(encoding="utf-8").split('id="traffic"')[0]
+    assert "length pools planned" in result.stdout and "Length pools compared" in page_one
+    for row in plan["alternatives"]["length_pools"][1:]:
+        assert row["cost_per_month"] > plan["recommended"]["cost_per_month"]
+        assert money(row["cost_per_month"], 0) in page_one
+        assert f"{row['cost_per_month']:,.0f}" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,16 @@ contract between planner/optimize and planner/report) is::
                         "replicas": [...]},    // the peak fleet always on: cost_per_hour x 730
         "best_single_accelerator": {"accelerator": "a100", "cost_per_hour": 9.5,
                                     "scheduled_cost_per_hour": 7.6, "cost_per_month": 5548.0,
-                                    "cost_per_mtok": 0.45, "replicas": [...]}
+                                    "cost_per_mtok": 0.45, "replicas": [...]},
+        "length_pools": [                      // only with --buckets: every split planned, one
+                                               // pool first; the cheapest on its schedule is
+                                               // recommended (one pool on a tie)
+          {"max_input_tokens": [], "pools": ["all"], "cost_per_month": 5183.0, "chosen": true},
+          {"max_input_tokens": [1020.0], "pools": ["short", "long"], "cost_per_month": 8650.0,
+           "chosen": false},
+          {"max_input_tokens": [1020.0, 4096.0], "infeasible": "no mix serves ...",
+           "chosen": false}
+        ]
       },
       "cost_band": {"p50_cost_per_month": 5000.0,  // serving the p50 forecast: the cheaper of
                                                    // this fleet on its p50 schedule and a plan
@@ -262,11 +271,22 @@ class SingleAccelerator(Alternative):
     scheduled_cost_per_hour: float
 
 
+class LengthPools(_Model):
+    """One way of splitting requests into input-length pools, planned with --buckets."""
+
+    max_input_tokens: list[float]
+    pools: list[str] | None = None
+    cost_per_month: float | None = None
+    infeasible: str | None = None
+    chosen: bool
+
+
 class Alternatives(_Model):
     """What finance compares the recommendation with."""
 
     static_peak: Alternative
     best_single_accelerator: SingleAccelerator | None = None
+    length_pools: list[LengthPools] | None = None
 
 
 class FrontierPoint(ParallelPlan):
