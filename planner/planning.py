@@ -51,7 +51,7 @@ from planner.optimize.goodput import (
 )
 from planner.optimize.infeasible import check_latency_reachable, check_model_fits, check_simulated
 from planner.optimize.limits import parse_available, parse_budget
-from planner.optimize.mix import MixOption, best_single_accelerator
+from planner.optimize.mix import MixOption, best_single_accelerator, max_servable_scale
 from planner.optimize.planfile import (
     PLAN_VERSION,
     AcceleratorRef,
@@ -68,10 +68,21 @@ from planner.optimize.planfile import (
     SloSpec,
     TraceRef,
 )
-from planner.optimize.refine import mix_options, mix_solver, refined_mix
+from planner.optimize.refine import (
+    capped_solver,
+    mix_options,
+    mix_solver,
+    refined_mix,
+    served_share,
+)
 from planner.optimize.search import SearchResult, search
 from planner.report.artefacts import Artefacts, Written
-from planner.report.narrative import context_warning, replay_warning, sentence
+from planner.report.narrative import (
+    context_warning,
+    replay_warning,
+    sentence,
+    shortfall_warning,
+)
 from planner.scaling.delay import ProvisioningDelay, provisioning_delay
 from planner.scaling.demand import DemandForecast, DemandSeries, demand_series, forecast_demand
 from planner.scaling.fleet import Fleet, build_fleet, demand_by_bucket, median_cost
@@ -161,7 +172,9 @@ class Searched:
 
 @dataclass(frozen=True)
 class Chosen:
-    """The recommended fleet, the best single-accelerator one and the cost band's low end."""
+    """The recommended fleet, the best single-accelerator one, the cost band's low end, the
+    provisioning delay, and the share of the forecast peak the fleet serves (below 1 only when
+    --available is too low for the peak: the best plan the inventory allows)."""
 
     options: list[MixOption]
     cands: dict[str, Candidate]
@@ -169,6 +182,7 @@ class Chosen:
     single: Fleet | None
     median_cost: float
     delay: ProvisioningDelay
+    served: float = 1.0
 
 
 def _say(progress: Callable[[str], None] | None, message: str) -> None:
@@ -344,7 +358,11 @@ def _choose(
     options, cands, pools = mix_options(r.found.evaluations, len(r.names))
     need = r.peak * r.shares
     refine = partial(refined_mix, options=options, cands=cands, pools=pools, evaluator=r.evaluator)
-    mix = refine(mix_solver(need, s.limits, s.budget_per_hour), demand=need)
+    servable = 1.0 if opts.strict else max_servable_scale(options, need, s.limits)
+    if 0 < servable < 1:
+        mix = refine(capped_solver(need, s.limits, s.budget_per_hour), demand=need * servable)
+    else:
+        mix = refine(mix_solver(need, s.limits, s.budget_per_hour), demand=need)
     if mix is None:
         raise PlannerError(f"no mix serves the forecast peak of {r.peak:.3g} req/s")
     single = refine(
@@ -380,7 +398,8 @@ def _choose(
     low = median_cost(
         planned, fleet_of, options, cands, r.evaluator, h.forward.level("p50"), r.shares, s.limits
     )
-    return Chosen(options, cands, fleet, single_fleet, low, delay)
+    served = served_share(mix, need) if 0 < servable < 1 else 1.0
+    return Chosen(options, cands, fleet, single_fleet, low, delay, served)
 
 
 def _replay(
@@ -485,6 +504,19 @@ def _demand_block(
     )
 
 
+def _shortfall(s: Setting, r: Searched, c: Chosen) -> dict | None:
+    """PLAN.json's `recommended.shortfall` when --available is too low for the forecast peak:
+    the GPUs given and the share of the peak the best fleet they allow serves."""
+    if c.served >= 1:
+        return None
+    return {
+        "available": dict(s.limits or {}),
+        "peak_rps": round(r.peak, 4),
+        "servable_rps": round(r.peak * c.served, 4),
+        "served_share": round(c.served, 4),
+    }
+
+
 def _cost_blocks(
     opts: PlanOptions,
     s: Setting,
@@ -508,12 +540,15 @@ def _cost_blocks(
             **c.single.costs(mean_p50, tokens),
         )
     replayed = replay["schedule"]["slo_attainment"]
-    words = sentence(s.card.id, s.profile.name, groups, costs, s.targets, single, replayed)
+    short = _shortfall(s, r, c)
+    words = sentence(s.card.id, s.profile.name, groups, costs, s.targets, single, replayed, short)
     cause = replay["diagnosis"]["sentence"]
     warnings = [
         w
         for w in (
-            replay_warning(opts.attainment, replayed, cause),
+            shortfall_warning(short, opts.attainment, replayed)
+            if short
+            else replay_warning(opts.attainment, replayed, cause),
             context_warning(s.over_context, s.card.id) if s.over_context else None,
         )
         if w
@@ -528,7 +563,9 @@ def _cost_blocks(
     best = {"best_single_accelerator": single} if single is not None else {}
     split = {"length_pools": pools} if pools else {}
     return {
-        "recommended": Recommended(sentence=words, replicas=groups, **costs),
+        "recommended": Recommended(
+            sentence=words, replicas=groups, **costs, **({"shortfall": short} if short else {})
+        ),
         "warnings": warnings,
         "alternatives": Alternatives(static_peak=static_peak, **best, **split),
         "cost_band": {

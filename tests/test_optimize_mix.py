@@ -1,5 +1,7 @@
 """The accelerator-mix MILP against brute force, its limits, heterogeneity and infeasibility."""
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -18,6 +20,7 @@ from planner.optimize.mix import (
     max_servable_scale,
     solve_mix,
 )
+from planner.optimize.refine import capped_solver, served_share
 
 H100 = MixOption("h100-tp1", "h100", 1, 12.29, (10.0,))
 L4 = MixOption("l4-tp2", "l4", 2, 1.6, (1.0,))
@@ -143,3 +146,35 @@ def test_pareto_mask():
     cost = np.array([1.0, 2.0, 1.5, 3.0, np.nan])
     lat = np.array([5.0, 1.0, 6.0, 0.5, 0.1])
     assert pareto_mask(cost, lat).tolist() == [True, True, False, True, False]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(option, min_size=1, max_size=3),
+    st.floats(0.5, 12.0),
+    st.dictionaries(st.sampled_from(["h100", "a100", "l4"]), st.integers(1, 4), min_size=3),
+)
+def test_capped_solver_serves_the_most_the_limits_allow_at_least_cost(options, need, available):
+    """Scarce inventory, one bucket, against enumeration of every fleet within the limits: the
+    largest share of the demand any fleet serves, and the cheapest fleet serving it."""
+    opts = [MixOption(f"o{i}", a, g, p, gp[:1]) for i, (a, g, p, gp) in enumerate(options)]
+    ranges = [range(available[o.accelerator] // o.gpus + 1) for o in opts]
+    fleets = []
+    for counts in itertools.product(*ranges):
+        used: dict[str, int] = {}
+        for n, o in zip(counts, opts, strict=True):
+            used[o.accelerator] = used.get(o.accelerator, 0) + n * o.gpus
+        if all(v <= available[k] for k, v in used.items()):
+            capacity = sum(n * o.goodput[0] for n, o in zip(counts, opts, strict=True))
+            cost = sum(n * o.cost_per_hour for n, o in zip(counts, opts, strict=True))
+            fleets.append((min(capacity / need, 1.0), cost))
+    best_share = max(share for share, _ in fleets)
+    mix = capped_solver(np.array([need]), available, None)(opts)
+    if best_share <= 0:
+        assert mix is None
+        return
+    assert served_share(mix, np.array([need])) == pytest.approx(best_share, rel=1e-5)
+    cheapest = min(cost for share, cost in fleets if share >= best_share * (1 - 1e-5))
+    assert mix.cost_per_hour == pytest.approx(cheapest, rel=1e-6)
+    for acc, used in mix.gpus_by_accelerator().items():
+        assert used <= available[acc]

@@ -202,7 +202,8 @@ def test_plan_human_output(store):
             "SLO unreachable: TTFT p99 <= 5 ms is below what any allowed accelerator reaches",
         ),
         (
-            ["--model", "llama-3.1-8b", *SLOS, "--accelerators", "h100", "--available", "h100=1"],
+            ["--model", "llama-3.1-8b", *SLOS, "--accelerators", "h100", "--available", "h100=1"]
+            + ["--strict"],
             "availability too low for the peak: h100=1 GPUs serve at most",
         ),
         (
@@ -220,6 +221,37 @@ def test_infeasible_requests_explain_the_binding_constraint(store, args, reason)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert pytest.importorskip("re").search(reason, lines[0]), lines[0]
+
+
+def test_scarce_inventory_plans_the_best_it_allows_and_says_it_falls_short(store, tmp_path):
+    """--available h100=1 against a 5 req/s peak: exit 0 with the best one-GPU plan, a warning
+    with what it serves and what its schedule held on the replay, every policy within the one
+    GPU, and a sentence that claims no target it misses (--strict refuses: test above)."""
+    out = tmp_path / "PLAN.json"
+    args = ["--accelerators", "h100", "--available", "h100=1", "--out", str(out)]
+    result = run_plan(store, *args)
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(out.read_text())
+    short, rec = plan["recommended"]["shortfall"], plan["recommended"]
+    assert short["available"] == {"h100": 1} and short["servable_rps"] < short["peak_rps"]
+    assert sum(g["gpus"] for g in rec["replicas"]) <= 1
+    assert max(row["replicas"] for row in plan["schedule"]) <= 1
+    capacity = sum(g["count"] * g["goodput_rps"] for g in rec["replicas"])
+    assert short["servable_rps"] == pytest.approx(capacity, rel=1e-3)
+    assert short["served_share"] == pytest.approx(short["servable_rps"] / short["peak_rps"], 1e-3)
+    window = plan["replay"]["window"]
+    hours = (window["end_s"] - window["start_s"]) / 3600
+    held = plan["replay"]["schedule"]["slo_attainment"]
+    for policy in ("schedule", "static_peak", "reactive"):
+        assert plan["replay"][policy]["gpu_hours"] <= hours + 1e-3
+    assert held < plan["slo"]["attainment"]
+    [warning] = [w for w in plan["warnings"] if w.startswith("availability too low")]
+    assert f"warning: {warning}" in result.stderr.splitlines()
+    assert f"serve at most {short['servable_rps']:.3g} of the {short['peak_rps']:.3g}" in warning
+    assert f"its schedule held {held:.1%}" in warning and "--strict refuses" in warning
+    assert not any("points below" in w for w in plan["warnings"]), "one warning, not two"
+    assert "sized to hold" not in rec["sentence"]
+    assert "the most the available GPUs (h100=1) allow" in rec["sentence"]
 
 
 def _check_pools_agree(plan: dict) -> dict:

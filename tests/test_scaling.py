@@ -13,6 +13,7 @@ from planner.scaling.delay import default_delay, measured_delay
 from planner.scaling.demand import demand_series, forecast_demand
 from planner.scaling.replay import (
     ReplicaPlan,
+    max_replicas,
     reactive_timeline,
     ready_from_requested,
     replay,
@@ -260,3 +261,27 @@ def test_plan_interval_errors_name_the_plan_option(db_path):
         with pytest.raises(PlannerError, match=f"^--interval {interval}: a day is not a whole"):
             forecast_demand(con, demand, 6, 3)
     con.close()
+
+
+def test_schedule_runs_the_most_the_limits_allow_when_they_cannot_serve_the_peak():
+    """H100 at 2 req/s and L4 pairs at 0.5 with h100=2, l4=4: at most 5 req/s; a 9 req/s peak
+    gets that fleet (2 H100 + 2 L4 pairs) at every interval it cannot serve, a 3 req/s interval
+    the cheapest fleet covering it."""
+    sched = build_schedule(
+        np.arange(3) * 600.0,
+        np.array([3.0, 9.0, 9.0]),
+        [H100, L4],
+        600.0,
+        0.0,
+        {"h100": 2, "l4": 4},
+    )
+    assert sched.counts.tolist() == [[1, 2], [2, 2], [2, 2]]
+    assert (sched.counts[:, 0] <= 2).all() and (2 * sched.counts[:, 1] <= 4).all()
+
+
+def test_hpa_max_replicas_share_the_available_gpus():
+    """Two H100 deployments at 3 and 1 replicas on h100=8: maxReplicas 6 and 2 (their shares of
+    the GPUs), never below the peak count; no limit where the accelerator has none."""
+    other = Deployment(MixOption("h100-tp1-b", "h100", 1, 12.29, (2.0,)), 0, "all")
+    assert max_replicas([H100, other, L4], np.array([3, 1, 2]), {"h100": 8}) == [6, 2, None]
+    assert max_replicas([H100, other], np.array([3, 1]), {"h100": 2}) == [3, 1]

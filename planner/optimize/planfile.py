@@ -36,7 +36,11 @@ contract between planner/optimize and planner/report) is::
         "cost_per_hour": 8.97,                      // peak fleet: every replica above running
         "scheduled_cost_per_hour": 7.1,             // mean over the horizon under the schedule
         "cost_per_month": 5183.0,                   // scheduled_cost_per_hour x 730: the bill
-        "cost_per_mtok": 0.41                       // scheduled cost / tokens at forecast_mean_rps
+        "cost_per_mtok": 0.41,                      // scheduled cost / tokens at forecast_mean_rps
+        "shortfall": {"available": {"h100": 2},     // only when --available is too low for the
+                      "peak_rps": 5.2,              // peak (without --strict): the plan is the
+                      "servable_rps": 3.1,          // best fleet the GPUs allow, short of the
+                      "served_share": 0.596}        // target; a warning says so
       },
       "warnings": [                            // what the plan must not leave unsaid (printed
                                                // on stderr, shown on the report's first page):
@@ -251,6 +255,7 @@ class Recommended(_Model):
     scheduled_cost_per_hour: float
     cost_per_month: float
     cost_per_mtok: float
+    shortfall: dict[str, Any] | None = None
 
 
 class Alternative(_Model):

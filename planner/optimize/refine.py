@@ -16,7 +16,7 @@ from planner.errors import PlannerError
 from planner.optimize.candidates import Candidate
 from planner.optimize.goodput import MAX_POOL, Evaluation, GoodputEvaluator
 from planner.optimize.infeasible import check_mix
-from planner.optimize.mix import Mix, MixOption, solve_mix
+from planner.optimize.mix import Mix, MixOption, max_servable_scale, solve_mix
 
 REFINE_ROUNDS = 6
 TOP_UP_LIMIT = 64
@@ -56,6 +56,30 @@ def mix_solver(
         return solve_mix(options, demand, limits, budget_per_hour)
 
     return solve
+
+
+def capped_solver(
+    demand: np.ndarray, limits: Mapping[str, int] | None, budget_per_hour: float | None
+) -> Solver:
+    """The least-cost mix serving the largest share of `demand` the limits allow (scarce
+    inventory: the best plan there is, short of the peak); None when they allow nothing."""
+
+    def solve(options: list[MixOption]) -> Mix | None:
+        """Solve for the servable share of the demand at these goodputs."""
+        scale = min(max_servable_scale(options, demand, limits, budget_per_hour), 1.0)
+        if scale <= 0:
+            return None
+        return solve_mix(options, demand * scale * (1 - 1e-6), limits, budget_per_hour)
+
+    return solve
+
+
+def served_share(mix: Mix, demand: np.ndarray) -> float:
+    """The share of `demand` the mix serves in its tightest bucket (at most 1)."""
+    need = np.asarray(demand, dtype=float)
+    capacity = mix.capacity()
+    shares = [capacity[b] / need[b] for b in range(len(need)) if need[b] > 0]
+    return min(min(shares, default=1.0), 1.0)
 
 
 def refined_mix(

@@ -34,17 +34,26 @@ def sentence(
     targets: Targets,
     single: SingleAccelerator | None,
     replayed: float,
+    shortfall: dict | None = None,
 ) -> str:
     """The one-sentence recommendation finance reads first (`cost`: the recommended block,
     `single`: the best single-accelerator alternative, if any; `replayed`: the share of
-    held-back requests the schedule kept within the SLO on the replay)."""
+    held-back requests the schedule kept within the SLO on the replay; `shortfall`: what the
+    available GPUs fall short of, when they do)."""
     fleet = " + ".join(label(g) for g in groups)
     slo = targets.describe().replace("<=", "≤")
+    target = f"{slo} for {percent(targets.attainment)} of requests"
+    sized = f"sized to hold {target}"
+    if shortfall:
+        sized = (
+            f"the most the available GPUs ({_given(shortfall)}) allow, serving "
+            f"{shortfall['servable_rps']:.3g} of the {shortfall['peak_rps']:.3g} req/s peak, "
+            f"short of {target}"
+        )
     text = (
         f"Run {fleet} for {model} on {engine} at the forecast peak, scaled by the schedule: "
         f"${cost['cost_per_month']:,.0f}/month, ${cost['cost_per_mtok']:,.2f} per 1M tokens, "
-        f"sized to hold {slo} for {percent(targets.attainment)} of requests; replayed on the "
-        f"held-back trace, the schedule held {replayed:.1%}."
+        f"{sized}; replayed on the held-back trace, the schedule held {replayed:.1%}."
     )
     if single is None:
         return text
@@ -92,4 +101,21 @@ def context_warning(over: dict, model: str) -> str:
     return (
         f"{over_text(over)} exceed {model}'s {over['max_context']:,}-token context: left out "
         "of sizing and replay, as a serving engine refuses them (--strict refuses the trace)"
+    )
+
+
+def _given(shortfall: dict) -> str:
+    """'h100=4' of a shortfall's available GPUs."""
+    return ", ".join(f"{k}={v}" for k, v in shortfall["available"].items())
+
+
+def shortfall_warning(shortfall: dict, attainment: float, replayed: float) -> str:
+    """The warning when --available is too low for the peak and the plan is the best it
+    allows: what it serves and what its schedule held on the replay."""
+    return (
+        f"availability too low for the peak: {_given(shortfall)} GPUs serve at most "
+        f"{shortfall['servable_rps']:.3g} of the {shortfall['peak_rps']:.3g} req/s peak; the "
+        f"plan is the best they allow and does not meet the target: its schedule held "
+        f"{replayed:.1%} of requests within the SLO on the held-back replay (target "
+        f"{percent(attainment)}); --strict refuses instead"
     )

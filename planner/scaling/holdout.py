@@ -77,7 +77,15 @@ def replay_holdout(
         "schedule": schedule_timeline(sched, start_s, end_s),
         "static_peak": static_timeline(peak, start_s, end_s),
         "reactive": reactive_timeline(
-            arrivals, bucket, deployments, peak, sched.counts[0], delay_s, start_s, end_s
+            arrivals,
+            bucket,
+            deployments,
+            peak,
+            sched.counts[0],
+            delay_s,
+            start_s,
+            end_s,
+            available=available,
         ),
     }
     results = {

@@ -12,7 +12,7 @@ per-request latencies of all replicas then give the SLO attainment; the timeline
 GPU-hours, cost, replica starts (cold starts) and scaling actions.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,8 +104,11 @@ def reactive_timeline(
     end_s: float,
     utilisation: float = 0.8,
     step_s: float = GRID_S,
+    available: Mapping[str, int] | None = None,
 ) -> Timeline:
-    """One HPA per deployment on its share of its bucket's arrival rate, with the delay.
+    """One HPA per deployment on its share of its bucket's arrival rate, with the delay; with
+    `available` GPUs per accelerator, each HPA's maxReplicas keeps its share of them (its share
+    of that accelerator's GPUs in the peak fleet, never below its peak count).
 
     The per-replica target is `utilisation` × one replica's goodput: what a single-pod load
     test measures, the usual way an AverageValue target is set. (The peak fleet's per-replica
@@ -116,16 +119,43 @@ def reactive_timeline(
     grid = _grid(start_s, end_s, step_s)
     shares = capacity_shares(deployments, peak_counts)
     requested = np.zeros((len(grid), len(deployments)), dtype=np.int64)
+    ceiling = max_replicas(deployments, peak_counts, available)
     for j, dep in enumerate(deployments):
         if shares[j] <= 0:
             continue
-        config = HpaConfig(target_rps=dep.goodput_at(1) * utilisation / shares[j])
+        config = HpaConfig(
+            target_rps=dep.goodput_at(1) * utilisation / shares[j], max_replicas=ceiling[j]
+        )
         times, counts = hpa_replicas(
             arrivals[bucket == dep.bucket], start_s, end_s, config, int(initial[j])
         )
         rows = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, len(times) - 1)
         requested[:, j] = counts[rows]
     return Timeline(start_s, step_s, requested, ready_from_requested(requested, delay_s, step_s))
+
+
+def max_replicas(
+    deployments: Sequence[Deployment],
+    peak_counts: np.ndarray,
+    available: Mapping[str, int] | None,
+) -> list[int | None]:
+    """Each deployment's HPA maxReplicas within `available` GPUs per accelerator (None: no
+    limit): its share of the accelerator's GPUs in the peak fleet, at least its peak count."""
+    gpus = np.array([d.option.gpus for d in deployments]) * np.asarray(peak_counts)
+    out: list[int | None] = []
+    for j, dep in enumerate(deployments):
+        limit = (available or {}).get(dep.option.accelerator)
+        if limit is None:
+            out.append(None)
+            continue
+        same = sum(
+            g
+            for d, g in zip(deployments, gpus, strict=True)
+            if d.option.accelerator == dep.option.accelerator
+        )
+        share = gpus[j] / same if same > 0 else 0.0
+        out.append(max(int(limit * share // dep.option.gpus), int(peak_counts[j])))
+    return out
 
 
 def route(

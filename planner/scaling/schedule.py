@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.optimize.mix import MixOption, solve_mix
+from planner.optimize.mix import MixOption, max_servable_scale, solve_mix
 
 QUANTUM_PER_REPLICA = 32
 
@@ -115,6 +115,22 @@ def deployments_of(
     )
 
 
+def _level_options(
+    deployments: Sequence[Deployment], rates: np.ndarray, n_b: int
+) -> list[MixOption]:
+    """The deployments as mix options with goodput `rates`, each on its own bucket only."""
+    return [
+        MixOption(
+            d.label,
+            d.option.accelerator,
+            d.option.gpus,
+            d.option.cost_per_hour,
+            tuple(float(r) if b == d.bucket else 0.0 for b in range(n_b)),
+        )
+        for d, r in zip(deployments, rates, strict=True)
+    ]
+
+
 def _solve_levels(
     deployments: Sequence[Deployment],
     goodput: np.ndarray,
@@ -125,19 +141,22 @@ def _solve_levels(
     n_b = levels.shape[1]
     out = []
     for level, rates in zip(levels, goodput, strict=True):
-        options = [
-            MixOption(
-                d.label,
-                d.option.accelerator,
-                d.option.gpus,
-                d.option.cost_per_hour,
-                tuple(float(r) if b == d.bucket else 0.0 for b in range(n_b)),
-            )
-            for d, r in zip(deployments, rates, strict=True)
-        ]
-        mix = solve_mix(options, level, available)
-        out.append(mix.counts.sum(axis=1) if mix is not None else np.full(len(options), -1))
+        mix = solve_mix(_level_options(deployments, rates, n_b), level, available)
+        out.append(mix.counts.sum(axis=1) if mix is not None else np.full(len(rates), -1))
     return np.array(out, dtype=int).reshape(len(levels), len(deployments))
+
+
+def _most_allowed(
+    deployments: Sequence[Deployment],
+    rates: np.ndarray,
+    peak: np.ndarray,
+    available: Mapping[str, int] | None,
+) -> np.ndarray:
+    """Counts serving the largest share of `peak` the limits allow (scarce inventory)."""
+    options = _level_options(deployments, rates, len(peak))
+    scale = min(max_servable_scale(options, peak, available), 1.0)
+    mix = solve_mix(options, peak * scale * (1 - 1e-6), available) if scale > 0 else None
+    return mix.counts.sum(axis=1) if mix is not None else np.zeros(len(rates), dtype=int)
 
 
 def need_per_interval(
@@ -150,7 +169,7 @@ def need_per_interval(
     Demand is rounded up to 1/QUANTUM_PER_REPLICA of the smallest replica's goodput (capped at
     the horizon peak) so that the MILP is solved once per distinct level, not per interval;
     every bucket with any demand keeps at least one replica. A level the limits cannot serve
-    gets the peak fleet.
+    gets the peak fleet, or the most the limits allow when they cannot serve the peak either.
     """
     demand = np.atleast_2d(np.asarray(demand, dtype=float))
     n_b = demand.shape[1]
@@ -178,6 +197,8 @@ def need_per_interval(
     )
     counts = _solve_levels(deployments, scaled, unique, available)
     fleet = _solve_levels(deployments, at_peak[:1], peak[None, :], available)[0]
+    if (fleet < 0).any():
+        fleet = _most_allowed(deployments, at_peak[0], peak, available)
     counts = np.where((counts < 0).any(axis=1, keepdims=True), fleet, counts)
     return counts[np.ravel(inverse)]
 
