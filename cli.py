@@ -998,10 +998,21 @@ def plan(
         bool,
         typer.Option(
             "--strict",
-            help="Refuse a trace with requests longer than the model's context (default: plan "
-            "without them, with a warning).",
+            help="Refuse a trace with requests longer than the model's context, and --available "
+            "too low for the peak (default: plan without them / the best the GPUs allow, with "
+            "a warning).",
         ),
     ] = False,
+    energy_price: Annotated[
+        float | None,
+        typer.Option(
+            help="Electricity price in US$ per kWh for the energy figures [default: 0.10]."
+        ),
+    ] = None,
+    power_budget: Annotated[
+        float | None,
+        typer.Option(help="Most power the peak fleet may draw at TDP, in kW, e.g. 40."),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write PLAN.json here.")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Write the plan's tables here.")] = None,
     report_file: Annotated[
@@ -1033,6 +1044,8 @@ def plan(
         db=str(db_path),
         engine=engine,
         strict=strict,
+        energy_price=energy_price,
+        power_budget=power_budget,
     )
     artefacts = Artefacts(plan_json=out, tables_dir=csv, report=report_file)
     with progress(not json_out) as bar:
@@ -1108,6 +1121,13 @@ def print_plan(result: "PlanFile") -> None:
     )
     if replay.verdict is not None:
         typer.echo(replay.verdict.sentence)
+    if result.energy:
+        e = result.energy
+        typer.echo(
+            f"energy: {e['kwh_per_month']:,.0f} kWh/month, ${e['cost_per_month']:,.0f}/month at "
+            f"${e['price_per_kwh']:g}/kWh (board power: mean {e['mean_power_kw']:,.2f} kW, "
+            f"peak fleet {e['peak_power_kw']:,.2f} kW at TDP; busy {e['busy_share']:.0%})"
+        )
     typer.echo(
         f"{search.candidates} candidate plans, {search.simulated} simulated, "
         f"{search.seconds:.1f} s; provisioning delay {result.provisioning_delay_s:.0f} s "

@@ -43,6 +43,7 @@ from planner.errors import PlannerError
 from planner.forecast.series import format_duration, parse_duration
 from planner.optimize.candidates import Candidate, Enumeration, Targets, enumerate_candidates
 from planner.optimize.costing import per_month, per_mtok, rounded
+from planner.optimize.energy import energy_block, parse_energy_price, parse_power_budget
 from planner.optimize.frontier import frontier_rows
 from planner.optimize.goodput import (
     GoodputEvaluator,
@@ -103,7 +104,9 @@ class PlanOptions:
 
     `db` is the store's path as PLAN.json records it (and the store `plan_to_artefacts`
     opens; "" for the default store). `strict` refuses a trace with requests longer than the
-    model's context instead of planning without them.
+    model's context instead of planning without them, and --available GPUs too few for the
+    peak instead of planning the best they allow. `energy_price` is US$ per kWh (default:
+    planner/optimize/energy.py), `power_budget` the kW the peak fleet may draw at TDP.
     """
 
     trace: str
@@ -123,12 +126,14 @@ class PlanOptions:
     db: str = ""
     engine: str = DEFAULT_ENGINE
     strict: bool = False
+    energy_price: float | None = None
+    power_budget: float | None = None
 
 
 @dataclass(frozen=True)
 class Setting:
-    """The options resolved: SLOs, trace (and how it was read), prices, limits, model card and
-    engine."""
+    """The options resolved: SLOs, trace (and how it was read), prices, limits, model card,
+    engine, requests over its context, power budget and energy price."""
 
     slos: list[Slo]
     targets: Targets
@@ -141,6 +146,8 @@ class Setting:
     profile: EngineProfile
     read_options: dict | None
     over_context: dict | None
+    power_kw: float | None
+    energy_price: tuple[float, str]
 
 
 @dataclass(frozen=True)
@@ -234,6 +241,8 @@ def _setting(con: duckdb.DuckDBPyConnection, opts: PlanOptions) -> Setting:
     accs = [get_accelerator(a, catalog) for a in (opts.accelerators or DEFAULT_ACCELERATORS)]
     limits = parse_available(opts.available, catalog)
     budget_per_hour = parse_budget(opts.budget)
+    power_kw = parse_power_budget(opts.power_budget)
+    energy_price = parse_energy_price(opts.energy_price)
     card = load_card(opts.model)
     profile = load_engine(opts.engine)
     read = trace_read_options(con, info.id)
@@ -245,7 +254,19 @@ def _setting(con: duckdb.DuckDBPyConnection, opts: PlanOptions) -> Setting:
             "a serving engine refuses them"
         )
     return Setting(
-        slo_list, targets, info, catalog, accs, limits, budget_per_hour, card, profile, read, over
+        slo_list,
+        targets,
+        info,
+        catalog,
+        accs,
+        limits,
+        budget_per_hour,
+        card,
+        profile,
+        read,
+        over,
+        power_kw,
+        energy_price,
     )
 
 
@@ -360,9 +381,10 @@ def _choose(
     refine = partial(refined_mix, options=options, cands=cands, pools=pools, evaluator=r.evaluator)
     servable = 1.0 if opts.strict else max_servable_scale(options, need, s.limits)
     if 0 < servable < 1:
-        mix = refine(capped_solver(need, s.limits, s.budget_per_hour), demand=need * servable)
+        capped = capped_solver(need, s.limits, s.budget_per_hour, s.power_kw)
+        mix = refine(capped, demand=need * servable)
     else:
-        mix = refine(mix_solver(need, s.limits, s.budget_per_hour), demand=need)
+        mix = refine(mix_solver(need, s.limits, s.budget_per_hour, s.power_kw), demand=need)
     if mix is None:
         raise PlannerError(f"no mix serves the forecast peak of {r.peak:.3g} req/s")
     single = refine(
@@ -371,6 +393,7 @@ def _choose(
             demand=need,
             available=s.limits,
             budget_per_hour=s.budget_per_hour,
+            power_kw=s.power_kw,
         ),
         demand=need,
     )
@@ -575,6 +598,24 @@ def _cost_blocks(
     }
 
 
+def _energy(s: Setting, c: Chosen, replay: dict) -> dict:
+    """PLAN.json's `energy`: the recommended schedule's electricity, each deployment at the
+    busy share its replay measured."""
+    deps = c.fleet.deployments
+    gpus = np.array([d.option.gpus for d in deps], dtype=float)
+    counts = c.fleet.schedule.counts
+    busy = replay.get("busy_share", {})
+    price, source = s.energy_price
+    return energy_block(
+        mean_gpus=counts.mean(axis=0) * gpus,
+        peak_gpus=counts.max(axis=0) * gpus,
+        tdp_w=np.array([s.catalog[d.option.accelerator].tdp_w for d in deps]),
+        busy_share=np.array([busy.get(d.label, 0.0) for d in deps]),
+        price_per_kwh=price,
+        price_source=source,
+    ) | ({"power_budget_kw": s.power_kw} if s.power_kw is not None else {})
+
+
 def _forecast_block(h: Horizon) -> ForecastBlock:
     """PLAN.json's `forecast`: the trace's rate history and the forecast after it."""
     interval_s = h.demand.interval_s
@@ -630,6 +671,7 @@ def _plan_file(
         **_header(opts, s, h),
         demand=_demand_block(h, r, tail, mean_p50, s.over_context),
         **_cost_blocks(opts, s, r, c, replay, pools, mean_p50, tokens),
+        energy=_energy(s, c, replay),
         frontier=frontier_rows(r.found.evaluations, chosen, bucket_tokens, r.names),
         forecast=_forecast_block(h),
         schedule=c.fleet.schedule.rows(),

@@ -1,11 +1,12 @@
 """Explanations for requests no plan can meet: which constraint binds, and by how much.
 
-Four kinds, each a one-line PlannerError (exit code 1 on the CLI):
+Five kinds, each a one-line PlannerError (exit code 1 on the CLI):
 - model too big: no parallel plan fits in the allowed accelerators' memory;
 - SLO unreachable: even an idle replica of the fastest plan misses the latency target, or
   every simulated plan misses it at a trickle of the trace's rate;
 - availability too low: the allowed GPUs cannot serve the peak demand;
-- budget too low: the cheapest plan serving the peak costs more, with that cheapest budget.
+- budget too low: the cheapest plan serving the peak costs more, with that cheapest budget;
+- power budget too low: below one replica of any plan, or below what serving the peak draws.
 """
 
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,7 @@ from planner.errors import PlannerError
 from planner.optimize.candidates import PP_DEGREES, TP_DEGREES, Bounds, Candidate, Targets
 from planner.optimize.costing import HOURS_PER_MONTH
 from planner.optimize.goodput import Evaluation
-from planner.optimize.mix import MixOption, max_servable_scale, solve_mix
+from planner.optimize.mix import Mix, MixOption, max_servable_scale, solve_mix
 
 
 def check_model_fits(
@@ -81,8 +82,10 @@ def check_mix(
     demand: np.ndarray,
     available: Mapping[str, int] | None,
     budget_per_hour: float | None,
+    power_kw: float | None = None,
 ) -> None:
-    """Availability or budget too low for the peak demand (with the cheapest feasible budget)."""
+    """Availability, budget or power budget too low for the peak demand (with the cheapest
+    feasible budget, or the power the cheapest plan draws)."""
     demand = np.asarray(demand, dtype=float)
     total = float(demand.sum())
     free = solve_mix(options, demand)
@@ -105,6 +108,32 @@ def check_mix(
             f"cheapest plan holding the SLO at the {total:.3g} req/s peak, "
             f"${limited.cost_per_hour * HOURS_PER_MONTH:,.0f}/month ({groups}); the cheapest "
             f"feasible budget is ${np.ceil(limited.cost_per_hour * HOURS_PER_MONTH):,.0f}/month"
+        )
+    if power_kw is not None:
+        check_power(options, demand, available, power_kw, limited)
+
+
+def check_power(
+    options: Sequence[MixOption],
+    demand: np.ndarray,
+    available: Mapping[str, int] | None,
+    power_kw: float,
+    cheapest: Mix,
+) -> None:
+    """Power budget below one replica of any plan, or too low for the peak demand."""
+    lightest = min(options, key=lambda o: o.power_kw)
+    if power_kw < lightest.power_kw:
+        raise PlannerError(
+            f"power budget too low: {power_kw:g} kW is below one replica of any plan; the "
+            f"lightest, {lightest.key}, draws {lightest.power_kw:.3g} kW at TDP"
+        )
+    if solve_mix(options, demand, available, power_kw=power_kw) is None:
+        total = float(np.sum(demand))
+        scale = max_servable_scale(options, demand, available, power_kw=power_kw)
+        raise PlannerError(
+            f"power budget too low for the peak: {power_kw:g} kW at TDP serve at most "
+            f"{scale * total:.3g} of the {total:.3g} req/s peak demand; the cheapest plan "
+            f"holding the SLO there draws {cheapest.power_kw():.3g} kW"
         )
 
 

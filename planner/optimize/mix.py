@@ -4,7 +4,8 @@ Variables x[o, b] = replicas of plan option o serving length bucket b (one bucke
 are not split). Minimise sum(cost_o * x[o, b]) subject to
   sum_o goodput[o, b] * x[o, b] >= demand[b]                 for every bucket b,
   sum_{o on accelerator a} gpus_o * x[o, b] <= available[a]  for every limited accelerator a,
-  sum cost_o * x[o, b] <= budget per hour                    when a budget is given.
+  sum cost_o * x[o, b] <= budget per hour                    when a budget is given,
+  sum power_o * x[o, b] <= power budget (kW at TDP)          when a power budget is given.
 Solved with scipy.optimize.milp (HiGHS); tests/mix_oracle.py solves small instances by
 enumeration, apart from this code, and is the oracle the tests compare it with.
 """
@@ -21,13 +22,15 @@ MIN_DEMAND = 1e-3
 
 @dataclass(frozen=True)
 class MixOption:
-    """A plan as the mix sees it: accelerator, GPUs and price per replica, goodput per bucket."""
+    """A plan as the mix sees it: accelerator, GPUs and price per replica, goodput per bucket,
+    and one replica's power at TDP (kW)."""
 
     key: str
     accelerator: str
     gpus: int
     cost_per_hour: float
     goodput: tuple[float, ...]
+    power_kw: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,10 @@ class Mix:
         """Requests/s the mix serves per bucket."""
         return (_goodput(self.options) * self.counts).sum(axis=0)
 
+    def power_kw(self) -> float:
+        """The mix's power with every replica at TDP."""
+        return float((self.counts.sum(axis=1) * [o.power_kw for o in self.options]).sum())
+
 
 def _demand(demand: Sequence[float] | np.ndarray) -> np.ndarray:
     """Demand per bucket as floats, with rates below MIN_DEMAND req/s treated as none."""
@@ -80,8 +87,10 @@ def _limits(
     available: Mapping[str, int] | None,
     budget_per_hour: float | None,
     buckets: int,
+    power_kw: float | None = None,
 ) -> tuple[list[np.ndarray], list[float]]:
-    """Rows (over flattened x) and right-hand sides of the availability and budget limits."""
+    """Rows (over flattened x) and right-hand sides of the availability, budget and power
+    limits."""
     rows, rhs = [], []
     for acc, limit in (available or {}).items():
         gpus = np.array([o.gpus if o.accelerator == acc else 0 for o in options], dtype=float)
@@ -91,6 +100,9 @@ def _limits(
     if budget_per_hour is not None:
         rows.append(np.repeat([o.cost_per_hour for o in options], buckets).astype(float))
         rhs.append(float(budget_per_hour))
+    if power_kw is not None:
+        rows.append(np.repeat([o.power_kw for o in options], buckets).astype(float))
+        rhs.append(float(power_kw))
     return rows, rhs
 
 
@@ -99,6 +111,7 @@ def solve_mix(
     demand: Sequence[float] | np.ndarray,
     available: Mapping[str, int] | None = None,
     budget_per_hour: float | None = None,
+    power_kw: float | None = None,
 ) -> Mix | None:
     """The least-cost mix serving `demand` (requests/s per bucket), or None if none exists."""
     options = tuple(options)
@@ -113,7 +126,7 @@ def solve_mix(
     for b in range(n_b):
         cover[b, b::n_b] = goodput[:, b]
     constraints = [LinearConstraint(cover, lb=demand * (1 - DEMAND_RTOL), ub=np.inf)]
-    rows, rhs = _limits(options, available, budget_per_hour, n_b)
+    rows, rhs = _limits(options, available, budget_per_hour, n_b, power_kw)
     if rows:
         constraints.append(LinearConstraint(np.array(rows), lb=-np.inf, ub=np.array(rhs)))
     result = milp(
@@ -135,6 +148,7 @@ def max_servable_scale(
     demand: Sequence[float] | np.ndarray,
     available: Mapping[str, int] | None = None,
     budget_per_hour: float | None = None,
+    power_kw: float | None = None,
 ) -> float:
     """Largest s such that s x demand can be served within the limits (how short they fall)."""
     options = tuple(options)
@@ -149,7 +163,7 @@ def max_servable_scale(
         cover[b, b:n_x:n_b] = goodput[:, b]
     cover[:, -1] = -demand
     constraints = [LinearConstraint(cover, lb=0.0, ub=np.inf)]
-    rows, rhs = _limits(options, available, budget_per_hour, n_b)
+    rows, rhs = _limits(options, available, budget_per_hour, n_b, power_kw)
     if rows:
         limits = np.hstack([np.array(rows), np.zeros((len(rows), 1))])
         constraints.append(LinearConstraint(limits, lb=-np.inf, ub=np.array(rhs)))
@@ -166,10 +180,17 @@ def best_single_accelerator(
     demand: Sequence[float] | np.ndarray,
     available: Mapping[str, int] | None = None,
     budget_per_hour: float | None = None,
+    power_kw: float | None = None,
 ) -> Mix | None:
     """The cheapest mix that uses one accelerator type only (what heterogeneity is judged by)."""
     mixes = [
-        solve_mix([o for o in options if o.accelerator == acc], demand, available, budget_per_hour)
+        solve_mix(
+            [o for o in options if o.accelerator == acc],
+            demand,
+            available,
+            budget_per_hour,
+            power_kw,
+        )
         for acc in dict.fromkeys(o.accelerator for o in options)
     ]
     feasible = [m for m in mixes if m is not None]

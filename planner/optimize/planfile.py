@@ -67,6 +67,14 @@ contract between planner/optimize and planner/report) is::
                                                    // this fleet on its p50 schedule and a plan
                                                    // made for the p50 peak (never above p95)
                     "p95_cost_per_month": 5183.0},  // = recommended cost_per_month
+      "energy": {"kwh_per_month": 1020.0,       // the recommended schedule's board power
+                 "cost_per_month": 102.0,       // (no hosts, cooling or PUE) x 730 h: each
+                 "price_per_kwh": 0.1,          // deployment's mean GPUs x TDP x (idle share +
+                 "price_source": "default ...", // (active - idle) x its replayed busy share)
+                 "mean_power_kw": 1.4, "peak_power_kw": 2.1,   // peak: the peak fleet at TDP
+                 "busy_share": 0.42,            // GPU-weighted, from replay.busy_share
+                 "idle_share_of_tdp": 0.2, "active_share_of_tdp": 0.8,
+                 "power_budget_kw": 5.0},       // only with --power-budget
       "frontier": [                            // every evaluated candidate, not only Pareto
         {"id": "h100-tp1-agg-b128", "accelerator": "h100", "tp": 1, "pp": 1, "ep": 1,
          "mode": "aggregated", "pd": null, "max_batch": 128, "gpus": 1, "goodput_rps": 4.1,
@@ -98,6 +106,8 @@ contract between planner/optimize and planner/report) is::
                                "above_requests": 1200, "within_attainment": 0.91,
                                "above_attainment": 0.88}},  // intervals above the forecast
                                                             // quantile vs within it
+        "busy_share": {"h100-tp1-agg-b128": 0.42},  // the schedule's replay: share of each
+                                                    // deployment's ready GPU-time stepping
         "timeline": [{"t": 0, "schedule": 3, "static_peak": 4, "reactive": 2,
                       "demand_rps": 2.5, "forecast_rps": 3.1}]
       },
@@ -364,6 +374,7 @@ class Replay(_Model):
     reactive: PolicyReplay
     verdict: Verdict | None = None
     diagnosis: Diagnosis | None = None
+    busy_share: dict[str, float] | None = None
     timeline: list[dict[str, int | float]]
 
 
@@ -409,6 +420,7 @@ class PlanFile(_Model):
     warnings: list[str] = []
     alternatives: Alternatives
     cost_band: dict[str, float]
+    energy: dict[str, float | str] | None = None
     frontier: list[FrontierPoint]
     forecast: ForecastBlock
     schedule: list[ScheduleRow]

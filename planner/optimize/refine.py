@@ -39,37 +39,50 @@ def mix_options(
         goodput.setdefault(ev.candidate.id, [0.0] * buckets)[ev.bucket] = ev.goodput_rps
         pools[(ev.candidate.id, ev.bucket)] = ev.replicas
     options = [
-        MixOption(key, c.accelerator.id, c.gpus, c.cost_per_hour, tuple(goodput[key]))
+        MixOption(
+            key,
+            c.accelerator.id,
+            c.gpus,
+            c.cost_per_hour,
+            tuple(goodput[key]),
+            c.gpus * c.accelerator.tdp_w / 1000.0,
+        )
         for key, c in cands.items()
     ]
     return options, cands, pools
 
 
 def mix_solver(
-    demand: np.ndarray, limits: Mapping[str, int] | None, budget_per_hour: float | None
+    demand: np.ndarray,
+    limits: Mapping[str, int] | None,
+    budget_per_hour: float | None,
+    power_kw: float | None = None,
 ) -> Solver:
     """The least-cost mix for `demand`; an infeasible one raises the binding constraint."""
 
     def solve(options: list[MixOption]) -> Mix | None:
-        """Explain infeasibility (availability, budget) first, then solve."""
-        check_mix(options, demand, limits, budget_per_hour)
-        return solve_mix(options, demand, limits, budget_per_hour)
+        """Explain infeasibility (availability, budget, power) first, then solve."""
+        check_mix(options, demand, limits, budget_per_hour, power_kw)
+        return solve_mix(options, demand, limits, budget_per_hour, power_kw)
 
     return solve
 
 
 def capped_solver(
-    demand: np.ndarray, limits: Mapping[str, int] | None, budget_per_hour: float | None
+    demand: np.ndarray,
+    limits: Mapping[str, int] | None,
+    budget_per_hour: float | None,
+    power_kw: float | None = None,
 ) -> Solver:
     """The least-cost mix serving the largest share of `demand` the limits allow (scarce
     inventory: the best plan there is, short of the peak); None when they allow nothing."""
 
     def solve(options: list[MixOption]) -> Mix | None:
         """Solve for the servable share of the demand at these goodputs."""
-        scale = min(max_servable_scale(options, demand, limits, budget_per_hour), 1.0)
+        scale = min(max_servable_scale(options, demand, limits, budget_per_hour, power_kw), 1.0)
         if scale <= 0:
             return None
-        return solve_mix(options, demand * scale * (1 - 1e-6), limits, budget_per_hour)
+        return solve_mix(options, demand * scale * (1 - 1e-6), limits, budget_per_hour, power_kw)
 
     return solve
 

@@ -112,6 +112,10 @@ def replay_holdout(
         diagnosis["sentence"],
     )
     out["diagnosis"] = diagnosis
+    out["busy_share"] = {
+        d.label: round(float(x), 4)
+        for d, x in zip(deployments, results["schedule"].busy_share, strict=True)
+    }
     out["timeline"] = timeline_rows(timelines, edges, observed, forecast.level(quantile))
     out["window"] = {
         "start_s": start_s,

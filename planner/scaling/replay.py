@@ -188,8 +188,9 @@ class ReplicaPlan:
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """One policy's replay: SLO attainment and what the fleet cost, and which requests met the
-    SLO (in the workload's order; what the replay's diagnosis splits by interval)."""
+    """One policy's replay: SLO attainment and what the fleet cost; which requests met the SLO
+    (in the workload's order; what the replay's diagnosis splits by interval), and per
+    deployment the share of its ready GPU-time spent stepping (what its power draw follows)."""
 
     slo_attainment: float
     gpu_hours: float
@@ -197,6 +198,7 @@ class ReplayResult:
     replica_starts: int
     scaling_actions: int
     meets: np.ndarray
+    busy_share: np.ndarray
 
     def to_dict(self) -> dict:
         """The PLAN.json replay entry."""
@@ -220,6 +222,7 @@ def replay(
     """Simulate every replica's routed requests and total the policy's cost."""
     dep, slot = route(work.arrival_s, bucket, deployments, timeline)
     meets = np.zeros(work.requests, dtype=bool)
+    busy = np.zeros(len(deployments))
     key = np.where(dep >= 0, dep * (slot.max(initial=0) + 1) + slot, -1)
     order = np.argsort(key, kind="stable")
     keys, first = np.unique(key[order], return_index=True)
@@ -233,18 +236,22 @@ def replay(
         rules = engine_scheduling(plan.table, plan.max_batch)
         result = simulate(sub, plan.table, rules, disagg=plan.disagg)
         meets[rows] = result.meets(slos)
-    return _totals(meets, deployments, timeline)
+        d = int(dep[rows[0]])
+        busy[d] += result.busy_s * deployments[d].option.gpus / sum(plan.disagg or (1,))
+    return _totals(meets, busy, deployments, timeline)
 
 
 def _totals(
-    meets: np.ndarray, deployments: Sequence[Deployment], timeline: Timeline
+    meets: np.ndarray, busy: np.ndarray, deployments: Sequence[Deployment], timeline: Timeline
 ) -> ReplayResult:
-    """Attainment from the per-request mask; GPU-hours, cost, starts, actions from the timeline."""
+    """Attainment from the per-request mask; GPU-hours, cost, starts, actions from the timeline;
+    busy shares from the busy GPU-seconds per deployment over its ready GPU-seconds."""
     hours = timeline.step_s / 3600.0
     gpus = np.array([d.option.gpus for d in deployments])
     prices = np.array([d.option.cost_per_hour for d in deployments])
     req = timeline.requested
     steps = np.diff(req, axis=0)
+    ready = timeline.ready.sum(axis=0) * gpus * timeline.step_s
     return ReplayResult(
         slo_attainment=float(meets.mean()) if len(meets) else 1.0,
         gpu_hours=float((req @ gpus).sum() * hours),
@@ -252,6 +259,7 @@ def _totals(
         replica_starts=int(req[0].sum() + np.clip(steps, 0, None).sum()),
         scaling_actions=int((steps != 0).sum()),
         meets=meets,
+        busy_share=np.clip(np.divide(busy, ready, out=np.zeros_like(busy), where=ready > 0), 0, 1),
     )
 
 

@@ -126,6 +126,7 @@ def _level_options(
             d.option.gpus,
             d.option.cost_per_hour,
             tuple(float(r) if b == d.bucket else 0.0 for b in range(n_b)),
+            d.option.power_kw,
         )
         for d, r in zip(deployments, rates, strict=True)
     ]

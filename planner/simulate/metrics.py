@@ -74,7 +74,8 @@ def percentiles(values: np.ndarray) -> dict[str, float | None]:
 
 @dataclass
 class SimResult:
-    """What each request experienced (ms; inf for requests the plan cannot hold)."""
+    """What each request experienced (ms; inf for requests the plan cannot hold), and the
+    seconds the instances spent stepping, summed over instances (`busy_s`)."""
 
     arrival_s: np.ndarray
     input_tokens: np.ndarray
@@ -89,6 +90,7 @@ class SimResult:
     peak_kv_tokens: int
     kv_budget_tokens: int
     slos: list[Slo] = field(default_factory=list)
+    busy_s: float = 0.0
 
     @property
     def requests(self) -> int:

@@ -237,6 +237,7 @@ class Replica:
         self.n = self.ctx = self.step = self.reserved = self.promised = self.steps = 0
         self.hold = False
         self.preemptions = self.peak_kv = self.served = self.rejected = 0
+        self.busy_ms = 0.0
 
     def push(self, rid: int, t: float) -> None:
         """Request `rid` reaches this instance at time `t` (pushes may come in any order)."""
@@ -433,8 +434,11 @@ class Replica:
         return self.table.decode_run(self.n, self.ctx, k, (until - t) * 1000.0)
 
     def _record(self, k: int, chunks: _Chunks | None, decode_seqs: int, ms: float) -> None:
-        """Append one step (or run of k, or idle gap if k = 0) of `ms` to the log, if kept."""
+        """Append one step (or run of k, or idle gap if k = 0) of `ms` to the log, if kept;
+        count the time spent stepping (what the accelerator's power draw follows)."""
         self.steps += 1
+        if k:
+            self.busy_ms += ms
         if self.log is None:
             return
         c = chunks or _Chunks()

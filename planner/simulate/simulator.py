@@ -127,4 +127,5 @@ def _result(
         peak_kv_tokens=max(r.peak_kv for r in instances),
         kv_budget_tokens=table.kv_budget_tokens,
         slos=slos,
+        busy_s=sum(r.busy_ms for r in instances) / 1000.0,
     )
