@@ -1,7 +1,8 @@
 """Optimizer (SPEC 9): candidate plans, goodput search, Pareto frontier, accelerator mix (and its
 refinement at each group's own size), costing ($/hour, $/month, $/1M tokens), plan file.
 
-The whole planning run (optimizer, then scaling schedule and replay) is `planner.planning`.
+The whole planning run (optimizer, then scaling schedule and replay) is `planner.planning`
+(a package: setting, sizing, assemble).
 """
 
 from planner.optimize.candidates import Candidate, Targets, enumerate_candidates

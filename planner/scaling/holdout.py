@@ -65,36 +65,18 @@ def replay_holdout(
     (PLAN.json's `replay` block), and the tail's requests."""
     interval = tail.demand.interval_s
     start_s, end_s = tail.cutoff * interval, len(tail.demand.rps) * interval
-    work = scaled_workload(con, tail.trace, start_s, end_s, tail.rate_scale)
-    work = work.within_context(tail.max_context)
-    arrivals = work.arrival_s + start_s
-    work = Workload(arrivals, work.input_tokens, work.output_tokens, name=work.name)
+    work = _tail_requests(con, tail, start_s, end_s)
     bucket = np.searchsorted(tail.edges, work.input_tokens, side="left")
     level = demand_by_bucket(forecast.level(quantile), tail.shares)
     sched = build_schedule(forecast.times, level, deployments, interval, delay_s, available)
-    peak = sched.counts.max(axis=0)
-    timelines: dict[str, Timeline] = {
-        "schedule": schedule_timeline(sched, start_s, end_s),
-        "static_peak": static_timeline(peak, start_s, end_s),
-        "reactive": reactive_timeline(
-            arrivals,
-            bucket,
-            deployments,
-            peak,
-            sched.counts[0],
-            delay_s,
-            start_s,
-            end_s,
-            available=available,
-        ),
-    }
+    timelines = policy_timelines(sched, work.arrival_s, bucket, start_s, end_s, available)
     results = {
         name: replay(work, bucket, deployments, replicas, tl, tail.slos)
         for name, tl in timelines.items()
     }
     out: dict = {name: result.to_dict() for name, result in results.items()}
     edges = start_s + interval * np.arange(len(forecast.times) + 1)
-    observed = np.histogram(arrivals, bins=edges)[0] / interval
+    observed = np.histogram(work.arrival_s, bins=edges)[0] / interval
     diagnosis = diagnose(
         tail.sized,
         work,
@@ -124,6 +106,44 @@ def replay_holdout(
         "forecast_method": forecast.method,
     }
     return out, work
+
+
+def policy_timelines(
+    sched: Schedule,
+    arrivals: np.ndarray,
+    bucket: np.ndarray,
+    start_s: float,
+    end_s: float,
+    available: Mapping[str, int] | None,
+) -> dict[str, Timeline]:
+    """The three policies' timelines: the schedule, its peak always on, and the reactive
+    autoscaler starting from the schedule's first counts, all with the schedule's delay."""
+    peak = sched.counts.max(axis=0)
+    reactive = reactive_timeline(
+        arrivals,
+        bucket,
+        sched.deployments,
+        peak,
+        sched.counts[0],
+        sched.delay_s,
+        start_s,
+        end_s,
+        available=available,
+    )
+    return {
+        "schedule": schedule_timeline(sched, start_s, end_s),
+        "static_peak": static_timeline(peak, start_s, end_s),
+        "reactive": reactive,
+    }
+
+
+def _tail_requests(
+    con: duckdb.DuckDBPyConnection, tail: HeldBack, start_s: float, end_s: float
+) -> Workload:
+    """The tail's requests (within the model's context) at their times in the trace."""
+    work = scaled_workload(con, tail.trace, start_s, end_s, tail.rate_scale)
+    work = work.within_context(tail.max_context)
+    return Workload(work.arrival_s + start_s, work.input_tokens, work.output_tokens, work.name)
 
 
 def timeline_rows(
