@@ -29,6 +29,18 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "store.duckdb"
 
 
+def sample_store(db: Path, *samples: str) -> Path:
+    """A store file at `db` holding the embedded `samples` (azure-code, azure-conv)."""
+    from planner.ingest import ingest_sample
+    from planner.store import open_store
+
+    con = open_store(db)
+    for name in samples:
+        ingest_sample(con, name)
+    con.close()
+    return db
+
+
 def invoke(*args: str | Path) -> Result:
     """Run the `planner` CLI in-process (stdout and stderr kept apart)."""
     return CliRunner().invoke(cli.app, [str(a) for a in args])

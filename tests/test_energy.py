@@ -6,15 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import invoke
+from conftest import invoke, sample_store
 
 from planner.costmodel import StepModel, load_catalog
-from planner.ingest import ingest_sample
 from planner.optimize.costing import HOURS_PER_MONTH
 from planner.optimize.energy import ACTIVE_SHARE, IDLE_SHARE, energy_block
 from planner.optimize.mix import MixOption, solve_mix
 from planner.simulate import StepTable, Workload, simulate
-from planner.store import open_store
 
 PLAN = ["--model", "llama-3.1-8b", "--slo", "ttft_p99=1000ms", "--slo", "tpot_p99=50ms"]
 
@@ -22,11 +20,7 @@ PLAN = ["--model", "llama-3.1-8b", "--slo", "ttft_p99=1000ms", "--slo", "tpot_p9
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store holding the embedded azure-code trace."""
-    db = tmp_path_factory.mktemp("energy") / "store.duckdb"
-    con = open_store(db)
-    ingest_sample(con, "azure-code")
-    con.close()
-    return db
+    return sample_store(tmp_path_factory.mktemp("energy") / "store.duckdb", "azure-code")
 
 
 def test_isolated_requests_keep_the_replica_busy_exactly_while_they_run():

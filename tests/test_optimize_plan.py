@@ -5,18 +5,17 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import invoke
+from conftest import invoke, sample_store
 from typer.testing import CliRunner, Result
 
 from cli import app
-from planner.ingest import ingest_sample, sample_path
+from planner.ingest import sample_path
 from planner.optimize import read_plan, write_plan
 from planner.optimize.candidates import Targets
 from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
 from planner.report.narrative import sentence
 from planner.report.render import money, percent
 from planner.simulate import parse_slos
-from planner.store import open_store
 
 SLOS = ["--slo", "ttft_p99=1000ms", "--slo", "tpot_p99=50ms"]
 
@@ -24,11 +23,7 @@ SLOS = ["--slo", "ttft_p99=1000ms", "--slo", "tpot_p99=50ms"]
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store holding the embedded azure-code trace."""
-    db = tmp_path_factory.mktemp("plan") / "store.duckdb"
-    con = open_store(db)
-    ingest_sample(con, "azure-code")
-    con.close()
-    return db
+    return sample_store(tmp_path_factory.mktemp("plan") / "store.duckdb", "azure-code")
 
 
 def run_plan(store: Path, *extra: str) -> Result:
@@ -290,10 +285,7 @@ def test_buckets_keep_a_split_that_costs_less(store, tmp_path):
 def test_buckets_keep_one_pool_when_splitting_costs_more(tmp_path):
     """Azure conversation on L4 (the split was 1.7x dearer, and used to be recommended): one
     pool is kept, and the CLI and the report's first page show every split's cost."""
-    db = tmp_path / "conv.duckdb"
-    con = open_store(db)
-    ingest_sample(con, "azure-conv")
-    con.close()
+    db = sample_store(tmp_path / "conv.duckdb", "azure-conv")
     out, report = tmp_path / "PLAN.json", tmp_path / "report.html"
     result = CliRunner().invoke(
         app,

@@ -6,15 +6,20 @@ diagnosis names the cause it measured (length drift, a burst above the forecast 
 import json
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
-from conftest import invoke, shared_path
+from conftest import invoke, sample_store, shared_path
 from markupsafe import escape
 
+from planner.planning import PlanOptions, make_plan
 from planner.report.narrative import replay_warning
+from planner.scaling import holdout
 from planner.scaling.diagnose import DRIFT_D, diagnose, length_shifts
+from planner.scaling.holdout import replayed_intervals
 from planner.scaling.replay import replay_verdict
 from planner.simulate import Workload
+from planner.store import open_store
 
 RNG_SEED = 11
 
@@ -239,3 +244,50 @@ def test_every_miss_has_a_cause_and_every_hold_none():
         meets = rng.random(n) < rng.choice([0.95, 0.985, 0.99, 0.995, 1.0])
         found = _diagnose(_work(_lognormal(2000, 1000, 1)), replayed, meets, rng.uniform(0.5, 3))
         assert bool(found["causes"]) == (meets.mean() < 0.99), found
+
+
+def test_replayed_intervals_are_the_busiest_that_fit():
+    """All intervals under the budget; over it the busiest in order while they fit, and the
+    busiest always (even alone over the budget)."""
+    counts = np.array([5, 50, 20, 40])
+    assert replayed_intervals(counts, 115).tolist() == [True] * 4
+    assert replayed_intervals(counts, 100).tolist() == [False, True, False, True]
+    assert replayed_intervals(counts, 10).tolist() == [False, True, False, False]
+
+
+def test_a_capped_replay_simulates_the_busiest_intervals_and_bills_the_whole_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Azure code's held-back 20 minutes replayed whole, then with room for one interval's
+    requests: the busiest interval only (its count checked with SQL on the store), the same
+    fleet, GPU-hours and cost for every policy (the timelines do not depend on the sample)."""
+    db = sample_store(tmp_path / "s.duckdb", "azure-code")
+    opts = PlanOptions(
+        "azure-code", "llama-3.1-8b", ["ttft_p99=1000ms"], accelerators=["h100"], db=str(db)
+    )
+
+    def replay_block() -> dict:
+        con = open_store(db, read_only=True)
+        try:
+            return make_plan(con, opts).replay.model_dump()
+        finally:
+            con.close()
+
+    whole = replay_block()
+    window = whole["window"]
+    assert window["replayed_requests"] == window["requests"] and window["replayed_intervals"] == 2
+    monkeypatch.setattr(holdout, "MAX_REPLAY_REQUESTS", 100)
+    capped = replay_block()
+    start, end = window["start_s"], window["end_s"]
+    con = duckdb.connect(str(db), read_only=True)
+    [(busiest,)] = con.sql(
+        f"SELECT max(n) FROM (SELECT floor((arrival_s - {start}) / 600) AS k, count(*) AS n "
+        f"FROM requests WHERE arrival_s >= {start} AND arrival_s < {end} GROUP BY k)"
+    ).fetchall()
+    con.close()
+    assert capped["window"]["replayed_intervals"] == 1
+    assert capped["window"]["replayed_requests"] == busiest < window["requests"]
+    for policy in ("schedule", "static_peak", "reactive"):
+        for key in ("gpu_hours", "cost", "replica_starts", "scaling_actions"):
+            assert capped[policy][key] == whole[policy][key]
+    assert capped["timeline"] == whole["timeline"]

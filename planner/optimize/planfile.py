@@ -109,7 +109,11 @@ contract between planner/optimize and planner/report) is::
         "busy_share": {"h100-tp1-agg-b128": 0.42},  // the schedule's replay: share of each
                                                     // deployment's ready GPU-time stepping
         "timeline": [{"t": 0, "schedule": 3, "static_peak": 4, "reactive": 2,
-                      "demand_rps": 2.5, "forecast_rps": 3.1}]
+                      "demand_rps": 2.5, "forecast_rps": 3.1}],
+        "window": {"start_s": 1800, "end_s": 3000, "requests": 2360,  // the held-back tail
+                   "replayed_requests": 2360,   // simulated: whole intervals, busiest first,
+                   "replayed_intervals": 2,     // at most 200,000 requests (attainment and
+                   "forecast_method": "level"}  // busy shares are of these; costs of all)
       },
       "search": {"candidates": 240, "feasible": 120, "seconds": 12.3}
     }

@@ -7,6 +7,11 @@ the schedule held the SLO and, if not, the lowest higher forecast quantile that 
 replicas; the diagnosis names what made the schedule miss, if it did (length drift, a burst
 above the forecast band, capacity: planner/scaling/diagnose.py); the timeline is the ready
 replicas per policy beside the observed demand.
+
+Every policy's timeline, cost and replica counts cover the whole tail, but the simulator
+replays at most MAX_REPLAY_REQUESTS requests: whole intervals, the busiest first (where an SLO
+is missed), so a tail of 10^7 requests costs what 2 x 10^5 do; PLAN.json's `replay.window`
+says how many requests and intervals were replayed.
 """
 
 from collections.abc import Mapping, Sequence
@@ -30,6 +35,8 @@ from planner.scaling.replay import (
 )
 from planner.scaling.schedule import Deployment, Schedule, build_schedule
 from planner.simulate import Slo, Workload
+
+MAX_REPLAY_REQUESTS = 200_000
 
 
 @dataclass(frozen=True)
@@ -70,22 +77,22 @@ def replay_holdout(
     level = demand_by_bucket(forecast.level(quantile), tail.shares)
     sched = build_schedule(forecast.times, level, deployments, interval, delay_s, available)
     timelines = policy_timelines(sched, work.arrival_s, bucket, start_s, end_s, available)
+    edges = start_s + interval * np.arange(len(forecast.times) + 1)
+    counts = np.histogram(work.arrival_s, bins=edges)[0]
+    observed = counts / interval
+    chosen = replayed_intervals(counts, MAX_REPLAY_REQUESTS)
+    picked, rows = _replayed(work.arrival_s, edges, chosen, next(iter(timelines.values())))
+    sample = Workload(
+        work.arrival_s[picked], work.input_tokens[picked], work.output_tokens[picked], work.name
+    )
     results = {
-        name: replay(work, bucket, deployments, replicas, tl, tail.slos)
+        name: replay(sample, bucket[picked], deployments, replicas, tl, tail.slos, rows)
         for name, tl in timelines.items()
     }
     out: dict = {name: result.to_dict() for name, result in results.items()}
-    edges = start_s + interval * np.arange(len(forecast.times) + 1)
-    observed = np.histogram(work.arrival_s, bins=edges)[0] / interval
+    band, meets = forecast.level(quantile), results["schedule"].meets
     diagnosis = diagnose(
-        tail.sized,
-        work,
-        results["schedule"].meets,
-        edges,
-        observed,
-        forecast.level(quantile),
-        tail.attainment,
-        quantile,
+        tail.sized, sample, meets, edges, observed, band, tail.attainment, quantile
     )
     out["verdict"] = replay_verdict(
         out,
@@ -98,14 +105,39 @@ def replay_holdout(
         d.label: round(float(x), 4)
         for d, x in zip(deployments, results["schedule"].busy_share, strict=True)
     }
-    out["timeline"] = timeline_rows(timelines, edges, observed, forecast.level(quantile))
+    out["timeline"] = timeline_rows(timelines, edges, observed, band)
     out["window"] = {
         "start_s": start_s,
         "end_s": end_s,
         "requests": work.requests,
+        "replayed_requests": sample.requests,
+        "replayed_intervals": int(chosen.sum()),
         "forecast_method": forecast.method,
     }
     return out, work
+
+
+def replayed_intervals(counts: np.ndarray, budget: int) -> np.ndarray:
+    """Which intervals of the tail the simulator replays: all while their requests fit in
+    `budget`, else the busiest that fit (the busiest always; where an SLO is missed), so the
+    replay's time and memory stay bounded on traces of 10^8 requests."""
+    order = np.argsort(-np.asarray(counts), kind="stable")
+    fits = np.cumsum(np.asarray(counts)[order]) <= budget
+    fits[0] = True
+    chosen = np.zeros(len(counts), dtype=bool)
+    chosen[order[fits]] = True
+    return chosen
+
+
+def _replayed(
+    arrivals: np.ndarray, edges: np.ndarray, chosen: np.ndarray, grid: Timeline
+) -> tuple[np.ndarray, np.ndarray]:
+    """The requests in the `chosen` intervals (between `edges`), and the grid rows in them."""
+    last = len(chosen) - 1
+    picked = chosen[np.clip(np.searchsorted(edges, arrivals, side="right") - 1, 0, last)]
+    times = grid.start_s + grid.step_s * np.arange(len(grid.ready))
+    rows = chosen[np.clip(np.searchsorted(edges, times, side="right") - 1, 0, last)]
+    return picked, rows
 
 
 def policy_timelines(

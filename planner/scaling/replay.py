@@ -218,8 +218,11 @@ def replay(
     replicas: Sequence[ReplicaPlan],
     timeline: Timeline,
     slos: list[Slo],
+    replayed_rows: np.ndarray | None = None,
 ) -> ReplayResult:
-    """Simulate every replica's routed requests and total the policy's cost."""
+    """Simulate every replica's routed requests and total the policy's cost (`replayed_rows`: the
+    timeline's grid rows the requests were drawn from, when only some intervals are replayed;
+    busy shares are of those rows' ready time)."""
     dep, slot = route(work.arrival_s, bucket, deployments, timeline)
     meets = np.zeros(work.requests, dtype=bool)
     busy = np.zeros(len(deployments))
@@ -238,11 +241,15 @@ def replay(
         meets[rows] = result.meets(slos)
         d = int(dep[rows[0]])
         busy[d] += result.busy_s * deployments[d].option.gpus / sum(plan.disagg or (1,))
-    return _totals(meets, busy, deployments, timeline)
+    return _totals(meets, busy, deployments, timeline, replayed_rows)
 
 
 def _totals(
-    meets: np.ndarray, busy: np.ndarray, deployments: Sequence[Deployment], timeline: Timeline
+    meets: np.ndarray,
+    busy: np.ndarray,
+    deployments: Sequence[Deployment],
+    timeline: Timeline,
+    replayed_rows: np.ndarray | None = None,
 ) -> ReplayResult:
     """Attainment from the per-request mask; GPU-hours, cost, starts, actions from the timeline;
     busy shares from the busy GPU-seconds per deployment over its ready GPU-seconds."""
@@ -251,7 +258,9 @@ def _totals(
     prices = np.array([d.option.cost_per_hour for d in deployments])
     req = timeline.requested
     steps = np.diff(req, axis=0)
-    ready = timeline.ready.sum(axis=0) * gpus * timeline.step_s
+    rows = replayed_rows if replayed_rows is not None else slice(None)
+    ready = timeline.ready[rows].sum(axis=0)
+    ready = ready * gpus * timeline.step_s
     return ReplayResult(
         slo_attainment=float(meets.mean()) if len(meets) else 1.0,
         gpu_hours=float((req @ gpus).sum() * hours),
