@@ -136,7 +136,8 @@ def plan_pools(
     progress: Callable[[str], None] | None,
 ) -> tuple[Searched, Chosen, list[dict]]:
     """The search and fleet of the cheapest length-pool split on its schedule (one pool
-    unless --buckets finds a split that costs less), and every split's cost for PLAN.json."""
+    unless --buckets finds a split that costs less; with too few GPUs, the split serving the
+    most first), and every split's cost for PLAN.json."""
     sample = _sample(con, s, h)
     planned: list[tuple[Searched, Chosen]] = []
     compared = []
@@ -159,7 +160,7 @@ def plan_pools(
                 "cost_per_month": round(per_month(c.fleet.scheduled_cost_per_hour), 2),
             }
         )
-    r, c = min(planned, key=lambda rc: rc[1].fleet.scheduled_cost_per_hour)
+    r, c = min(planned, key=lambda rc: (-rc[1].served, rc[1].fleet.scheduled_cost_per_hour))
     for row in compared:
         row["chosen"] = row.get("max_input_tokens") == r.edges.tolist()
     return r, c, compared if opts.buckets else []
