@@ -18,6 +18,7 @@ from planner.errors import PlannerError
 from planner.optimize.candidates import PP_DEGREES, TP_DEGREES, Bounds, Candidate, Targets
 from planner.optimize.costing import HOURS_PER_MONTH
 from planner.optimize.goodput import Evaluation
+from planner.optimize.limits import gpus_text
 from planner.optimize.mix import Mix, MixOption, max_servable_scale, solve_mix
 
 
@@ -94,8 +95,7 @@ def check_mix(
     limited = solve_mix(options, demand, available)
     if limited is None:
         scale = max_servable_scale(options, demand, available)
-        given = ", ".join(f"{k}={v}" for k, v in (available or {}).items())
-        need = ", ".join(f"{k}={v}" for k, v in free.gpus_by_accelerator().items())
+        given, need = gpus_text(dict(available or {})), gpus_text(free.gpus_by_accelerator())
         raise PlannerError(
             f"availability too low for the peak: {given} GPUs serve at most "
             f"{scale * total:.3g} of the {total:.3g} req/s peak demand; the cheapest plan "

@@ -32,6 +32,11 @@ def parse_available(spec: str | None, catalog: dict[str, Accelerator]) -> dict[s
     return out
 
 
+def gpus_text(gpus: dict[str, int] | None) -> str:
+    """{'h100': 16, 'l4': 8} -> 'h100=16, l4=8' (as --available takes them)."""
+    return ", ".join(f"{k}={v}" for k, v in (gpus or {}).items())
+
+
 def parse_budget(spec: str | None) -> float | None:
     """'20000/month', '30/hour', '$500/day' -> US$ per hour (a bare number is per month)."""
     if not spec:

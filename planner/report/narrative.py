@@ -4,6 +4,7 @@ warnings the plan must not leave unsaid (PLAN.json's `warnings`, on stderr and p
 
 from planner.optimize.candidates import Targets
 from planner.optimize.costing import saving
+from planner.optimize.limits import gpus_text
 from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
 from planner.simulate import over_text
 
@@ -46,7 +47,7 @@ def sentence(
     sized = f"sized to hold {target}"
     if shortfall:
         sized = (
-            f"the most the available GPUs ({_given(shortfall)}) allow, serving "
+            f"the most the available GPUs ({gpus_text(shortfall['available'])}) allow, serving "
             f"{shortfall['servable_rps']:.3g} of the {shortfall['peak_rps']:.3g} req/s peak, "
             f"short of {target}"
         )
@@ -104,16 +105,12 @@ def context_warning(over: dict, model: str) -> str:
     )
 
 
-def _given(shortfall: dict) -> str:
-    """'h100=4' of a shortfall's available GPUs."""
-    return ", ".join(f"{k}={v}" for k, v in shortfall["available"].items())
-
-
 def shortfall_warning(shortfall: dict, attainment: float, replayed: float) -> str:
     """The warning when --available is too low for the peak and the plan is the best it
     allows: what it serves and what its schedule held on the replay."""
     return (
-        f"availability too low for the peak: {_given(shortfall)} GPUs serve at most "
+        f"availability too low for the peak: {gpus_text(shortfall['available'])} GPUs serve "
+        "at most "
         f"{shortfall['servable_rps']:.3g} of the {shortfall['peak_rps']:.3g} req/s peak; the "
         f"plan is the best they allow and does not meet the target: its schedule held "
         f"{replayed:.1%} of requests within the SLO on the held-back replay (target "
