@@ -260,24 +260,28 @@ def test_a_capped_replay_simulates_the_busiest_intervals_and_bills_the_whole_tai
 ) -> None:
     """Azure code's held-back 20 minutes replayed whole, then with room for one interval's
     requests: the busiest interval only (its count checked with SQL on the store), the same
-    fleet, GPU-hours and cost for every policy (the timelines do not depend on the sample)."""
+    fleet, GPU-hours and cost for every policy (the timelines do not depend on the sample),
+    and a sentence that says what was replayed."""
     db = sample_store(tmp_path / "s.duckdb", "azure-code")
     opts = PlanOptions(
         "azure-code", "llama-3.1-8b", ["ttft_p99=1000ms"], accelerators=["h100"], db=str(db)
     )
 
-    def replay_block() -> dict:
+    def planned() -> dict:
         con = open_store(db, read_only=True)
         try:
-            return make_plan(con, opts).replay.model_dump()
+            return make_plan(con, opts).to_dict()
         finally:
             con.close()
 
-    whole = replay_block()
+    first = planned()
+    whole = first["replay"]
     window = whole["window"]
+    assert "replayed on the held-back trace, the schedule held" in first["recommended"]["sentence"]
     assert window["replayed_requests"] == window["requests"] and window["replayed_intervals"] == 2
     monkeypatch.setattr(holdout, "MAX_REPLAY_REQUESTS", 100)
-    capped = replay_block()
+    capped_plan = planned()
+    capped = capped_plan["replay"]
     start, end = window["start_s"], window["end_s"]
     con = duckdb.connect(str(db), read_only=True)
     [(busiest,)] = con.sql(
@@ -291,3 +295,8 @@ def test_a_capped_replay_simulates_the_busiest_intervals_and_bills_the_whole_tai
         for key in ("gpu_hours", "cost", "replica_starts", "scaling_actions"):
             assert capped[policy][key] == whole[policy][key]
     assert capped["timeline"] == whole["timeline"]
+    assert (
+        f"replayed on the busiest intervals of the held-back trace ({busiest:,} of its "
+        f"{window['requests']:,} requests), the schedule held "
+        f"{capped['schedule']['slo_attainment']:.1%}." in capped_plan["recommended"]["sentence"]
+    )

@@ -33,6 +33,7 @@ from planner.planning.sizing import Chosen, Searched
 from planner.report.narrative import (
     context_warning,
     replay_warning,
+    replayed_where,
     sentence,
     shortfall_warning,
 )
@@ -149,7 +150,10 @@ def _cost_blocks(
         )
     replayed = replay["schedule"]["slo_attainment"]
     short = _shortfall(s, r, c)
-    words = sentence(s.card.id, s.profile.name, groups, costs, s.targets, single, replayed, short)
+    where = replayed_where(replay["window"])
+    words = sentence(
+        s.card.id, s.profile.name, groups, costs, s.targets, single, replayed, short, where
+    )
     cause = replay["diagnosis"]["sentence"]
     warnings = [
         w

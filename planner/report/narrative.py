@@ -9,6 +9,7 @@ from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
 from planner.simulate import over_text
 
 MISMATCH_POINTS = 1.0
+HELD_BACK = "the held-back trace"
 
 
 def percent(share: float) -> str:
@@ -36,11 +37,12 @@ def sentence(
     single: SingleAccelerator | None,
     replayed: float,
     shortfall: dict | None = None,
+    where: str = HELD_BACK,
 ) -> str:
     """The one-sentence recommendation finance reads first (`cost`: the recommended block,
     `single`: the best single-accelerator alternative, if any; `replayed`: the share of
-    held-back requests the schedule kept within the SLO on the replay; `shortfall`: what the
-    available GPUs fall short of, when they do)."""
+    held-back requests the schedule kept within the SLO on the replay of `where`; `shortfall`:
+    what the available GPUs fall short of, when they do)."""
     fleet = " + ".join(label(g) for g in groups)
     slo = targets.describe().replace("<=", "≤")
     target = f"{slo} for {percent(targets.attainment)} of requests"
@@ -54,7 +56,7 @@ def sentence(
     text = (
         f"Run {fleet} for {model} on {engine} at the forecast peak, scaled by the schedule: "
         f"${cost['cost_per_month']:,.0f}/month, ${cost['cost_per_mtok']:,.2f} per 1M tokens, "
-        f"{sized}; replayed on the held-back trace, the schedule held {replayed:.1%}."
+        f"{sized}; replayed on {where}, the schedule held {replayed:.1%}."
     )
     if single is None:
         return text
@@ -78,6 +80,15 @@ def _against_single(groups: list[ReplicaGroup], cost: dict, single: SingleAccele
         f"({single.accelerator}); it is chosen for its cheaper peak fleet "
         f"(${cost['cost_per_hour']:,.2f} vs ${single.cost_per_hour:,.2f} per hour)."
     )
+
+
+def replayed_where(window: dict) -> str:
+    """What the replay simulated: the held-back trace, or its busiest intervals when it was
+    too long to replay whole (`window`: PLAN.json's `replay.window`)."""
+    done, total = window.get("replayed_requests", window["requests"]), window["requests"]
+    if done >= total:
+        return HELD_BACK
+    return f"the busiest intervals of {HELD_BACK} ({done:,} of its {total:,} requests)"
 
 
 def replay_warning(attainment: float, replayed: float, cause: str) -> str | None:
