@@ -143,32 +143,11 @@ def forecast_trace(
         raise PlannerError(_too_short(data, needed, method, end, freq_option))
     tasks = [ForecastTask(sid, data.requests[i], day, h, method) for i, sid in enumerate(data.ids)]
     results = parallel_map(forecast_series, tasks, workers, progress, "forecasting series")
-    failed = next((r for r in results if "error" in r), None)
-    if failed is not None:
-        raise PlannerError(
-            f"--method {method}: cannot forecast series {failed['id']!r} of trace "
-            f"{data.trace!r} ({failed['error']}); use --method auto, which falls back to "
-            f"{FALLBACK_METHOD} where a method cannot fit"
-        )
-    tokens = token_mix(con, data, h)
+    _check_fitted(results, method, data.trace)
     times = (n + np.arange(h)) * data.freq_s
-    out_series, notes = [], []
-    for res in results:
-        q = np.round(res["q"], 3)
-        points = [
-            {"t": float(t), **{k: float(v) for k, v in zip(QUANTILE_NAMES, q[:, i], strict=True)}}
-            for i, t in enumerate(times)
-        ]
-        out_series.append(
-            {
-                "id": res["id"],
-                "method": res["method"],
-                "freq": format_duration(data.freq_s),
-                "points": points,
-                "tokens": tokens.get(res["id"]),
-            }
-        )
-        notes.extend(res["notes"])
+    tokens = token_mix(con, data, h)
+    out_series = [_series_entry(res, times, data.freq_s, tokens) for res in results]
+    notes = [note for res in results for note in res["notes"]]
     if end is not None and end != n * data.freq_s:
         notes.append(f"end {end:g} s rounded down to the interval boundary {n * data.freq_s} s")
     missing = [s["id"] for s in out_series if s["tokens"] is None]
@@ -185,6 +164,33 @@ def forecast_trace(
         "quantiles": list(QUANTILE_NAMES),
         "series": out_series,
         "notes": notes,
+    }
+
+
+def _check_fitted(results: list[dict], method: str, trace: str) -> None:
+    """A method the user named that could not fit a series is a PlannerError naming it."""
+    failed = next((r for r in results if "error" in r), None)
+    if failed is not None:
+        raise PlannerError(
+            f"--method {method}: cannot forecast series {failed['id']!r} of trace "
+            f"{trace!r} ({failed['error']}); use --method auto, which falls back to "
+            f"{FALLBACK_METHOD} where a method cannot fit"
+        )
+
+
+def _series_entry(res: dict, times: np.ndarray, freq_s: int, tokens: dict) -> dict:
+    """One series' entry of the forecast JSON: its quantile points and token mix."""
+    q = np.round(res["q"], 3)
+    points = [
+        {"t": float(t), **{k: float(v) for k, v in zip(QUANTILE_NAMES, q[:, i], strict=True)}}
+        for i, t in enumerate(times)
+    ]
+    return {
+        "id": res["id"],
+        "method": res["method"],
+        "freq": format_duration(freq_s),
+        "points": points,
+        "tokens": tokens.get(res["id"]),
     }
 
 
