@@ -62,7 +62,7 @@ def energy_block(
         g * board_power_kw(t, b) for g, t, b in zip(mean_gpus, tdp_w, busy_share, strict=True)
     )
     kwh = mean_kw * HOURS_PER_MONTH
-    gpu_time = float(np.sum(mean_gpus))
+    gpus = float(np.sum(mean_gpus))
     return {
         "kwh_per_month": round(kwh, 1),
         "cost_per_month": round(kwh * price_per_kwh, 2),
@@ -70,9 +70,7 @@ def energy_block(
         "price_source": price_source,
         "mean_power_kw": round(mean_kw, 3),
         "peak_power_kw": round(float(np.dot(peak_gpus, tdp_w)) / 1000.0, 3),
-        "busy_share": round(float(np.dot(mean_gpus, busy_share)) / gpu_time, 4)
-        if gpu_time
-        else 0.0,
+        "busy_share": round(float(np.dot(mean_gpus, busy_share)) / gpus, 4) if gpus else 0.0,
         "idle_share_of_tdp": IDLE_SHARE,
         "active_share_of_tdp": ACTIVE_SHARE,
     }

@@ -193,13 +193,13 @@ def _energy(s: Setting, c: Chosen, replay: dict) -> dict:
     deps = c.fleet.deployments
     gpus = np.array([d.option.gpus for d in deps], dtype=float)
     counts = c.fleet.schedule.counts
-    busy = replay.get("busy_share", {})
+    busy = replay["busy_share"]
     price, source = s.energy_price
     return energy_block(
         mean_gpus=counts.mean(axis=0) * gpus,
         peak_gpus=counts.max(axis=0) * gpus,
         tdp_w=np.array([s.catalog[d.option.accelerator].tdp_w for d in deps]),
-        busy_share=np.array([busy.get(d.label, 0.0) for d in deps]),
+        busy_share=np.array([busy[d.label] for d in deps]),
         price_per_kwh=price,
         price_source=source,
     ) | ({"power_budget_kw": s.power_kw} if s.power_kw is not None else {})

@@ -234,12 +234,12 @@ def replay(
         if k < 0:
             continue
         rows = order[lo:hi]
-        plan = replicas[int(dep[rows[0]])]
+        d = int(dep[rows[0]])
+        plan = replicas[d]
         sub = Workload(work.arrival_s[rows], work.input_tokens[rows], work.output_tokens[rows])
         rules = engine_scheduling(plan.table, plan.max_batch)
         result = simulate(sub, plan.table, rules, disagg=plan.disagg)
         meets[rows] = result.meets(slos)
-        d = int(dep[rows[0]])
         busy[d] += result.busy_s * deployments[d].option.gpus / sum(plan.disagg or (1,))
     return _totals(meets, busy, deployments, timeline, replayed_rows)
 
@@ -259,8 +259,7 @@ def _totals(
     req = timeline.requested
     steps = np.diff(req, axis=0)
     rows = replayed_rows if replayed_rows is not None else slice(None)
-    ready = timeline.ready[rows].sum(axis=0)
-    ready = ready * gpus * timeline.step_s
+    ready = timeline.ready[rows].sum(axis=0) * gpus * timeline.step_s
     return ReplayResult(
         slo_attainment=float(meets.mean()) if len(meets) else 1.0,
         gpu_hours=float((req @ gpus).sum() * hours),
