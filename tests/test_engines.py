@@ -144,6 +144,34 @@ def test_measured_phase_starts_together_after_the_warm_up() -> None:
     assert min(loose.reqs.arrival[4:]) == pytest.approx(min(loose.reqs.done[:4]))
 
 
+def test_range_ratio_draws_lengths_like_vllm_random_dataset() -> None:
+    """--random-range-ratio 0.8: integer lengths uniform over [0.8 x, 1 x] the nominal ones,
+    both ends reached, mean 0.9 x; 1 keeps every length fixed; a ratio outside [0, 1] fails."""
+    isl, osl = Benchmark(50, 1000, 200, requests=4000, range_ratio=0.8).lengths()
+    for drawn, n in ((isl, 1000), (osl, 200)):
+        assert drawn.min() == int(0.8 * n) and drawn.max() == n
+        assert drawn.mean() == pytest.approx(0.9 * n, rel=0.01)
+        assert len(np.unique(drawn)) == n - int(0.8 * n) + 1
+    fixed = Benchmark(50, 1000, 200, requests=400).lengths()
+    assert set(fixed[0]) == {1000} and set(fixed[1]) == {200}
+    with pytest.raises(PlannerError, match="range ratio"):
+        Benchmark(4, 100, 10, range_ratio=1.5)
+
+
+def test_spread_lengths_break_the_prefill_convoy() -> None:
+    """Four clients, 100 ms per prompt a step carries, 1 ms decodes, a budget that takes all
+    four prompts in one step: with equal lengths the clients that start together finish
+    together and send their prompts into one step again, round after round (every TTFT four
+    prompts long); with lengths spread as InferenceX draws them they drift apart and most
+    prompts share their step with fewer others."""
+    rules = Scheduling(max_seqs=64, token_budget=4000, chunked=False)
+    table = StepTable(FixedSteps(100.0, 1.0))
+    fixed = run_benchmark(table, rules, Benchmark(4, 900, 900, requests=200), 0.0)
+    spread = run_benchmark(table, rules, Benchmark(4, 900, 900, 200, range_ratio=0.8), 0.0)
+    np.testing.assert_allclose(fixed.ttft_ms, 4 * 100.0)
+    assert spread.ttft_ms.mean() < 0.6 * fixed.ttft_ms.mean()
+
+
 def test_single_client_sees_the_bare_steps() -> None:
     """One client: TTFT is the front end plus one prefill step, TPOT one decode step."""
     rules = Scheduling(max_seqs=64, token_budget=8192)

@@ -26,10 +26,15 @@ ROUNDS = 10
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A closed-loop load: clients, lengths (normal spread optional), request counts.
+    """A closed-loop load: clients, lengths (optionally spread), request counts.
 
-    `think_ms` is the clients' mean pause between a response and the next request
-    (exponential; 0 for load generators, which send at once).
+    Lengths are spread either normally (`isl_std`, `osl_std`) or, with a `range_ratio` below 1,
+    the way the random dataset of vLLM's benchmark_serving.py (and the copies SGLang and
+    InferenceX ship) draws them: uniform integers between range_ratio x and 1 x the nominal
+    length. Spread lengths matter beyond their mean: with equal lengths the clients that
+    started together finish together and queue their prompts behind each other again, round
+    after round. `think_ms` is the clients' mean pause between a response and the next
+    request (exponential; 0 for load generators, which send at once).
     """
 
     concurrency: int
@@ -41,6 +46,7 @@ class Benchmark:
     osl_std: float = 0.0
     think_ms: float = 0.0
     seed: int = 0
+    range_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         """Reject loads a load generator would refuse."""
@@ -49,6 +55,8 @@ class Benchmark:
                 raise PlannerError(f"{name} must be at least 1, not {getattr(self, name)}")
         if min(self.requests, self.warmup, self.isl_std, self.osl_std, self.think_ms) < 0:
             raise PlannerError("requests, warm-up, length spreads and think time must be >= 0")
+        if not 0.0 <= self.range_ratio <= 1.0:
+            raise PlannerError(f"range ratio must be within [0, 1], not {self.range_ratio}")
 
     @property
     def measured(self) -> int:
@@ -61,8 +69,14 @@ class Benchmark:
         return self.warmup + self.measured
 
     def lengths(self) -> tuple[np.ndarray, np.ndarray]:
-        """Input and output lengths of every request (seeded normal draws, at least 1)."""
+        """Input and output lengths of every request (seeded draws, at least 1)."""
         rng = np.random.default_rng(self.seed)
+        if self.range_ratio < 1.0:
+            isl_drawn, osl_drawn = (
+                np.maximum(rng.integers(int(n * self.range_ratio), n + 1, self.count), 1)
+                for n in (self.isl, self.osl)
+            )
+            return isl_drawn, osl_drawn
         isl = np.full(self.count, float(self.isl))
         osl = np.full(self.count, float(self.osl))
         if self.isl_std:

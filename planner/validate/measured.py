@@ -16,6 +16,15 @@ and TPOT the load generator reported.
   ``engine_version``, ``dtype``, ``max_num_batched_tokens``, ``max_num_seqs``) or from
   defaults the caller passes; engine flags not given are the engine's defaults.
 
+Load generators: AIConfigurator measures its own deployments with aiperf through its
+benchmark template (two warm-up rounds, then 20 requests per client, fixed lengths); the
+silicon file also carries InferenceX's nightly results (rows whose source is a dated export,
+``source_file=YYYY-MM-DD.csv``), measured with vLLM's benchmark_serving.py client as
+InferenceX's recipes run it (benchmarks/*.sh, README "Benchmark Client Configuration":
+``--random-range-ratio 0.8 --num-prompts CONC x 10 --max-concurrency CONC``, no warm-up
+wave) against servers launched with at most CONC sequences (vLLM: ``--max-num-seqs CONC
+--max-num-batched-tokens 8192``; other engines keep their defaults).
+
 Engine flags of silicon rows: AIConfigurator benchmarks the deployments its generator writes
 (generator/rule_plugin/benchmark/{vllm,trtllm}.rule): for an aggregated vLLM or TensorRT-LLM
 worker, max-num-batched-tokens / max_num_tokens = batch + ISL + 1500, max-num-seqs /
@@ -42,6 +51,23 @@ AIC_GENERATED = ("vllm", "trtllm")
 AIC_SPARE_TOKENS = 1500
 BENCH_REQUIRED = ("model_id", "max_concurrency", "mean_ttft_ms", "mean_tpot_ms", "completed")
 BENCH_REQUIRED += ("total_input_tokens", "total_output_tokens")
+INFERENCEX_SOURCE = re.compile(r"source_file=\d{4}-\d{2}-\d{2}\.csv")
+INFERENCEX_TOKEN_BUDGET = 8192
+
+
+@dataclass(frozen=True)
+class LoadGenerator:
+    """How a benchmark client loaded the server: requests per client, warm-up rounds (a wave
+    the measured phase waits for) and the lengths' spread (`Benchmark.range_ratio`)."""
+
+    name: str
+    rounds: int
+    warmup_rounds: int
+    range_ratio: float = 1.0
+
+
+AIPERF = LoadGenerator("aiperf (AIConfigurator benchmark template)", 20, 2)
+INFERENCEX = LoadGenerator("vllm benchmark_serving.py (InferenceX recipes)", 10, 0, 0.8)
 
 
 @dataclass(frozen=True)
@@ -79,6 +105,7 @@ class Measured:
     prefill: Workers = field(default_factory=Workers)
     decode: Workers = field(default_factory=Workers)
     flags: dict[str, int] = field(default_factory=dict)
+    load: LoadGenerator = AIPERF
     raw: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -140,7 +167,9 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
     if mode not in ("agg", "disagg"):
         raise PlannerError(f"{_where(path, line, 'mode')}: {mode!r} is neither agg nor disagg")
     engine = _engine(row, path, line)
-    found = re.search(r"silicon_concurrency=(\d+)", row.get("silicon_data_source") or "")
+    source = row.get("silicon_data_source") or ""
+    found = re.search(r"silicon_concurrency=(\d+)", source)
+    load = INFERENCEX if INFERENCEX_SOURCE.search(source) else AIPERF
     agg = prefill = decode = Workers()
     flags: dict[str, int] = {}
     isl = int(_number(row, "isl", path, line))
@@ -149,7 +178,11 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         if not agg.batch:
             raise PlannerError(f"{_where(path, line, 'batch_size')}: an agg row needs a batch size")
         concurrency = agg.batch * agg.dp
-        if engine in AIC_GENERATED:
+        if load is INFERENCEX:
+            flags = {"max_seqs": agg.batch}
+            if engine == "vllm":
+                flags["token_budget"] = INFERENCEX_TOKEN_BUDGET
+        elif engine in AIC_GENERATED:
             flags = {
                 "token_budget": agg.batch + isl + AIC_SPARE_TOKENS,
                 "max_seqs": agg.batch,
@@ -186,6 +219,7 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         prefill=prefill,
         decode=decode,
         flags=flags,
+        load=load,
         raw=dict(row),
     )
 

@@ -96,24 +96,23 @@ def step_model(
     )
 
 
-WARMUP_ROUNDS = 2
-MEASURED_ROUNDS = 20
+def replay_load(row: Measured) -> Benchmark:
+    """The row's closed loop as its load generator ran it (``Measured.load``).
 
-
-def _load(row: Measured) -> Benchmark:
-    """The row's closed loop: WARMUP_ROUNDS then MEASURED_ROUNDS requests per client.
-
-    AIConfigurator's benchmark template (generator/config/backend_templates/benchmark/
-    bench_run.sh.j2) runs aiperf with ``--warmup-request-count 2 x concurrency`` and
-    ``--num-requests concurrency x BENCH_MULTI_ROUND`` (default 20). aiperf waits for every
-    warm-up response before the measured phase, whose clients then start at once.
+    aiperf (AIConfigurator's benchmark template, generator/config/backend_templates/benchmark/
+    bench_run.sh.j2) runs ``--warmup-request-count 2 x concurrency`` and ``--num-requests
+    concurrency x BENCH_MULTI_ROUND`` (default 20), waits for every warm-up response, then
+    starts the measured phase's clients at once; InferenceX's client sends concurrency x 10
+    prompts with lengths drawn between 0.8 x and 1 x the nominal ones.
     """
+    load = row.load
     return Benchmark(
         row.concurrency,
         row.isl,
         row.osl,
-        requests=MEASURED_ROUNDS * row.concurrency,
-        warmup=WARMUP_ROUNDS * row.concurrency,
+        requests=load.rounds * row.concurrency,
+        warmup=load.warmup_rounds * row.concurrency,
+        range_ratio=load.range_ratio,
     )
 
 
@@ -135,7 +134,7 @@ def predict(
         if row.mode == "agg":
             model = step_model(row, row.agg, calibration, catalog)
             out.models = [model]
-            bench = _load(row)
+            bench = replay_load(row)
             assert model.engine is not None
             host = model.engine.host
             run = run_benchmark(
@@ -154,7 +153,7 @@ def predict(
                 decode = Workers(decode.tp, decode.pp, decode.dp, decode.ep, 0, 1)
             models = [step_model(row, w, calibration, catalog) for w in (prefill, decode)]
             out.models = models
-            bench = _load(row)
+            bench = replay_load(row)
             assert models[1].engine is not None
             run = run_disaggregated_benchmark(
                 StepTable(models[0]),
