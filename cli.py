@@ -507,7 +507,12 @@ def calibrate(
         return
     for key, entry in cal.entries.items():
         p = entry.params
-        serving = f"; MoE {p.moe_eff:.0%}, FP8/INT8 x{p.lowp_eff:.2f}" if "@" not in key else ""
+        serving = (
+            f"; MoE {p.moe_eff:.0%} (+{p.moe_pad_rows:.0f} rows per expert), "
+            f"FP8/INT8 x{p.lowp_eff:.2f}"
+            if "@" not in key
+            else ""
+        )
         typer.echo(
             f"{key}: {entry.points} points; gemm {p.gemm_eff:.0%} attention {p.attn_eff:.0%} "
             f"HBM {p.mem_eff:.0%} of peak, host {p.host_layer_prefill_ms:.3f} ms/layer (prefill)"
@@ -525,6 +530,11 @@ def calibrate(
         print_errors("leave-one-model-out on the measured benchmarks", errors["measured_lomo"])
     if out is not None:
         typer.echo(f"wrote {out}")
+
+
+def _pct(value: float | None) -> str:
+    """A MAPE for a sentence ('n/a' without points)."""
+    return "n/a" if value is None else f"{value:.1f} %"
 
 
 def print_errors(title: str, rows: list[dict[str, Any]]) -> None:
@@ -579,6 +589,7 @@ def validate(
         write_predictions(preds, out)
     table = error_table(preds)
     done = sum(p.predicted for p in preds)
+    as_loaded = error_table([p for p in preds if not p.fewer_in_flight])[-1]
     if json_out:
         skipped = [
             {"id": p.row.id, "line": p.row.line, "reason": p.skipped} for p in preds if p.skipped
@@ -588,6 +599,7 @@ def validate(
                 "rows": len(preds),
                 "predicted": done,
                 "errors": table,
+                "errors_as_loaded": as_loaded,
                 "skipped": skipped,
                 "fewer_in_flight": [p.row.id for p in preds if p.fewer_in_flight],
                 "out": str(out) if out else None,
@@ -600,7 +612,9 @@ def validate(
     if fewer:
         typer.echo(
             f"{fewer:,} rows ran fewer sequences at once than their concurrency (Little's law on "
-            "their own TTFT and TPOT; see the note column): scored as measured"
+            "their own TTFT and TPOT; see the note column): scored as measured; without them "
+            f"TTFT {_pct(as_loaded['ttft_mape'])}, TPOT {_pct(as_loaded['tpot_mape'])} MAPE "
+            "(calibrate does not fit them)"
         )
     reasons: dict[str, int] = {}
     for p in preds:
@@ -713,6 +727,13 @@ def simulate(
             "requests start together once every warm-up response is in."
         ),
     ] = 0,
+    range_ratio: Annotated[
+        float,
+        typer.Option(
+            help="Benchmark lengths drawn uniformly between RATIO x and 1 x --isl / --osl, as "
+            "vllm bench serve --random-range-ratio (the client InferenceX runs); 1 = fixed."
+        ),
+    ] = 1.0,
     replicas: Annotated[int, typer.Option(help="Replicas behind the router.")] = 1,
     router: Annotated[
         str, typer.Option(help="Routing: round-robin or least-loaded.")
@@ -751,7 +772,9 @@ def simulate(
         token_budget,
     )
     if concurrency is not None:
-        bench = Benchmark(concurrency, isl, osl, requests, warmup, seed=seed)
+        bench = Benchmark(
+            concurrency, isl, osl, requests, warmup, seed=seed, range_ratio=range_ratio
+        )
         out = simulate_benchmark(plan, bench)
         if json_out:
             emit_json(out)

@@ -1,6 +1,7 @@
 """Latency cost model: operator counts, parallelism, memory, calibration accuracy, bad input."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,8 @@ from planner.costmodel.operators import (
     step_operators,
 )
 from planner.costmodel.parallel import Parallel
-from planner.costmodel.params import COMM_FITTED, FITTED
+from planner.costmodel.params import COMM_FITTED, FITTED, SERVING_FITTED, EfficiencyParams
+from planner.costmodel.predict import operator_matrices, operator_times, time_coefficients
 from planner.errors import PlannerError
 
 GIB = 2**30
@@ -513,3 +515,50 @@ def test_engine_memory_policies() -> None:
     assert budgets["sglang"].usable_gb == pytest.approx(80 - 13.1)
     assert budgets["trtllm"].usable_gb == pytest.approx(80)
     assert len({b.kv_budget_tokens for b in budgets.values()}) == 3
+
+
+def test_moe_tile_padding_costs_touched_experts_not_dense_layers() -> None:
+    """moe_pad_rows adds a tile of rows per touched expert to the grouped GEMMs: every MoE step
+    pays it, a 256-sequence decode step (16 rows per expert) far more than an 8k-token prefill
+    (about 500 rows per expert), and dense models not at all."""
+    rows = (np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.0, 8192.0]))
+    decodes = np.array([4.0, 256.0, 0.0])
+    for model in ("qwen3-30b-a3b", "llama-3.1-8b"):
+        sm = StepModel.build(model, "h100")
+        matrices = operator_matrices(sm.card, sm.plan, sm.precision)
+        shape = StepShape.uniform(
+            0.0, rows[0], rows[1], 0.0 * decodes, decodes, 2000.0 + 0 * decodes
+        )
+        feats = features(sm.card, sm.plan, shape)
+        base, padded = (
+            operator_times(
+                time_coefficients(
+                    matrices, sm.accelerator, replace(sm.params, moe_eff=0.2, moe_pad_rows=pad)
+                ),
+                feats,
+            ).sum(axis=0)
+            for pad in (0.0, 64.0)
+        )
+        if sm.card.is_moe:
+            growth = padded / base - 1.0
+            assert np.all(growth > 0.02) and growth[1] > 1.5 * growth[2]
+        else:
+            np.testing.assert_allclose(padded, base)
+
+
+def test_serving_kernel_values_are_borrowed_only_within_a_vendor() -> None:
+    """A device without calibration borrows the most similar device's efficiencies; the MoE and
+    low-precision GEMM values fitted on serving benchmarks come along only from the same vendor
+    (H200 from H100), not across vendors (Ascend 910C from H100), which says so."""
+    cal = load_default_calibration()
+    h100 = cal.entries["h100"].params
+    same = StepModel.build("qwen3-30b-a3b", "h200", calibration=cal)
+    other = StepModel.build("qwen3-30b-a3b", "ascend-910c", calibration=cal)
+    assert same.borrowed_from == other.borrowed_from == "h100"
+    assert same.params == h100 and not same.vendor_defaults
+    defaults = EfficiencyParams()
+    for name in SERVING_FITTED:
+        assert getattr(other.params, name) == getattr(defaults, name)
+    assert other.params.gemm_eff == h100.gemm_eff and other.params.mem_eff == h100.mem_eff
+    assert "another vendor's kernels" in other.plan_extrapolation[0]
+    assert "another vendor" not in same.plan_extrapolation[0]

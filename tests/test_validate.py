@@ -11,8 +11,9 @@ from conftest import invoke, shared_path
 from planner.costmodel import Speculative, StepModel, load_default_calibration
 from planner.errors import PlannerError
 from planner.validate import error_table, lomo, predict, read_measured
-from planner.validate.measured import read_bench_json, read_silicon_csv
-from planner.validate.predict import decoding
+from planner.validate.fit import Retimer, theta_of
+from planner.validate.measured import AIPERF, INFERENCEX, read_bench_json, read_silicon_csv
+from planner.validate.predict import decoding, replay_load
 
 BASELINE = Path(__file__).parent / "measured_baseline.json"
 HEADER = (
@@ -51,6 +52,21 @@ def test_silicon_rows_become_deployments(tmp_path: Path) -> None:
     assert disagg.mode == "disagg" and disagg.concurrency == 6 and not disagg.flags
     assert (disagg.prefill.dp, disagg.prefill.ep, disagg.prefill.count) == (16, 16, 1)
     assert (disagg.decode.tp, disagg.decode.batch, disagg.decode.count) == (16, 2, 3)
+
+
+def test_inferencex_rows_are_replayed_as_their_client_ran_them(tmp_path: Path) -> None:
+    """A row whose source is a dated export (InferenceX's nightly results) was measured with
+    vLLM's benchmark_serving.py as InferenceX runs it: 10 requests per client, no warm-up
+    wave, lengths drawn between 0.8 x and 1 x, against --max-num-batched-tokens 8192 and
+    --max-num-seqs CONC; AIConfigurator's own rows keep aiperf's template and flags."""
+    row = ROWS[0].replace("a,src; silicon_concurrency=8", "x,source_file=2026-04-06.csv; wip=False")
+    aic, inferencex = read_silicon_csv(_silicon(tmp_path, [ROWS[0], row]))
+    assert aic.load is AIPERF and inferencex.load is INFERENCEX
+    assert inferencex.flags == {"token_budget": 8192, "max_seqs": 8}
+    bench = replay_load(inferencex)
+    assert (bench.measured, bench.warmup, bench.range_ratio) == (80, 0, 0.8)
+    bench = replay_load(aic)
+    assert (bench.measured, bench.warmup, bench.range_ratio) == (160, 16, 1.0)
 
 
 @pytest.mark.parametrize(
@@ -113,6 +129,20 @@ def test_bench_json_reads_lengths_from_totals_and_deployment_from_metadata(tmp_p
         read_bench_json(path, {"accelerator": "h100"})
 
 
+def test_rows_measured_under_another_load_are_not_fitted(tmp_path: Path) -> None:
+    """A row flagged as having run fewer sequences than its concurrency is re-timed and scored,
+    but no fit (calibrate, or a leave-one-model-out fold) learns from it."""
+    agg, trt = read_silicon_csv(_silicon(tmp_path, ROWS[:2]))
+    preds = [predict(agg, log=True), predict(trt, log=True)]
+    preds[1].fewer_in_flight = True
+    retimer = Retimer(preds)
+    assert len(retimer.rows) == 2 and retimer.fitted() == [0]
+    assert retimer.fitted(leave_out=agg.model) == []
+    assert retimer.means(
+        theta_of(load_default_calibration(), ["vllm", "trtllm"], ["h100"])
+    ).shape == (2, 2)
+
+
 def test_rows_replay_or_say_why_not(tmp_path: Path) -> None:
     """Known rows predict positive latencies (HF paths resolve to cards); an unknown model or
     quantisation is skipped with its reason; a disagg row without workers is assumed 1P+1D."""
@@ -172,6 +202,7 @@ def test_rows_that_ran_fewer_sequences_are_flagged(shared_validation: tuple[dict
         and r["batch_size"] == "512"
     }
     assert expected and set(out["fewer_in_flight"]) == expected
+    assert out["errors_as_loaded"]["predicted"] == out["predicted"] - len(expected)
     for i in expected:
         isl, osl = int(rows[i]["isl"]), int(rows[i]["osl"])
         measured = decoding(

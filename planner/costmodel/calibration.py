@@ -2,14 +2,14 @@
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from planner.costmodel.catalog import Accelerator
 from planner.costmodel.engine import EngineProfile, HostCosts
-from planner.costmodel.params import EfficiencyParams
+from planner.costmodel.params import SERVING_FITTED, EfficiencyParams
 from planner.errors import PlannerError
 from planner.resources import resource_dir
 
@@ -51,6 +51,7 @@ class Resolved:
     coverage: Coverage | None
     key: str
     borrowed_from: str | None
+    vendor_defaults: bool = False
 
 
 @dataclass
@@ -91,7 +92,12 @@ class Calibration:
     def resolve(
         self, acc: Accelerator, catalog: dict[str, Accelerator], source: str | None = None
     ) -> Resolved:
-        """Parameters for `acc`: its own, else the most similar calibrated device's by spec."""
+        """Parameters for `acc`: its own, else the most similar calibrated device's by spec.
+
+        A donor of another vendor lends its step-level efficiencies but not the values fitted
+        on its vendor's serving kernels (MoE grouped GEMMs, low-precision GEMMs): those take
+        the spec-sheet defaults.
+        """
         key = f"{acc.id}@{source}" if source else acc.id
         if key in self.entries:
             entry = self.entries[key]
@@ -103,7 +109,11 @@ class Calibration:
         if donor is None:
             return Resolved(EfficiencyParams(), None, "defaults", "defaults")
         entry = self.entries[donor]
-        return Resolved(entry.params, entry.coverage, donor, donor)
+        if acc.vendor and acc.vendor == catalog[donor].vendor:
+            return Resolved(entry.params, entry.coverage, donor, donor)
+        defaults = EfficiencyParams()
+        params = replace(entry.params, **{k: getattr(defaults, k) for k in SERVING_FITTED})
+        return Resolved(params, entry.coverage, donor, donor, vendor_defaults=True)
 
     def _most_similar(self, acc: Accelerator, catalog: dict[str, Accelerator]) -> str | None:
         """The calibrated accelerator closest in log compute and log bandwidth."""

@@ -35,6 +35,7 @@ class Accelerator:
     fp4_tflops: float = 0.0
     scale_out_gbs: float = 50.0
     aliases: tuple[str, ...] = ()
+    vendor: str = ""
     spec_source: str = ""
     spec_date: str = ""
     scale_out_source: str = ""
@@ -69,6 +70,7 @@ class AcceleratorEntry(BaseModel):
 
     name: str | None = None
     aliases: list[str] = Field(default_factory=list)
+    vendor: str | None = None
     bf16_tflops: float | None = Field(default=None, gt=0)
     fp8_tflops: float | None = Field(default=None, ge=0)
     int8_tops: float | None = Field(default=None, ge=0)

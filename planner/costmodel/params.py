@@ -15,7 +15,10 @@ class EfficiencyParams:
     adds) reach elementwise_eff of peak bandwidth on the minimal traffic (less when unfused).
     An operator's compute and memory times combine as a smooth maximum of order roofline_q
     (a large order is the plain roofline; real kernels lose some overlap near the ridge).
-    Routed experts run as grouped GEMMs at moe_eff of peak; GEMMs whose math runs in FP8,
+    Routed experts run as grouped GEMMs at moe_eff of peak, each touched expert's rows padded
+    by moe_pad_rows (the kernel's row tile: vLLM's fused MoE aligns every expert's tokens to
+    its BLOCK_SIZE_M, so a decode step that routes a few tokens to many experts computes whole
+    tiles for each); GEMMs whose math runs in FP8,
     INT8 or FP4 reach lowp_eff times the BF16 efficiency of their (higher) peak. A collective
     pays collective_ms per round on top of its bytes at link_eff of the link bandwidth: one
     round for an all-reduce inside the scale-up domain (one-shot kernels), log2(n) rounds of a
@@ -31,6 +34,7 @@ class EfficiencyParams:
     mem_eff: float = 0.85
     elementwise_eff: float = 0.5
     gemm_pad_rows: float = 64.0
+    moe_pad_rows: float = 0.0
     kernel_ms: float = 0.004
     host_layer_prefill_ms: float = 0.1
     host_layer_decode_ms: float = 0.0
@@ -65,6 +69,7 @@ FITTED = (
     "overlap",
 )
 COMM_FITTED = ("collective_ms", "link_eff")
+SERVING_FITTED = ("moe_eff", "moe_pad_rows", "lowp_eff")
 LOWER = {
     "roofline_q": 1.5,
     "moe_eff": 0.05,
@@ -74,6 +79,7 @@ LOWER = {
     "mem_eff": 0.2,
     "elementwise_eff": 0.05,
     "gemm_pad_rows": 0.0,
+    "moe_pad_rows": 0.0,
     "kernel_ms": 0.0,
     "host_layer_prefill_ms": 0.0,
     "host_layer_decode_ms": 0.0,
@@ -91,6 +97,7 @@ UPPER = {
     "mem_eff": 1.0,
     "elementwise_eff": 1.0,
     "gemm_pad_rows": 4096.0,
+    "moe_pad_rows": 128.0,
     "kernel_ms": 0.1,
     "host_layer_prefill_ms": 5.0,
     "host_layer_decode_ms": 5.0,

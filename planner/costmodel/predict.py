@@ -5,7 +5,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from planner.costmodel.calibration import Calibration, Coverage, load_default_calibration
+from planner.costmodel.calibration import Calibration, Resolved, load_default_calibration
 from planner.costmodel.cards import ModelCard, dtype_bytes, load_card, normalize_dtype
 from planner.costmodel.catalog import Accelerator, get_accelerator, load_catalog
 from planner.costmodel.engine import EngineProfile, HostCosts
@@ -147,7 +147,8 @@ def time_coefficients(
         [kinds == "allreduce", np.isin(kinds, ("alltoall", "p2p"))], [ring, 1.0], 0.0
     )
     count = m.count[:, None]
-    padded = m.flops + 2.0 * p.gemm_pad_rows * m.weights + p.softmax_flops * m.pairs
+    pad = np.where(kinds == "moe", p.moe_pad_rows, p.gemm_pad_rows)[:, None]
+    padded = m.flops + 2.0 * pad * m.weights + p.softmax_flops * m.pairs
     mem_eff = np.select([kinds == "mem", on_chip], [p.elementwise_eff, p.mem_eff], 0.0)
     memory_scale = np.divide(1.0, bw * mem_eff, out=np.zeros(len(kinds)), where=mem_eff > 0)
     return TimeCoefficients(
@@ -218,19 +219,18 @@ class StepModel:
         accelerator: Accelerator,
         plan: Parallel,
         precision: Precision,
-        params: EfficiencyParams,
-        coverage: Coverage | None,
-        calibration_key: str,
-        borrowed_from: str | None,
+        resolved: Resolved,
         memory: MemoryPlan,
         engine: EngineProfile | None = None,
         speculative: Speculative | None = None,
     ) -> None:
         """Precompute the per-operator time coefficients; use build() rather than this."""
         self.card, self.accelerator, self.plan, self.precision = card, accelerator, plan, precision
-        self.params, self.coverage, self.memory, self.engine = params, coverage, memory, engine
-        self.speculative = speculative
-        self.calibration_key, self.borrowed_from = calibration_key, borrowed_from
+        self.params, self.coverage = resolved.params, resolved.coverage
+        self.memory, self.engine, self.speculative = memory, engine, speculative
+        self.calibration_key, self.borrowed_from = resolved.key, resolved.borrowed_from
+        self.vendor_defaults = resolved.vendor_defaults
+        params = resolved.params
         self.tp, self.pp, self.dp, self.ep = plan.tp, plan.pp, plan.dp, plan.ep
         self.dtype = precision.dense
         self.sliding_window = card.sliding_window
@@ -289,10 +289,7 @@ class StepModel:
             acc,
             plan,
             precision,
-            resolved.params,
-            resolved.coverage,
-            resolved.key,
-            resolved.borrowed_from,
+            resolved,
             memory,
             engine,
             speculative,
@@ -307,7 +304,13 @@ class StepModel:
         if self.borrowed_from:
             reasons.append(
                 f"{self.accelerator.id} has no reference profile "
-                f"(efficiencies of {self.borrowed_from}, scaled by its spec sheet)"
+                f"(efficiencies of {self.borrowed_from}, scaled by its spec sheet"
+                + (
+                    "; MoE and low-precision GEMM values at defaults: fitted on another "
+                    "vendor's kernels)"
+                    if self.vendor_defaults
+                    else ")"
+                )
             )
         size = self.card.total_params() / 1e9
         if not cov.params_min_b * 0.8 <= size <= cov.params_max_b * 1.25:

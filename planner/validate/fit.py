@@ -17,6 +17,12 @@ the quantity the MAPE scores; the soft-L1 tail bounds, but does not remove, the 
 rows measured under conditions the planner cannot know) fits the re-timed means;
 then the rows are simulated again with the fitted parameters (which can change the schedule)
 and the fit repeats from there.
+
+Rows whose own TTFT and TPOT say the run admitted far fewer sequences than its concurrency
+(``Prediction.fewer_in_flight``: measured under another load than the row names) are
+predicted and scored like every row, but not fitted: no engine value could make the stated
+load reproduce them, and fitting them would bend the values every other row of the engine
+depends on.
 """
 
 from collections.abc import Callable, Sequence
@@ -29,7 +35,7 @@ import numpy as np
 from planner.costmodel import Accelerator, Calibration
 from planner.costmodel.engine import HostCosts
 from planner.costmodel.operators import StepShape, features
-from planner.costmodel.params import EfficiencyParams
+from planner.costmodel.params import SERVING_FITTED, EfficiencyParams
 from planner.costmodel.predict import (
     LOW_PRECISION,
     StepModel,
@@ -41,9 +47,9 @@ from planner.validate.measured import Measured
 from planner.validate.predict import Prediction, predict
 
 HOST_FITTED = ("step_ms", "seq_ms", "frontend_ms")
-KERNEL_FITTED = ("moe_eff", "lowp_eff")
+KERNEL_FITTED = SERVING_FITTED
 HOST_BOUNDS = {"step_ms": (0.1, 3.0), "seq_ms": (0.0, 0.03), "frontend_ms": (0.0, 200.0)}
-KERNEL_BOUNDS = {"moe_eff": (0.2, 1.0), "lowp_eff": (0.7, 1.3)}
+KERNEL_BOUNDS = {"moe_eff": (0.2, 1.0), "moe_pad_rows": (0.0, 128.0), "lowp_eff": (0.7, 1.3)}
 ROUNDS = 2
 SWEEPS = 2
 MAX_EVALUATIONS = 25
@@ -92,6 +98,7 @@ class _Schedule:
     think_ms: np.ndarray
     osl: np.ndarray
     frontend_ms: float
+    fitted: bool
 
 
 def _schedule(pred: Prediction, groups: dict[tuple, int], store: list[_Group]) -> _Schedule | None:
@@ -143,6 +150,7 @@ def _schedule(pred: Prediction, groups: dict[tuple, int], store: list[_Group]) -
         think_ms=np.asarray(reqs.arrival)[cut] * 1000.0 - sent_at,
         osl=np.asarray(reqs.target, dtype=float)[cut],
         frontend_ms=model.engine.host.frontend_ms,
+        fitted=not pred.fewer_in_flight,
     )
 
 
@@ -230,6 +238,10 @@ class Retimer:
             out[j] = (ttft.mean() if ttft.size else np.nan, tpot.mean() if tpot.size else np.nan)
         return out
 
+    def fitted(self, leave_out: str | None = None) -> list[int]:
+        """Indices of the rows a fit learns from (optionally without one model's rows)."""
+        return [i for i, s in enumerate(self.rows) if s.fitted and s.row.model != leave_out]
+
     def measured(self, rows: Sequence[int]) -> np.ndarray:
         """(rows, 2): measured mean TTFT and TPOT of the selected rows."""
         return np.array([(self.rows[i].row.ttft_ms, self.rows[i].row.tpot_ms) for i in rows])
@@ -243,7 +255,7 @@ def _names(retimer: Retimer, rows: Sequence[int]) -> list[tuple[str, str, str]]:
         models = [retimer.groups[retimer.rows[i].group].model for i in rows]
         mine = [m for m in models if m.accelerator.id == acc]
         if any(m.card.is_moe for m in mine):
-            names.append(("kernel", acc, "moe_eff"))
+            names += [("kernel", acc, "moe_eff"), ("kernel", acc, "moe_pad_rows")]
         if any(m.precision.dense in LOW_PRECISION for m in mine):
             names.append(("kernel", acc, "lowp_eff"))
     return names
@@ -352,7 +364,7 @@ def fit_measured(
     cal = calibration
     for _ in range(rounds):
         retimer = Retimer(_simulate(agg, cal, catalog, progress))
-        picked = list(range(len(retimer.rows)))
+        picked = retimer.fitted()
         engines = sorted({s.engine for s in retimer.rows})
         accs = sorted({s.accelerator for s in retimer.rows})
         progress("fitting engine host costs")

@@ -105,8 +105,8 @@ def lomo(
     """Leave-one-model-out predictions of every aggregated row.
 
     The schedules come from one simulation with the `start` calibration (no fitted engine
-    values); for each model, the engine-level values are fitted on the other models' rows by
-    re-timing those schedules, and the model's own rows are then simulated with them.
+    values); for each model, the engine-level values are fitted on the other models' fitted
+    rows by re-timing those schedules, and the model's own rows are then simulated with them.
     """
     agg = [r for r in rows if r.mode == "agg"]
     progress("simulating with the starting calibration")
@@ -116,8 +116,7 @@ def lomo(
     out: list[Prediction] = []
     for model in sorted({r.model for r in agg}):
         progress(f"leave out {model}")
-        train = [i for i, s in enumerate(retimer.rows) if s.row.model != model]
-        theta = fit_theta(retimer, train, theta_of(start, engines, accs))
+        theta = fit_theta(retimer, retimer.fitted(model), theta_of(start, engines, accs))
         fold = apply_theta(start, theta)
         out += [predict(r, fold, catalog) for r in agg if r.model == model]
     return out
