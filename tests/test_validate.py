@@ -102,7 +102,8 @@ def test_bad_measured_files_fail_in_one_line(tmp_path: Path, change, message: st
 
 
 def test_bench_json_reads_lengths_from_totals_and_deployment_from_metadata(tmp_path: Path) -> None:
-    """vllm bench serve --save-result: mean lengths from token totals; flags from metadata."""
+    """vllm bench serve --save-result: mean lengths from token totals; flags from metadata; its
+    own load (the completed requests over the clients, no warm-up wave)."""
     path = tmp_path / "run.json"
     data = {
         "model_id": "meta-llama/Llama-3.1-8B-Instruct",
@@ -119,6 +120,8 @@ def test_bench_json_reads_lengths_from_totals_and_deployment_from_metadata(tmp_p
     row = read_bench_json(path, {"accelerator": "h100"})
     assert (row.isl, row.osl, row.concurrency, row.agg.tp) == (1024, 128, 16, 2)
     assert row.flags == {"token_budget": 4096} and row.engine == "vllm"
+    bench = replay_load(row)
+    assert (bench.measured, bench.warmup, bench.range_ratio) == (96, 0, 1.0)
     with pytest.raises(PlannerError, match="no accelerator"):
         read_bench_json(path, {})
     folder = read_measured([tmp_path], {"accelerator": "h100"})

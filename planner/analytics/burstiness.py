@@ -321,14 +321,6 @@ def rate_window_summary(con: duckdb.DuckDBPyConnection, trace_id: int, top: int 
            GROUP BY 1 ORDER BY 2 DESC""",
         [trace_id],
     )
-    by_series = rows(
-        con,
-        """SELECT series, count(*), sum(requests), avg(rate_rps), max(rate_rps),
-                  median(cv) FILTER (rate_rps > 0), mode(dist)
-           FROM rate_windows WHERE trace_id = ?
-           GROUP BY series ORDER BY sum(requests) DESC NULLS LAST, series LIMIT ?""",
-        [trace_id, top],
-    )
     rate = summary(np.asarray(total, dtype=float))
     return {
         "series": series,
@@ -345,16 +337,29 @@ def rate_window_summary(con: duckdb.DuckDBPyConnection, trace_id: int, top: int 
             {"dist": d, "windows": n, "p1_median": num(p1), "p2_median": num(p2)}
             for d, n, p1, p2 in dists
         ],
-        "top_series": [
-            {
-                "series": s,
-                "windows": w,
-                "requests": num(r),
-                "mean_rps": num(m),
-                "max_rps": num(x),
-                "cv_p50": num(c),
-                "dist": d,
-            }
-            for s, w, r, m, x, c, d in by_series
-        ],
+        "top_series": _top_series(con, trace_id, top),
     }
+
+
+def _top_series(con: duckdb.DuckDBPyConnection, trace_id: int, top: int) -> list[dict]:
+    """The `top` series of a rate-window trace by requests, with their rates and CV."""
+    by_series = rows(
+        con,
+        """SELECT series, count(*), sum(requests), avg(rate_rps), max(rate_rps),
+                  median(cv) FILTER (rate_rps > 0), mode(dist)
+           FROM rate_windows WHERE trace_id = ?
+           GROUP BY series ORDER BY sum(requests) DESC NULLS LAST, series LIMIT ?""",
+        [trace_id, top],
+    )
+    return [
+        {
+            "series": s,
+            "windows": w,
+            "requests": num(r),
+            "mean_rps": num(m),
+            "max_rps": num(x),
+            "cv_p50": num(c),
+            "dist": d,
+        }
+        for s, w, r, m, x, c, d in by_series
+    ]

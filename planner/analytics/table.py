@@ -27,6 +27,36 @@ def summary_rows(result: dict) -> list[list[str]]:
     out.append(["trace", "span (s)", _g(result.get("span_s"))])
     if result.get("failed"):
         out.append(["trace", "failed requests", _g(result["failed"])])
+    out.extend(_burstiness_rows(result))
+    fits = result.get("fits", {})
+    out.extend(_arrival_fit_rows(fits))
+    for key in ("input_tokens", "output_tokens"):
+        if result.get(key):
+            label = f"{key.replace('_', ' ')}: p50 / p90 / p99 / max"
+            out.append(["lengths", label, _quantiles(result[key], ("p50", "p90", "p99", "max"))])
+        for f in fits.get(key, []):
+            if f:
+                out.append(["fits", key.replace("_", " "), _fit(f)])
+    if result.get("prefix_reuse"):
+        out.append(["lengths", "prefix blocks reused", _g(result["prefix_reuse"]["reuse_share"])])
+    out.extend(_cold_rows(result.get("cold_starts"), fits))
+    for k in result.get("keepalive", []):
+        cost = f", {_g(k['cold_start_s'])} s loading" if "cold_start_s" in k else ""
+        out.append(
+            [
+                "keep-alive",
+                f"{_g(k['keepalive_s'])} s: cold starts (per 1k) / idle inst-s / avoidable",
+                f"{_g(k['cold_starts'])} ({_g(k['cold_starts_per_1k'])}) / "
+                f"{_g(k['idle_instance_s'])} / {_g(k['avoidable_cold_starts'])}{cost}",
+            ]
+        )
+    out.extend(["note", "", n] for n in result.get("notes", []))
+    return out
+
+
+def _burstiness_rows(result: dict) -> list[list[str]]:
+    """Rates per bin (request traces) or per window (rate traces), and the inter-arrival CV."""
+    out: list[list[str]] = []
     for r in result.get("rates", []):
         label = f"rate per {_g(r['bin_s'])} s bin (req/s): mean / p50 / p99 / max"
         out.append(["burstiness", label, _quantiles(r, ("mean", "p50", "p99", "max"))])
@@ -57,9 +87,12 @@ def summary_rows(result: dict) -> list[list[str]]:
             )
     if result.get("interarrival_cv") is not None:
         out.append(["burstiness", "inter-arrival CV", _g(result["interarrival_cv"])])
-    fits = result.get("fits", {})
-    for f in fits.get("interarrival", []):
-        out.append(["fits", "inter-arrival", _fit(f)])
+    return out
+
+
+def _arrival_fit_rows(fits: dict) -> list[list[str]]:
+    """Inter-arrival distribution fits, whole trace and per window."""
+    out = [["fits", "inter-arrival", _fit(f)] for f in fits.get("interarrival", [])]
     windows = fits.get("interarrival_windows")
     if windows and windows.get("fitted"):
         better = windows["better_fit"]
@@ -72,27 +105,6 @@ def summary_rows(result: dict) -> list[list[str]]:
                 f"{_g(windows['weibull']['ks']['p50'])})",
             ]
         )
-    for key in ("input_tokens", "output_tokens"):
-        if result.get(key):
-            label = f"{key.replace('_', ' ')}: p50 / p90 / p99 / max"
-            out.append(["lengths", label, _quantiles(result[key], ("p50", "p90", "p99", "max"))])
-        for f in fits.get(key, []):
-            if f:
-                out.append(["fits", key.replace("_", " "), _fit(f)])
-    if result.get("prefix_reuse"):
-        out.append(["lengths", "prefix blocks reused", _g(result["prefix_reuse"]["reuse_share"])])
-    out.extend(_cold_rows(result.get("cold_starts"), fits))
-    for k in result.get("keepalive", []):
-        cost = f", {_g(k['cold_start_s'])} s loading" if "cold_start_s" in k else ""
-        out.append(
-            [
-                "keep-alive",
-                f"{_g(k['keepalive_s'])} s: cold starts (per 1k) / idle inst-s / avoidable",
-                f"{_g(k['cold_starts'])} ({_g(k['cold_starts_per_1k'])}) / "
-                f"{_g(k['idle_instance_s'])} / {_g(k['avoidable_cold_starts'])}{cost}",
-            ]
-        )
-    out.extend(["note", "", n] for n in result.get("notes", []))
     return out
 
 

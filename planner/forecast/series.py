@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from planner.errors import PlannerError
-from planner.store import get_trace
+from planner.store import TraceInfo, get_trace
 
 DAY_S = 86_400
 TOTAL_ID = "total"
@@ -127,6 +127,72 @@ class TraceSeries:
         ).with_columns(pl.col("requests", "input_tokens", "output_tokens").fill_nan(None))
 
 
+@dataclass
+class _Bins:
+    """A trace's counts per (series, interval) with what reading them learned of the trace."""
+
+    rows: dict[str, np.ndarray]
+    span: float
+    resolution: float | None
+    tokens_known: tuple[bool, bool]
+    gap_bins: np.ndarray
+
+
+def _request_bins(con: duckdb.DuckDBPyConnection, info: TraceInfo, freq_s: int) -> _Bins:
+    """Requests and tokens per series and interval of a request trace."""
+    rows = _fetch(
+        con,
+        "SELECT coalesce(series, ?) AS series, CAST(floor(arrival_s / ?) AS BIGINT) AS k, "
+        "count(*)::DOUBLE AS requests, sum(input_tokens)::DOUBLE AS input_tokens, "
+        "sum(output_tokens)::DOUBLE AS output_tokens FROM requests WHERE trace_id = ? "
+        "GROUP BY ALL",
+        [UNNAMED_ID, freq_s, info.id],
+    )
+    known = _fetch(
+        con,
+        "SELECT count(input_tokens) > 0 AS i, count(output_tokens) > 0 AS o FROM requests "
+        "WHERE trace_id = ?",
+        [info.id],
+    )
+    tokens_known = (bool(known["i"][0]), bool(known["o"][0]))
+    span = float(info.span_s or 0.0)
+    return _Bins(rows, span, None, tokens_known, np.array([], dtype=np.int64))
+
+
+def _rate_bins(
+    con: duckdb.DuckDBPyConnection, info: TraceInfo, freq: str, freq_s: int, freq_option: str
+) -> _Bins:
+    """Requests per series and interval of a rate-window trace, and its all-zero intervals."""
+    bounds = _fetch(
+        con,
+        "SELECT min(window_start_s) AS t0, max(window_start_s + window_s) AS t1, "
+        "max(window_s) AS w, count(DISTINCT series) AS ns FROM rate_windows "
+        "WHERE trace_id = ?",
+        [info.id],
+    )
+    t0, resolution = float(bounds["t0"][0]), float(bounds["w"][0])
+    _check_resolution(info.name, freq, freq_s, resolution, freq_option)
+    rows = _fetch(
+        con,
+        "SELECT series, CAST(floor((window_start_s - ?) / ?) AS BIGINT) AS k, "
+        "sum(coalesce(requests, rate_rps * window_s)) AS requests FROM rate_windows "
+        "WHERE trace_id = ? GROUP BY ALL",
+        [t0, freq_s, info.id],
+    )
+    gap_bins = np.array([], dtype=np.int64)
+    if int(bounds["ns"][0]) >= GAP_MIN_SERIES:
+        gaps = _fetch(
+            con,
+            "SELECT DISTINCT CAST(floor((window_start_s - ?) / ?) AS BIGINT) AS k FROM "
+            "(SELECT window_start_s, sum(coalesce(requests, rate_rps * window_s)) AS r "
+            "FROM rate_windows WHERE trace_id = ? GROUP BY 1) WHERE r = 0",
+            [t0, freq_s, info.id],
+        )
+        gap_bins = gaps["k"].astype(np.int64)
+    span = float(bounds["t1"][0]) - t0
+    return _Bins(rows, span, resolution, (False, False), gap_bins)
+
+
 def read_series(
     con: duckdb.DuckDBPyConnection,
     trace_name: str,
@@ -142,72 +208,27 @@ def read_series(
     info = get_trace(con, trace_name)
     freq_s = parse_duration(freq, freq_option)
     if info.kind == "requests":
-        resolution, span = None, float(info.span_s or 0.0)
-        rows = _fetch(
-            con,
-            "SELECT coalesce(series, ?) AS series, CAST(floor(arrival_s / ?) AS BIGINT) AS k, "
-            "count(*)::DOUBLE AS requests, sum(input_tokens)::DOUBLE AS input_tokens, "
-            "sum(output_tokens)::DOUBLE AS output_tokens FROM requests WHERE trace_id = ? "
-            "GROUP BY ALL",
-            [UNNAMED_ID, freq_s, info.id],
-        )
-        known = _fetch(
-            con,
-            "SELECT count(input_tokens) > 0 AS i, count(output_tokens) > 0 AS o FROM requests "
-            "WHERE trace_id = ?",
-            [info.id],
-        )
-        tokens_known = (bool(known["i"][0]), bool(known["o"][0]))
-        gap_bins = np.array([], dtype=np.int64)
+        bins = _request_bins(con, info, freq_s)
     elif info.kind == "rate_windows":
-        bounds = _fetch(
-            con,
-            "SELECT min(window_start_s) AS t0, max(window_start_s + window_s) AS t1, "
-            "max(window_s) AS w, count(DISTINCT series) AS ns FROM rate_windows "
-            "WHERE trace_id = ?",
-            [info.id],
-        )
-        t0, resolution = float(bounds["t0"][0]), float(bounds["w"][0])
-        span = float(bounds["t1"][0]) - t0
-        _check_resolution(trace_name, freq, freq_s, resolution, freq_option)
-        base = (
-            "SELECT series, CAST(floor((window_start_s - ?) / ?) AS BIGINT) AS k, "
-            "sum(coalesce(requests, rate_rps * window_s)) AS requests FROM rate_windows "
-            "WHERE trace_id = ? GROUP BY ALL"
-        )
-        rows = _fetch(con, base, [t0, freq_s, info.id])
-        tokens_known = (False, False)
-        gap_bins = np.array([], dtype=np.int64)
-        if int(bounds["ns"][0]) >= GAP_MIN_SERIES:
-            gaps = _fetch(
-                con,
-                "SELECT DISTINCT CAST(floor((window_start_s - ?) / ?) AS BIGINT) AS k FROM "
-                "(SELECT window_start_s, sum(coalesce(requests, rate_rps * window_s)) AS r "
-                "FROM rate_windows WHERE trace_id = ? GROUP BY 1) WHERE r = 0",
-                [t0, freq_s, info.id],
-            )
-            gap_bins = gaps["k"].astype(np.int64)
+        bins = _rate_bins(con, info, freq, freq_s, freq_option)
     else:
         raise PlannerError(
             f"trace {trace_name!r} holds {info.kind.replace('_', ' ')}, not requests or rates; "
             "forecast a request or rate-window trace"
         )
-    n = int(span // freq_s)
-    if n < 1 and not span > 0:
+    n = int(bins.span // freq_s)
+    if n < 1 and not bins.span > 0:
         raise PlannerError(
             f"trace {trace_name!r} spans 0 s (every request at one instant): nothing to bucket "
             f"into {freq_option} {freq} intervals; ingest a trace that spans at least one"
         )
     if n < 1:
         raise PlannerError(
-            f"{freq_option} {freq}: trace {trace_name!r} spans {span:,.0f} s, shorter than one "
-            f"{freq} interval; use a finer {freq_option}"
+            f"{freq_option} {freq}: trace {trace_name!r} spans {bins.span:,.0f} s, shorter than "
+            f"one {freq} interval; use a finer {freq_option}"
         )
-    ids = sorted(set(rows["series"].tolist()))
-    chosen = _select(trace_name, ids, series)
-    return _matrix(
-        info.name, info.kind, freq_s, resolution, n, rows, chosen, total, tokens_known, gap_bins
-    )
+    chosen = _select(trace_name, sorted(set(bins.rows["series"].tolist())), series)
+    return _matrix(info, freq_s, n, bins, chosen, total)
 
 
 def _check_resolution(trace: str, freq: str, freq_s: int, resolution: float, option: str) -> None:
@@ -268,18 +289,10 @@ def _select(trace: str, ids: list[str], series: str | Sequence[str] | None) -> l
 
 
 def _matrix(
-    trace: str,
-    kind: str,
-    freq_s: int,
-    resolution: float | None,
-    n: int,
-    rows: dict[str, np.ndarray],
-    chosen: list[str],
-    total: bool,
-    tokens_known: tuple[bool, bool],
-    gap_bins: np.ndarray,
+    info: TraceInfo, freq_s: int, n: int, bins: _Bins, chosen: list[str], total: bool
 ) -> TraceSeries:
     """Scatter the long query result into dense (series × interval) matrices."""
+    rows, tokens_known = bins.rows, bins.tokens_known
     index = {s: i for i, s in enumerate(chosen)}
     keep = np.array([s in index for s in rows["series"]], dtype=bool) & (rows["k"] < n)
     row = np.array([index[s] for s in rows["series"][keep]], dtype=np.int64)
@@ -299,6 +312,8 @@ def _matrix(
     if total:
         ids = [TOTAL_ID]
         req, tin, tout = (m.sum(axis=0, keepdims=True) for m in (req, tin, tout))
-    gap_bins = gap_bins[gap_bins < n]
+    gap_bins = bins.gap_bins[bins.gap_bins < n]
     req[:, gap_bins] = np.nan
-    return TraceSeries(trace, kind, freq_s, resolution, ids, req, tin, tout, len(gap_bins))
+    return TraceSeries(
+        info.name, info.kind, freq_s, bins.resolution, ids, req, tin, tout, len(gap_bins)
+    )

@@ -546,6 +546,40 @@ def check_mapping(source: Source, mapping: dict[str, str], time_unit: str) -> No
         raise PlannerError(f"--time-unit {time_unit!r}: expected one of {', '.join(TIME_UNITS)}")
 
 
+def _parquet_time_type(path: Path, column: str, src: str, declared: str) -> str:
+    """The type a Parquet file's timestamp column is read as (text columns by their first
+    non-blank value)."""
+    first = None
+    if declared.startswith("VARCHAR"):
+        ts = _ident(column)
+        con = duckdb.connect()
+        try:
+            rows = con.execute(
+                f"SELECT {ts} FROM {src} WHERE nullif(trim({ts}), '') IS NOT NULL LIMIT 1"
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise PlannerError(f"{path}: {duckdb_detail(exc)}") from None
+        finally:
+            con.close()
+        first = (None, rows[0][0]) if rows else None
+    return _time_type(path, column, declared, first)
+
+
+def _epoch_seconds(path: Path, column: str, ts_type: str, time_unit: str) -> str:
+    """SQL for the timestamp column in epoch seconds (numbers in `time_unit`, date-times as
+    they are)."""
+    ts = _ident(column)
+    if ts_type == "DOUBLE":
+        seconds = f"CAST({ts} AS DOUBLE)"
+        return seconds if time_unit == "s" else f"{seconds} / {TIME_UNITS[time_unit]}.0"
+    if time_unit != "s":
+        raise PlannerError(
+            f"{path}: column {column!r} holds date-times; --time-unit applies to numeric "
+            "timestamps only"
+        )
+    return f"epoch(CAST({ts} AS {ts_type}))"
+
+
 def _read_mapped(source: Source, mapping: dict[str, str], time_unit: str = "s") -> list[Select]:
     """Any CSV or Parquet file, through a column mapping (--map) and a time unit (--time-unit).
 
@@ -566,19 +600,7 @@ def _read_mapped(source: Source, mapping: dict[str, str], time_unit: str = "s") 
     require_columns(path, header, "csv/parquet --map", tuple(mapping.values()))
     ts = _ident(column)
     if parquet:
-        first = None
-        if schema[column].startswith("VARCHAR"):
-            con = duckdb.connect()
-            try:
-                rows = con.execute(
-                    f"SELECT {ts} FROM {src} WHERE nullif(trim({ts}), '') IS NOT NULL LIMIT 1"
-                ).fetchall()
-            except duckdb.Error as exc:
-                raise PlannerError(f"{path}: {duckdb_detail(exc)}") from None
-            finally:
-                con.close()
-            first = (None, rows[0][0]) if rows else None
-        ts_type = _time_type(path, column, schema[column], first)
+        ts_type = _parquet_time_type(path, column, src, schema[column])
     else:
         sniffed = _describe(path, f"read_csv({sql_str(path)}, header=true, {CSV_DIALECT})")
         first = csv_first_value(path, column) if sniffed.get(column) == "VARCHAR" else None
@@ -587,16 +609,7 @@ def _read_mapped(source: Source, mapping: dict[str, str], time_unit: str = "s") 
         types.update({mapping[k]: "BIGINT" for k in ("input", "output") if k in mapping})
         src = typed_csv(path, types)
     cols = {MAP_KEYS[k]: f'"{v}"' for k, v in mapping.items() if k != "ts"}
-    if ts_type == "DOUBLE":
-        seconds = f"CAST({ts} AS DOUBLE)"
-        cols["t"] = seconds if time_unit == "s" else f"{seconds} / {TIME_UNITS[time_unit]}.0"
-    elif time_unit != "s":
-        raise PlannerError(
-            f"{path}: column {column!r} holds date-times; --time-unit applies to numeric "
-            "timestamps only"
-        )
-    else:
-        cols["t"] = f"epoch(CAST({ts} AS {ts_type}))"
+    cols["t"] = _epoch_seconds(path, column, ts_type, time_unit)
     if "series" in cols:
         cols["series"] = f"CAST({cols['series']} AS VARCHAR)"
     number = ts_type == "DOUBLE"

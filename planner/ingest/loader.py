@@ -4,7 +4,7 @@ import contextlib
 import math
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -298,33 +298,79 @@ class _Read:
         return "rate_windows" if self.aggregate is not None else self.fmt.table
 
 
+def _same_as_stored(
+    con: duckdb.DuckDBPyConnection, old: TraceInfo, digest: str, read: _Read, replace: bool
+) -> bool:
+    """Whether re-ingesting trace `old` would change nothing; a PlannerError when it would
+    change it without --replace."""
+    stored = trace_read_options(con, old.id)
+    same_read = old.format == read.fmt.id and _options_match(stored, read.options, replace)
+    if old.content_hash == digest and same_read:
+        return True
+    if not replace and old.content_hash == digest:
+        raise PlannerError(
+            f"trace {old.name!r} is already loaded from this content but read differently "
+            f"({_difference(old, stored, read.fmt, read.options)}); use --replace to re-read it "
+            "or --name to load it under another name"
+        )
+    if not replace:
+        raise PlannerError(
+            f"trace {old.name!r} is already loaded from different content; "
+            "use --replace to reload it or --name to load it under another name"
+        )
+    return False
+
+
+def _insert_trace(con: duckdb.DuckDBPyConnection, name: str, source: Source, read: _Read) -> int:
+    """A new traces row (its content hash filled in when the load finishes); its id."""
+    return con.execute(
+        "INSERT INTO traces (name, format, kind, source, content_hash, size_bytes, "
+        "read_options) VALUES (?, ?, ?, ?, '', ?, ?) RETURNING id",
+        [
+            name,
+            read.fmt.id,
+            read.table,
+            str(source.path),
+            total_size(source.files),
+            encode_read_options(read.options),
+        ],
+    ).fetchall()[0][0]
+
+
+def _twin(
+    con: duckdb.DuckDBPyConnection,
+    traces: Iterable[TraceInfo],
+    digest: str,
+    name: str,
+    read: _Read,
+) -> TraceInfo | None:
+    """Another stored trace with the same content read the same way, if any."""
+    return next(
+        (
+            t
+            for t in traces
+            if t.content_hash == digest
+            and t.name != name
+            and t.format == read.fmt.id
+            and _options_match(trace_read_options(con, t.id), read.options, replace=False)
+        ),
+        None,
+    )
+
+
 def _ingest(
     con: duckdb.DuckDBPyConnection, source: Source, read: _Read, name: str, replace: bool
 ) -> IngestResult:
     """Load a detected source in one transaction, hashing it alongside; no-op on a trace with
     the same content read the same way (format and read options)."""
-    fmt, options = read.fmt, read.options
     existing = {t.name: t for t in list_traces(con)}
     old = existing.get(name)
     hasher = _Hasher(source.files)
     if old is not None:
         hasher.run()
-        stored = trace_read_options(con, old.id)
-        same_read = old.format == fmt.id and _options_match(stored, options, replace)
-        if old.content_hash == hasher.digest and same_read:
+        if _same_as_stored(con, old, hasher.digest, read, replace):
             return _result(old, "unchanged")
-        if not replace and old.content_hash == hasher.digest:
-            raise PlannerError(
-                f"trace {name!r} is already loaded from this content but read differently "
-                f"({_difference(old, stored, fmt, options)}); use --replace to re-read it "
-                "or --name to load it under another name"
-            )
-        if not replace:
-            raise PlannerError(
-                f"trace {name!r} is already loaded from different content; "
-                "use --replace to reload it or --name to load it under another name"
-            )
-    if old is None:
+    else:
         hasher.start()
     try:
         rows = _read_rows(con, source, read)
@@ -335,18 +381,7 @@ def _ingest(
     try:
         if old is not None:
             delete_trace_rows(con, old.id)
-        trace_id = con.execute(
-            "INSERT INTO traces (name, format, kind, source, content_hash, size_bytes, "
-            "read_options) VALUES (?, ?, ?, ?, '', ?, ?) RETURNING id",
-            [
-                name,
-                fmt.id,
-                read.table,
-                str(source.path),
-                total_size(source.files),
-                encode_read_options(options),
-            ],
-        ).fetchall()[0][0]
+        trace_id = _insert_trace(con, name, source, read)
         if isinstance(rows, Aggregates):
             _load(con, source, _aggregate_selects(rows), trace_id)
             start, warnings, files = rows.start, rows.warnings, rows.files
@@ -356,17 +391,7 @@ def _ingest(
             _load(con, source, [_borrowed(con, source, read, trace_id)], trace_id)
         if hasher.is_alive():
             hasher.join()
-        twin = next(
-            (
-                t
-                for t in existing.values()
-                if t.content_hash == hasher.digest
-                and t.name != name
-                and t.format == fmt.id
-                and _options_match(trace_read_options(con, t.id), options, replace=False)
-            ),
-            None,
-        )
+        twin = _twin(con, existing.values(), hasher.digest, name, read)
         if twin is not None:
             con.rollback()
             return _result(twin, "unchanged")

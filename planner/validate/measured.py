@@ -161,6 +161,22 @@ def _engine(row: dict[str, str], path: Path, line: int) -> str:
     return name
 
 
+def _launch_flags(engine: str, load: LoadGenerator, batch: int, isl: int) -> dict[str, int]:
+    """The engine flags an aggregated worker of a silicon row was launched with."""
+    if load is INFERENCEX:
+        flags = {"max_seqs": batch}
+        if engine == "vllm":
+            flags["token_budget"] = INFERENCEX_TOKEN_BUDGET
+        return flags
+    if engine in AIC_GENERATED:
+        return {
+            "token_budget": batch + isl + AIC_SPARE_TOKENS,
+            "max_seqs": batch,
+            "cuda_graph_max_batch": batch,
+        }
+    return {}
+
+
 def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
     """One silicon CSV row as a Measured benchmark."""
     mode = (row.get("mode") or "").strip().lower()
@@ -178,16 +194,7 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         if not agg.batch:
             raise PlannerError(f"{_where(path, line, 'batch_size')}: an agg row needs a batch size")
         concurrency = agg.batch * agg.dp
-        if load is INFERENCEX:
-            flags = {"max_seqs": agg.batch}
-            if engine == "vllm":
-                flags["token_budget"] = INFERENCEX_TOKEN_BUDGET
-        elif engine in AIC_GENERATED:
-            flags = {
-                "token_budget": agg.batch + isl + AIC_SPARE_TOKENS,
-                "max_seqs": agg.batch,
-                "cuda_graph_max_batch": agg.batch,
-            }
+        flags = _launch_flags(engine, load, agg.batch, isl)
     else:
         prefill = _workers(row, "prefill_", path, line)
         decode = _workers(row, "decode_", path, line)
@@ -242,8 +249,8 @@ def read_silicon_csv(path: Path) -> list[Measured]:
     return rows
 
 
-def read_bench_json(path: Path, defaults: dict[str, Any]) -> Measured:
-    """A `vllm bench serve --save-result` file; deployment from its metadata or `defaults`."""
+def _bench_data(path: Path) -> dict[str, Any]:
+    """The JSON object of a `vllm bench serve --save-result` file, with the keys it needs."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -255,6 +262,16 @@ def read_bench_json(path: Path, defaults: dict[str, Any]) -> Measured:
     missing = [k for k in BENCH_REQUIRED if data.get(k) is None]
     if missing:
         raise PlannerError(f"{path}: missing key(s) {', '.join(missing)}")
+    return data
+
+
+def read_bench_json(path: Path, defaults: dict[str, Any]) -> Measured:
+    """A `vllm bench serve --save-result` file; deployment from its metadata or `defaults`.
+
+    Its load is vllm bench serve's own: the completed requests over `max_concurrency` clients,
+    no warm-up wave, the mean lengths for every request.
+    """
+    data = _bench_data(path)
     text = {k: str(v) for k, v in data.items() if not isinstance(v, dict | list)}
     completed = _number(text, "completed", path, 1)
 
@@ -278,6 +295,7 @@ def read_bench_json(path: Path, defaults: dict[str, Any]) -> Measured:
         batch=int(_number(text, "max_concurrency", path, 1)),
         count=1,
     )
+    flags = {"token_budget": "max_num_batched_tokens", "max_seqs": "max_num_seqs"}
     return Measured(
         source=str(path),
         line=1,
@@ -295,14 +313,8 @@ def read_bench_json(path: Path, defaults: dict[str, Any]) -> Measured:
         ttft_ms=_number(text, "mean_ttft_ms", path, 1),
         tpot_ms=_number(text, "mean_tpot_ms", path, 1),
         agg=workers,
-        flags={
-            name: int(pick(key))
-            for name, key in (
-                ("token_budget", "max_num_batched_tokens"),
-                ("max_seqs", "max_num_seqs"),
-            )
-            if pick(key) is not None
-        },
+        flags={name: int(pick(key)) for name, key in flags.items() if pick(key) is not None},
+        load=LoadGenerator("vllm bench serve", max(round(completed / workers.batch), 1), 0),
         raw=text,
     )
 
