@@ -34,11 +34,14 @@ from rich.progress import (
 from rich.table import Table
 
 from planner.errors import PlannerError
-from planner.ingest import FORMATS, SAMPLES, ingest_path, ingest_sample, source_size
+from planner.ingest import FORMATS, SAMPLES, IngestResult, ingest_path, ingest_sample, source_size
 from planner.store import default_db_path, list_traces, open_store, run_query
 
 if TYPE_CHECKING:
+    from planner.costmodel import Calibration
     from planner.optimize.planfile import PlanFile
+    from planner.planning import PlanOptions
+    from planner.report import Artefacts
 
 app = typer.Typer(
     help="Workload-trace analytics and capacity planner for LLM serving.",
@@ -107,6 +110,14 @@ def store(db: Path | None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyC
         yield con
     finally:
         con.close()
+
+
+def show(data: Any, json_out: bool, printer: Callable[[Any], None]) -> None:
+    """`data` as JSON on stdout with --json, else through the command's printer."""
+    if json_out:
+        emit_json(data)
+    else:
+        printer(data)
 
 
 def emit_json(data: Any) -> None:
@@ -192,68 +203,79 @@ def parse_map(spec: str | None) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
+IngestPaths = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="Trace files, folders or quoted globs ('logs/*/part-*.parquet'); the files of "
+        "a folder or glob are one trace."
+    ),
+]
+MapOption = Annotated[
+    str | None, typer.Option("--map", help="Column mapping for csv/parquet: ts=COL,input=COL")
+]
+SampleOption = Annotated[
+    list[str] | None, typer.Option(help=f"Embedded sample: {', '.join(SAMPLES)}.")
+]
+IntervalOption = Annotated[
+    str, typer.Option(help="Rate interval of --aggregate (30s, 1min, 10min, ...).")
+]
+LengthWindowOption = Annotated[str, typer.Option(help="Window of the length PMFs of --aggregate.")]
+ReplaceOption = Annotated[
+    bool,
+    typer.Option(
+        help="Reload a changed file, or re-read it with another --format/--map/--time-unit, "
+        "under the same name."
+    ),
+]
+TimeUnitOption = Annotated[
+    str | None,
+    typer.Option(
+        "--time-unit", help="Unit of a numeric --map ts column: s, ms, us or ns [default: s]."
+    ),
+]
+AggregateOption = Annotated[
+    bool,
+    typer.Option(
+        "--aggregate",
+        help="Store a request trace as aggregates only (rate windows + length PMFs): memory "
+        "and store size grow with intervals x series, not rows.",
+    ),
+]
+AggregatorOption = Annotated[
+    str,
+    typer.Option(
+        help="Who aggregates: duckdb (this machine) or spark (csv/parquet with --map; local "
+        "or a cluster via --master); spark implies --aggregate."
+    ),
+]
+MasterOption = Annotated[
+    str | None,
+    typer.Option(help="Spark master URL (spark://host:7077, yarn, k8s://...) [local[*]]."),
+]
+LengthsOption = Annotated[
+    str | None,
+    typer.Option(
+        help="A stored trace whose token lengths a rate series without any borrows (to "
+        "simulate and plan it)."
+    ),
+]
+
+
 @command
 def ingest(
-    paths: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            help="Trace files, folders or quoted globs ('logs/*/part-*.parquet'); the files of "
-            "a folder or glob are one trace."
-        ),
-    ] = None,
+    paths: IngestPaths = None,
     format: Annotated[str | None, typer.Option("--format", "-f", help="Force a format.")] = None,
     name: Annotated[str | None, typer.Option(help="Trace name (one path only).")] = None,
-    replace: Annotated[
-        bool,
-        typer.Option(
-            help="Reload a changed file, or re-read it with another --format/--map/--time-unit, "
-            "under the same name."
-        ),
-    ] = False,
-    map: Annotated[
-        str | None, typer.Option("--map", help="Column mapping for csv/parquet: ts=COL,input=COL")
-    ] = None,
-    time_unit: Annotated[
-        str | None,
-        typer.Option(
-            "--time-unit", help="Unit of a numeric --map ts column: s, ms, us or ns [default: s]."
-        ),
-    ] = None,
-    sample: Annotated[
-        list[str] | None, typer.Option(help=f"Embedded sample: {', '.join(SAMPLES)}.")
-    ] = None,
-    aggregate: Annotated[
-        bool,
-        typer.Option(
-            "--aggregate",
-            help="Store a request trace as aggregates only (rate windows + length PMFs): memory "
-            "and store size grow with intervals x series, not rows.",
-        ),
-    ] = False,
-    interval: Annotated[
-        str, typer.Option(help="Rate interval of --aggregate (30s, 1min, 10min, ...).")
-    ] = "1min",
-    length_window: Annotated[
-        str, typer.Option(help="Window of the length PMFs of --aggregate.")
-    ] = "1h",
-    engine: Annotated[
-        str,
-        typer.Option(
-            help="Who aggregates: duckdb (this machine) or spark (csv/parquet with --map; local "
-            "or a cluster via --master); spark implies --aggregate."
-        ),
-    ] = "duckdb",
-    master: Annotated[
-        str | None,
-        typer.Option(help="Spark master URL (spark://host:7077, yarn, k8s://...) [local[*]]."),
-    ] = None,
-    lengths: Annotated[
-        str | None,
-        typer.Option(
-            help="A stored trace whose token lengths a rate series without any borrows (to "
-            "simulate and plan it)."
-        ),
-    ] = None,
+    replace: ReplaceOption = False,
+    map: MapOption = None,
+    time_unit: TimeUnitOption = None,
+    sample: SampleOption = None,
+    aggregate: AggregateOption = False,
+    interval: IntervalOption = "1min",
+    length_window: LengthWindowOption = "1h",
+    engine: AggregatorOption = "duckdb",
+    master: MasterOption = None,
+    lengths: LengthsOption = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -262,16 +284,7 @@ def ingest(
     from planner.ingest.aggregate import Aggregation
 
     paths, sample = paths or [], sample or []
-    if not paths and not sample:
-        raise PlannerError("give at least one PATH or --sample NAME")
-    if name and len(paths) + len(sample) > 1:
-        raise PlannerError("--name needs exactly one PATH")
-    if time_unit is not None and sample:
-        raise PlannerError("--time-unit applies to csv/parquet PATHs with --map, not to --sample")
-    if master is not None and engine != "spark":
-        raise PlannerError("--master applies to --engine spark")
-    if (aggregate or engine != "duckdb" or lengths) and sample:
-        raise PlannerError("--aggregate, --engine and --lengths apply to PATHs, not to --sample")
+    _check_ingest_options(paths, sample, name, time_unit, master, engine, aggregate, lengths)
     agg = None
     if aggregate or engine != "duckdb":
         agg = Aggregation(
@@ -305,6 +318,34 @@ def ingest(
     if json_out:
         emit_json([r.to_dict() for r in results])
         return
+    print_ingested(results)
+
+
+def _check_ingest_options(
+    paths: list[Path],
+    sample: list[str],
+    name: str | None,
+    time_unit: str | None,
+    master: str | None,
+    engine: str,
+    aggregate: bool,
+    lengths: str | None,
+) -> None:
+    """Refuse option combinations `ingest` cannot honour, before anything is read."""
+    if not paths and not sample:
+        raise PlannerError("give at least one PATH or --sample NAME")
+    if name and len(paths) + len(sample) > 1:
+        raise PlannerError("--name needs exactly one PATH")
+    if time_unit is not None and sample:
+        raise PlannerError("--time-unit applies to csv/parquet PATHs with --map, not to --sample")
+    if master is not None and engine != "spark":
+        raise PlannerError("--master applies to --engine spark")
+    if (aggregate or engine != "duckdb" or lengths) and sample:
+        raise PlannerError("--aggregate, --engine and --lengths apply to PATHs, not to --sample")
+
+
+def print_ingested(results: list[IngestResult]) -> None:
+    """One line per trace loaded (or left unchanged), with its files when there are several."""
     for r in results:
         what = "" if r.status != "unchanged" else " (same content already loaded; nothing to do)"
         parts = f" from {len(r.files):,} files" if len(r.files) > 1 else ""
@@ -505,6 +546,17 @@ def calibrate(
     if json_out:
         emit_json({"out": str(out) if out else None, "report": errors or None, **cal.to_json()})
         return
+    print_calibration(cal)
+    if report and steps:
+        typer.echo(format_report(errors))
+    if report and measured:
+        print_errors("leave-one-model-out on the measured benchmarks", errors["measured_lomo"])
+    if out is not None:
+        typer.echo(f"wrote {out}")
+
+
+def print_calibration(cal: "Calibration") -> None:
+    """One line per calibrated accelerator (and profile source) and per fitted engine."""
     for key, entry in cal.entries.items():
         p = entry.params
         serving = (
@@ -524,12 +576,6 @@ def calibrate(
             f"sequence, {host.layer_ms * 1000:.0f} us per eager layer, front end "
             f"{host.frontend_ms:.1f} ms per request"
         )
-    if report and steps:
-        typer.echo(format_report(errors))
-    if report and measured:
-        print_errors("leave-one-model-out on the measured benchmarks", errors["measured_lomo"])
-    if out is not None:
-        typer.echo(f"wrote {out}")
 
 
 def _pct(value: float | None) -> str:
@@ -578,7 +624,7 @@ def validate(
 ) -> None:
     """Predict every measured benchmark (TTFT, TPOT) and report the errors per engine and model."""
     from planner.costmodel import Calibration
-    from planner.validate import error_table, predict_rows, read_measured, write_predictions
+    from planner.validate import predict_rows, read_measured, validation_summary, write_predictions
 
     rows = read_measured(measured, {"accelerator": accelerator, "tp": tp})
     cal = Calibration.load(calibration) if calibration is not None else None
@@ -587,28 +633,21 @@ def validate(
         preds = predict_rows(rows, cal, progress=say)
     if out is not None:
         write_predictions(preds, out)
-    table = error_table(preds)
-    done = sum(p.predicted for p in preds)
-    as_loaded = error_table([p for p in preds if not p.fewer_in_flight])[-1]
+    summary = validation_summary(preds)
     if json_out:
-        skipped = [
-            {"id": p.row.id, "line": p.row.line, "reason": p.skipped} for p in preds if p.skipped
-        ]
-        emit_json(
-            {
-                "rows": len(preds),
-                "predicted": done,
-                "errors": table,
-                "errors_as_loaded": as_loaded,
-                "skipped": skipped,
-                "fewer_in_flight": [p.row.id for p in preds if p.fewer_in_flight],
-                "out": str(out) if out else None,
-            }
-        )
+        emit_json({**summary, "out": str(out) if out else None})
         return
-    print_errors(f"predicted vs measured ({', '.join(str(m) for m in measured)})", table)
-    typer.echo(f"predicted {done:,} of {len(preds):,} rows ({done / len(preds):.1%})")
-    fewer = sum(p.fewer_in_flight for p in preds)
+    print_validation(summary, measured, out)
+
+
+def print_validation(summary: dict[str, Any], measured: list[Path], out: Path | None) -> None:
+    """The error table, rows predicted, flagged and skipped rows of `planner validate`."""
+    print_errors(
+        f"predicted vs measured ({', '.join(str(m) for m in measured)})", summary["errors"]
+    )
+    done, total = summary["predicted"], summary["rows"]
+    typer.echo(f"predicted {done:,} of {total:,} rows ({done / total:.1%})")
+    fewer, as_loaded = len(summary["fewer_in_flight"]), summary["errors_as_loaded"]
     if fewer:
         typer.echo(
             f"{fewer:,} rows ran fewer sequences at once than their concurrency (Little's law on "
@@ -617,9 +656,8 @@ def validate(
             "(calibrate does not fit them)"
         )
     reasons: dict[str, int] = {}
-    for p in preds:
-        if p.skipped:
-            reasons[p.skipped] = reasons.get(p.skipped, 0) + 1
+    for skip in summary["skipped"]:
+        reasons[skip["reason"]] = reasons.get(skip["reason"], 0) + 1
     for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
         typer.echo(f"skipped {count:,}: {reason}", err=True)
     if out is not None:
@@ -682,74 +720,89 @@ EngineOption = Annotated[
 ]
 
 
+SimTraceArgument = Annotated[
+    str | None, typer.Argument(help="Trace name; omit with --concurrency (benchmark mode).")
+]
+ModelOption = Annotated[str, typer.Option(help="Model card id, Hugging Face path or config.json.")]
+DtypeOption = Annotated[
+    str | None, typer.Option(help="Weight precision, e.g. fp8 [default: as shipped].")
+]
+KvDtypeOption = Annotated[
+    str | None, typer.Option(help="KV-cache precision, e.g. fp8 [default: bf16].")
+]
+SpeculativeOption = Annotated[
+    str | None,
+    typer.Option(help="Speculative decoding / MTP as TOKENS:ACCEPTANCE, e.g. 1:0.7."),
+]
+MaxBatchOption = Annotated[
+    int | None, typer.Option(help="Most sequences in flight [default: the engine's].")
+]
+TokenBudgetOption = Annotated[
+    int | None, typer.Option(help="Tokens per step [default: the engine's].")
+]
+ConcurrencyOption = Annotated[
+    int | None, typer.Option(help="Benchmark mode: N clients in a closed loop.")
+]
+RequestsOption = Annotated[
+    int, typer.Option(help="Benchmark requests measured [default: 10 per client].")
+]
+WarmupOption = Annotated[
+    int,
+    typer.Option(
+        help="Benchmark warm-up requests, not measured; as aiperf does, the measured "
+        "requests start together once every warm-up response is in."
+    ),
+]
+RangeRatioOption = Annotated[
+    float,
+    typer.Option(
+        help="Benchmark lengths drawn uniformly between RATIO x and 1 x --isl / --osl, as "
+        "vllm bench serve --random-range-ratio (the client InferenceX runs); 1 = fixed."
+    ),
+]
+RouterOption = Annotated[str, typer.Option(help="Routing: round-robin or least-loaded.")]
+DisaggOption = Annotated[
+    str | None, typer.Option(help="Prefill:decode instances per replica, e.g. 1:1.")
+]
+SloOption = Annotated[
+    list[str] | None, typer.Option(help="SLO such as ttft_p99=1000ms (repeatable).")
+]
+SliceStartOption = Annotated[float | None, typer.Option(help="Slice start (s from trace start).")]
+SeedOption = Annotated[int, typer.Option(help="Seed for drawn arrivals and benchmark jitter.")]
+AttainmentOption = Annotated[float, typer.Option(help="Share of requests within all SLOs.")]
+
+
 @command
 def simulate(
-    trace: Annotated[
-        str | None, typer.Argument(help="Trace name; omit with --concurrency (benchmark mode).")
-    ] = None,
-    model: Annotated[
-        str, typer.Option(help="Model card id, Hugging Face path or config.json.")
-    ] = "llama-3.1-8b",
+    trace: SimTraceArgument = None,
+    model: ModelOption = "llama-3.1-8b",
     accelerator: Annotated[str, typer.Option(help="Accelerator id, e.g. h100.")] = "h100",
     engine: EngineOption = "vllm",
     tp: Annotated[int, typer.Option(help="Tensor-parallel degree per instance.")] = 1,
     pp: Annotated[int, typer.Option(help="Pipeline-parallel degree per instance.")] = 1,
     dp: Annotated[int, typer.Option(help="Attention data-parallel ranks per instance.")] = 1,
     ep: Annotated[int, typer.Option(help="Expert-parallel degree (MoE), dividing tp x dp.")] = 1,
-    dtype: Annotated[
-        str | None, typer.Option(help="Weight precision, e.g. fp8 [default: as shipped].")
-    ] = None,
-    kv_dtype: Annotated[
-        str | None, typer.Option(help="KV-cache precision, e.g. fp8 [default: bf16].")
-    ] = None,
-    speculative: Annotated[
-        str | None,
-        typer.Option(help="Speculative decoding / MTP as TOKENS:ACCEPTANCE, e.g. 1:0.7."),
-    ] = None,
-    max_batch: Annotated[
-        int | None, typer.Option(help="Most sequences in flight [default: the engine's].")
-    ] = None,
-    token_budget: Annotated[
-        int | None, typer.Option(help="Tokens per step [default: the engine's].")
-    ] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(help="Benchmark mode: N clients in a closed loop.")
-    ] = None,
+    dtype: DtypeOption = None,
+    kv_dtype: KvDtypeOption = None,
+    speculative: SpeculativeOption = None,
+    max_batch: MaxBatchOption = None,
+    token_budget: TokenBudgetOption = None,
+    concurrency: ConcurrencyOption = None,
     isl: Annotated[int, typer.Option(help="Benchmark input tokens per request.")] = 1024,
     osl: Annotated[int, typer.Option(help="Benchmark output tokens per request.")] = 128,
-    requests: Annotated[
-        int, typer.Option(help="Benchmark requests measured [default: 10 per client].")
-    ] = 0,
-    warmup: Annotated[
-        int,
-        typer.Option(
-            help="Benchmark warm-up requests, not measured; as aiperf does, the measured "
-            "requests start together once every warm-up response is in."
-        ),
-    ] = 0,
-    range_ratio: Annotated[
-        float,
-        typer.Option(
-            help="Benchmark lengths drawn uniformly between RATIO x and 1 x --isl / --osl, as "
-            "vllm bench serve --random-range-ratio (the client InferenceX runs); 1 = fixed."
-        ),
-    ] = 1.0,
+    requests: RequestsOption = 0,
+    warmup: WarmupOption = 0,
+    range_ratio: RangeRatioOption = 1.0,
     replicas: Annotated[int, typer.Option(help="Replicas behind the router.")] = 1,
-    router: Annotated[
-        str, typer.Option(help="Routing: round-robin or least-loaded.")
-    ] = "least-loaded",
-    disagg: Annotated[
-        str | None, typer.Option(help="Prefill:decode instances per replica, e.g. 1:1.")
-    ] = None,
+    router: RouterOption = "least-loaded",
+    disagg: DisaggOption = None,
     rate_scale: Annotated[float, typer.Option(help="Replay the arrivals X times faster.")] = 1.0,
-    start: Annotated[float | None, typer.Option(help="Slice start (s from trace start).")] = None,
+    start: SliceStartOption = None,
     end: Annotated[float | None, typer.Option(help="Slice end (s, exclusive).")] = None,
-    slo: Annotated[
-        list[str] | None, typer.Option(help="SLO such as ttft_p99=1000ms (repeatable).")
-    ] = None,
-    attainment: Annotated[float, typer.Option(help="Share of requests within all SLOs.")] = 0.99,
+    slo: SloOption = None,
+    attainment: AttainmentOption = 0.99,
     goodput: Annotated[bool, typer.Option(help="Search the goodput (with --slo).")] = True,
-    seed: Annotated[int, typer.Option(help="Seed for drawn arrivals and benchmark jitter.")] = 0,
+    seed: SeedOption = 0,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -758,50 +811,32 @@ def simulate(
     from planner.simulate.run import ServingPlan, simulate_benchmark, simulate_trace
 
     plan = ServingPlan(
-        model,
-        accelerator,
-        tp,
-        pp,
-        dp,
-        ep,
-        engine,
-        dtype,
-        kv_dtype,
-        speculative,
-        max_batch,
+        model, accelerator, tp, pp, dp, ep, engine, dtype, kv_dtype, speculative, max_batch,
         token_budget,
-    )
+    )  # fmt: skip
     if concurrency is not None:
         bench = Benchmark(
             concurrency, isl, osl, requests, warmup, seed=seed, range_ratio=range_ratio
         )
-        out = simulate_benchmark(plan, bench)
-        if json_out:
-            emit_json(out)
-            return
-        print_benchmark(out)
+        show(simulate_benchmark(plan, bench), json_out, print_benchmark)
         return
     if trace is None:
         raise PlannerError("give a TRACE to replay, or --concurrency N for benchmark mode")
     with store(db, read_only=True) as con:
         out = simulate_trace(
-            con,
-            trace,
-            plan,
-            replicas=replicas,
-            router=router,
-            disagg=disagg,
-            rate_scale=rate_scale,
-            start=start,
-            end=end,
-            slos=slo,
-            attainment=attainment,
-            with_goodput=goodput,
-            seed=seed,
-        )
-    if json_out:
-        emit_json(out)
-        return
+            con, trace, plan, replicas=replicas, router=router, disagg=disagg,
+            rate_scale=rate_scale, start=start, end=end, slos=slo, attainment=attainment,
+            with_goodput=goodput, seed=seed,
+        )  # fmt: skip
+    show(
+        out,
+        json_out,
+        functools.partial(print_simulation, trace=trace, replicas=replicas, attainment=attainment),
+    )
+
+
+def print_simulation(out: dict[str, Any], trace: str, replicas: int, attainment: float) -> None:
+    """A trace replay's latency table, load, SLO attainment and goodput, and the engine used."""
     p = out["plan"]
     print_table(
         f"{trace} on {p['gpus']} x {p['accelerator']} ({_layout(p)}, {replicas} replica(s)"
@@ -983,69 +1018,76 @@ def backtest(
     print_table(title, BACKTEST_COLUMNS, backtest_rows(result), result["notes"])
 
 
+AcceleratorsOption = Annotated[str, typer.Option(help="Allowed accelerators, comma-separated.")]
+PricesOption = Annotated[
+    Path | None, typer.Option(help="Accelerator/price overrides (TOML, JSON or YAML).")
+]
+AvailableOption = Annotated[
+    str | None, typer.Option(help="GPUs available per type, e.g. h100=16,l4=8.")
+]
+BudgetOption = Annotated[
+    str | None, typer.Option(help="Most to spend, e.g. 20000/month (or /day, /hour).")
+]
+BucketsOption = Annotated[
+    bool,
+    typer.Option(help="Also plan requests split into input-length pools; keeps the cheaper plan."),
+]
+ColdStartsOption = Annotated[
+    str | None, typer.Option(help="Cold-start trace to measure the provisioning delay.")
+]
+RateScaleOption = Annotated[
+    float, typer.Option(help="Plan for X times the trace's traffic (same time axis).")
+]
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Refuse a trace with requests longer than the model's context, and --available "
+        "too low for the peak (default: plan without them / the best the GPUs allow, with "
+        "a warning).",
+    ),
+]
+EnergyPriceOption = Annotated[
+    float | None,
+    typer.Option(help="Electricity price in US$ per kWh for the energy figures [default: 0.10]."),
+]
+PowerBudgetOption = Annotated[
+    float | None,
+    typer.Option(help="Most power the peak fleet may draw at TDP, in kW, e.g. 40."),
+]
+ReportOption = Annotated[
+    Path | None, typer.Option("--report", help="Also write the HTML capacity report here.")
+]
+
+
 @command
 def plan(
     trace: TraceArgument,
     model: Annotated[str, typer.Option(help="Model card id, e.g. llama-3.1-8b.")],
     slo: Annotated[list[str], typer.Option(help="SLO such as ttft_p99=1000ms (repeatable).")],
     attainment: Annotated[float, typer.Option(help="Share of requests within all SLOs.")] = 0.99,
-    accelerators: Annotated[
-        str, typer.Option(help="Allowed accelerators, comma-separated.")
-    ] = "h100,a100,l4",
-    prices: Annotated[
-        Path | None, typer.Option(help="Accelerator/price overrides (TOML, JSON or YAML).")
-    ] = None,
-    available: Annotated[
-        str | None, typer.Option(help="GPUs available per type, e.g. h100=16,l4=8.")
-    ] = None,
-    budget: Annotated[
-        str | None, typer.Option(help="Most to spend, e.g. 20000/month (or /day, /hour).")
-    ] = None,
-    buckets: Annotated[
-        bool,
-        typer.Option(
-            help="Also plan requests split into input-length pools; keeps the cheaper plan."
-        ),
-    ] = False,
+    accelerators: AcceleratorsOption = "h100,a100,l4",
+    prices: PricesOption = None,
+    available: AvailableOption = None,
+    budget: BudgetOption = None,
+    buckets: BucketsOption = False,
     horizon: Annotated[str, typer.Option(help="Planning horizon, e.g. 1d.")] = "1d",
     interval: Annotated[str, typer.Option(help="Schedule interval, e.g. 10min.")] = "10min",
     quantile: Annotated[str, typer.Option(help="Forecast quantile to cover, e.g. p95.")] = "p95",
-    cold_starts: Annotated[
-        str | None, typer.Option(help="Cold-start trace to measure the provisioning delay.")
-    ] = None,
-    rate_scale: Annotated[
-        float, typer.Option(help="Plan for X times the trace's traffic (same time axis).")
-    ] = 1.0,
+    cold_starts: ColdStartsOption = None,
+    rate_scale: RateScaleOption = 1.0,
     engine: EngineOption = "vllm",
-    strict: Annotated[
-        bool,
-        typer.Option(
-            "--strict",
-            help="Refuse a trace with requests longer than the model's context, and --available "
-            "too low for the peak (default: plan without them / the best the GPUs allow, with "
-            "a warning).",
-        ),
-    ] = False,
-    energy_price: Annotated[
-        float | None,
-        typer.Option(
-            help="Electricity price in US$ per kWh for the energy figures [default: 0.10]."
-        ),
-    ] = None,
-    power_budget: Annotated[
-        float | None,
-        typer.Option(help="Most power the peak fleet may draw at TDP, in kW, e.g. 40."),
-    ] = None,
+    strict: StrictOption = False,
+    energy_price: EnergyPriceOption = None,
+    power_budget: PowerBudgetOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write PLAN.json here.")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Write the plan's tables here.")] = None,
-    report_file: Annotated[
-        Path | None, typer.Option("--report", help="Also write the HTML capacity report here.")
-    ] = None,
+    report_file: ReportOption = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """The cheapest plan holding the SLO, its scaling schedule and a replay of the trace."""
-    from planner.planning import PlanOptions, plan_to_artefacts
+    from planner.planning import PlanOptions
     from planner.report import Artefacts
 
     db_path = (db if db is not None else default_db_path()).resolve()
@@ -1070,7 +1112,13 @@ def plan(
         energy_price=energy_price,
         power_budget=power_budget,
     )
-    artefacts = Artefacts(plan_json=out, tables_dir=csv, report=report_file)
+    run_plan(options, Artefacts(plan_json=out, tables_dir=csv, report=report_file), json_out)
+
+
+def run_plan(options: "PlanOptions", artefacts: "Artefacts", json_out: bool) -> None:
+    """Plan with a progress bar, write the artefacts, then print warnings and the summary."""
+    from planner.planning import plan_to_artefacts
+
     with progress(not json_out) as bar:
         say = reporter(bar, bar.add_task("planning", total=None))
         result, written = plan_to_artefacts(options, artefacts, say)
@@ -1086,7 +1134,7 @@ def plan(
 
 def print_plan(result: "PlanFile") -> None:
     """`planner plan`'s summary: the sentence, engine, replicas, replay and search size."""
-    rec, served, replay, search = result.recommended, result.engine, result.replay, result.search
+    rec, served, search = result.recommended, result.engine, result.search
     typer.echo(rec.sentence)
     release = served.release or f"defaults of {served.version}"
     typer.echo(f"engine: {served.id} ({served.name}, {release})")
@@ -1122,6 +1170,24 @@ def print_plan(result: "PlanFile") -> None:
                 for p in result.alternatives.length_pools
             ],
         )
+    print_replay(result)
+    if result.energy:
+        e = result.energy
+        typer.echo(
+            f"energy: {e['kwh_per_month']:,.0f} kWh/month, ${e['cost_per_month']:,.0f}/month at "
+            f"${e['price_per_kwh']:g}/kWh (board power: mean {e['mean_power_kw']:,.2f} kW, "
+            f"peak fleet {e['peak_power_kw']:,.2f} kW at TDP; busy {e['busy_share']:.0%})"
+        )
+    typer.echo(
+        f"{search.candidates} candidate plans, {search.simulated} simulated, "
+        f"{search.seconds:.1f} s; provisioning delay {result.provisioning_delay_s:.0f} s "
+        f"({result.provisioning_source})"
+    )
+
+
+def print_replay(result: "PlanFile") -> None:
+    """The held-back replay of the schedule against static-peak and reactive fleets."""
+    replay = result.replay
     window = replay.window
     print_table(
         f"replay of the held-back {window['end_s'] - window['start_s']:,.0f} s",
@@ -1144,18 +1210,6 @@ def print_plan(result: "PlanFile") -> None:
     )
     if replay.verdict is not None:
         typer.echo(replay.verdict.sentence)
-    if result.energy:
-        e = result.energy
-        typer.echo(
-            f"energy: {e['kwh_per_month']:,.0f} kWh/month, ${e['cost_per_month']:,.0f}/month at "
-            f"${e['price_per_kwh']:g}/kWh (board power: mean {e['mean_power_kw']:,.2f} kW, "
-            f"peak fleet {e['peak_power_kw']:,.2f} kW at TDP; busy {e['busy_share']:.0%})"
-        )
-    typer.echo(
-        f"{search.candidates} candidate plans, {search.simulated} simulated, "
-        f"{search.seconds:.1f} s; provisioning delay {result.provisioning_delay_s:.0f} s "
-        f"({result.provisioning_source})"
-    )
 
 
 def main() -> None:

@@ -3,7 +3,13 @@
 from planner.validate.fit import fit_measured
 from planner.validate.measured import Measured, is_measured, read_measured
 from planner.validate.predict import Prediction, predict
-from planner.validate.report import error_table, lomo, predict_rows, write_predictions
+from planner.validate.report import (
+    error_table,
+    lomo,
+    predict_rows,
+    validation_summary,
+    write_predictions,
+)
 
 __all__ = [
     "Measured",
@@ -15,5 +21,6 @@ __all__ = [
     "predict",
     "predict_rows",
     "read_measured",
+    "validation_summary",
     "write_predictions",
 ]

@@ -72,6 +72,21 @@ def _scores(engine: str, model: str, mode: str, preds: Sequence[Prediction]) -> 
     }
 
 
+def validation_summary(preds: Sequence[Prediction]) -> dict[str, Any]:
+    """What `planner validate` reports: rows predicted, the error table, the overall errors
+    without rows measured under another load than they name, and the rows skipped or flagged."""
+    return {
+        "rows": len(preds),
+        "predicted": sum(p.predicted for p in preds),
+        "errors": error_table(preds),
+        "errors_as_loaded": error_table([p for p in preds if not p.fewer_in_flight])[-1],
+        "skipped": [
+            {"id": p.row.id, "line": p.row.line, "reason": p.skipped} for p in preds if p.skipped
+        ],
+        "fewer_in_flight": [p.row.id for p in preds if p.fewer_in_flight],
+    }
+
+
 def write_predictions(preds: Sequence[Prediction], path: Path) -> None:
     """The measured rows as read, with the predictions (or the skip reason) added."""
     columns: list[str] = []
