@@ -1065,7 +1065,7 @@ def plan(
     trace: TraceArgument,
     model: Annotated[str, typer.Option(help="Model card id, e.g. llama-3.1-8b.")],
     slo: Annotated[list[str], typer.Option(help="SLO such as ttft_p99=1000ms (repeatable).")],
-    attainment: Annotated[float, typer.Option(help="Share of requests within all SLOs.")] = 0.99,
+    attainment: AttainmentOption = 0.99,
     accelerators: AcceleratorsOption = "h100,a100,l4",
     prices: PricesOption = None,
     available: AvailableOption = None,
