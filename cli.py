@@ -757,7 +757,7 @@ RangeRatioOption = Annotated[
     float,
     typer.Option(
         help="Benchmark lengths drawn uniformly between RATIO x and 1 x --isl / --osl, as "
-        "vllm bench serve --random-range-ratio (the client InferenceX runs); 1 = fixed."
+        "InferenceX's benchmark_serving.py --random-range-ratio draws them; 1 = fixed."
     ),
 ]
 RouterOption = Annotated[str, typer.Option(help="Routing: round-robin or least-loaded.")]

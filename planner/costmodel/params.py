@@ -18,8 +18,8 @@ class EfficiencyParams:
     Routed experts run as grouped GEMMs at moe_eff of peak, each touched expert's rows padded
     by moe_pad_rows (the kernel's row tile: vLLM's fused MoE aligns every expert's tokens to
     its BLOCK_SIZE_M, so a decode step that routes a few tokens to many experts computes whole
-    tiles for each); GEMMs whose math runs in FP8,
-    INT8 or FP4 reach lowp_eff times the BF16 efficiency of their (higher) peak. A collective
+    tiles for each). GEMMs whose math runs in FP8, INT8 or FP4 reach lowp_eff times the BF16
+    efficiency of their (higher) peak. A collective
     pays collective_ms per round on top of its bytes at link_eff of the link bandwidth: one
     round for an all-reduce inside the scale-up domain (one-shot kernels), log2(n) rounds of a
     tree or recursive-doubling exchange for an all-to-all over n GPUs or any collective that

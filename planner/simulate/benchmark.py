@@ -29,12 +29,13 @@ class Benchmark:
     """A closed-loop load: clients, lengths (optionally spread), request counts.
 
     Lengths are spread either normally (`isl_std`, `osl_std`) or, with a `range_ratio` below 1,
-    the way the random dataset of vLLM's benchmark_serving.py (and the copies SGLang and
-    InferenceX ship) draws them: uniform integers between range_ratio x and 1 x the nominal
-    length. Spread lengths matter beyond their mean: with equal lengths the clients that
-    started together finish together and queue their prompts behind each other again, round
-    after round. `think_ms` is the clients' mean pause between a response and the next
-    request (exponential; 0 for load generators, which send at once).
+    the way the random dataset of the benchmark_serving.py client InferenceX runs draws them
+    (`--random-range-ratio`, as vLLM's client did before it centred the range on the nominal
+    length): uniform integers between range_ratio x and 1 x the nominal length. Spread lengths
+    matter beyond their mean: with equal lengths the clients that started together finish
+    together and queue their prompts behind each other again, round after round. `think_ms` is
+    the clients' mean pause between a response and the next request (exponential; 0 for load
+    generators, which send at once).
     """
 
     concurrency: int
