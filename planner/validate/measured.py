@@ -19,11 +19,13 @@ and TPOT the load generator reported.
 Load generators: AIConfigurator measures its own deployments with aiperf through its
 benchmark template (two warm-up rounds, then 20 requests per client, fixed lengths); the
 silicon file also carries InferenceX's nightly results (rows whose source is a dated export,
-``source_file=YYYY-MM-DD.csv``), measured with vLLM's benchmark_serving.py client as
-InferenceX's recipes run it (benchmarks/*.sh, README "Benchmark Client Configuration":
-``--random-range-ratio 0.8 --num-prompts CONC x 10 --max-concurrency CONC``, no warm-up
-wave) against servers launched with at most CONC sequences (vLLM: ``--max-num-seqs CONC
---max-num-batched-tokens 8192``; other engines keep their defaults).
+``source_file=YYYY-MM-DD.csv``), measured with the benchmark_serving.py client InferenceX's
+recipes clone (kimbochen/bench_serving, vLLM's client before it centred the random range:
+lengths ``randint(int(L x ratio), L + 1)``) as they run it (benchmarks/70b_fp8_h100_slurm.sh,
+gptoss_fp4_h100.sh; README "Benchmark Client Configuration": ``--random-range-ratio 0.8
+--num-prompts CONC x 10 --max-concurrency CONC``, no warm-up wave) against servers launched
+with at most CONC sequences (vLLM: ``--max-num-seqs CONC --max-num-batched-tokens 8192``;
+other engines keep their defaults).
 
 Engine flags of silicon rows: AIConfigurator benchmarks the deployments its generator writes
 (generator/rule_plugin/benchmark/{vllm,trtllm}.rule): for an aggregated vLLM or TensorRT-LLM
