@@ -108,7 +108,56 @@ def _auto(task: ForecastTask) -> tuple[str, str | None]:
     )
 
 
-def forecast_trace(
+@dataclass(frozen=True)
+class SeriesForecast:
+    """One series' forecast: requests per interval at each quantile level, and its token mix."""
+
+    id: str
+    method: str
+    quantiles: dict[str, np.ndarray]
+    tokens: dict | None
+
+
+@dataclass(frozen=True)
+class TraceForecast:
+    """The forecasts of a trace's series from `origin_s` for `steps` intervals of `freq_s`."""
+
+    trace: str
+    freq_s: int
+    steps: int
+    origin_s: float
+    series: list[SeriesForecast]
+    notes: list[str]
+
+    def to_json(self) -> dict:
+        """The forecast JSON: per series, one point per interval with every quantile."""
+        freq = format_duration(self.freq_s)
+        times = self.origin_s + np.arange(self.steps) * self.freq_s
+        return {
+            "trace": self.trace,
+            "freq": freq,
+            "horizon": format_duration(self.steps * self.freq_s),
+            "unit": f"requests per {freq} interval",
+            "origin_s": self.origin_s,
+            "quantiles": list(QUANTILE_NAMES),
+            "series": [
+                {
+                    "id": f.id,
+                    "method": f.method,
+                    "freq": freq,
+                    "points": [
+                        {"t": float(t), **{k: float(f.quantiles[k][i]) for k in QUANTILE_NAMES}}
+                        for i, t in enumerate(times)
+                    ],
+                    "tokens": f.tokens,
+                }
+                for f in self.series
+            ],
+            "notes": self.notes,
+        }
+
+
+def forecast_model(
     con: duckdb.DuckDBPyConnection,
     trace_name: str,
     freq: str = "10min",
@@ -120,8 +169,8 @@ def forecast_trace(
     end: float | None = None,
     freq_option: str = "--freq",
     progress: Callable[[str], None] | None = None,
-) -> dict:
-    """Quantile forecasts of requests per interval for each selected series, JSON-ready
+) -> "TraceForecast":
+    """Quantile forecasts of requests per interval for each selected series, as arrays
     (`progress` hears "forecasting series k/n").
 
     With `end` (s from trace start) the forecast starts there and sees only the intervals that
@@ -144,27 +193,44 @@ def forecast_trace(
     tasks = [ForecastTask(sid, data.requests[i], day, h, method) for i, sid in enumerate(data.ids)]
     results = parallel_map(forecast_series, tasks, workers, progress, "forecasting series")
     _check_fitted(results, method, data.trace)
-    times = (n + np.arange(h)) * data.freq_s
     tokens = token_mix(con, data, h)
-    out_series = [_series_entry(res, times, data.freq_s, tokens) for res in results]
+    series_out = [
+        SeriesForecast(
+            res["id"],
+            res["method"],
+            dict(zip(QUANTILE_NAMES, np.round(res["q"], 3), strict=True)),
+            tokens.get(res["id"]),
+        )
+        for res in results
+    ]
     notes = [note for res in results for note in res["notes"]]
     if end is not None and end != n * data.freq_s:
         notes.append(f"end {end:g} s rounded down to the interval boundary {n * data.freq_s} s")
-    missing = [s["id"] for s in out_series if s["tokens"] is None]
+    missing = [f.id for f in series_out if f.tokens is None]
     if missing:
         notes.append(f"no token lengths in the store for {len(missing)} series: tokens is null")
     if data.gaps:
         notes.append(f"{data.gaps} collection-gap interval(s) in the history were filled")
-    return {
-        "trace": data.trace,
-        "freq": format_duration(data.freq_s),
-        "horizon": format_duration(h * data.freq_s),
-        "unit": f"requests per {format_duration(data.freq_s)} interval",
-        "origin_s": float(n * data.freq_s),
-        "quantiles": list(QUANTILE_NAMES),
-        "series": out_series,
-        "notes": notes,
-    }
+    return TraceForecast(data.trace, data.freq_s, h, float(n * data.freq_s), series_out, notes)
+
+
+def forecast_trace(
+    con: duckdb.DuckDBPyConnection,
+    trace_name: str,
+    freq: str = "10min",
+    horizon: str = "1d",
+    method: str = AUTO,
+    series: str | Sequence[str] | None = None,
+    total: bool = False,
+    workers: int | None = None,
+    end: float | None = None,
+    freq_option: str = "--freq",
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """`forecast_model` as JSON-ready data (what `planner forecast --json` prints)."""
+    return forecast_model(
+        con, trace_name, freq, horizon, method, series, total, workers, end, freq_option, progress
+    ).to_json()
 
 
 def _check_fitted(results: list[dict], method: str, trace: str) -> None:
@@ -176,22 +242,6 @@ def _check_fitted(results: list[dict], method: str, trace: str) -> None:
             f"{trace!r} ({failed['error']}); use --method auto, which falls back to "
             f"{FALLBACK_METHOD} where a method cannot fit"
         )
-
-
-def _series_entry(res: dict, times: np.ndarray, freq_s: int, tokens: dict) -> dict:
-    """One series' entry of the forecast JSON: its quantile points and token mix."""
-    q = np.round(res["q"], 3)
-    points = [
-        {"t": float(t), **{k: float(v) for k, v in zip(QUANTILE_NAMES, q[:, i], strict=True)}}
-        for i, t in enumerate(times)
-    ]
-    return {
-        "id": res["id"],
-        "method": res["method"],
-        "freq": format_duration(freq_s),
-        "points": points,
-        "tokens": tokens.get(res["id"]),
-    }
 
 
 def _too_short(

@@ -1,6 +1,6 @@
 """Demand to plan for: the trace's request rate per interval and its forecast quantiles.
 
-The forecast is planner.forecast's public `forecast_trace` on the trace's total series with
+The forecast is planner.forecast's public `forecast_model` on the trace's total series with
 method auto-selection (the method with the best backtest over the history's last origins; the
 recent level when the history is shorter than the seasonal methods need). `end=` starts it at
 any interval of the trace, which is what the held-back replay needs: forecast the last part of
@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 
 from planner.errors import PlannerError
-from planner.forecast import AUTO, forecast_trace, format_duration, read_series
+from planner.forecast import AUTO, forecast_model, format_duration, read_series
 
 REPORTED = ("p10", "p50", "p90", "p95", "p99")
 MIN_HISTORY = 2
@@ -83,7 +83,7 @@ def forecast_demand(
             f"the trace has {upto} interval(s) of {demand.interval_s} s before the "
             f"forecast origin; planning needs at least {MIN_HISTORY}"
         )
-    result = forecast_trace(
+    result = forecast_model(
         con,
         demand.trace,
         freq=format_duration(demand.interval_s),
@@ -93,13 +93,11 @@ def forecast_demand(
         end=upto * demand.interval_s,
         freq_option="--interval",
     )
-    (series,) = result["series"]
+    (series,) = result.series
     per_s = demand.rate_scale / demand.interval_s
     return DemandForecast(
-        origin_s=result["origin_s"],
+        origin_s=result.origin_s,
         interval_s=demand.interval_s,
-        method=series["method"],
-        quantiles={
-            q: np.array([p[q] for p in series["points"]]) * per_s for q in result["quantiles"]
-        },
+        method=series.method,
+        quantiles={q: values * per_s for q, values in series.quantiles.items()},
     )
