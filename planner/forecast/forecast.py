@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -214,23 +215,9 @@ def forecast_model(
     return TraceForecast(data.trace, data.freq_s, h, float(n * data.freq_s), series_out, notes)
 
 
-def forecast_trace(
-    con: duckdb.DuckDBPyConnection,
-    trace_name: str,
-    freq: str = "10min",
-    horizon: str = "1d",
-    method: str = AUTO,
-    series: str | Sequence[str] | None = None,
-    total: bool = False,
-    workers: int | None = None,
-    end: float | None = None,
-    freq_option: str = "--freq",
-    progress: Callable[[str], None] | None = None,
-) -> dict:
-    """`forecast_model` as JSON-ready data (what `planner forecast --json` prints)."""
-    return forecast_model(
-        con, trace_name, freq, horizon, method, series, total, workers, end, freq_option, progress
-    ).to_json()
+def forecast_trace(*args: Any, **kwargs: Any) -> dict:
+    """`forecast_model` (same arguments) as JSON-ready data: what `planner forecast` prints."""
+    return forecast_model(*args, **kwargs).to_json()
 
 
 def _check_fitted(results: list[dict], method: str, trace: str) -> None:
