@@ -122,6 +122,9 @@ def test_bench_json_reads_lengths_from_totals_and_deployment_from_metadata(tmp_p
     assert row.flags == {"token_budget": 4096} and row.engine == "vllm"
     bench = replay_load(row)
     assert (bench.measured, bench.warmup, bench.range_ratio) == (96, 0, 1.0)
+    path.write_text(json.dumps(data | {"dp": 2}))
+    ranks = read_bench_json(path, {"accelerator": "h100"})
+    assert ranks.concurrency == 32 and replay_load(ranks).measured == 96
     with pytest.raises(PlannerError, match="no accelerator"):
         read_bench_json(path, {})
     folder = read_measured([tmp_path], {"accelerator": "h100"})

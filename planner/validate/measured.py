@@ -316,7 +316,9 @@ def read_bench_json(path: Path, defaults: dict[str, Any]) -> Measured:
         tpot_ms=_number(text, "mean_tpot_ms", path, 1),
         agg=workers,
         flags={name: int(pick(key)) for name, key in flags.items() if pick(key) is not None},
-        load=LoadGenerator("vllm bench serve", max(round(completed / workers.batch), 1), 0),
+        load=LoadGenerator(
+            "vllm bench serve", max(round(completed / (workers.batch * workers.dp)), 1), 0
+        ),
         raw=text,
     )
 
