@@ -760,7 +760,19 @@ RangeRatioOption = Annotated[
         "InferenceX's benchmark_serving.py --random-range-ratio draws them; 1 = fixed."
     ),
 ]
-RouterOption = Annotated[str, typer.Option(help="Routing: round-robin or least-loaded.")]
+RouterOption = Annotated[
+    str, typer.Option(help="Routing: round-robin, least-loaded or prefix-affinity.")
+]
+PrefixReuseOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Share of every prompt assumed to be a prefix all requests share (a system "
+        "prompt), for a trace without prefix-block hashes; a Mooncake trace uses its own."
+    ),
+]
+PrefixCacheOption = Annotated[
+    bool, typer.Option(help="Simulate the engine's prefix cache (on in vLLM, SGLang, TRT-LLM).")
+]
 DisaggOption = Annotated[
     str | None, typer.Option(help="Prefill:decode instances per replica, e.g. 1:1.")
 ]
@@ -796,6 +808,8 @@ def simulate(
     replicas: Annotated[int, typer.Option(help="Replicas behind the router.")] = 1,
     router: RouterOption = "least-loaded",
     disagg: DisaggOption = None,
+    prefix_reuse: PrefixReuseOption = None,
+    prefix_cache: PrefixCacheOption = True,
     rate_scale: Annotated[float, typer.Option(help="Replay the arrivals X times faster.")] = 1.0,
     start: SliceStartOption = None,
     end: Annotated[float | None, typer.Option(help="Slice end (s, exclusive).")] = None,
@@ -812,7 +826,7 @@ def simulate(
 
     plan = ServingPlan(
         model, accelerator, tp, pp, dp, ep, engine, dtype, kv_dtype, speculative, max_batch,
-        token_budget,
+        token_budget, prefix_cache,
     )  # fmt: skip
     if concurrency is not None:
         bench = Benchmark(
@@ -826,13 +840,12 @@ def simulate(
         out = simulate_trace(
             con, trace, plan, replicas=replicas, router=router, disagg=disagg,
             rate_scale=rate_scale, start=start, end=end, slos=slo, attainment=attainment,
-            with_goodput=goodput, seed=seed,
+            with_goodput=goodput, seed=seed, prefix_reuse=prefix_reuse,
         )  # fmt: skip
-    show(
-        out,
-        json_out,
-        functools.partial(print_simulation, trace=trace, replicas=replicas, attainment=attainment),
+    printer = functools.partial(
+        print_simulation, trace=trace, replicas=replicas, attainment=attainment
     )
+    show(out, json_out, printer)
 
 
 def print_simulation(out: dict[str, Any], trace: str, replicas: int, attainment: float) -> None:
@@ -849,6 +862,13 @@ def print_simulation(out: dict[str, Any], trace: str, replicas: int, attainment:
         f"{out['preemptions']:,} preemptions, peak KV {out['peak_kv_tokens']:,} of "
         f"{out['kv_budget_tokens']:,} tokens, ${p['cost_per_hour']:.2f}/hour"
     )
+    cache = out["prefix_cache"]
+    if cache["cached_tokens"] or p["prefix_reuse"] != "none":
+        typer.echo(
+            f"prefix cache ({'on' if p['prefix_caching'] else 'off'}; reuse from "
+            f"{p['prefix_reuse']}): {cache['cached_tokens']:,} prompt tokens reused, "
+            f"{cache['prefilled_tokens']:,} prefilled ({cache['saved_share']:.1%} of prefill saved)"
+        )
     if "slo_attainment" in out:
         typer.echo(f"SLO attainment {out['slo_attainment']:.2%} (target {attainment:.0%})")
     if "goodput_rps" in out:
@@ -1080,6 +1100,8 @@ def plan(
     strict: StrictOption = False,
     energy_price: EnergyPriceOption = None,
     power_budget: PowerBudgetOption = None,
+    prefix_reuse: PrefixReuseOption = None,
+    prefix_cache: PrefixCacheOption = True,
     out: Annotated[Path | None, typer.Option("--out", help="Write PLAN.json here.")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Write the plan's tables here.")] = None,
     report_file: ReportOption = None,
@@ -1111,6 +1133,8 @@ def plan(
         strict=strict,
         energy_price=energy_price,
         power_budget=power_budget,
+        prefix_reuse=prefix_reuse,
+        prefix_cache=prefix_cache,
     )
     run_plan(options, Artefacts(plan_json=out, tables_dir=csv, report=report_file), json_out)
 
@@ -1171,6 +1195,12 @@ def print_plan(result: "PlanFile") -> None:
             ],
         )
     print_replay(result)
+    cache = result.demand.prefix_cache
+    if cache is not None and cache.reuse != "none":
+        typer.echo(
+            f"prefix cache {'on' if cache.enabled else 'off'} (reuse: {cache.reuse}): "
+            f"{cache.saved_share:.1%} of prompt tokens served from cache on the replay"
+        )
     if result.energy:
         e = result.energy
         typer.echo(

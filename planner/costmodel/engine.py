@@ -33,6 +33,7 @@ DEFAULT_ENGINE = "vllm"
 FLAG_SECTIONS = {
     "token_budget": "scheduler",
     "max_seqs": "scheduler",
+    "prefix_caching": "scheduler",
     "cuda_graph_max_batch": "runtime",
 }
 
@@ -47,6 +48,7 @@ class SchedulerPolicy(BaseModel):
     chunked_prefill: bool
     mixed_batches: bool
     kv_admission: Literal["prompt", "prompt+output"] = "prompt"
+    prefix_caching: bool = True
 
 
 class MemoryPolicy(BaseModel):
@@ -141,7 +143,8 @@ class EngineProfile(BaseModel):
 
     def with_flags(self, **flags: int) -> "EngineProfile":
         """The profile as launched with these flags: token_budget (max-num-batched-tokens),
-        max_seqs (max-num-seqs), cuda_graph_max_batch (graphs for every decode batch up to it).
+        max_seqs (max-num-seqs), prefix_caching (0: --no-enable-prefix-caching),
+        cuda_graph_max_batch (graphs for every decode batch up to it).
         They hold over the release and device defaults."""
         unknown = set(flags) - set(FLAG_SECTIONS)
         if unknown:

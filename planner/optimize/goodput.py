@@ -10,7 +10,7 @@ will run.
 Results are cached per (candidate, bucket, replicas).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import numpy as np
@@ -20,6 +20,7 @@ from planner.simulate import (
     Slo,
     StepTable,
     Workload,
+    concatenate,
     engine_scheduling,
     goodput,
     load_workload,
@@ -60,7 +61,8 @@ def scaled_workload(
 
     ceil(k) copies are superposed and thinned to k: a rate-window trace draws each copy anew
     (more clients of the same kind); a request trace repeats its requests with each copy's
-    arrivals jittered by up to JITTER_S seconds. (The simulator's own rate scale compresses
+    arrivals jittered by up to JITTER_S seconds and its prefix blocks made its own (other
+    clients do not share the recorded clients' prompts). (The simulator's own rate scale compresses
     time instead, which would also compress the daily pattern.)
     """
     copies = max(int(np.ceil(rate_scale)), 1)
@@ -68,12 +70,13 @@ def scaled_workload(
     parts = []
     for j in range(copies):
         work = load_workload(con, trace, start=start, end=end, seed=seed + j)
-        jitter = rng.uniform(0.0, JITTER_S, work.requests) if j else np.zeros(work.requests)
-        parts.append((work.arrival_s + jitter, work.input_tokens, work.output_tokens))
-    arrivals, inputs, outputs = (np.concatenate(col) for col in zip(*parts, strict=True))
-    keep = rng.random(len(arrivals)) < rate_scale / copies
-    order = np.argsort(arrivals[keep], kind="stable")
-    return Workload(arrivals[keep][order], inputs[keep][order], outputs[keep][order], name=trace)
+        if j:
+            work = work.shifted(rng.uniform(0.0, JITTER_S, work.requests)).salted(j)
+        parts.append(work)
+    merged = concatenate(parts)
+    keep = np.flatnonzero(rng.random(merged.requests) < rate_scale / copies)
+    order = keep[np.argsort(merged.arrival_s[keep], kind="stable")]
+    return merged.take(order, name=trace)
 
 
 def busiest_start(
@@ -112,26 +115,14 @@ def representative_slice(
     pick = np.random.default_rng(seed).choice(
         recent.requests, count, replace=recent.requests < count
     )
-    return Workload(
-        work.arrival_s[:count] - work.arrival_s[0],
-        recent.input_tokens[pick],
-        recent.output_tokens[pick],
-        name=f"{info.name} busiest interval",
-    )
+    mix = recent.take(pick, name=f"{info.name} busiest interval")
+    return replace(mix, arrival_s=work.arrival_s[:count] - work.arrival_s[0])
 
 
 def split_buckets(work: Workload, edges: np.ndarray) -> list[Workload]:
     """The slice's requests per input-length bucket (edges: upper bounds of all but the last)."""
     which = np.searchsorted(edges, work.input_tokens, side="left")
-    return [
-        Workload(
-            work.arrival_s[which == b],
-            work.input_tokens[which == b],
-            work.output_tokens[which == b],
-            name=f"{work.name} bucket {b}",
-        )
-        for b in range(len(edges) + 1)
-    ]
+    return [work.take(which == b, name=f"{work.name} bucket {b}") for b in range(len(edges) + 1)]
 
 
 def flops_bound_rps(cand: Candidate, work: Workload) -> float:

@@ -21,9 +21,15 @@ contract between planner/optimize and planner/report) is::
                                                         // interval_s interval (x rate_scale)
                  "forecast_mean_rps": 2.7,              // mean of the forecast p50 over the horizon
                  "forecast_peak_rps": 4.4,              // peak of the forecast `quantile`
-                 "sized_for_rps": 5.2},                 // the peak the mix was solved for: the
+                 "sized_for_rps": 5.2,                  // the peak the mix was solved for: the
                                                         // higher `quantile` forecast peak of the
                                                         // horizon and of the replay window
+                 "prefix_cache": {"enabled": true,      // the engine's prefix cache simulated
+                                  "reuse": "the trace's prefix-block hashes",  // or "assumed:
+                                                        // 60% of every prompt ..." (--prefix-
+                                                        // reuse) or "none"
+                                  "saved_share": 0.21}},  // prompt tokens the cache spared from
+                                                        // prefill on the schedule's replay
       "recommended": {
         "sentence": "Run 3 × H100 (TP1, aggregated) for llama-3.1-8b: ...",
         "replicas": [{"accelerator": "h100", "tp": 1, "pp": 1, "ep": 1, "mode": "aggregated",
@@ -90,7 +96,9 @@ contract between planner/optimize and planner/report) is::
       "provisioning_delay_s": 120.0, "provisioning_source": "default for an 8B model ...",
       "replay": {
         "schedule":    {"slo_attainment": 0.995, "gpu_hours": 60.0, "cost": 180.0,
-                        "replica_starts": 4, "scaling_actions": 6},
+                        "replica_starts": 4, "scaling_actions": 6,
+                        "prefix_cache_saved_share": 0.21},   // prompt tokens a prefix cache
+                                                             // spared from prefill
         "static_peak": {...}, "reactive": {...},
         "verdict": {"policy": "schedule",       // cheapest policy that held the SLO, or null
                     "sentence": "On the held-back replay the forecast schedule held ..."},
@@ -223,6 +231,14 @@ class AcceleratorRef(_Model):
     price_source: str
 
 
+class PrefixCacheUse(_Model):
+    """Whether the engine's prefix cache was simulated, on what reuse, and what it saved."""
+
+    enabled: bool
+    reuse: str
+    saved_share: float
+
+
 class Demand(_Model):
     """Observed and forecast demand (requests/s) and the trace's mean token lengths."""
 
@@ -234,6 +250,7 @@ class Demand(_Model):
     forecast_peak_rps: float
     forecast_mean_rps: float
     sized_for_rps: float
+    prefix_cache: PrefixCacheUse | None = None
 
 
 class ParallelPlan(_Model):
@@ -352,6 +369,7 @@ class PolicyReplay(_Model):
     cost: float
     replica_starts: int
     scaling_actions: int
+    prefix_cache_saved_share: float = 0.0
 
 
 class Verdict(_Model):

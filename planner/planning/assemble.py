@@ -21,6 +21,7 @@ from planner.optimize.planfile import (
     EngineRef,
     ForecastBlock,
     PlanFile,
+    PrefixCacheUse,
     Recommended,
     ReplicaGroup,
     Search,
@@ -88,10 +89,12 @@ def _header(opts: PlanOptions, s: Setting, h: Horizon) -> dict[str, Any]:
 
 
 def _demand_block(
-    h: Horizon, r: Searched, tail: Workload, mean_p50: float, over: dict | None
+    s: Setting, h: Horizon, r: Searched, tail: Workload, mean_p50: float, replay: dict
 ) -> Demand:
-    """PLAN.json's `demand`: observed, forecast and sized-for rates, token mix and buckets, and
-    the requests left out for exceeding the model's context (only when there are some)."""
+    """PLAN.json's `demand`: observed, forecast and sized-for rates, token mix and buckets, the
+    prefix reuse simulated, and the requests left out for exceeding the model's context (only
+    when there are some)."""
+    over = s.over_context
     return Demand(
         **({"over_context": over} if over else {}),
         unit="requests/s",
@@ -102,6 +105,11 @@ def _demand_block(
         forecast_peak_rps=round(float(np.nanmax(h.level)), 4),
         forecast_mean_rps=round(mean_p50, 4),
         sized_for_rps=round(r.peak, 4),
+        prefix_cache=PrefixCacheUse(
+            enabled=s.profile.resolve().scheduler.prefix_caching,
+            reuse=r.sample.reuse,
+            saved_share=replay["schedule"]["prefix_cache_saved_share"],
+        ),
         buckets=[
             {
                 "name": n,
@@ -258,7 +266,7 @@ def plan_file(
     chosen = {(d.option.key, d.bucket) for d in c.fleet.deployments}
     return PlanFile(
         **_header(opts, s, h),
-        demand=_demand_block(h, r, tail, mean_p50, s.over_context),
+        demand=_demand_block(s, h, r, tail, mean_p50, replay),
         **_cost_blocks(opts, s, r, c, replay, pools, mean_p50, tokens),
         energy=_energy(s, c, replay),
         frontier=frontier_rows(r.found.evaluations, chosen, bucket_tokens, r.names),

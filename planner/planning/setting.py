@@ -17,7 +17,7 @@ from planner.optimize.candidates import Targets
 from planner.optimize.energy import parse_energy_price, parse_power_budget
 from planner.optimize.limits import parse_available, parse_budget
 from planner.scaling.demand import DemandForecast, DemandSeries, demand_series, forecast_demand
-from planner.simulate import Slo, over_context, over_text, parse_slos
+from planner.simulate import Slo, check_reuse, over_context, over_text, parse_slos
 from planner.store import TraceInfo, get_trace, trace_read_options
 
 DEFAULT_ACCELERATORS = ("h100", "a100", "l4")
@@ -32,6 +32,8 @@ class PlanOptions:
     model's context instead of planning without them, and --available GPUs too few for the
     peak instead of planning the best they allow. `energy_price` is US$ per kWh (default:
     planner/optimize/energy.py), `power_budget` the kW the peak fleet may draw at TDP.
+    `prefix_reuse` is the share of every prompt assumed shared by all requests, for a trace
+    without prefix-block hashes; `prefix_cache` False plans as if the engine cached nothing.
     """
 
     trace: str
@@ -53,6 +55,8 @@ class PlanOptions:
     strict: bool = False
     energy_price: float | None = None
     power_budget: float | None = None
+    prefix_reuse: float | None = None
+    prefix_cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,8 +119,11 @@ def resolve(con: duckdb.DuckDBPyConnection, opts: PlanOptions) -> Setting:
     budget_per_hour = parse_budget(opts.budget)
     power_kw = parse_power_budget(opts.power_budget)
     energy_price = parse_energy_price(opts.energy_price)
+    check_reuse(opts.prefix_reuse)
     card = load_card(opts.model)
     profile = load_engine(opts.engine)
+    if not opts.prefix_cache:
+        profile = profile.with_flags(prefix_caching=0)
     read = trace_read_options(con, info.id)
     over = over_context(con, info, card.max_context)
     if over and opts.strict:

@@ -88,12 +88,12 @@ def _bucket_shares(work: Workload, edges: np.ndarray) -> tuple[np.ndarray, tuple
     return shares, BUCKET_NAMES[len(edges)]
 
 
-def _sample(con: duckdb.DuckDBPyConnection, s: Setting, h: Horizon) -> Workload:
+def _sample(con: duckdb.DuckDBPyConnection, opts: PlanOptions, s: Setting, h: Horizon) -> Workload:
     """The request mix the plan is sized on: sampled before the held-back tail, within the
-    model's context."""
+    model's context, with any prefix reuse assumed."""
     interval_s = h.demand.interval_s
     sample = representative_slice(con, s.info, interval_s, h.cutoff * interval_s)
-    return sample.within_context(s.card.max_context)
+    return sample.within_context(s.card.max_context).with_prefix_reuse(opts.prefix_reuse)
 
 
 def _search(
@@ -138,7 +138,7 @@ def plan_pools(
     """The search and fleet of the cheapest length-pool split on its schedule (one pool
     unless --buckets finds a split that costs less; with too few GPUs, the split serving the
     most first), and every split's cost for PLAN.json."""
-    sample = _sample(con, s, h)
+    sample = _sample(con, opts, s, h)
     planned: list[tuple[Searched, Chosen]] = []
     compared = []
     for edges in pool_edges(sample, opts.buckets):
@@ -253,6 +253,7 @@ def replay_tail(
         s.slos,
         opts.attainment,
         s.card.max_context,
+        opts.prefix_reuse,
     )
     return replay_holdout(
         con, tail, h.held, opts.quantile, c.fleet.deployments, replicas, c.delay.seconds, s.limits

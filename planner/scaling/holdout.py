@@ -56,6 +56,7 @@ class HeldBack:
     slos: list[Slo]
     attainment: float
     max_context: int = 0
+    prefix_reuse: float | None = None
 
 
 def replay_holdout(
@@ -82,9 +83,7 @@ def replay_holdout(
     observed = counts / interval
     chosen = replayed_intervals(counts, MAX_REPLAY_REQUESTS)
     picked, rows = _replayed(work.arrival_s, edges, chosen, next(iter(timelines.values())))
-    sample = Workload(
-        work.arrival_s[picked], work.input_tokens[picked], work.output_tokens[picked], work.name
-    )
+    sample = work.take(picked)
     results = {
         name: replay(sample, bucket[picked], deployments, replicas, tl, tail.slos, rows)
         for name, tl in timelines.items()
@@ -174,8 +173,8 @@ def _tail_requests(
 ) -> Workload:
     """The tail's requests (within the model's context) at their times in the trace."""
     work = scaled_workload(con, tail.trace, start_s, end_s, tail.rate_scale)
-    work = work.within_context(tail.max_context)
-    return Workload(work.arrival_s + start_s, work.input_tokens, work.output_tokens, work.name)
+    work = work.within_context(tail.max_context).with_prefix_reuse(tail.prefix_reuse)
+    return work.shifted(start_s)
 
 
 def timeline_rows(

@@ -13,7 +13,7 @@ GPU-hours, cost, replica starts (cold starts) and scaling actions.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -190,7 +190,8 @@ class ReplicaPlan:
 class ReplayResult:
     """One policy's replay: SLO attainment and what the fleet cost; which requests met the SLO
     (in the workload's order; what the replay's diagnosis splits by interval), and per
-    deployment the share of its ready GPU-time spent stepping (what its power draw follows)."""
+    deployment the share of its ready GPU-time spent stepping (what its power draw follows);
+    the share of prompt tokens a prefix cache spared from prefill."""
 
     slo_attainment: float
     gpu_hours: float
@@ -199,6 +200,7 @@ class ReplayResult:
     scaling_actions: int
     meets: np.ndarray
     busy_share: np.ndarray
+    prefix_saved: float = 0.0
 
     def to_dict(self) -> dict:
         """The PLAN.json replay entry."""
@@ -208,6 +210,7 @@ class ReplayResult:
             "cost": round(self.cost, 2),
             "replica_starts": self.replica_starts,
             "scaling_actions": self.scaling_actions,
+            "prefix_cache_saved_share": round(self.prefix_saved, 5),
         }
 
 
@@ -226,6 +229,7 @@ def replay(
     dep, slot = route(work.arrival_s, bucket, deployments, timeline)
     meets = np.zeros(work.requests, dtype=bool)
     busy = np.zeros(len(deployments))
+    prompt = np.zeros(2, dtype=np.int64)
     key = np.where(dep >= 0, dep * (slot.max(initial=0) + 1) + slot, -1)
     order = np.argsort(key, kind="stable")
     keys, first = np.unique(key[order], return_index=True)
@@ -236,12 +240,14 @@ def replay(
         rows = order[lo:hi]
         d = int(dep[rows[0]])
         plan = replicas[d]
-        sub = Workload(work.arrival_s[rows], work.input_tokens[rows], work.output_tokens[rows])
+        sub = work.take(rows)
         rules = engine_scheduling(plan.table, plan.max_batch)
         result = simulate(sub, plan.table, rules, disagg=plan.disagg)
         meets[rows] = result.meets(slos)
         busy[d] += result.busy_s * deployments[d].option.gpus / sum(plan.disagg or (1,))
-    return _totals(meets, busy, deployments, timeline, replayed_rows)
+        prompt += (result.cached_tokens, result.prefilled_tokens)
+    totals = _totals(meets, busy, deployments, timeline, replayed_rows)
+    return replace(totals, prefix_saved=float(prompt[0] / max(prompt.sum(), 1)))
 
 
 def _totals(

@@ -4,6 +4,7 @@ from planner.simulate.benchmark import Benchmark, BenchmarkRun, run_benchmark
 from planner.simulate.disagg import parse_disagg
 from planner.simulate.goodput import goodput
 from planner.simulate.metrics import SLO_FORM, SimResult, Slo, parse_slo, parse_slos
+from planner.simulate.prefix import PrefixCache, check_reuse
 from planner.simulate.replica import Scheduling
 from planner.simulate.router import ROUTERS
 from planner.simulate.run import simulate_trace
@@ -11,6 +12,7 @@ from planner.simulate.simulator import engine_scheduling, simulate
 from planner.simulate.steps import StepTable, StepTimes
 from planner.simulate.workload import (
     Workload,
+    concatenate,
     load_workload,
     over_context,
     over_text,
@@ -21,6 +23,7 @@ __all__ = [
     "ROUTERS",
     "Benchmark",
     "BenchmarkRun",
+    "PrefixCache",
     "Scheduling",
     "engine_scheduling",
     "run_benchmark",
@@ -30,6 +33,8 @@ __all__ = [
     "StepTable",
     "StepTimes",
     "Workload",
+    "check_reuse",
+    "concatenate",
     "goodput",
     "load_workload",
     "over_context",

@@ -74,8 +74,9 @@ def percentiles(values: np.ndarray) -> dict[str, float | None]:
 
 @dataclass
 class SimResult:
-    """What each request experienced (ms; inf for requests the plan cannot hold), and the
-    seconds the instances spent stepping, summed over instances (`busy_s`)."""
+    """What each request experienced (ms; inf for requests the plan cannot hold), the seconds
+    the instances spent stepping, summed over instances (`busy_s`), and the prompt tokens
+    prefilled and found in a prefix cache instead (`prefilled_tokens`, `cached_tokens`)."""
 
     arrival_s: np.ndarray
     input_tokens: np.ndarray
@@ -91,6 +92,8 @@ class SimResult:
     kv_budget_tokens: int
     slos: list[Slo] = field(default_factory=list)
     busy_s: float = 0.0
+    prefilled_tokens: int = 0
+    cached_tokens: int = 0
 
     @property
     def requests(self) -> int:
@@ -139,6 +142,15 @@ class SimResult:
             )
         return report
 
+    def prefix_cache(self) -> dict[str, Any]:
+        """Prompt tokens prefilled, those a prefix cache supplied, and the share it saved."""
+        total = self.prefilled_tokens + self.cached_tokens
+        return {
+            "prefilled_tokens": self.prefilled_tokens,
+            "cached_tokens": self.cached_tokens,
+            "saved_share": self.cached_tokens / total if total else 0.0,
+        }
+
     def summary(self, slos: Iterable[Slo] | None = None) -> dict[str, Any]:
         """JSON-ready summary: counts, percentiles per metric, and SLO attainment if any."""
         chosen = self.slos if slos is None else list(slos)
@@ -155,6 +167,7 @@ class SimResult:
             "peak_kv_tokens": self.peak_kv_tokens,
             "kv_budget_tokens": self.kv_budget_tokens,
             "replicas": self.replicas,
+            "prefix_cache": self.prefix_cache(),
         }
         if chosen:
             out["slo_attainment"] = self.attainment(chosen)

@@ -9,6 +9,10 @@ Each step is composed the way the serving engines compose theirs (``Scheduling``
 - prefill-first steps (SGLang): while prompts wait and fit, a step prefills up to the budget
   and decoding pauses for it.
 
+With prefix caching (``Scheduling.prefix_caching``, on in all three engines) and block hashes
+known for the prompts, a request's leading blocks found in the replica's cache
+(``planner/simulate/prefix.py``) are not prefilled: its first chunk starts after them.
+
 A request is admitted while fewer than `max_seqs` sequences are in flight and the KV cache
 (less a small watermark) holds its prompt, or, where the engine guarantees no eviction, its
 prompt and whole output on top of the outputs promised to the running sequences; when the
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from math import inf
 
 from planner.costmodel.engine import SchedulerPolicy
+from planner.simulate.prefix import PrefixCache
 from planner.simulate.steps import StepTable
 
 KV_WATERMARK = 0.01
@@ -49,6 +54,7 @@ class Scheduling:
     chunked: bool = True
     mixed: bool = True
     reserve_output: bool = False
+    prefix_caching: bool = True
 
     @classmethod
     def of(
@@ -65,6 +71,7 @@ class Scheduling:
             chunked=policy.chunked_prefill,
             mixed=policy.mixed_batches,
             reserve_output=policy.kv_admission == "prompt+output",
+            prefix_caching=policy.prefix_caching,
         )
 
 
@@ -77,6 +84,8 @@ class Requests:
     arrival: list[float]
     ttft_limit_s: float = inf
     misses_allowed: int = 0
+    blocks: list[tuple[int, ...]] | None = None
+    block_tokens: int = 0
     gen: list[int] = field(default_factory=list)
     start: list[float] = field(default_factory=list)
     first: list[float] = field(default_factory=list)
@@ -237,7 +246,13 @@ class Replica:
         self.n = self.ctx = self.step = self.reserved = self.promised = self.steps = 0
         self.hold = False
         self.preemptions = self.peak_kv = self.served = self.rejected = 0
+        self.prefill_computed = self.prefix_hits = 0
         self.busy_ms = 0.0
+        self.cache = (
+            PrefixCache(self.budget // reqs.block_tokens, reqs.block_tokens)
+            if scheduling.prefix_caching and reqs.blocks is not None and reqs.block_tokens
+            else None
+        )
 
     def push(self, rid: int, t: float) -> None:
         """Request `rid` reaches this instance at time `t` (pushes may come in any order)."""
@@ -268,6 +283,18 @@ class Replica:
         if self.waiting or self.prefilling or self.n:
             return self.t
         return max(self.t, self.pending[0][0]) if self.pending else inf
+
+    def matched(self, rid: int) -> int:
+        """Leading prompt blocks of `rid` this instance has cached (the prefix router's score)."""
+        if self.cache is None or self.reqs.blocks is None:
+            return 0
+        return self.cache.matched(self.reqs.blocks[rid])
+
+    def _cached(self, rid: int, tokens: int) -> int:
+        """Prompt tokens of `rid` (`tokens` to compute without a cache) found in the cache."""
+        if self.cache is None or self.reqs.blocks is None:
+            return 0
+        return min(self.matched(rid) * self.cache.block_tokens, tokens - 1)
 
     def _need(self, rid: int) -> int:
         """KV tokens admission must reserve for `rid` (prompt plus tokens to recompute)."""
@@ -314,8 +341,9 @@ class Replica:
                 seqs += 1
                 continue
             need, tokens = self._need(rid), prompt[rid] + gen[rid]
+            hit = self._cached(rid, tokens)
             free = room - chunks.tokens
-            fits = tokens <= free or (rules.chunked and free > 0)
+            fits = tokens - hit <= free or (rules.chunked and free > 0)
             lone = not chunks.seqs and not self.n and not self.prefilling
             if kv + need > self.cap or not (fits or lone):
                 break
@@ -323,17 +351,26 @@ class Replica:
             self._start(rid, t)
             kv += need
             self.reserved += need
-            take = tokens if lone and not fits else min(tokens, free)
-            left[rid] = tokens - take
-            chunks.add(take, 0, self.window)
+            take = tokens - hit if lone and not fits else min(tokens - hit, free)
+            left[rid] = tokens - hit - take
+            chunks.add(take, hit, self.window)
+            if hit:
+                self._reuse(rid, tokens)
             self.prefilling.append(rid)
             seqs += 1
         while self.prefilling and not left[self.prefilling[0]]:
             rid = self.prefilling.popleft()
             self.reserved -= self._need(rid)
             chunks.finished.append(rid)
+            if self.cache is not None and reqs.blocks is not None:
+                self.cache.insert(reqs.blocks[rid])
         self.peak_kv = max(self.peak_kv, self.ctx + self.reserved)
         return chunks
+
+    def _reuse(self, rid: int, tokens: int) -> None:
+        """`rid` starts from its cached prefix: mark those blocks used and count the tokens."""
+        assert self.cache is not None and self.reqs.blocks is not None
+        self.prefix_hits += self.cache.hit_tokens(self.reqs.blocks[rid], tokens)
 
     def _start(self, rid: int, t: float) -> None:
         """Mark the first time `rid` is scheduled."""
@@ -439,6 +476,8 @@ class Replica:
         self.steps += 1
         if k:
             self.busy_ms += ms
+        if chunks is not None:
+            self.prefill_computed += chunks.tokens
         if self.log is None:
             return
         c = chunks or _Chunks()

@@ -1,4 +1,7 @@
-"""A router in front of N instances: round-robin or least-loaded (fewest unfinished requests)."""
+"""A router in front of N instances: round-robin, least-loaded (fewest unfinished requests) or
+prefix-affinity (the instance holding most of the prompt's leading blocks in its prefix cache,
+the least loaded among equals, then the next in turn: llm-d's and Dynamo's KV-aware routing in
+its simplest form)."""
 
 from math import inf
 
@@ -7,7 +10,7 @@ import numpy as np
 from planner.errors import PlannerError
 from planner.simulate.replica import Replica
 
-ROUTERS = ("round-robin", "least-loaded")
+ROUTERS = ("round-robin", "least-loaded", "prefix-affinity")
 
 
 def check_router(policy: str) -> None:
@@ -20,8 +23,8 @@ def route(instances: list[Replica], rids: np.ndarray, times: np.ndarray, policy:
     """Send requests `rids` arriving at `times` (sorted) to instances; run all to the end.
 
     Round-robin fixes the assignment up front, so each instance is simulated in one pass.
-    Least-loaded needs every instance's state at each arrival: all are advanced in lock step
-    to the arrival time before the one with the fewest unfinished requests takes it.
+    Least-loaded and prefix-affinity need every instance's state at each arrival: all are
+    advanced in lock step to the arrival time before the best one takes it.
     """
     count = len(instances)
     if count == 1 or policy == "round-robin":
@@ -32,13 +35,15 @@ def route(instances: list[Replica], rids: np.ndarray, times: np.ndarray, policy:
     else:
         chosen = np.empty(len(rids), dtype=np.int64)
         for j, (rid, t) in enumerate(zip(rids.tolist(), times.tolist(), strict=True)):
-            best, best_load = 0, inf
+            best, best_score = 0, (inf,)
             for i, instance in enumerate(instances):
                 if instance.t < t and instance.busy:
                     instance.run(t)
-                load = instance.load
-                if load < best_load:
-                    best, best_load = i, load
+                score = (instance.load,)
+                if policy == "prefix-affinity":
+                    score = (-instance.matched(rid), instance.load, (i - j) % count)
+                if score < best_score:
+                    best, best_score = i, score
             instances[best].push(rid, t)
             chosen[j] = best
     for instance in instances:

@@ -33,10 +33,15 @@ class ServingPlan:
     speculative: str | None = None
     max_batch: int | None = None
     token_budget: int | None = None
+    prefix_caching: bool = True
 
     def build(self) -> tuple[StepTable, Scheduling]:
         """The plan's step table and the engine's scheduling rules (with any flag overrides)."""
-        flags = {"token_budget": self.token_budget, "max_seqs": self.max_batch}
+        flags = {
+            "token_budget": self.token_budget,
+            "max_seqs": self.max_batch,
+            "prefix_caching": None if self.prefix_caching else 0,
+        }
         engine = load_engine(self.engine).with_flags(
             **{k: v for k, v in flags.items() if v is not None}
         )
@@ -92,11 +97,15 @@ def simulate_trace(
     attainment: float = 0.99,
     with_goodput: bool = True,
     seed: int = 0,
+    prefix_reuse: float | None = None,
 ) -> dict[str, Any]:
-    """The JSON summary: requests, latency percentiles, SLO attainment, goodput, plan."""
+    """The JSON summary: requests, latency percentiles, SLO attainment, goodput, plan.
+    `prefix_reuse`: the share of each prompt assumed shared by all requests, for a trace
+    that records no prefix-block hashes."""
     chosen = parse_slos(slos)
     ratio = parse_disagg(disagg) if disagg else None
     workload = load_workload(con, trace, start, end, rate_scale, seed)
+    workload = workload.with_prefix_reuse(prefix_reuse)
     table, rules = plan.build()
     run = {"scheduling": rules, "replicas": replicas, "disagg": ratio, "router": router}
     result = simulate(workload, table, slos=chosen, **run)
@@ -120,6 +129,8 @@ def simulate_trace(
         "rate_scale": rate_scale,
         "trace": trace,
         "arrival_rps": workload.rate_rps,
+        "prefix_caching": rules.prefix_caching,
+        "prefix_reuse": workload.reuse,
     }
     return out
 

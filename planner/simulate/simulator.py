@@ -49,6 +49,8 @@ def simulate(
         np.asarray(workload.input_tokens, dtype=np.int64).tolist(),
         np.asarray(workload.output_tokens, dtype=np.int64).tolist(),
         arrivals.tolist(),
+        blocks=None if workload.blocks is None else list(workload.blocks),
+        block_tokens=workload.block_tokens,
     )
     if stop_below is not None:
         ttft = [slo.limit_ms / 1000.0 for slo in slos or [] if slo.metric == "ttft"]
@@ -128,4 +130,6 @@ def _result(
         kv_budget_tokens=table.kv_budget_tokens,
         slos=slos,
         busy_s=sum(r.busy_ms for r in instances) / 1000.0,
+        prefilled_tokens=sum(r.prefill_computed for r in instances),
+        cached_tokens=sum(r.prefix_hits for r in instances),
     )

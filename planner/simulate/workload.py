@@ -21,19 +21,27 @@ import numpy as np
 from scipy.special import gamma as gamma_fn
 
 from planner.errors import PlannerError
+from planner.simulate.prefix import ASSUMED_BLOCK_TOKENS, TRACE_BLOCK_TOKENS, shared_prefix
 from planner.store import TraceInfo, get_trace
 
 MAX_DRAWN_REQUESTS = 20_000_000
+NO_REUSE = "none"
+TRACE_REUSE = "the trace's prefix-block hashes"
 
 
 @dataclass(frozen=True)
 class Workload:
-    """Requests to simulate: arrival times (s, sorted) and token lengths, as numpy arrays."""
+    """Requests to simulate: arrival times (s, sorted) and token lengths, as numpy arrays, and
+    where known each prompt's prefix-block hashes (`blocks`, tuples of `block_tokens`-token
+    blocks: what a prefix cache can reuse) and where they came from (`reuse`)."""
 
     arrival_s: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
     name: str = ""
+    blocks: np.ndarray | None = None
+    block_tokens: int = 0
+    reuse: str = NO_REUSE
 
     @property
     def requests(self) -> int:
@@ -61,12 +69,45 @@ class Workload:
         keep = self.input_tokens + self.output_tokens <= max_context
         if keep.all():
             return self
+        return self.take(keep)
+
+    def take(self, rows: np.ndarray, name: str | None = None) -> "Workload":
+        """The requests `rows` selects (a mask or indices), block hashes included."""
         return replace(
             self,
-            arrival_s=self.arrival_s[keep],
-            input_tokens=self.input_tokens[keep],
-            output_tokens=self.output_tokens[keep],
+            arrival_s=self.arrival_s[rows],
+            input_tokens=self.input_tokens[rows],
+            output_tokens=self.output_tokens[rows],
+            blocks=None if self.blocks is None else self.blocks[rows],
+            name=self.name if name is None else name,
         )
+
+    def shifted(self, offset_s: float | np.ndarray) -> "Workload":
+        """The same requests arriving `offset_s` seconds later (one offset, or one each)."""
+        return replace(self, arrival_s=self.arrival_s + offset_s)
+
+    def salted(self, salt: int) -> "Workload":
+        """The same requests with prefix blocks of their own (another client's prompts, which
+        share nothing with these): each hash is re-hashed with `salt`."""
+        if self.blocks is None:
+            return self
+        blocks = np.empty(self.requests, dtype=object)
+        blocks[:] = [tuple(hash((salt, b)) for b in row) for row in self.blocks]
+        return replace(self, blocks=blocks)
+
+    def with_prefix_reuse(self, share: float | None) -> "Workload":
+        """The workload with `share` of every prompt a prefix all requests share (the assumed
+        reuse of a trace without block hashes); unchanged when `share` is None or the trace
+        records its own hashes."""
+        if share is None or self.blocks is not None:
+            return self
+        blocks = shared_prefix(self.input_tokens, share)
+        reuse = f"assumed: {share:.0%} of every prompt shared by all requests"
+        return replace(self, blocks=blocks, block_tokens=ASSUMED_BLOCK_TOKENS, reuse=reuse)
+
+    def without_prefixes(self) -> "Workload":
+        """The same requests with no prefix reuse known (every prompt computed in full)."""
+        return replace(self, blocks=None, block_tokens=0, reuse=NO_REUSE)
 
     def scaled(self, rate_scale: float) -> "Workload":
         """The same requests arriving `rate_scale` times faster (arrival times compressed)."""
@@ -74,6 +115,22 @@ class Workload:
         start = self.arrival_s[0] if self.requests else 0.0
         arrivals = start + (self.arrival_s - start) / rate_scale
         return replace(self, arrival_s=arrivals)
+
+
+def concatenate(parts: list[Workload]) -> Workload:
+    """The requests of every part, in the parts' order (arrivals unsorted); block hashes only
+    when every part has them."""
+    blocks = [w.blocks for w in parts]
+    known = all(b is not None for b in blocks)
+    return Workload(
+        np.concatenate([w.arrival_s for w in parts]),
+        np.concatenate([w.input_tokens for w in parts]),
+        np.concatenate([w.output_tokens for w in parts]),
+        name=parts[0].name if parts else "",
+        blocks=np.concatenate(blocks) if known and parts else None,
+        block_tokens=parts[0].block_tokens if known and parts else 0,
+        reuse=parts[0].reuse if known and parts else NO_REUSE,
+    )
 
 
 def load_workload(
@@ -205,9 +262,9 @@ def _replay(
     lo = -np.inf if start is None else float(start)
     hi = np.inf if end is None else float(end)
     cols = con.execute(
-        "SELECT arrival_s, input_tokens, output_tokens FROM requests "
+        "SELECT arrival_s, input_tokens, output_tokens, prefix_blocks FROM requests "
         f"WHERE trace_id = ? AND ok AND arrival_s >= ? AND arrival_s < ?{where} "
-        "ORDER BY arrival_s",
+        "ORDER BY arrival_s, rowid",
         [info.id, lo, hi, *params],
     ).fetchnumpy()
     missing = int(np.ma.count_masked(np.ma.asarray(cols["input_tokens"])))
@@ -220,7 +277,27 @@ def _replay(
     arrivals = np.asarray(cols["arrival_s"], dtype=float) - (start or 0.0)
     inputs = np.maximum(np.asarray(cols["input_tokens"], dtype=np.int64), 1)
     outputs = np.maximum(np.asarray(cols["output_tokens"], dtype=np.int64), 1)
-    return Workload(arrivals, inputs, outputs, name=info.name)
+    blocks = _block_hashes(cols["prefix_blocks"])
+    return Workload(
+        arrivals,
+        inputs,
+        outputs,
+        name=info.name,
+        blocks=blocks,
+        block_tokens=TRACE_BLOCK_TOKENS if blocks is not None else 0,
+        reuse=NO_REUSE if blocks is None else TRACE_REUSE,
+    )
+
+
+def _block_hashes(column: np.ndarray) -> np.ndarray | None:
+    """Per request a tuple of its prefix-block hashes (empty where the row has none); None when
+    the slice records none at all."""
+    values = np.ma.asarray(column)
+    if not len(values) or np.ma.getmaskarray(values).all():
+        return None
+    out = np.empty(len(values), dtype=object)
+    out[:] = [() if v is np.ma.masked else tuple(v.tolist()) for v in values]
+    return out
 
 
 def _unit_gaps(rng: np.random.Generator, shape: np.ndarray, weibull: np.ndarray) -> np.ndarray:
