@@ -1216,7 +1216,7 @@ def print_plan(result: "PlanFile") -> None:
 
 
 def print_replay(result: "PlanFile") -> None:
-    """The held-back replay of the schedule against static-peak and reactive fleets."""
+    """The held-back replay of the schedule against static-peak, reactive and hybrid fleets."""
     replay = result.replay
     window = replay.window
     print_table(
@@ -1235,7 +1235,9 @@ def print_replay(result: "PlanFile") -> None:
                 ("schedule", replay.schedule),
                 ("static_peak", replay.static_peak),
                 ("reactive", replay.reactive),
+                ("hybrid", replay.hybrid),
             )
+            if policy is not None
         ],
     )
     if replay.verdict is not None:

@@ -157,6 +157,28 @@ def test_replay_totals_and_underprovisioning():
     assert reactive.requested.max() >= 2 and (reactive.ready <= reactive.requested).all()
 
 
+def test_hybrid_never_drops_below_its_floor_and_scales_above_it_for_a_burst():
+    """The hybrid: the HPA clamped below by the schedule's requested replicas. Quiet traffic
+    keeps exactly the floor (a plain HPA would run one replica); a burst to 10x takes it
+    above the floor; ready replicas never fall below the floor's."""
+    rng = np.random.default_rng(2)
+    quiet = np.sort(rng.uniform(0.0, 1200.0, 600))
+    burst = np.sort(rng.uniform(600.0, 660.0, 1200))
+    arrivals = np.sort(np.r_[quiet, burst])
+    dep = Deployment(MixOption("h100", "h100", 1, 12.29, (2.0,)), 0, "all")
+    floor = static_timeline(np.array([3]), 0.0, 1200.0)
+    args = (arrivals, np.zeros(len(arrivals), dtype=int), [dep], np.array([3]), np.array([3]))
+    hybrid = reactive_timeline(*args, 60.0, 0.0, 1200.0, floor=floor)
+    plain = reactive_timeline(*args, 60.0, 0.0, 1200.0)
+    assert (hybrid.requested >= 3).all() and (hybrid.ready >= 3).all()
+    assert (hybrid.requested >= plain.requested).all()
+    assert hybrid.requested.max() > 3 and hybrid.requested[-1, 0] == 3
+    assert plain.requested[-1, 0] == 1
+    times, counts = hpa_replicas(quiet, 0.0, 1200.0, HpaConfig(target_rps=2.0), 1,
+                                 floor=lambda t: np.where(t < 600.0, 5, 2))  # fmt: skip
+    assert (counts[times < 600.0] == 5).all() and (counts[times >= 600.0] >= 2).all()
+
+
 def test_reactive_target_is_one_replicas_goodput():
     """6 req/s, one replica serves 2 (four serve 4 each): HPA at 80 % of 2 runs 4, not 2."""
     arrivals = np.linspace(0.0, 600.0, 3600, endpoint=False)
@@ -207,6 +229,17 @@ def _policy(attainment: float, cost: float) -> dict:
             },
             "reactive",
             "the reactive autoscaler (HPA) held the SLO at the least cost: $80.00",
+        ),
+        (
+            {
+                "schedule": _policy(0.97, 90),
+                "static_peak": _policy(1, 200),
+                "reactive": _policy(0.95, 80),
+                "hybrid": _policy(0.992, 110),
+            },
+            "hybrid",
+            "the hybrid (forecast schedule as a floor, HPA above it) held the SLO at the least "
+            "cost: $110.00",
         ),
         (
             {

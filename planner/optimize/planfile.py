@@ -100,6 +100,7 @@ contract between planner/optimize and planner/report) is::
                         "prefix_cache_saved_share": 0.21},   // prompt tokens a prefix cache
                                                              // spared from prefill
         "static_peak": {...}, "reactive": {...},
+        "hybrid": {...},                        // the schedule as a floor, the HPA above it
         "verdict": {"policy": "schedule",       // cheapest policy that held the SLO, or null
                     "sentence": "On the held-back replay the forecast schedule held ..."},
         "diagnosis": {"causes": ["length drift"],  // why the schedule missed (none: it held):
@@ -389,11 +390,13 @@ class Diagnosis(_Model):
 
 
 class Replay(_Model):
-    """The trace replayed under the schedule, static peak and the reactive autoscaler."""
+    """The trace replayed under the schedule, static peak, the reactive autoscaler and the
+    hybrid of the schedule and the autoscaler (absent from plans made before it existed)."""
 
     schedule: PolicyReplay
     static_peak: PolicyReplay
     reactive: PolicyReplay
+    hybrid: PolicyReplay | None = None
     verdict: Verdict | None = None
     diagnosis: Diagnosis | None = None
     busy_share: dict[str, float] | None = None

@@ -15,8 +15,8 @@
    figures the sentence and the report compare are on the same basis,
    planner/scaling/fleet.py, priced by planner/optimize/costing.py).
 6. Replay: the held-back tail through the simulator under the schedule (forecast from the
-   history before it), static provisioning at its forecast peak, and a reactive HPA
-   (planner/scaling/holdout.py).
+   history before it), static provisioning at its forecast peak, a reactive HPA, and the
+   hybrid of the schedule as a floor with the HPA above it (planner/scaling/holdout.py).
 7. PLAN.json: the figures above, with the one-sentence recommendation quoting the replayed
    attainment beside the target, and the warnings (replay more than a point off the target,
    requests over the context) (planner/report/narrative.py), as the plan file model of

@@ -8,9 +8,14 @@ the HPA controller (kubernetes/pkg/controller/podautoscaler, default behaviour):
 stabilisation of 300 s (the highest recommendation of the last 300 s wins); scale-up without
 stabilisation but at most max(4 replicas, +100 %) per 15 s; min and max replicas. A new replica
 only serves after the provisioning delay (applied by the replay).
+
+With a `floor` (the hybrid policy, as NVIDIA Dynamo's planner pairs throughput-based predictive
+scaling with load-based scaling for bursts), the replicas never drop below the forecast
+schedule's count at that time: the HPA acts only above it.
 """
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,10 +49,17 @@ def observed_rate(arrivals: np.ndarray, times: np.ndarray, window_s: float) -> n
 
 
 def hpa_replicas(
-    arrivals: np.ndarray, start_s: float, end_s: float, config: HpaConfig, initial: int
+    arrivals: np.ndarray,
+    start_s: float,
+    end_s: float,
+    config: HpaConfig,
+    initial: int,
+    floor: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(sync times, replicas requested after each sync) of an HPA watching `arrivals`."""
+    """(sync times, replicas requested after each sync) of an HPA watching `arrivals`, never
+    below `floor` (replicas at given times) when there is one."""
     times = np.arange(start_s, end_s, config.sync_s)
+    lows = np.zeros(len(times), dtype=int) if floor is None else floor(times)
     metric = observed_rate(np.sort(arrivals), times, config.metric_window_s)
     proposals = np.ceil(metric / config.target_rps - 1e-9).astype(int)
     upper = config.max_replicas if config.max_replicas is not None else np.iinfo(np.int64).max
@@ -55,7 +67,7 @@ def hpa_replicas(
     recent: deque[int] = deque(maxlen=keep)
     current = max(initial, config.min_replicas)
     out = np.empty(len(times), dtype=int)
-    for k, (rate, proposal) in enumerate(zip(metric, proposals, strict=True)):
+    for k, (rate, proposal, low) in enumerate(zip(metric, proposals, lows.tolist(), strict=True)):
         ratio = rate / (config.target_rps * current)
         wanted = current if abs(ratio - 1.0) <= config.tolerance else int(proposal)
         wanted = min(max(wanted, config.min_replicas), upper)
@@ -64,5 +76,6 @@ def hpa_replicas(
             current = min(wanted, current + max(SCALE_UP_PODS, current * SCALE_UP_PERCENT // 100))
         elif current > max(recent):
             current = max(recent)
+        current = max(current, low)
         out[k] = current
     return times, out

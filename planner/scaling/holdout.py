@@ -1,8 +1,9 @@
 """Replay of the trace's held-back tail: the plan judged on demand it was not sized on.
 
 The tail (the last horizon of the trace, at most half of it) is forecast from the history
-before it and replayed through the simulator under three policies: the plan's schedule, static
-provisioning at that schedule's peak, and a reactive autoscaler (HPA). The verdict says whether
+before it and replayed through the simulator under four policies: the plan's schedule, static
+provisioning at that schedule's peak, a reactive autoscaler (HPA), and the hybrid of the two
+(the schedule as a floor, the HPA adding burst capacity above it). The verdict says whether
 the schedule held the SLO and, if not, the lowest higher forecast quantile that would add
 replicas; the diagnosis names what made the schedule miss, if it did (length drift, a burst
 above the forecast band, capacity: planner/scaling/diagnose.py); the timeline is the ready
@@ -16,6 +17,7 @@ says how many requests and intervals were replayed.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import duckdb
 import numpy as np
@@ -147,10 +149,13 @@ def policy_timelines(
     end_s: float,
     available: Mapping[str, int] | None,
 ) -> dict[str, Timeline]:
-    """The three policies' timelines: the schedule, its peak always on, and the reactive
-    autoscaler starting from the schedule's first counts, all with the schedule's delay."""
+    """The four policies' timelines: the schedule, its peak always on, the reactive autoscaler
+    starting from the schedule's first counts, and the hybrid (the schedule as a floor, the
+    autoscaler above it), all with the schedule's delay."""
     peak = sched.counts.max(axis=0)
-    reactive = reactive_timeline(
+    scheduled = schedule_timeline(sched, start_s, end_s)
+    reactive = partial(
+        reactive_timeline,
         arrivals,
         bucket,
         sched.deployments,
@@ -162,9 +167,10 @@ def policy_timelines(
         available=available,
     )
     return {
-        "schedule": schedule_timeline(sched, start_s, end_s),
+        "schedule": scheduled,
         "static_peak": static_timeline(peak, start_s, end_s),
-        "reactive": reactive,
+        "reactive": reactive(),
+        "hybrid": reactive(floor=scheduled),
     }
 
 

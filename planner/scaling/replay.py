@@ -14,6 +14,7 @@ GPU-hours, cost, replica starts (cold starts) and scaling actions.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -105,10 +106,13 @@ def reactive_timeline(
     utilisation: float = 0.8,
     step_s: float = GRID_S,
     available: Mapping[str, int] | None = None,
+    floor: Timeline | None = None,
 ) -> Timeline:
     """One HPA per deployment on its share of its bucket's arrival rate, with the delay; with
     `available` GPUs per accelerator, each HPA's maxReplicas keeps its share of them (its share
-    of that accelerator's GPUs in the peak fleet, never below its peak count).
+    of that accelerator's GPUs in the peak fleet, never below its peak count). With a `floor`
+    (the schedule's timeline: the hybrid policy), each deployment keeps at least the replicas
+    the floor requests, which it requests one delay ahead, and the HPA adds burst capacity.
 
     The per-replica target is `utilisation` × one replica's goodput: what a single-pod load
     test measures, the usual way an AverageValue target is set. (The peak fleet's per-replica
@@ -126,12 +130,18 @@ def reactive_timeline(
         config = HpaConfig(
             target_rps=dep.goodput_at(1) * utilisation / shares[j], max_replicas=ceiling[j]
         )
+        low = None if floor is None else partial(_requested_at, floor, j)
         times, counts = hpa_replicas(
-            arrivals[bucket == dep.bucket], start_s, end_s, config, int(initial[j])
+            arrivals[bucket == dep.bucket], start_s, end_s, config, int(initial[j]), low
         )
         rows = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, len(times) - 1)
         requested[:, j] = counts[rows]
     return Timeline(start_s, step_s, requested, ready_from_requested(requested, delay_s, step_s))
+
+
+def _requested_at(timeline: Timeline, column: int, times: np.ndarray) -> np.ndarray:
+    """Replicas of deployment `column` the timeline requests at `times`."""
+    return timeline.requested[timeline.index(times), column]
 
 
 def max_replicas(
@@ -281,6 +291,7 @@ POLICY_NAMES = {
     "schedule": "the forecast schedule",
     "static_peak": "static peak provisioning",
     "reactive": "the reactive autoscaler (HPA)",
+    "hybrid": "the hybrid (forecast schedule as a floor, HPA above it)",
 }
 
 
@@ -289,7 +300,7 @@ def replay_verdict(
 ) -> dict:
     """Which replayed policy held the attainment target at the least cost, in one sentence.
 
-    The replay is the only place the three policies meet the same traffic, so the plan says
+    The replay is the only place the policies meet the same traffic, so the plan says
     plainly when the schedule is not the cheapest way to hold the SLO (on spiky clients whose
     bursts a day-ahead forecast cannot place, the reactive autoscaler often is). `higher` is
     the lowest forecast quantile whose schedule would add replicas; a higher --quantile is
@@ -297,9 +308,10 @@ def replay_verdict(
     missed the target, as the replay's diagnosis measured it (planner/scaling/diagnose.py).
     """
     why = f" Why the schedule missed: {cause}." if cause else ""
-    held = [k for k in POLICY_NAMES if results[k]["slo_attainment"] >= attainment]
+    policies = [k for k in POLICY_NAMES if k in results]
+    held = [k for k in policies if results[k]["slo_attainment"] >= attainment]
     if not held:
-        best = max(POLICY_NAMES, key=lambda k: results[k]["slo_attainment"])
+        best = max(policies, key=lambda k: results[k]["slo_attainment"])
         advice = (
             f"; --quantile {higher} provisions more replicas in the intervals it forecasts higher"
             if higher
@@ -317,7 +329,7 @@ def replay_verdict(
     cost = results[best]["cost"]
     others = ", ".join(
         f"{POLICY_NAMES[k]} ${results[k]['cost']:,.2f} ({results[k]['slo_attainment']:.2%})"
-        for k in POLICY_NAMES
+        for k in policies
         if k != best
     )
     return {
