@@ -1,15 +1,17 @@
 """Scaling: schedule hysteresis and lead, the HPA rule, provisioning delay, replay mechanics."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from planner.costmodel import StepModel
+from planner.costmodel import StepModel, get_accelerator
 from planner.errors import PlannerError
 from planner.forecast import forecast_trace
 from planner.ingest import ingest_sample
 from planner.optimize.mix import MixOption
 from planner.scaling.autoscaler import HpaConfig, hpa_replicas
-from planner.scaling.delay import default_delay, measured_delay
+from planner.scaling.delay import Instance, default_delay, measured_delay
 from planner.scaling.demand import demand_series, forecast_demand
 from planner.scaling.replay import (
     ReplicaPlan,
@@ -99,11 +101,20 @@ def test_ready_lags_requested_by_the_delay():
     assert ready.tolist() == [1, 1, 1, 1, 3, 3, 2, 2, 2, 2]
 
 
-def test_default_delay_scales_with_model_size():
-    """Bigger weights load longer; the source names the constants' home."""
-    small, big = default_delay("m", 16.0), default_delay("m", 140.0)
-    assert small.seconds == pytest.approx(66.0) and big.seconds > small.seconds
-    assert "planner/scaling/delay.py" in small.source
+def test_default_delay_loads_shards_in_parallel_and_waits_for_the_slowest_replica():
+    """Closed form: 30 s start + weights / (GB/s per GPU x GPUs per instance) + warm-up; the
+    plan's delay is its slowest instance's; a catalog's load_gbs and its source are used."""
+    h100 = get_accelerator("h100")
+    one, tp4 = Instance(h100, 1), Instance(h100, 4)
+    assert default_delay("m", 16.0, [one], 20.0).seconds == pytest.approx(30 + 16 + 20)
+    assert default_delay("m", 140.0, [tp4], 20.0).seconds == pytest.approx(30 + 35 + 20)
+    assert default_delay("m", 140.0, [tp4], 5.0).seconds == pytest.approx(30 + 35 + 5)
+    fast = replace(h100, id="fast", load_gbs=4.0, load_source="local NVMe")
+    mixed = default_delay("m", 32.0, [Instance(fast, 1), Instance(h100, 2)], 20.0)
+    assert mixed.seconds == pytest.approx(30 + 16 + 20) and "on 2 x h100" in mixed.source
+    quick = default_delay("m", 32.0, [Instance(fast, 1)], 20.0)
+    assert quick.seconds == pytest.approx(30 + 8 + 20) and "(local NVMe)" in quick.source
+    assert "planner/scaling/delay.py" in quick.source
 
 
 def test_measured_delay_from_cold_starts(db_path):

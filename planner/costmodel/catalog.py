@@ -34,6 +34,7 @@ class Accelerator:
     int8_tops: float = 0.0
     fp4_tflops: float = 0.0
     scale_out_gbs: float = 50.0
+    load_gbs: float = 1.0
     aliases: tuple[str, ...] = ()
     vendor: str = ""
     spec_source: str = ""
@@ -41,6 +42,7 @@ class Accelerator:
     scale_out_source: str = ""
     price_source: str = ""
     price_date: str = ""
+    load_source: str = ""
 
     def peak_flops(self, dtype: str) -> float:
         """Dense peak FLOP/s of math in `dtype` (BF16 where the device lacks the format)."""
@@ -76,6 +78,7 @@ class AcceleratorEntry(BaseModel):
     int8_tops: float | None = Field(default=None, ge=0)
     fp4_tflops: float | None = Field(default=None, ge=0)
     scale_out_gbs: float | None = Field(default=None, gt=0)
+    load_gbs: float | None = Field(default=None, gt=0)
     hbm_gb: float | None = Field(default=None, gt=0)
     hbm_tbs: float | None = Field(default=None, gt=0)
     interconnect_gbs: float | None = Field(default=None, gt=0)
@@ -87,6 +90,7 @@ class AcceleratorEntry(BaseModel):
     scale_out_source: str | None = None
     price_source: str | None = None
     price_date: str | None = None
+    load_source: str | None = None
 
 
 class AcceleratorFile(BaseModel):

@@ -62,13 +62,16 @@ class MemoryPolicy(BaseModel):
 
 
 class RuntimePolicy(BaseModel):
-    """CUDA-graph coverage and CPU/GPU overlap of the engine loop."""
+    """CUDA-graph coverage and CPU/GPU overlap of the engine loop, and the seconds a fresh
+    engine spends warming up (KV-cache profiling, compilation, CUDA-graph capture) before it
+    serves."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     cuda_graph_max_batch: int = Field(ge=0)
     cuda_graph_sizes: tuple[int, ...] = ()
     overlap_scheduler: bool
+    warmup_s: float = Field(default=20.0, ge=0)
 
     def graphed(self, batch: int) -> bool:
         """Whether a decode step of `batch` sequences replays a captured CUDA graph.

@@ -20,7 +20,7 @@ from planner.optimize.goodput import (
     split_buckets,
 )
 from planner.optimize.infeasible import check_latency_reachable, check_simulated
-from planner.optimize.mix import MixOption, best_single_accelerator, max_servable_scale
+from planner.optimize.mix import Mix, MixOption, best_single_accelerator, max_servable_scale
 from planner.optimize.refine import (
     capped_solver,
     mix_options,
@@ -30,7 +30,7 @@ from planner.optimize.refine import (
 )
 from planner.optimize.search import SearchResult, search
 from planner.planning.setting import Horizon, PlanOptions, Setting, say
-from planner.scaling.delay import ProvisioningDelay, provisioning_delay
+from planner.scaling.delay import Instance, ProvisioningDelay, provisioning_delay
 from planner.scaling.fleet import Fleet, build_fleet, demand_by_bucket, median_cost
 from planner.scaling.holdout import HeldBack, replay_holdout
 from planner.scaling.replay import ReplicaPlan
@@ -199,8 +199,7 @@ def _choose(
     )
 
     say(progress, "building the scaling schedule")
-    weights_gb = s.card.total_params() * dtype_bytes(s.card.dtype) / 1e9
-    delay = provisioning_delay(con, s.card.id, weights_gb, opts.cold_starts)
+    delay = _delay(con, opts, s, cands, [m for m in (mix, single) if m is not None])
     fleet_of = partial(
         build_fleet,
         cands=cands,
@@ -223,6 +222,25 @@ def _choose(
     )
     served = served_share(mix, need) if 0 < servable < 1 else 1.0
     return Chosen(options, cands, fleet, single_fleet, low, delay, served)
+
+
+def _delay(
+    con: duckdb.DuckDBPyConnection,
+    opts: PlanOptions,
+    s: Setting,
+    cands: dict[str, Candidate],
+    mixes: list[Mix],
+) -> ProvisioningDelay:
+    """The start-up delay of the plan's slowest replica among the fleets it may run (the
+    measured one with --cold-starts): its instances' shards load in parallel, then the engine
+    warms up."""
+    weights_gb = s.card.total_params() * dtype_bytes(s.card.dtype) / 1e9
+    used = {option.key for m in mixes for option, _, _ in m.groups()}
+    instances = [
+        Instance(cands[k].accelerator, cands[k].gpus // cands[k].instances) for k in sorted(used)
+    ]
+    warmup_s = s.profile.resolve().runtime.warmup_s
+    return provisioning_delay(con, s.card.id, weights_gb, opts.cold_starts, instances, warmup_s)
 
 
 def replay_tail(

@@ -3,6 +3,7 @@ the plan's fleet (fleet.py) and the replay of its held-back tail (holdout.py).""
 
 from planner.scaling.autoscaler import HpaConfig, hpa_replicas
 from planner.scaling.delay import (
+    Instance,
     ProvisioningDelay,
     default_delay,
     measured_delay,
@@ -18,6 +19,7 @@ __all__ = [
     "DemandSeries",
     "ReplicaPlan",
     "HpaConfig",
+    "Instance",
     "ProvisioningDelay",
     "ReplayResult",
     "Schedule",

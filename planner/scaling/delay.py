@@ -2,33 +2,38 @@
 
 Measured from a cold-start trace in the store when one is given (the median `model_load_s`,
 else `total_s`, of its `cold_starts` rows, e.g. a gentd26-load trace of GPU model loads).
-Otherwise a default scaled by model size:
+Otherwise a default for the plan's replicas, the slowest of them (a scale-up waits for it):
 
-    delay = CONTAINER_START_S + weights_gb / LOAD_GB_PER_S + ENGINE_WARMUP_S
+    delay = CONTAINER_START_S + weights_gb / (load_gbs x GPUs per instance) + warmup_s
 
-The constants are engineering assumptions, stated so they can be checked and overridden with a
-measured trace (`--cold-starts TRACE`):
+Each GPU of an instance reads its shard of the weights at the accelerator's `load_gbs` (catalog
+field; absent: 1 GB/s), the shards in parallel, and the engine then warms up for its
+profile's `warmup_s` (``[runtime]``). The constants are engineering assumptions, stated so they
+can be checked and overridden (a catalog file's `load_gbs`, an engine profile's `warmup_s`, or
+a measured trace: `--cold-starts TRACE`):
 - CONTAINER_START_S = 30 s: scheduling a pod on a GPU node whose image is already cached,
   starting the container and initialising CUDA.
-- LOAD_GB_PER_S = 1.0 GB/s: reading the weights from a network volume or object store through
-  host memory to the GPUs (a local NVMe cache reaches 2-5 GB/s; remote object stores can be
-  slower).
-- ENGINE_WARMUP_S = 20 s: the serving engine's warm-up (KV-cache allocation, CUDA-graph capture).
-For llama-3.1-8b in bf16 (15 GB) this gives 65 s. As a cross-check, the gentd26 release's
-base-model load latencies on Alibaba's GPU serverless platform (Stable Diffusion checkpoints of
-a few GB) have a median of 22.7 s and a p90 of 42 s (basemodel_update_latency_anon.csv).
+- load_gbs = 1 GB/s per GPU unless the catalog says otherwise: reading the weights from a
+  network volume or object store through host memory (a local NVMe cache reaches 2-5 GB/s;
+  remote object stores can be slower).
+- warmup_s = 20 s in the bundled engine profiles: KV-cache profiling, compilation and CUDA-graph
+  capture.
+For llama-3.1-8b in bf16 (16 GB) on one GPU this gives 66 s; on a TP2 replica 58 s. As a
+cross-check, the gentd26 release's base-model load latencies on Alibaba's GPU serverless
+platform (Stable Diffusion checkpoints of a few GB) have a median of 22.7 s and a p90 of 42 s
+(basemodel_update_latency_anon.csv).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
 
+from planner.costmodel import Accelerator
 from planner.errors import PlannerError
 from planner.store import get_trace
 
 CONTAINER_START_S = 30.0
-LOAD_GB_PER_S = 1.0
-ENGINE_WARMUP_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -39,15 +44,30 @@ class ProvisioningDelay:
     source: str
 
 
-def default_delay(model: str, weights_gb: float) -> ProvisioningDelay:
-    """The documented default for a model whose weights take `weights_gb` GB in total."""
-    seconds = CONTAINER_START_S + weights_gb / LOAD_GB_PER_S + ENGINE_WARMUP_S
+@dataclass(frozen=True)
+class Instance:
+    """What one serving instance of a plan starts on: its accelerator and GPU count."""
+
+    accelerator: Accelerator
+    gpus: int
+
+
+def default_delay(
+    model: str, weights_gb: float, instances: Sequence[Instance], warmup_s: float
+) -> ProvisioningDelay:
+    """The documented default for a model whose weights take `weights_gb` GB in total, for the
+    slowest-starting of `instances` (shards loading in parallel) and the engine's warm-up."""
+    slowest = max(instances, key=lambda i: weights_gb / (i.accelerator.load_gbs * i.gpus))
+    rate = slowest.accelerator.load_gbs * slowest.gpus
+    seconds = CONTAINER_START_S + weights_gb / rate + warmup_s
+    origin = slowest.accelerator.load_source or "default"
     return ProvisioningDelay(
         seconds=round(seconds, 1),
         source=(
-            f"default for {model} ({weights_gb:.0f} GB of weights): {CONTAINER_START_S:.0f} s "
-            f"container start + weights at {LOAD_GB_PER_S:g} GB/s + {ENGINE_WARMUP_S:.0f} s "
-            "warm-up (planner/scaling/delay.py)"
+            f"default for {model} ({weights_gb:.0f} GB of weights) on {slowest.gpus} x "
+            f"{slowest.accelerator.id}: {CONTAINER_START_S:.0f} s container start + weights "
+            f"at {slowest.accelerator.load_gbs:g} GB/s per GPU ({origin}) + {warmup_s:.0f} s "
+            "engine warm-up (planner/scaling/delay.py)"
         ),
     )
 
@@ -74,9 +94,14 @@ def measured_delay(con: duckdb.DuckDBPyConnection, trace: str) -> ProvisioningDe
 
 
 def provisioning_delay(
-    con: duckdb.DuckDBPyConnection, model: str, weights_gb: float, cold_starts: str | None
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    weights_gb: float,
+    cold_starts: str | None,
+    instances: Sequence[Instance],
+    warmup_s: float,
 ) -> ProvisioningDelay:
-    """Measured from `cold_starts` when given, else the default for the model's size."""
+    """Measured from `cold_starts` when given, else the default for the plan's instances."""
     if cold_starts:
         return measured_delay(con, cold_starts)
-    return default_delay(model, weights_gb)
+    return default_delay(model, weights_gb, instances, warmup_s)
