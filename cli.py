@@ -1216,7 +1216,7 @@ def print_plan(result: "PlanFile") -> None:
 
 
 def print_replay(result: "PlanFile") -> None:
-    """The held-back replay of the schedule against static-peak, reactive and hybrid fleets."""
+    """The held-back replay of the schedule against static-peak, autoscaled and hybrid fleets."""
     replay = result.replay
     window = replay.window
     print_table(
@@ -1235,6 +1235,8 @@ def print_replay(result: "PlanFile") -> None:
                 ("schedule", replay.schedule),
                 ("static_peak", replay.static_peak),
                 ("reactive", replay.reactive),
+                ("reactive_tokens", replay.reactive_tokens),
+                ("kpa", replay.kpa),
                 ("hybrid", replay.hybrid),
             )
             if policy is not None

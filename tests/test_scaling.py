@@ -10,10 +10,11 @@ from planner.errors import PlannerError
 from planner.forecast import forecast_trace
 from planner.ingest import ingest_sample
 from planner.optimize.mix import MixOption
-from planner.scaling.autoscaler import HpaConfig, hpa_replicas
+from planner.scaling.autoscaler import HpaConfig, KpaConfig, hpa_replicas, kpa_replicas
 from planner.scaling.delay import Instance, default_delay, measured_delay
 from planner.scaling.demand import demand_series, forecast_demand
 from planner.scaling.replay import (
+    Controller,
     ReplicaPlan,
     max_replicas,
     reactive_timeline,
@@ -179,7 +180,7 @@ def test_hybrid_never_drops_below_its_floor_and_scales_above_it_for_a_burst():
     dep = Deployment(MixOption("h100", "h100", 1, 12.29, (2.0,)), 0, "all")
     floor = static_timeline(np.array([3]), 0.0, 1200.0)
     args = (arrivals, np.zeros(len(arrivals), dtype=int), [dep], np.array([3]), np.array([3]))
-    hybrid = reactive_timeline(*args, 60.0, 0.0, 1200.0, floor=floor)
+    hybrid = reactive_timeline(*args, 60.0, 0.0, 1200.0, controller=Controller(floor=floor))
     plain = reactive_timeline(*args, 60.0, 0.0, 1200.0)
     assert (hybrid.requested >= 3).all() and (hybrid.ready >= 3).all()
     assert (hybrid.requested >= plain.requested).all()
@@ -188,6 +189,38 @@ def test_hybrid_never_drops_below_its_floor_and_scales_above_it_for_a_burst():
     times, counts = hpa_replicas(quiet, 0.0, 1200.0, HpaConfig(target_rps=2.0), 1,
                                  floor=lambda t: np.where(t < 600.0, 5, 2))  # fmt: skip
     assert (counts[times < 600.0] == 5).all() and (counts[times >= 600.0] >= 2).all()
+
+
+def test_hpa_on_tokens_follows_longer_prompts_that_a_request_rate_hpa_misses():
+    """Same request rate, prompts 3x longer than the sized mix in the second half: the HPA on
+    tokens/s scales up there (closed form: ceil(rate x tokens / (0.8 x goodput x mean)))
+    while the HPA on requests/s stays put."""
+    arrivals = np.linspace(0.0, 1200.0, 2400, endpoint=False)
+    tokens = np.where(arrivals < 600.0, 1000, 3000)
+    dep = Deployment(MixOption("h100", "h100", 1, 12.29, (2.0,)), 0, "all")
+    args = (arrivals, np.zeros(2400, dtype=int), [dep], np.array([8]), np.array([1]), 0.0)
+    on_tokens = Controller(tokens=tokens, mean_tokens=np.array([1000.0]))
+    by_tokens = reactive_timeline(*args, 0.0, 1200.0, controller=on_tokens)
+    by_rate = reactive_timeline(*args, 0.0, 1200.0)
+    assert by_rate.requested[-1, 0] == by_rate.requested[len(by_rate.requested) // 2 - 1, 0] == 2
+    assert by_tokens.requested[len(by_tokens.requested) // 2 - 1, 0] == 2  # ceil(2 / 1.6)
+    assert by_tokens.requested[-1, 0] == 4  # ceil(2 x 3000 / (1.6 x 1000))
+
+
+def test_kpa_panics_on_a_burst_and_holds_until_a_stable_window_passes():
+    """A 10 s burst at 20x the base rate: the 6 s panic window sees it first and the KPA scales
+    to the panic count at once, never down while panicking; a stable window (60 s) after the
+    burst it steps down, at most halving per tick, to the stable count."""
+    base = np.linspace(0.0, 600.0, 600, endpoint=False)  # 1 req/s
+    burst = np.linspace(300.0, 310.0, 200, endpoint=False)  # +20 req/s for 10 s
+    arrivals = np.sort(np.r_[base, burst])
+    times, counts = kpa_replicas(arrivals, 0.0, 600.0, KpaConfig(target_rps=2.0), 1)
+    during = counts[(times >= 306.0) & (times < 310.0)]
+    assert during.min() >= 10  # ceil(21 / 2) from the panic window
+    panicking = (times >= 310.0) & (times < 355.0)  # the last trigger is after t = 300
+    assert (counts[panicking] >= during.max()).all()
+    after = counts[times >= 370.0]
+    assert after[-1] == 1 and (after[1:] >= np.ceil(after[:-1] / 2)).all()
 
 
 def test_reactive_target_is_one_replicas_goodput():
@@ -249,8 +282,8 @@ def _policy(attainment: float, cost: float) -> dict:
                 "hybrid": _policy(0.992, 110),
             },
             "hybrid",
-            "the hybrid (forecast schedule as a floor, HPA above it) held the SLO at the least "
-            "cost: $110.00",
+            "the hybrid (forecast schedule as a floor, HPA on tokens/s above it) held the SLO "
+            "at the least cost: $110.00",
         ),
         (
             {

@@ -100,7 +100,9 @@ contract between planner/optimize and planner/report) is::
                         "prefix_cache_saved_share": 0.21},   // prompt tokens a prefix cache
                                                              // spared from prefill
         "static_peak": {...}, "reactive": {...},
-        "hybrid": {...},                        // the schedule as a floor, the HPA above it
+        "reactive_tokens": {...},               // HPA on tokens/s (reactive: on requests/s)
+        "kpa": {...},                           // Knative KPA: stable + panic windows
+        "hybrid": {...},                        // the schedule as a floor, HPA on tokens/s above
         "verdict": {"policy": "schedule",       // cheapest policy that held the SLO, or null
                     "sentence": "On the held-back replay the forecast schedule held ..."},
         "diagnosis": {"causes": ["length drift"],  // why the schedule missed (none: it held):
@@ -390,12 +392,15 @@ class Diagnosis(_Model):
 
 
 class Replay(_Model):
-    """The trace replayed under the schedule, static peak, the reactive autoscaler and the
-    hybrid of the schedule and the autoscaler (absent from plans made before it existed)."""
+    """The trace replayed under the schedule, static peak, the reactive autoscalers and the
+    hybrid of the schedule and an autoscaler (the last three absent from plans made before
+    they existed)."""
 
     schedule: PolicyReplay
     static_peak: PolicyReplay
     reactive: PolicyReplay
+    reactive_tokens: PolicyReplay | None = None
+    kpa: PolicyReplay | None = None
     hybrid: PolicyReplay | None = None
     verdict: Verdict | None = None
     diagnosis: Diagnosis | None = None

@@ -20,11 +20,20 @@ ALERT = "#c2410c"
 POLICY_LABELS = {
     "schedule": "planned schedule",
     "static_peak": "static peak",
-    "reactive": "reactive",
+    "reactive": "HPA (req/s)",
+    "reactive_tokens": "HPA (tokens/s)",
+    "kpa": "KPA",
     "hybrid": "hybrid",
 }
-POLICY_COLORS = [ACCENT, MUTED, ALERT, "#15803d"]
-POLICY_DASHES = {"schedule": [1, 0], "static_peak": [6, 4], "reactive": [1, 0], "hybrid": [2, 2]}
+POLICY_COLORS = [ACCENT, MUTED, ALERT, "#b45309", "#7c3aed", "#15803d"]
+POLICY_DASHES = {
+    "schedule": [1, 0],
+    "static_peak": [6, 4],
+    "reactive": [1, 0],
+    "reactive_tokens": [4, 2],
+    "kpa": [1, 3],
+    "hybrid": [2, 2],
+}
 MUTED_INK = "#52606d"
 TIME_FORMAT = ",.4~g"
 CONFIG = {
@@ -687,8 +696,9 @@ def replay_timeline(plan: PlanFile) -> Chart | None:
         alt.vconcat(*charts),
         "replay-timeline",
         "Trace replay: replicas under each policy",
-        "The trace replayed against the planned schedule, static peak provisioning, a "
-        "reactive (HPA-style) autoscaler and the hybrid of the schedule and the autoscaler.",
+        "The trace replayed against the planned schedule, static peak provisioning, reactive "
+        "autoscalers (HPA on req/s and tokens/s, Knative KPA) and the hybrid of the schedule "
+        "and the HPA on tokens/s.",
     )
 
 

@@ -1,9 +1,10 @@
 """Replay of the trace's held-back tail: the plan judged on demand it was not sized on.
 
 The tail (the last horizon of the trace, at most half of it) is forecast from the history
-before it and replayed through the simulator under four policies: the plan's schedule, static
-provisioning at that schedule's peak, a reactive autoscaler (HPA), and the hybrid of the two
-(the schedule as a floor, the HPA adding burst capacity above it). The verdict says whether
+before it and replayed through the simulator under six policies: the plan's schedule, static
+provisioning at that schedule's peak, three reactive autoscalers (Kubernetes HPA on request
+rate and on tokens/s, Knative's KPA with its stable and panic windows), and the hybrid (the
+schedule as a floor, the HPA on tokens/s adding burst capacity above it). The verdict says whether
 the schedule held the SLO and, if not, the lowest higher forecast quantile that would add
 replicas; the diagnosis names what made the schedule miss, if it did (length drift, a burst
 above the forecast band, capacity: planner/scaling/diagnose.py); the timeline is the ready
@@ -16,7 +17,7 @@ says how many requests and intervals were replayed.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import duckdb
@@ -27,6 +28,7 @@ from planner.scaling.demand import DemandForecast, DemandSeries
 from planner.scaling.diagnose import diagnose
 from planner.scaling.fleet import demand_by_bucket
 from planner.scaling.replay import (
+    Controller,
     ReplicaPlan,
     Timeline,
     reactive_timeline,
@@ -71,15 +73,16 @@ def replay_holdout(
     delay_s: float,
     available: Mapping[str, int] | None,
 ) -> tuple[dict, Workload]:
-    """Replay the held-back tail under the schedule, static peak and the reactive autoscaler
-    (PLAN.json's `replay` block), and the tail's requests."""
+    """Replay the held-back tail under every policy (PLAN.json's `replay` block), and the
+    tail's requests."""
     interval = tail.demand.interval_s
     start_s, end_s = tail.cutoff * interval, len(tail.demand.rps) * interval
     work = _tail_requests(con, tail, start_s, end_s)
     bucket = np.searchsorted(tail.edges, work.input_tokens, side="left")
     level = demand_by_bucket(forecast.level(quantile), tail.shares)
     sched = build_schedule(forecast.times, level, deployments, interval, delay_s, available)
-    timelines = policy_timelines(sched, work.arrival_s, bucket, start_s, end_s, available)
+    mean_tokens = mean_tokens_by_bucket(tail.sized, tail.edges)
+    timelines = policy_timelines(sched, work, bucket, mean_tokens, start_s, end_s, available)
     edges = start_s + interval * np.arange(len(forecast.times) + 1)
     counts = np.histogram(work.arrival_s, bins=edges)[0]
     observed = counts / interval
@@ -143,20 +146,24 @@ def _replayed(
 
 def policy_timelines(
     sched: Schedule,
-    arrivals: np.ndarray,
+    work: Workload,
     bucket: np.ndarray,
+    mean_tokens: np.ndarray,
     start_s: float,
     end_s: float,
     available: Mapping[str, int] | None,
 ) -> dict[str, Timeline]:
-    """The four policies' timelines: the schedule, its peak always on, the reactive autoscaler
-    starting from the schedule's first counts, and the hybrid (the schedule as a floor, the
-    autoscaler above it), all with the schedule's delay."""
+    """Every policy's timeline, all with the schedule's delay: the schedule, its peak always
+    on, three reactive autoscalers starting from the schedule's first counts (HPA on request
+    rate, HPA on tokens/s, Knative's KPA on request rate), and the hybrid: the schedule as a
+    floor with the HPA on tokens/s above it. `mean_tokens`: per length bucket, the mean tokens
+    per request of the mix the goodput was measured on (the token targets' unit)."""
     peak = sched.counts.max(axis=0)
     scheduled = schedule_timeline(sched, start_s, end_s)
+    tokens = work.input_tokens + work.output_tokens
     reactive = partial(
         reactive_timeline,
-        arrivals,
+        work.arrival_s,
         bucket,
         sched.deployments,
         peak,
@@ -166,12 +173,29 @@ def policy_timelines(
         end_s,
         available=available,
     )
+    on_tokens = Controller(tokens=tokens, mean_tokens=mean_tokens)
     return {
         "schedule": scheduled,
         "static_peak": static_timeline(peak, start_s, end_s),
         "reactive": reactive(),
-        "hybrid": reactive(floor=scheduled),
+        "reactive_tokens": reactive(controller=on_tokens),
+        "kpa": reactive(controller=Controller(kind="kpa")),
+        "hybrid": reactive(controller=replace(on_tokens, floor=scheduled)),
     }
+
+
+def mean_tokens_by_bucket(sized: Workload, edges: np.ndarray) -> np.ndarray:
+    """Mean input + output tokens per request of each length bucket of the sized mix (the
+    whole mix's for an empty bucket)."""
+    which = np.searchsorted(edges, sized.input_tokens, side="left")
+    tokens = (sized.input_tokens + sized.output_tokens).astype(float)
+    overall = float(tokens.mean()) if len(tokens) else 1.0
+    return np.array(
+        [
+            float(tokens[which == b].mean()) if (which == b).any() else overall
+            for b in range(len(edges) + 1)
+        ]
+    )
 
 
 def _tail_requests(

@@ -19,7 +19,7 @@ from functools import partial
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from planner.scaling.autoscaler import HpaConfig, hpa_replicas
+from planner.scaling.autoscaler import HpaConfig, KpaConfig, hpa_replicas, kpa_replicas
 from planner.scaling.schedule import Deployment, Schedule
 from planner.simulate import Slo, StepTable, Workload, engine_scheduling, simulate
 
@@ -94,6 +94,35 @@ def capacity_shares(deployments: Sequence[Deployment], counts: np.ndarray) -> np
     return np.divide(capacity, totals, out=np.zeros_like(capacity), where=totals > 0)
 
 
+@dataclass(frozen=True)
+class Controller:
+    """A reactive autoscaler: Kubernetes' HPA or Knative's KPA (`kind`), on request rate or,
+    given each arrival's `tokens` and the sized mix's mean tokens per request of each bucket
+    (`mean_tokens`), on tokens/s; with a `floor` timeline (the schedule: the hybrid policy)
+    it never requests fewer replicas than the floor does."""
+
+    kind: str = "hpa"
+    tokens: np.ndarray | None = None
+    mean_tokens: np.ndarray | None = None
+    floor: Timeline | None = None
+
+    def counts(
+        self, j: int, dep: Deployment, arrivals: np.ndarray, mask: np.ndarray, window: tuple
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(times, replicas requested) for deployment `j` watching `arrivals[mask]`; `window`:
+        (start_s, end_s, initial replicas, target req/s per replica, max replicas)."""
+        start_s, end_s, initial, target, ceiling = window
+        weights = None if self.tokens is None else self.tokens[mask]
+        if weights is not None and self.mean_tokens is not None:
+            target *= float(self.mean_tokens[dep.bucket])
+        if self.kind == "kpa":
+            config = KpaConfig(target_rps=target, max_replicas=ceiling)
+            return kpa_replicas(arrivals[mask], start_s, end_s, config, initial, weights)
+        low = None if self.floor is None else partial(_requested_at, self.floor, j)
+        hpa = HpaConfig(target_rps=target, max_replicas=ceiling)
+        return hpa_replicas(arrivals[mask], start_s, end_s, hpa, initial, low, weights)
+
+
 def reactive_timeline(
     arrivals: np.ndarray,
     bucket: np.ndarray,
@@ -106,13 +135,12 @@ def reactive_timeline(
     utilisation: float = 0.8,
     step_s: float = GRID_S,
     available: Mapping[str, int] | None = None,
-    floor: Timeline | None = None,
+    controller: Controller = Controller(),
 ) -> Timeline:
-    """One HPA per deployment on its share of its bucket's arrival rate, with the delay; with
-    `available` GPUs per accelerator, each HPA's maxReplicas keeps its share of them (its share
-    of that accelerator's GPUs in the peak fleet, never below its peak count). With a `floor`
-    (the schedule's timeline: the hybrid policy), each deployment keeps at least the replicas
-    the floor requests, which it requests one delay ahead, and the HPA adds burst capacity.
+    """One autoscaler (`controller`: HPA on request rate by default) per deployment on its
+    share of its bucket's traffic, with the delay; with `available` GPUs per accelerator, each
+    one's maxReplicas keeps its share of them (its share of that accelerator's GPUs in the peak
+    fleet, never below its peak count).
 
     The per-replica target is `utilisation` × one replica's goodput: what a single-pod load
     test measures, the usual way an AverageValue target is set. (The peak fleet's per-replica
@@ -127,13 +155,9 @@ def reactive_timeline(
     for j, dep in enumerate(deployments):
         if shares[j] <= 0:
             continue
-        config = HpaConfig(
-            target_rps=dep.goodput_at(1) * utilisation / shares[j], max_replicas=ceiling[j]
-        )
-        low = None if floor is None else partial(_requested_at, floor, j)
-        times, counts = hpa_replicas(
-            arrivals[bucket == dep.bucket], start_s, end_s, config, int(initial[j]), low
-        )
+        target = dep.goodput_at(1) * utilisation / shares[j]
+        window = (start_s, end_s, int(initial[j]), target, ceiling[j])
+        times, counts = controller.counts(j, dep, arrivals, bucket == dep.bucket, window)
         rows = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, len(times) - 1)
         requested[:, j] = counts[rows]
     return Timeline(start_s, step_s, requested, ready_from_requested(requested, delay_s, step_s))
@@ -291,7 +315,9 @@ POLICY_NAMES = {
     "schedule": "the forecast schedule",
     "static_peak": "static peak provisioning",
     "reactive": "the reactive autoscaler (HPA)",
-    "hybrid": "the hybrid (forecast schedule as a floor, HPA above it)",
+    "reactive_tokens": "the HPA on tokens/s",
+    "kpa": "Knative's KPA",
+    "hybrid": "the hybrid (forecast schedule as a floor, HPA on tokens/s above it)",
 }
 
 
