@@ -842,15 +842,13 @@ def simulate(
             rate_scale=rate_scale, start=start, end=end, slos=slo, attainment=attainment,
             with_goodput=goodput, seed=seed, prefix_reuse=prefix_reuse,
         )  # fmt: skip
-    printer = functools.partial(
-        print_simulation, trace=trace, replicas=replicas, attainment=attainment
-    )
-    show(out, json_out, printer)
+    show(out, json_out, functools.partial(print_simulation, trace=trace, attainment=attainment))
 
 
-def print_simulation(out: dict[str, Any], trace: str, replicas: int, attainment: float) -> None:
+def print_simulation(out: dict[str, Any], trace: str, attainment: float) -> None:
     """A trace replay's latency table, load, SLO attainment and goodput, and the engine used."""
     p = out["plan"]
+    replicas = p["replicas"]
     print_table(
         f"{trace} on {p['gpus']} x {p['accelerator']} ({_layout(p)}, {replicas} replica(s)"
         f"{', disagg ' + p['disagg'] if p['disagg'] else ''})",
