@@ -41,9 +41,10 @@ def sample_store(db: Path, *samples: str) -> Path:
     return db
 
 
-def invoke(*args: str | Path) -> Result:
-    """Run the `planner` CLI in-process (stdout and stderr kept apart)."""
-    return CliRunner().invoke(cli.app, [str(a) for a in args])
+def invoke(*args: str | Path, env: dict[str, str] | None = None) -> Result:
+    """Run the `planner` CLI in-process (stdout and stderr kept apart), the one runner every
+    CLI test uses; `env`: extra environment variables (e.g. COLUMNS)."""
+    return CliRunner().invoke(cli.app, [str(a) for a in args], env=env)
 
 
 def ingest_one(db: Path, *args: str | Path) -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from conftest import invoke, shared_path
 
 from planner.costmodel import (
     Accelerator,
@@ -317,15 +317,6 @@ def test_features_have_stable_names() -> None:
     assert FEATURES == ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "SW", "KW", "R", "X", "NT")
 
 
-def _cli(*args: str):
-    """Invoke the planner CLI in-process."""
-    from typer.testing import CliRunner
-
-    import cli
-
-    return CliRunner().invoke(cli.app, list(args))
-
-
 def test_cli_latency_passes_columns_through(tmp_path: Path) -> None:
     """`planner latency` keeps every input column and adds ms and extrapolated; --json parses."""
     points = tmp_path / "points.csv"
@@ -335,7 +326,7 @@ def test_cli_latency_passes_columns_through(tmp_path: Path) -> None:
         "llama-3.1-70b,h100-sxm,decode,32,1,2048,4,y\n"
     )
     out = tmp_path / "pred.csv"
-    result = _cli("latency", "--in", str(points), "--out", str(out), "--json")
+    result = invoke("latency", "--in", str(points), "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["points"] == 2 and summary["extrapolated"] == 1
@@ -352,13 +343,13 @@ def test_cli_latency_errors_are_one_line(tmp_path: Path) -> None:
     points.write_text(
         "model,accelerator,phase,batch,tokens,context\nllama-3.1-8b,tpu,decode,1,1,9\n"
     )
-    result = _cli("latency", "--in", str(points), "--out", str(tmp_path / "o.csv"))
+    result = invoke("latency", "--in", str(points), "--out", str(tmp_path / "o.csv"))
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "known accelerators: h100" in result.stderr
     points.write_text(
         "model,accelerator,phase,batch,tokens,context\nllama-3.1-405b,l4,decode,1,1,9\n"
     )
-    result = _cli("latency", "--in", str(points), "--out", str(tmp_path / "o.csv"))
+    result = invoke("latency", "--in", str(points), "--out", str(tmp_path / "o.csv"))
     assert result.exit_code == 1 and "short by" in result.stderr
 
 
@@ -366,11 +357,11 @@ def test_cli_calibrate_report_and_json(tmp_path: Path) -> None:
     """`planner calibrate --report` prints LOMO by phase; --json output is a calibration file."""
     steps = shared_path("profiles", "h100_dense_steps.jsonl")
     out = tmp_path / "cal.json"
-    result = _cli("calibrate", str(steps), "--report", "--out", str(out))
+    result = invoke("calibrate", str(steps), "--report", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "Leave-one-model-out" in result.stdout and "prefill" in result.stdout
     assert "h100" in Calibration.load(out).entries
-    result = _cli("calibrate", str(steps), "--json")
+    result = invoke("calibrate", str(steps), "--json")
     assert result.exit_code == 0
     assert "h100" in json.loads(result.stdout)["entries"]
 
@@ -379,7 +370,7 @@ def test_cli_calibrate_missing_column(tmp_path: Path) -> None:
     """A profile with a missing column fails with the column's name and exit code 1."""
     bad = tmp_path / "perf.csv"
     bad.write_text("model,hardware,prompt_size,batch_size,token_size,token_time,tensor_parallel\n")
-    result = _cli("calibrate", str(bad))
+    result = invoke("calibrate", str(bad))
     assert result.exit_code == 1 and "prompt_time" in result.stderr
 
 

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import invoke, shared_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-import cli
 from planner.errors import PlannerError
 from planner.forecast import METHODS, backtest_trace, forecast_trace, format_duration, load_series
 from planner.forecast.backtest import (
@@ -41,7 +40,6 @@ from planner.forecast.methods import (
 )
 from planner.ingest import ingest_path, ingest_sample
 from planner.store import open_store
-from tests.conftest import invoke, shared_path
 
 DAY = 4  # intervals per "day" in the tiny hand-computed series
 
@@ -374,8 +372,7 @@ def test_bad_input_is_a_planner_error(store, call, match):
 
 def test_cli_forecast_and_backtest(store, db_path):
     store.close()
-    runner = CliRunner()
-    res = runner.invoke(cli.app, ["forecast", "sg", "--db", str(db_path), "--json"])
+    res = invoke("forecast", "sg", "--db", db_path, "--json")
     assert res.exit_code == 0, res.output
     # the busy client's forecast against the process that generated it (50 x (1.5 + sin) per
     # 10 minutes): the median within 10 % of it, the 95 % interval holding it almost always
@@ -388,15 +385,15 @@ def test_cli_forecast_and_backtest(store, db_path):
     inside = [p["p2.5"] <= m <= p["p97.5"] for p, m in zip(points, truth, strict=True)]
     assert np.mean(inside) >= 0.9
     args = ["backtest", "sg", "--origins", "1", "--method", "snaive_day,profile"]
-    res = runner.invoke(cli.app, [*args, "--db", str(db_path), "--json"])
+    res = invoke(*args, "--db", db_path, "--json")
     assert res.exit_code == 0, res.output
     assert set(json.loads(res.stdout)["methods"]) == {"snaive_day", "profile"}
-    res = runner.invoke(cli.app, [*args, "--db", str(db_path)], env={"COLUMNS": "60"})
+    res = invoke(*args, "--db", db_path, env={"COLUMNS": "60"})
     assert res.exit_code == 0, res.output
     words = res.stdout.split()
     assert {"selected", "rel_mase_median", "coverage_95", "snaive_day"} <= set(words)
     assert "…" not in res.stdout  # a narrow terminal gets wide lines, not cut cells
-    res = runner.invoke(cli.app, ["forecast", "sg", "--freq", "1min", "--db", str(db_path)])
+    res = invoke("forecast", "sg", "--freq", "1min", "--db", db_path)
     assert res.exit_code == 1
     assert res.stderr.strip().count("\n") == 0 and "1min" in res.stderr
 

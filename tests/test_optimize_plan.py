@@ -6,9 +6,8 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import invoke, sample_store
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from cli import app
 from planner.ingest import sample_path
 from planner.optimize import read_plan, write_plan
 from planner.optimize.candidates import Targets
@@ -29,7 +28,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_plan(store: Path, *extra: str) -> Result:
     """`planner plan azure-code` for llama-3.1-8b under SLOS on `store`, plus `extra` options."""
     args = ["plan", "azure-code", "--model", "llama-3.1-8b", *SLOS, "--db", str(store), *extra]
-    return CliRunner().invoke(app, args)
+    return invoke(*args)
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +209,7 @@ def test_plan_human_output(store):
 )
 def test_infeasible_requests_explain_the_binding_constraint(store, args, reason):
     """One line on stderr naming the constraint, exit code 1."""
-    result = CliRunner().invoke(app, ["plan", "azure-code", *args, "--db", str(store)])
+    result = invoke("plan", "azure-code", *args, "--db", store)
     assert result.exit_code == 1, result.output
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -271,12 +270,12 @@ def test_buckets_keep_a_split_that_costs_less(store, tmp_path):
     recommends (the same search, run independently)."""
     slos = ["--slo", "ttft_p99=2000ms", "--slo", "tpot_p99=100ms", "--accelerators", "a100,l4"]
     args = ["plan", "azure-code", "--model", "llama-3.1-8b", *slos, "--db", str(store), "--json"]
-    split = CliRunner().invoke(app, [*args, "--buckets"])
+    split = invoke(*args, "--buckets")
     assert split.exit_code == 0, split.stderr
     plan = json.loads(split.stdout)
     chosen = _check_pools_agree(plan)
     assert chosen["max_input_tokens"] != [] and len(chosen["pools"]) >= 2
-    plain = json.loads(CliRunner().invoke(app, args).stdout)
+    plain = json.loads(invoke(*args).stdout)
     assert "length_pools" not in plain["alternatives"]
     one_pool = plan["alternatives"]["length_pools"][0]["cost_per_month"]
     assert plain["recommended"]["cost_per_month"] == one_pool > chosen["cost_per_month"]
@@ -287,12 +286,10 @@ def test_buckets_keep_one_pool_when_splitting_costs_more(tmp_path):
     pool is kept, and the CLI and the report's first page show every split's cost."""
     db = sample_store(tmp_path / "conv.duckdb", "azure-conv")
     out, report = tmp_path / "PLAN.json", tmp_path / "report.html"
-    result = CliRunner().invoke(
-        app,
-        ["plan", "azure-conv", "--model", "llama-3.1-8b", *SLOS, "--accelerators", "l4"]
-        + ["--horizon", "2h", "--buckets", "--db", str(db), "--out", str(out)]
-        + ["--report", str(report)],
-    )
+    result = invoke(
+        "plan", "azure-conv", "--model", "llama-3.1-8b", *SLOS, "--accelerators", "l4",
+        "--horizon", "2h", "--buckets", "--db", db, "--out", out, "--report", report,
+    )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     plan = json.loads(out.read_text())
     assert _check_pools_agree(plan) is plan["alternatives"]["length_pools"][0]

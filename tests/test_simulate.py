@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from conftest import Budget, FixedSteps, invoke, shared_path
 
-from cli import app
 from planner.costmodel import StepModel
 from planner.errors import PlannerError
 from planner.ingest import ingest_path, ingest_sample
@@ -24,7 +23,6 @@ from planner.simulate import (
     synthetic_workload,
 )
 from planner.store import open_store
-from tests.conftest import Budget, FixedSteps, shared_path
 
 SLOS = parse_slos(["ttft_p99=1000ms", "tpot_p99=50ms"])
 
@@ -292,10 +290,7 @@ def test_disagg_ratio_parsing() -> None:
 
 def _cli(db: Path, *args: str):
     """Run `planner simulate` on the conversation sample."""
-    return CliRunner().invoke(
-        app,
-        ["simulate", "azure-conv", "--model", "llama-3.1-8b", "--db", str(db), *args],
-    )
+    return invoke("simulate", "azure-conv", "--model", "llama-3.1-8b", "--db", db, *args)
 
 
 @pytest.fixture(scope="module")
