@@ -8,9 +8,10 @@ import pytest
 from conftest import invoke, sample_store
 from typer.testing import Result
 
+from planner.costmodel import get_accelerator, load_catalog
 from planner.ingest import sample_path
 from planner.optimize import read_plan, write_plan
-from planner.optimize.candidates import Targets
+from planner.optimize.candidates import Targets, enumerate_candidates, expert_degrees
 from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
 from planner.report.narrative import sentence
 from planner.report.render import money, percent
@@ -369,3 +370,21 @@ def test_requests_over_the_context_are_left_out(tmp_path: Path) -> None:
     assert [w for w in warned if "131,072-token context" in w] == [
         line.removeprefix("warning: ") for line in planned.stderr.splitlines() if "context" in line
     ]
+
+
+def test_wide_expert_parallelism_is_enumerated_up_to_the_scale_up_domain():
+    """DeepSeek-V3 (256 routed experts): EP up to 256 on a CloudMatrix384 (one instance may
+    span its 384 NPUs) and to 32 on B200 (over the scale-out network), every degree a power of
+    two dividing the experts; a dense model gets EP 1 only; every instance within its limit."""
+    catalog = load_catalog()
+    accs = [get_accelerator(a, catalog) for a in ("ascend-910c", "b200")]
+    found = enumerate_candidates("deepseek-v3", accs, catalog, max_batches=(64,), pd_ratios=())
+    eps = {a.id: {c.ep for c in found.candidates if c.accelerator.id == a.id} for a in accs}
+    assert max(eps["ascend-910c"]) == 256 and max(eps["b200"]) == 32
+    assert all(256 % e == 0 for es in eps.values() for e in es)
+    for cand in found.candidates:
+        assert cand.tp * cand.pp * cand.ep <= max(32, cand.accelerator.scale_up_domain)
+    assert expert_degrees(0) == [1] and expert_degrees(8) == [1, 2, 4, 8]
+    assert expert_degrees(384) == [1, 2, 4, 8, 16, 32, 64, 128]
+    dense = enumerate_candidates("llama-3.1-8b", accs, catalog, max_batches=(64,), pd_ratios=())
+    assert {c.ep for c in dense.candidates} == {1}

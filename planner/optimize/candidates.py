@@ -27,10 +27,10 @@ from planner.simulate.metrics import Slo
 
 TP_DEGREES = (1, 2, 4, 8)
 PP_DEGREES = (1, 2, 4)
-EP_DEGREES = (1, 2, 4, 8)
 PD_RATIOS = ((1, 1), (1, 2), (2, 1))
 MAX_BATCHES = (32, 64, 128, 256)
 MAX_INSTANCE_GPUS = 32
+MAX_EP = 256
 PREFILL_PROBE_TOKENS = np.array([256, 512, 1024, 2048, 4096, 8192, 16384], dtype=float)
 
 
@@ -118,10 +118,24 @@ class Enumeration:
     unfit: list[str]
 
 
+def expert_degrees(experts: int) -> list[int]:
+    """EP degrees for a model with `experts` routed experts: powers of two that divide them, up
+    to every expert on its own GPU (at most MAX_EP); [1] for a dense model."""
+    degrees, ep = [1], 2
+    while experts and ep <= min(experts, MAX_EP) and experts % ep == 0:
+        degrees.append(ep)
+        ep *= 2
+    return degrees
+
+
 def parallel_plans(model: str, accelerator: Accelerator) -> list[tuple[int, int, int]]:
-    """(tp, pp, ep) degrees worth trying: tp within the scale-up domain, ep only for MoE."""
+    """(tp, pp, ep) degrees worth trying: tp within the scale-up domain, ep only for MoE and
+    up to the expert count; an instance up to the accelerator's scale-up domain (384 NPUs of a
+    CloudMatrix384) or MAX_INSTANCE_GPUS where that is larger (wide EP over the scale-out
+    network: the all-to-all is costed on it)."""
     card = load_card(model)
-    eps = [e for e in EP_DEGREES if card.is_moe and card.experts % e == 0] or [1]
+    eps = expert_degrees(card.experts if card.is_moe else 0)
+    largest = max(MAX_INSTANCE_GPUS, accelerator.scale_up_domain)
     return [
         (tp, pp, ep)
         for tp in TP_DEGREES
@@ -130,7 +144,7 @@ def parallel_plans(model: str, accelerator: Accelerator) -> list[tuple[int, int,
         if tp <= accelerator.scale_up_domain
         and card.heads % tp == 0
         and pp <= card.layers
-        and tp * pp * ep <= MAX_INSTANCE_GPUS
+        and tp * pp * ep <= largest
     ]
 
 
