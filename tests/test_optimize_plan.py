@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from conftest import invoke, sample_store
 from typer.testing import Result
@@ -11,8 +12,15 @@ from typer.testing import Result
 from planner.costmodel import get_accelerator, load_catalog
 from planner.ingest import sample_path
 from planner.optimize import read_plan, write_plan
-from planner.optimize.candidates import Targets, enumerate_candidates, expert_degrees
+from planner.optimize.candidates import (
+    Targets,
+    bounds,
+    enumerate_candidates,
+    expert_degrees,
+    latency_floors,
+)
 from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
+from planner.optimize.search import balanced_ratios
 from planner.report.narrative import sentence
 from planner.report.render import money, percent
 from planner.simulate import parse_slos
@@ -388,3 +396,33 @@ def test_wide_expert_parallelism_is_enumerated_up_to_the_scale_up_domain():
     assert expert_degrees(384) == [1, 2, 4, 8, 16, 32, 64, 128]
     dense = enumerate_candidates("llama-3.1-8b", accs, catalog, max_batches=(64,), pd_ratios=())
     assert {c.ep for c in dense.candidates} == {1}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "outputs", "more"), [(2000, 20, "prefill"), (100, 1000, "decode")]
+)
+def test_search_keeps_the_pd_ratio_where_prefill_and_decode_balance(inputs, outputs, more):
+    """Per parallel plan the search keeps one P:D ratio, the one with the lowest
+    cost-per-goodput floor (brute force over every ratio here); a prefill-heavy mix is given
+    more prefill instances, a decode-heavy one more decode instances."""
+    catalog = load_catalog()
+    h100 = get_accelerator("h100", catalog)
+    cands = enumerate_candidates("llama-3.1-8b", [h100], catalog, max_batches=(64,)).candidates
+    ins, outs = np.full(200, float(inputs)), np.full(200, float(outputs))
+    targets = Targets.of(parse_slos(["ttft_p99=5000ms"]), 0.99)
+    bnds = []
+    for c in cands:
+        floors = latency_floors(c.model, ins, outs, c.pd is not None)
+        bnds.append(bounds(c, floors, ins, outs, targets))
+    kept = balanced_ratios(list(range(len(cands))), cands, bnds)
+    disagg = [i for i in kept if cands[i].pd]
+    plans = {(cands[i].tp, cands[i].pp) for i in range(len(cands)) if cands[i].pd}
+    assert len(disagg) == len(plans)  # one ratio per parallel plan
+    assert all(cands[i].pd is not None or i in kept for i in range(len(cands)))
+    for i in disagg:
+        same = [j for j in range(len(cands)) if cands[j].pd and cands[j].tp == cands[i].tp
+                and cands[j].pp == cands[i].pp]  # fmt: skip
+        best = min(bnds[j].cost_floor(cands[j].cost_per_hour) for j in same)
+        assert bnds[i].cost_floor(cands[i].cost_per_hour) == best
+        p, d = cands[i].pd
+        assert (p > d) if more == "prefill" else (d > p)

@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from planner.optimize.candidates import Bounds, Candidate, Floors, Targets, bounds, latency_floors
+from planner.optimize.candidates import (
+    Bounds,
+    Candidate,
+    Floors,
+    Targets,
+    bounds,
+    latency_floors,
+)
 from planner.optimize.goodput import MAX_POOL, Evaluation, GoodputEvaluator
 
 PRUNE_SLACK = 1.5
@@ -52,6 +59,30 @@ def pool_size(demand: float, per_replica: float) -> int:
 def _plan_key(c: Candidate) -> tuple:
     """A candidate's parallel plan and mode: what its max-batch variants share."""
     return (c.accelerator.id, c.tp, c.pp, c.ep, c.pd)
+
+
+def balanced_ratios(
+    chosen: list[int], candidates: Sequence[Candidate], bnds: Sequence[Bounds]
+) -> list[int]:
+    """The candidates to search: every aggregated one, and of the disaggregated ones, per
+    parallel plan and max batch, the P:D ratio with the lowest cost-per-goodput floor (where
+    its prefill and decode capacity on this workload balance: a prefill-heavy mix asks for
+    more prefill instances, a chat mix for more decode ones)."""
+    best: dict[tuple, tuple[float, tuple[int, int]]] = {}
+    for i in chosen:
+        c = candidates[i]
+        if c.pd is None:
+            continue
+        key = (c.accelerator.id, c.tp, c.pp, c.ep, c.max_batch)
+        floor = bnds[i].cost_floor(c.cost_per_hour)
+        if key not in best or floor < best[key][0]:
+            best[key] = (floor, c.pd)
+    return [
+        i
+        for i in chosen
+        if (c := candidates[i]).pd is None
+        or best[(c.accelerator.id, c.tp, c.pp, c.ep, c.max_batch)][1] == c.pd
+    ]
 
 
 def _variant_walk(members: list[int], cands: Sequence[Candidate], limit: int) -> list[int]:
@@ -89,13 +120,14 @@ def search(
             out.bounds[(c.id, b)] = bd
         feasible = np.array([bd.latency_share >= targets.attainment for bd in bnds])
         out.latency_feasible = max(out.latency_feasible, int(feasible.sum()))
-        chosen = np.flatnonzero(feasible)
+        chosen = balanced_ratios(np.flatnonzero(feasible).tolist(), candidates, bnds)
+        out.bound_pruned += int(feasible.sum()) - len(chosen)
         groups: dict[tuple, list[int]] = {}
-        for i in chosen.tolist():
+        for i in chosen:
             groups.setdefault(_plan_key(candidates[i]), []).append(i)
         walks = [_variant_walk(m, candidates, bnds[m[0]].batch_limit) for m in groups.values()]
         walks.sort(key=lambda w: bnds[w[0]].cost_floor(candidates[w[0]].cost_per_hour))
-        by_floor = sorted(chosen.tolist(), key=lambda i: bnds[i].ttft_floor_ms)
+        by_floor = sorted(chosen, key=lambda i: bnds[i].ttft_floor_ms)
         fast = {_plan_key(candidates[i]) for i in by_floor[:FAST_CANDIDATES]}
         out.evaluations += _evaluate(
             candidates, bnds, walks, fast, evaluator, b, float(peak_demand[b]), out, progress
