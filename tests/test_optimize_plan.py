@@ -171,11 +171,12 @@ def test_replay_timeline_is_whole_replicas_in_steps(planned):
     assert times[0] == window["start_s"] and times[-1] == window["end_s"]
     edges = range(int(window["start_s"]), int(window["end_s"]) + 1, int(plan["interval_s"]))
     assert set(edges) <= set(times)
+    policies = ("schedule", "static_peak", "reactive", "reactive_tokens", "kpa", "hybrid")
     for row in timeline:
-        assert all(type(row[p]) is int for p in ("schedule", "static_peak", "reactive")), row
+        assert all(type(row[p]) is int for p in policies), row
     for prev, row in zip(timeline, timeline[1:], strict=False):
         if row["t"] not in edges:
-            assert any(row[p] != prev[p] for p in ("schedule", "static_peak", "reactive"))
+            assert any(row[p] != prev[p] for p in policies)
 
 
 def test_plan_report_option_writes_the_html(planned):

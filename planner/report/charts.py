@@ -35,6 +35,8 @@ POLICY_DASHES = {
     "hybrid": [2, 2],
 }
 MUTED_INK = "#52606d"
+BAR_PX = 12
+LABELLED_BARS = 3  # more bars than this fit no value labels; the replay table below has them
 TIME_FORMAT = ",.4~g"
 CONFIG = {
     "font": "Inter, 'Segoe UI', Helvetica, Arial, sans-serif",
@@ -524,7 +526,7 @@ def pareto(plan: PlanFile) -> Chart | None:
         "cost_per_mtok:Q",
         title="cost per 1M tokens (US$, log scale)",
         scale=log,
-        axis=alt.Axis(format="$,.2~r"),
+        axis=alt.Axis(format="$,.2~r", labelOverlap="greedy", tickCount=6),
     )
     tips = [
         alt.Tooltip(c, format=f)
@@ -727,17 +729,19 @@ def replay_metrics(plan: PlanFile) -> Chart | None:
             x=alt.X("policy:N", sort=order, title=None, axis=alt.Axis(labels=False, ticks=False)),
             y=alt.Y(f"{col}:Q", title=title, axis=alt.Axis(format=fmt, tickCount=5)),
         )
-        bars = base.mark_bar(width=24).encode(
+        bars = base.mark_bar(width=BAR_PX).encode(
             color=color, tooltip=["policy:N", alt.Tooltip(f"{col}:Q", title=title, format=fmt)]
         )
-        text = base.mark_text(dy=-7, fontSize=11).encode(text=alt.Text(f"{col}:Q", format=fmt))
-        panels.append((bars + text).properties(width=120, height=170))
+        if len(order) <= LABELLED_BARS:
+            text = base.mark_text(dy=-7, fontSize=11).encode(text=alt.Text(f"{col}:Q", format=fmt))
+            bars = bars + text
+        panels.append(bars.properties(width=120, height=170))
     return finish(
         alt.hconcat(*panels),
         "replay-metrics",
         "Trace replay: cost, GPU-hours, SLO and replica starts per policy",
         "Same trace, every scaling policy: what each costs over the replay and whether it "
-        "holds the SLO.",
+        "holds the SLO (the figures are in the replay table).",
     )
 
 
