@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from planner.optimize.candidates import (
+    CLASSIC_PD,
     Bounds,
     Candidate,
     Floors,
@@ -64,24 +65,31 @@ def _plan_key(c: Candidate) -> tuple:
 def balanced_ratios(
     chosen: list[int], candidates: Sequence[Candidate], bnds: Sequence[Bounds]
 ) -> list[int]:
-    """The candidates to search: every aggregated one, and of the disaggregated ones, per
-    parallel plan and max batch, the P:D ratio with the lowest cost-per-goodput floor (where
-    its prefill and decode capacity on this workload balance: a prefill-heavy mix asks for
-    more prefill instances, a chat mix for more decode ones)."""
-    best: dict[tuple, tuple[float, tuple[int, int]]] = {}
+    """The candidates to search: every aggregated one and every disaggregated one at a classic
+    ratio (CLASSIC_PD: 1:1, 1:2, 2:1), and, per parallel plan and max batch, the one other P:D
+    whose cost-per-goodput floor is lowest if it beats the classic ones' (where prefill and
+    decode capacity balance on this workload: a prefill-heavy mix asks for more prefill
+    instances, a chat mix for more decode ones). The classic ratios stay: the floor ignores
+    queueing and replica granularity, so it is a guide to one more ratio, not a verdict."""
+    classic: dict[tuple, float] = {}
+    extra: dict[tuple, tuple[float, tuple[int, int]]] = {}
     for i in chosen:
         c = candidates[i]
         if c.pd is None:
             continue
         key = (c.accelerator.id, c.tp, c.pp, c.ep, c.max_batch)
         floor = bnds[i].cost_floor(c.cost_per_hour)
-        if key not in best or floor < best[key][0]:
-            best[key] = (floor, c.pd)
+        if c.pd in CLASSIC_PD:
+            classic[key] = min(classic.get(key, np.inf), floor)
+        elif key not in extra or floor < extra[key][0]:
+            extra[key] = (floor, c.pd)
+    keep = {k: pd for k, (floor, pd) in extra.items() if floor < classic.get(k, np.inf)}
     return [
         i
         for i in chosen
         if (c := candidates[i]).pd is None
-        or best[(c.accelerator.id, c.tp, c.pp, c.ep, c.max_batch)][1] == c.pd
+        or c.pd in CLASSIC_PD
+        or keep.get((c.accelerator.id, c.tp, c.pp, c.ep, c.max_batch)) == c.pd
     ]
 
 
