@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pytest
 from conftest import invoke, sample_store
 from typer.testing import Result
@@ -13,15 +12,11 @@ from planner.costmodel import get_accelerator, load_catalog
 from planner.ingest import sample_path
 from planner.optimize import read_plan, write_plan
 from planner.optimize.candidates import (
-    CLASSIC_PD,
     Targets,
-    bounds,
     enumerate_candidates,
     expert_degrees,
-    latency_floors,
 )
 from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
-from planner.optimize.search import balanced_ratios
 from planner.report.narrative import sentence
 from planner.report.render import money, percent
 from planner.simulate import parse_slos
@@ -398,35 +393,3 @@ def test_wide_expert_parallelism_is_enumerated_up_to_the_scale_up_domain():
     assert expert_degrees(384) == [1, 2, 4, 8, 16, 32, 64, 128]
     dense = enumerate_candidates("llama-3.1-8b", accs, catalog, max_batches=(64,), pd_ratios=())
     assert {c.ep for c in dense.candidates} == {1}
-
-
-@pytest.mark.parametrize(
-    ("inputs", "outputs", "more"), [(2000, 20, "prefill"), (100, 1000, "decode")]
-)
-def test_search_keeps_the_pd_ratio_where_prefill_and_decode_balance(inputs, outputs, more):
-    """Every classic ratio (1:1, 1:2, 2:1) is kept; of the others, per parallel plan, only the
-    one with the lowest cost-per-goodput floor, and only where it beats the classic ones' (brute
-    force over every ratio here). On a prefill-heavy mix that is a ratio with more prefill
-    instances, on a decode-heavy one more decode instances."""
-    catalog = load_catalog()
-    h100 = get_accelerator("h100", catalog)
-    cands = enumerate_candidates("llama-3.1-8b", [h100], catalog, max_batches=(64,)).candidates
-    ins, outs = np.full(200, float(inputs)), np.full(200, float(outputs))
-    targets = Targets.of(parse_slos(["ttft_p99=5000ms"]), 0.99)
-    bnds = []
-    for c in cands:
-        floors = latency_floors(c.model, ins, outs, c.pd is not None)
-        bnds.append(bounds(c, floors, ins, outs, targets))
-    kept = set(balanced_ratios(list(range(len(cands))), cands, bnds))
-    assert all(i in kept for i, c in enumerate(cands) if c.pd is None or c.pd in CLASSIC_PD)
-    extra = [i for i in kept if cands[i].pd and cands[i].pd not in CLASSIC_PD]
-    assert extra  # these mixes are lopsided: some plan gains from a wider ratio
-    for i in extra:
-        same = [
-            j for j, c in enumerate(cands) if c.pd and (c.tp, c.pp) == (cands[i].tp, cands[i].pp)
-        ]
-        floor = {j: bnds[j].cost_floor(cands[j].cost_per_hour) for j in same}
-        assert floor[i] == min(floor.values())
-        assert sum(1 for j in same if j in kept and cands[j].pd not in CLASSIC_PD) == 1
-        p, d = cands[i].pd
-        assert (p > d) if more == "prefill" else (d > p)

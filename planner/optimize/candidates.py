@@ -1,11 +1,9 @@
 """Candidate parallel plans and cheap analytic bounds on what each can reach.
 
 A candidate is accelerator x tp x pp x ep (MoE only) x aggregated or disaggregated (P:D
-instance ratio, any of PD_RATIOS: the search simulates 1:1, 1:2, 2:1 and, per parallel plan, the
-other one at which its prefill and decode capacity balance best on the workload) x max batch.
-Plans the model's shapes cannot be split into, or that do not fit in memory, are dropped with
-the cost model's reason. Before any simulation each candidate gets two bounds from the cost
-model, on the request mix it will serve:
+instance ratio) x max batch. Plans the model's shapes cannot be split into, or that do not fit
+in memory, are dropped with the cost model's reason. Before any simulation each candidate gets
+two bounds from the cost model, on the request mix it will serve:
 
 - latency floor: each request's TTFT and TPOT on an idle replica (batch of one; plus the KV
   transfer when disaggregated). If fewer than the attainment share of requests meet the SLO
@@ -29,8 +27,7 @@ from planner.simulate.metrics import Slo
 
 TP_DEGREES = (1, 2, 4, 8)
 PP_DEGREES = (1, 2, 4)
-CLASSIC_PD = ((1, 1), (1, 2), (2, 1))
-PD_RATIOS = (*CLASSIC_PD, (1, 3), (3, 1), (1, 4), (4, 1), (2, 3), (3, 2))
+PD_RATIOS = ((1, 1), (1, 2), (2, 1))
 MAX_BATCHES = (32, 64, 128, 256)
 MAX_INSTANCE_GPUS = 32
 MAX_EP = 256

@@ -22,15 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from planner.optimize.candidates import (
-    CLASSIC_PD,
-    Bounds,
-    Candidate,
-    Floors,
-    Targets,
-    bounds,
-    latency_floors,
-)
+from planner.optimize.candidates import Bounds, Candidate, Floors, Targets, bounds, latency_floors
 from planner.optimize.goodput import MAX_POOL, Evaluation, GoodputEvaluator
 
 PRUNE_SLACK = 1.5
@@ -60,37 +52,6 @@ def pool_size(demand: float, per_replica: float) -> int:
 def _plan_key(c: Candidate) -> tuple:
     """A candidate's parallel plan and mode: what its max-batch variants share."""
     return (c.accelerator.id, c.tp, c.pp, c.ep, c.pd)
-
-
-def balanced_ratios(
-    chosen: list[int], candidates: Sequence[Candidate], bnds: Sequence[Bounds]
-) -> list[int]:
-    """The candidates to search: every aggregated one and every disaggregated one at a classic
-    ratio (CLASSIC_PD: 1:1, 1:2, 2:1), and, per parallel plan and max batch, the one other P:D
-    whose cost-per-goodput floor is lowest if it beats the classic ones' (where prefill and
-    decode capacity balance on this workload: a prefill-heavy mix asks for more prefill
-    instances, a chat mix for more decode ones). The classic ratios stay: the floor ignores
-    queueing and replica granularity, so it is a guide to one more ratio, not a verdict."""
-    classic: dict[tuple, float] = {}
-    extra: dict[tuple, tuple[float, tuple[int, int]]] = {}
-    for i in chosen:
-        c = candidates[i]
-        if c.pd is None:
-            continue
-        key = (c.accelerator.id, c.tp, c.pp, c.ep, c.max_batch)
-        floor = bnds[i].cost_floor(c.cost_per_hour)
-        if c.pd in CLASSIC_PD:
-            classic[key] = min(classic.get(key, np.inf), floor)
-        elif key not in extra or floor < extra[key][0]:
-            extra[key] = (floor, c.pd)
-    keep = {k: pd for k, (floor, pd) in extra.items() if floor < classic.get(k, np.inf)}
-    return [
-        i
-        for i in chosen
-        if (c := candidates[i]).pd is None
-        or c.pd in CLASSIC_PD
-        or keep.get((c.accelerator.id, c.tp, c.pp, c.ep, c.max_batch)) == c.pd
-    ]
 
 
 def _variant_walk(members: list[int], cands: Sequence[Candidate], limit: int) -> list[int]:
@@ -128,14 +89,13 @@ def search(
             out.bounds[(c.id, b)] = bd
         feasible = np.array([bd.latency_share >= targets.attainment for bd in bnds])
         out.latency_feasible = max(out.latency_feasible, int(feasible.sum()))
-        chosen = balanced_ratios(np.flatnonzero(feasible).tolist(), candidates, bnds)
-        out.bound_pruned += int(feasible.sum()) - len(chosen)
+        chosen = np.flatnonzero(feasible)
         groups: dict[tuple, list[int]] = {}
-        for i in chosen:
+        for i in chosen.tolist():
             groups.setdefault(_plan_key(candidates[i]), []).append(i)
         walks = [_variant_walk(m, candidates, bnds[m[0]].batch_limit) for m in groups.values()]
         walks.sort(key=lambda w: bnds[w[0]].cost_floor(candidates[w[0]].cost_per_hour))
-        by_floor = sorted(chosen, key=lambda i: bnds[i].ttft_floor_ms)
+        by_floor = sorted(chosen.tolist(), key=lambda i: bnds[i].ttft_floor_ms)
         fast = {_plan_key(candidates[i]) for i in by_floor[:FAST_CANDIDATES]}
         out.evaluations += _evaluate(
             candidates, bnds, walks, fast, evaluator, b, float(peak_demand[b]), out, progress
