@@ -14,13 +14,14 @@ from hypothesis import strategies as st
 from planner.errors import PlannerError
 from planner.forecast import METHODS, backtest_trace, forecast_trace, format_duration, load_series
 from planner.forecast.backtest import (
+    PINBALL_LEVELS,
     SeriesTask,
-    _score,
     coverage,
     insample_scale,
     mase,
     pinball_loss,
     rolling_origins,
+    score_forecast,
     score_series,
     select_method,
     summarize,
@@ -30,8 +31,11 @@ from planner.forecast.methods import (
     AUTO_CANDIDATES,
     COMBO_MEMBERS,
     LEVELS,
+    SCALES,
     Method,
     MethodUnavailable,
+    Scale,
+    choose_scale,
     clear_point_cache,
     conformal_offsets,
     fill_gaps,
@@ -108,7 +112,8 @@ def test_score_series_seasonal_naive_by_hand():
     rec = res["scores"]["snaive_day"][0]
     # forecast [2,3,4,5] vs actual [3,4,5,6]: MAE 1; scale mean |y[t]-y[t-4]| = 1 -> MASE 1
     assert rec["mase"] == pytest.approx(1.0)
-    assert rec["pinball"][0] == pytest.approx(0.5)  # p50 pinball 0.5 * 1, scaled by 1
+    p50 = rec["pinball"][PINBALL_LEVELS.index(0.5)]
+    assert p50 == pytest.approx(0.5)  # p50 pinball 0.5 * 1, scaled by 1
     assert rec["n"] == 4
 
 
@@ -118,7 +123,7 @@ def test_relative_mase_and_pooled_coverage_by_hand():
             "n": n,
             "scale": 1.0,
             "mase": m,
-            "pinball": [m / 2, m, m],
+            "pinball": [m] * len(PINBALL_LEVELS),
             "seconds": 0.0,
             "coverage_80": c80,
             "coverage_95": c95,
@@ -186,6 +191,38 @@ def test_every_method_gives_monotone_non_negative_quantiles(name):
     q = quantile_forecast(METHODS[name], y, 144, 144)
     assert np.all(q >= 0) and np.all(np.diff(q, axis=0) >= 0)
     assert np.all(np.isfinite(q))
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_every_error_scale_inverts(scale: Scale):
+    y = np.array([0.0, 0.5, 3.0, 40.0, 7e5])
+    assert scale.inverse(scale.forward(y, 12.0), 12.0) == pytest.approx(y, abs=1e-6)
+
+
+def _pairs(noise: str, days: int = 7) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Day-ahead (actual, predicted) pairs of a daily cycle between 5 and 500 requests, with
+    noise of a constant size (additive) or a constant share of the level (multiplicative)."""
+    rng = np.random.default_rng(3)
+    level = 5 + 495 * (0.5 - 0.5 * np.cos(np.linspace(0, 2 * np.pi, 144)))
+    pairs = []
+    for _ in range(days):
+        if noise == "additive":
+            actual = (level + rng.normal(0, 20, 144)).clip(0)
+        else:
+            actual = level * np.exp(rng.normal(0, 0.3, 144))
+        pairs.append((actual, level))
+    return pairs
+
+
+def test_error_scale_follows_how_the_noise_grows_with_the_level():
+    """Multiplicative noise keeps the log scale of the recent mean's half; noise of a constant
+    size takes a scale closer to linear (a larger c), so peaks get no wider intervals than
+    troughs."""
+    mean = 252.5
+    assert choose_scale(_pairs("multiplicative"), mean) == Scale("log", 0.5)
+    additive = choose_scale(_pairs("additive"), mean)
+    assert additive in (Scale("log", 10.0), Scale("log", 2.0))
+    assert choose_scale(_pairs("additive")[:1], mean) == SCALES[0]  # no origin to hold out
 
 
 def test_gaps_are_filled_from_the_day_before():
@@ -454,7 +491,7 @@ def test_insample_scale_falls_back_when_the_seasonal_naive_error_is_zero():
     assert np.isnan(insample_scale(np.zeros(8), DAY))  # no demand at all: not scored
     # a zero scale gives NaN scores (never ZeroDivisionError), which selection ranks last
     actual = np.array([1.0, 2.0])
-    rec = _score(actual, np.tile(actual, (len(LEVELS), 1)), 0.0, 0.0)
+    rec = score_forecast(actual, np.tile(actual, (len(LEVELS), 1)), 0.0, 0.0)
     assert np.isnan(rec["mase"]) and all(np.isnan(rec["pinball"]))
 
 
@@ -659,11 +696,20 @@ def test_servegen_coverage_gate(servegen_backtest):
     assert 0.93 <= sel["coverage_95"] <= 0.985
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue target 93-97 % for the 95 % interval not met on this subset (0.976); "
-    "full pools: 0.968 m-large, 0.973 m-mid",
-)
+# The selected row's upper-quantile pinball on the gate subset, committed 2026-12-03 (before
+# the per-series error scale: p90 0.292, p95 not scored, p99 0.0827); a change may lose at
+# most SHARPNESS_SLACK of it, like the cost model's accuracy gate.
+SHARPNESS_BASELINE = {"pinball_p90": 0.2495, "pinball_p95": 0.164, "pinball_p99": 0.0637}
+SHARPNESS_SLACK = 1.05
+
+
+def test_servegen_quantile_sharpness_gate(servegen_backtest):
+    """Upper quantiles no blunter than the committed baseline (pinball scaled like MASE)."""
+    sel = servegen_backtest["selected"]
+    for key, baseline in SHARPNESS_BASELINE.items():
+        assert sel[key] <= baseline * SHARPNESS_SLACK, (key, sel[key], baseline)
+
+
 def test_servegen_coverage_95_target(servegen_backtest):
     """The issue's target: the 95 % interval covers 93-97 % of held-back points."""
     assert 0.93 <= servegen_backtest["selected"]["coverage_95"] <= 0.97

@@ -49,7 +49,7 @@ from planner.forecast.series import (
     read_series,
 )
 
-PINBALL_LEVELS = (0.5, 0.9, 0.99)
+PINBALL_LEVELS = (0.1, 0.5, 0.9, 0.95, 0.99)
 EXACT_RTOL = 1e-9
 INTERVALS = {"coverage_80": (0.1, 0.9), "coverage_95": (0.025, 0.975)}
 SELECTION_ORIGINS = 1
@@ -156,12 +156,12 @@ def score_series(task: SeriesTask) -> dict:
             except MethodUnavailable:
                 per_origin.append(None)
                 continue
-            per_origin.append(_score(actual, q, insample_scale(history, day), seconds))
+            per_origin.append(score_forecast(actual, q, insample_scale(history, day), seconds))
         out["scores"][name] = per_origin
     return out
 
 
-def _score(actual: np.ndarray, q: np.ndarray, scale: float, seconds: float) -> dict:
+def score_forecast(actual: np.ndarray, q: np.ndarray, scale: float, seconds: float) -> dict:
     """Raw scores of one quantile forecast against the held-back values (gaps skipped).
 
     A value within `EXACT_RTOL` × scale of an interval bound counts as inside (float noise).
@@ -429,8 +429,10 @@ BACKTEST_COLUMNS = [
     "series",
     "mase_median",
     "rel_mase_median",
+    "pinball_p10",
     "pinball_p50",
     "pinball_p90",
+    "pinball_p95",
     "pinball_p99",
     "coverage_80",
     "coverage_95",
