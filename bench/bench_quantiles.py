@@ -5,8 +5,10 @@ ingested into a temporary store. At `ORIGINS` daily origins (days 8-13, horizon 
 the series `planner backtest` scores (requests in at least half the intervals of the week
 before the first origin), each model sees only the history before the origin:
 
-- ours: `combo`'s point path with the conformal quantiles of `quantile_forecast` (the scale
-  of the errors chosen per series, planner/forecast/methods.py);
+- ours: the backtest's selected row (`--method auto`: `combo` unless another method was 30 %
+  better at the earlier origins; one more origin before the scored ones feeds that choice)
+  with the conformal quantiles of `quantile_forecast` (the scale of the errors chosen per
+  series, planner/forecast/methods.py), and `combo` alone;
 - reference: statsforecast's MSTL (daily season) with an AutoARIMA trend and its own
   prediction intervals (levels 80, 90, 95, 98 give p10/p90, p95, p2.5/p97.5, p99), clipped
   at 0, gaps filled as ours are.
@@ -30,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from planner.forecast import read_series  # noqa: E402
 from planner.forecast.backtest import (  # noqa: E402
     PINBALL_LEVELS,
+    SELECTION_ORIGINS,
     SeriesTask,
     insample_scale,
     rolling_origins,
@@ -37,7 +40,13 @@ from planner.forecast.backtest import (  # noqa: E402
     score_series,
     summarize,
 )
-from planner.forecast.methods import BASELINE, DEFAULT_METHOD, LEVELS, fill_gaps  # noqa: E402
+from planner.forecast.methods import (  # noqa: E402
+    AUTO_CANDIDATES,
+    BASELINE,
+    DEFAULT_METHOD,
+    LEVELS,
+    fill_gaps,
+)
 from planner.forecast.pool import parallel_map  # noqa: E402
 from planner.ingest import ingest_path  # noqa: E402
 from planner.store import open_store  # noqa: E402
@@ -82,27 +91,33 @@ def has_peer() -> bool:
 
 
 def run_trace(con, trace: str, peer: bool) -> tuple[dict, float, float]:
-    """Both models' pooled scores on one trace, and each one's seconds."""
+    """Pooled scores on one trace (our methods, the selected row, the reference) and each
+    side's seconds."""
     data = read_series(con, trace, "10min")
     day, n = data.steps_per_day, data.requests.shape[1]
-    origins = tuple(rolling_origins(n, day, day, ORIGINS))
-    methods = (BASELINE, DEFAULT_METHOD)
+    origins = tuple(rolling_origins(n, day, day, ORIGINS + SELECTION_ORIGINS))
     tasks = [
-        SeriesTask(s, data.requests[i], day, day, origins, methods) for i, s in enumerate(data.ids)
+        SeriesTask(s, data.requests[i], day, day, origins, AUTO_CANDIDATES)
+        for i, s in enumerate(data.ids)
     ]
     started = time.perf_counter()
     results = parallel_map(score_series, tasks, None, None, "series")
     ours_s = time.perf_counter() - started
+    ours = summarize(results, list(origins), ORIGINS, day)
+    scored = {e["id"] for e in ours["per_series"]}
+    pooled = {**ours["methods"], "selected": ours["selected"]}
     peer_s = 0.0
-    scored = {r["id"] for r in summarize(results, list(origins), ORIGINS, day)["per_series"]}
     if peer:
         started = time.perf_counter()
-        extra = parallel_map(score_peer, [t for t in tasks if t.id in scored], None, None, "series")
+        mine = [r for r in results if r["id"] in scored]
+        theirs = parallel_map(score_peer, [t for t in tasks if t.id in scored], None, None, "")
         peer_s = time.perf_counter() - started
-        for res, more in zip([r for r in results if r["id"] in scored], extra, strict=True):
-            res["scores"].update(more["scores"])
-    pooled = summarize([r for r in results if r["id"] in scored], list(origins), ORIGINS, day)
-    return pooled["methods"], ours_s, peer_s
+        both = [
+            {**r, "scores": {BASELINE: r["scores"][BASELINE], **t["scores"]}}
+            for r, t in zip(mine, theirs, strict=True)
+        ]
+        pooled[PEER] = summarize(both, list(origins), ORIGINS, day)["methods"][PEER]
+    return pooled, ours_s, peer_s
 
 
 def run() -> dict:
@@ -118,9 +133,10 @@ def run() -> dict:
             ingest_path(con, SERVEGEN / trace, name=trace)
             methods, s_ours, s_peer = run_trace(con, trace, peer)
             ours_s, peer_s = ours_s + s_ours, peer_s + s_peer
-            result[f"{trace}_series"] = methods[DEFAULT_METHOD]["series"]
+            result[f"{trace}_series"] = methods["selected"]["series"]
             for key in keys:
-                result[f"{trace}_{key}"] = round(methods[DEFAULT_METHOD][key], 4)
+                result[f"{trace}_{key}"] = round(methods["selected"][key], 4)
+                result[f"{trace}_{key}_{DEFAULT_METHOD}"] = round(methods[DEFAULT_METHOD][key], 4)
                 if peer:
                     result[f"{trace}_{key}_reference"] = round(methods[PEER][key], 4)
         con.close()

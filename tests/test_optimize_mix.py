@@ -50,6 +50,19 @@ def test_single_accelerator_is_optimal_and_the_mix_says_so():
     assert {o.accelerator for o, _, _ in mix.groups()} == {"h100"}
 
 
+def test_equal_cost_mixes_take_the_smaller_replicas():
+    """Four 6-GPU replicas or two 12-GPU ones serve 13.5 req/s for the same $19.20/h: the mix
+    takes the smaller replicas, which a schedule can step through more finely off-peak."""
+    small = MixOption("l4-tp2-pd2:1", "l4", 6, 4.8, (4.43,))
+    large = MixOption("l4-tp4-pd2:1", "l4", 12, 9.6, (7.48,))
+    for options in ([small, large], [large, small]):
+        mix = solve_mix(options, [13.5])
+        assert [(o.key, n) for o, _, n in mix.groups()] == [("l4-tp2-pd2:1", 4)]
+        assert mix.cost_per_hour == pytest.approx(19.2)
+    cheaper = MixOption("l4-tp4-pd2:1", "l4", 12, 9.5, (7.48,))
+    assert solve_mix([small, cheaper], [13.5]).cost_per_hour == pytest.approx(19.0)
+
+
 def test_length_buckets_send_short_requests_to_small_accelerators():
     """L4 cannot serve the long bucket; it serves the short one cheaper than H100."""
     h100 = MixOption("h100", "h100", 1, 12.29, (20.0, 4.0))
