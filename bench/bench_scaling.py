@@ -2,7 +2,8 @@
 
 Clients (real data: ServeGen m-large and m-mid, 14 days of 10-minute windows) are chosen by
 a rule, not by hand. Among the clients averaging at least `MIN_DAILY_REQUESTS` requests a day
-with requests in at least `MIN_ACTIVE_SHARE` of the intervals (not one burst in two weeks),
+with requests in at least `MIN_ACTIVE_SHARE` of the intervals (not one burst in two weeks) and
+their length PMFs released (a `-dataset.json.gz` file: 35 m-mid and 15 m-large clients have none),
 three features of their 10-minute request counts (gaps skipped) rank them:
 
 - diurnal: the autocorrelation at a one-day lag (a repeating daily shape);
@@ -78,7 +79,9 @@ def choose_clients() -> list[dict]:
                 y = data.requests[i]
                 seen = y[~np.isnan(y)]
                 daily = float(seen.sum()) / (len(seen) / day)
-                if daily >= MIN_DAILY_REQUESTS and np.mean(seen > 0) >= MIN_ACTIVE_SHARE:
+                lengths = (SERVEGEN / pool / f"{sid}-dataset.json.gz").exists()
+                busy = daily >= MIN_DAILY_REQUESTS and np.mean(seen > 0) >= MIN_ACTIVE_SHARE
+                if lengths and busy:
                     mean_rps = float(np.nanmean(y)) / data.freq_s
                     rows.append(
                         {"pool": pool, "client": sid, "mean_rps": mean_rps, **features(y, day)}

@@ -214,8 +214,15 @@ def _choose(
     single_fleet = None
     if single is not None:
         single_fleet = fleet if len(mix.gpus_by_accelerator()) == 1 else fleet_of(single)
-        if single_fleet.scheduled_cost_per_hour < fleet.scheduled_cost_per_hour:
-            fleet = single_fleet
+    if len(fleet.accelerators) == 1 and (
+        single_fleet is None or fleet.scheduled_cost_per_hour < single_fleet.scheduled_cost_per_hour
+    ):
+        single_fleet = fleet  # the mix's schedule runs one type: the best one-type fleet found
+    if (
+        single_fleet is not None
+        and single_fleet.scheduled_cost_per_hour < fleet.scheduled_cost_per_hour
+    ):
+        fleet = single_fleet
     planned = [f for f in (fleet, mix_fleet, single_fleet) if f is not None]
     low = median_cost(
         planned, fleet_of, options, cands, r.evaluator, h.forward.level("p50"), r.shares, s.limits

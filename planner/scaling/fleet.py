@@ -61,6 +61,12 @@ class Fleet:
         return self.schedule.counts.max(axis=0)
 
     @property
+    def accelerators(self) -> set[str]:
+        """Accelerator types the schedule runs (groups it never runs left out)."""
+        runs = zip(self.deployments, self.peak_counts.tolist(), strict=True)
+        return {d.option.accelerator for d, n in runs if n}
+
+    @property
     def peak_cost_per_hour(self) -> float:
         """Cost per hour of the peak fleet (every group at its scheduled maximum)."""
         return float(self.peak_counts @ [d.option.cost_per_hour for d in self.deployments])
