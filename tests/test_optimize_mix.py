@@ -50,15 +50,20 @@ def test_single_accelerator_is_optimal_and_the_mix_says_so():
     assert {o.accelerator for o, _, _ in mix.groups()} == {"h100"}
 
 
-def test_equal_cost_mixes_take_the_smaller_replicas():
-    """Four 6-GPU replicas or two 12-GPU ones serve 13.5 req/s for the same $19.20/h: the mix
-    takes the smaller replicas, which a schedule can step through more finely off-peak."""
+def test_equal_cost_mixes_take_the_most_capacity():
+    """Of mixes at the same least $/h the one serving the most: four 6-GPU replicas (17.7 req/s)
+    over two 12-GPU ones (15.0), and two TP2 replicas (6.3) over two TP1 + one TP2 (5.4)."""
     small = MixOption("l4-tp2-pd2:1", "l4", 6, 4.8, (4.43,))
     large = MixOption("l4-tp4-pd2:1", "l4", 12, 9.6, (7.48,))
-    for options in ([small, large], [large, small]):
-        mix = solve_mix(options, [13.5])
-        assert [(o.key, n) for o, _, n in mix.groups()] == [("l4-tp2-pd2:1", 4)]
-        assert mix.cost_per_hour == pytest.approx(19.2)
+    tp1 = MixOption("h100-tp1", "h100", 1, 12.29, (1.129,))
+    tp2 = MixOption("h100-tp2", "h100", 2, 24.58, (3.166,))
+    for options, demand, expected in (
+        ([small, large], 13.5, [("l4-tp2-pd2:1", 4)]),
+        ([tp1, tp2], 5.0, [("h100-tp2", 2)]),
+    ):
+        for order in (options, options[::-1]):
+            mix = solve_mix(order, [demand])
+            assert [(o.key, n) for o, _, n in mix.groups()] == expected
     cheaper = MixOption("l4-tp4-pd2:1", "l4", 12, 9.5, (7.48,))
     assert solve_mix([small, cheaper], [13.5]).cost_per_hour == pytest.approx(19.0)
 
