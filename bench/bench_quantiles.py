@@ -29,6 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_forecast import SERVEGEN, TRACES  # noqa: E402
+
 from planner.forecast import read_series  # noqa: E402
 from planner.forecast.backtest import (  # noqa: E402
     PINBALL_LEVELS,
@@ -51,8 +53,6 @@ from planner.forecast.pool import parallel_map  # noqa: E402
 from planner.ingest import ingest_path  # noqa: E402
 from planner.store import open_store  # noqa: E402
 
-SERVEGEN = ROOT.parent / "shared" / "data" / "traces" / "alibaba_servegen" / "data" / "language"
-TRACES = ("m-large", "m-mid")
 ORIGINS = 6
 PEER = "mstl_autoarima"
 PEER_LEVELS = {0.025: "lo-95", 0.1: "lo-80", 0.9: "hi-80", 0.95: "hi-90", 0.975: "hi-95"}

@@ -36,13 +36,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_forecast import SERVEGEN, TRACES  # noqa: E402
+
 from planner.forecast import read_series  # noqa: E402
 from planner.ingest import ingest_path  # noqa: E402
 from planner.planning import PlanOptions, make_plan  # noqa: E402
 from planner.store import open_store  # noqa: E402
 
-SERVEGEN = ROOT.parent / "shared" / "data" / "traces" / "alibaba_servegen" / "data" / "language"
-POOLS = ("m-large", "m-mid")
 MIN_DAILY_REQUESTS = 2_000
 MIN_ACTIVE_SHARE = 0.25
 PER_KIND = 4
@@ -71,7 +71,7 @@ def choose_clients() -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         con = open_store(Path(tmp) / "pick.duckdb")
-        for pool in POOLS:
+        for pool in TRACES:
             ingest_path(con, SERVEGEN / pool, name=pool)
             data = read_series(con, pool, "10min")
             day = data.steps_per_day
