@@ -1,4 +1,5 @@
-"""Real data: the schedule beats static peak and HPA on a diurnal client, not on a spiky one."""
+"""Real data: the schedule beats static peak and HPA on a diurnal client; the verdict names the
+cheapest policy that held on a bursty one."""
 
 import shutil
 from pathlib import Path
@@ -52,18 +53,15 @@ def test_schedule_holds_the_slo_for_less_than_reactive(replayed):
     assert replayed["verdict"]["policy"] == "schedule"
 
 
-def test_verdict_says_when_reactive_is_cheaper(tmp_path_factory: pytest.TempPathFactory):
-    """chunk-20 runs in batch-like spikes a day-ahead forecast cannot place: the p95 schedule
-    provisions for spikes that do not come, and the plan names a reactive autoscaler, the
-    cheapest of the policies that held the SLO."""
+def test_verdict_names_the_cheapest_policy_that_held(tmp_path_factory: pytest.TempPathFactory):
+    """chunk-20 runs in batch-like bursts. At 1.75x its p95 schedule held the SLO for less than
+    static peak (2026-12-03: 100 % for $1,054 against $1,766, while the HPA and KPA held
+    96.6-97.9 %; with the log-scale quantiles before, the schedule cost $2,240 and the HPA on
+    tokens/s won at $1,263); the verdict names the cheapest of the policies that held."""
     replayed = _replay(tmp_path_factory, "chunk-20", 1.75)
-    assert replayed["reactive"]["slo_attainment"] >= 0.99
-    assert replayed["reactive"]["cost"] < replayed["schedule"]["cost"]
-    chosen = replayed["verdict"]["policy"]
-    assert chosen in ("reactive", "reactive_tokens", "kpa")
-    assert replayed[chosen]["cost"] == min(
-        replayed[k]["cost"] for k in REPLAYED if replayed[k]["slo_attainment"] >= 0.99
-    )
+    held = {k: replayed[k]["cost"] for k in REPLAYED if replayed[k]["slo_attainment"] >= 0.99}
+    assert "schedule" in held and held["schedule"] < replayed["static_peak"]["cost"]
+    assert replayed[replayed["verdict"]["policy"]]["cost"] == min(held.values())
 
 
 def test_hybrid_keeps_the_schedule_as_its_floor(replayed):

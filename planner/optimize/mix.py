@@ -7,11 +7,10 @@ are not split). Minimise sum(cost_o * x[o, b]) subject to
   sum cost_o * x[o, b] <= budget per hour                    when a budget is given,
   sum power_o * x[o, b] <= power budget (kW at TDP)          when a power budget is given.
 Among mixes of that least cost a second solve takes the one with the most capacity (greatest
-sum(goodput[o, b] * x[o, b])): the same money buys the most headroom. On ServeGen m-large
-chunk-48 at 4x that is 4 x L4 TP2 P:D 2:1 (17.7 req/s) over 2 x L4 TP4 P:D 2:1 (15.0 req/s),
-both 24 GPUs, and the finer replicas schedule 23 % cheaper; on the Mooncake trace 2 x H100 TP2
-(6.3 req/s) over 2 x TP1 + 1 x TP2 (5.4 req/s), which held 99.9 % against 28.9 % when its
-prompts grew. (Without it the solver returned either, by the options' order.)
+sum(goodput[o, b] * x[o, b])): the same money buys the most headroom. On the Mooncake trace that
+is 2 x H100 TP2 (6.3 req/s) over 2 x TP1 + 1 x TP2 (5.4 req/s), which held 99.9 % of the
+held-back requests against 28.9 % when its prompts grew. (Without it the solver returned
+either, by the options' order.)
 Solved with scipy.optimize.milp (HiGHS); tests/mix_oracle.py solves small instances by
 enumeration, apart from this code, and is the oracle the tests compare it with.
 """
@@ -56,6 +55,10 @@ class Mix:
             for o, b in zip(*np.nonzero(self.counts), strict=True)
         ]
         return sorted(rows, key=lambda r: (r[1], r[0].cost_per_hour, r[0].key))
+
+    def replicas(self) -> list[tuple[str, int, int]]:
+        """(plan, bucket, count) of every group: what two mixes must share to be one fleet."""
+        return [(option.key, b, count) for option, b, count in self.groups()]
 
     def gpus_by_accelerator(self) -> dict[str, int]:
         """GPUs used per accelerator type."""

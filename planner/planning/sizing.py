@@ -213,7 +213,7 @@ def _choose(
     fleet = mix_fleet = fleet_of(mix)
     single_fleet = None
     if single is not None:
-        single_fleet = fleet if len(mix.gpus_by_accelerator()) == 1 else fleet_of(single)
+        single_fleet = fleet if single.replicas() == mix.replicas() else fleet_of(single)
     if len(fleet.accelerators) == 1 and (
         single_fleet is None or fleet.scheduled_cost_per_hour < single_fleet.scheduled_cost_per_hour
     ):
