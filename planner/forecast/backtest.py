@@ -37,6 +37,7 @@ from planner.forecast.methods import (
     MEDIAN,
     METHODS,
     MethodUnavailable,
+    pinball_loss,
     quantile_forecast,
 )
 from planner.forecast.pool import parallel_map
@@ -99,12 +100,6 @@ def mase(actual: np.ndarray, point: np.ndarray, scale: float) -> float:
     if len(actual) == 0:
         return float("nan")
     return scaled(float(np.mean(np.abs(actual - point))), scale)
-
-
-def pinball_loss(actual: np.ndarray, q: np.ndarray, tau: float) -> float:
-    """Mean pinball (quantile) loss of quantile forecast `q` at level `tau`."""
-    diff = actual - q
-    return float(np.mean(np.maximum(tau * diff, (tau - 1) * diff)))
 
 
 def coverage(actual: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:

@@ -351,6 +351,12 @@ def calibrated(point: np.ndarray, errors: np.ndarray, scale: Scale, mean: float)
     return np.maximum.accumulate(q, axis=0)
 
 
+def pinball_loss(actual: np.ndarray, q: np.ndarray, tau: float) -> float:
+    """Mean pinball (quantile) loss of quantile forecast `q` at level `tau`."""
+    diff = actual - q
+    return float(np.mean(np.maximum(tau * diff, (tau - 1) * diff)))
+
+
 def held_out_loss(pairs: Pairs, scale: Scale, mean: float) -> float:
     """Pinball loss at `SCALE_LEVELS` of each pair's quantiles calibrated on the other pairs."""
     loss = 0.0
@@ -358,8 +364,7 @@ def held_out_loss(pairs: Pairs, scale: Scale, mean: float) -> float:
         errors = scale_errors(pairs[:i] + pairs[i + 1 :], scale, mean)
         q = calibrated(pred, errors, scale, mean)
         for tau in SCALE_LEVELS:
-            diff = actual - q[LEVELS.index(tau)]
-            loss += float(np.sum(np.maximum(tau * diff, (tau - 1) * diff)))
+            loss += len(actual) * pinball_loss(actual, q[LEVELS.index(tau)], tau)
     return loss
 
 
