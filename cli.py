@@ -1242,6 +1242,8 @@ def print_replay(result: "PlanFile") -> None:
     )
     if replay.verdict is not None:
         typer.echo(replay.verdict.sentence)
+    if replay.hybrid_tuning is not None:
+        typer.echo(replay.hybrid_tuning.sentence)
 
 
 def main() -> None:

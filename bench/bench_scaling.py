@@ -117,6 +117,10 @@ def plan_cell(con: duckdb.DuckDBPyConnection, client: dict, load_rps: float) -> 
     for policy in POLICIES:
         got = replay[policy]
         cell[policy] = (got["slo_attainment"], got["cost"], got["gpu_hours"])
+    tuned = replay["hybrid_tuning"]
+    cell["hybrid_settings"] = (
+        f"{tuned['floor_quantile']}, {tuned['utilisation']:g}, {tuned['scale_down_window_s']:g} s"
+    )
     return cell
 
 
@@ -141,7 +145,10 @@ def summarize_cells(cells: list[dict]) -> dict:
 def cell_line(cell: dict) -> str:
     """One cell as a table row: attainment % and $ per policy."""
     figures = ", ".join(f"{p} {100 * cell[p][0]:.1f}% ${cell[p][1]:,.0f}" for p in POLICIES)
-    return f"{cell['client']} ({cell['kind']}) at {cell['load_rps']:g} req/s: {figures}"
+    return (
+        f"{cell['client']} ({cell['kind']}) at {cell['load_rps']:g} req/s: {figures} "
+        f"(hybrid floor, utilisation, scale-down: {cell['hybrid_settings']})"
+    )
 
 
 def run() -> dict:

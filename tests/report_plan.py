@@ -15,6 +15,7 @@ from conftest import SHARED_DATA
 from planner.costmodel import load_catalog
 from planner.forecast.series import load_series
 from planner.ingest import ingest_path, ingest_sample
+from planner.scaling.holdout import HybridParams
 from planner.scaling.replay import replay_verdict
 from planner.store import get_trace, open_store
 
@@ -261,7 +262,13 @@ def fixture_plan(db: Path, trace: str = "azure-code") -> dict:
         "schedule": schedule,
         "provisioning_delay_s": 120.0,
         "provisioning_source": "test fixture default",
-        "replay": policies | {"verdict": replay_verdict(policies, 0.99), "timeline": timeline},
+        "replay": policies
+        | {
+            "verdict": replay_verdict(policies, 0.99),
+            "hybrid_tuning": HybridParams("p95").to_dict()
+            | {"chosen_by": "default", "sentence": "The hybrid's floor is the p95 schedule."},
+            "timeline": timeline,
+        },
         "search": {"candidates": len(CANDIDATES), "feasible": len(feasible), "seconds": 0.1},
     }
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from markupsafe import escape
 from report_plan import GENTD_COLD_STARTS, fixture_plan, fixture_store
 from typer.testing import CliRunner
 
@@ -136,11 +137,14 @@ def test_page_one_has_the_finance_figures(plan: dict, rendered) -> None:
 
 
 def test_replay_section_states_the_verdict(plan: dict, rendered) -> None:
-    """The replay section ends with the cheapest policy that held the SLO."""
+    """The replay section ends with the cheapest policy that held the SLO, then how the
+    hybrid's settings were chosen."""
     _, html = rendered
     verdict = plan["replay"]["verdict"]
     assert verdict["policy"] == "schedule"  # fixture: HPA misses 99 %, schedule beats static
     assert html_escape(verdict["sentence"]) in html
+    tuned = str(escape(plan["replay"]["hybrid_tuning"]["sentence"]))  # Jinja's escaping
+    assert html.index(html_escape(verdict["sentence"])) < html.index(tuned)
 
 
 def test_money_and_number_formats() -> None:

@@ -191,6 +191,21 @@ def test_hybrid_never_drops_below_its_floor_and_scales_above_it_for_a_burst():
     assert (counts[times < 600.0] == 5).all() and (counts[times >= 600.0] >= 2).all()
 
 
+def test_hybrid_runs_no_replica_where_its_floor_is_zero_and_no_traffic_comes():
+    """The floor is the hybrid's minimum: with a floor of 0 and no requests in the second half,
+    it releases every replica (after the 300 s stabilisation), where the plain HPA keeps its
+    minimum of one; in the busy first half both serve."""
+    arrivals = np.sort(np.random.default_rng(3).uniform(0.0, 600.0, 600))
+    dep = Deployment(MixOption("h100", "h100", 1, 12.29, (2.0,)), 0, "all")
+    floor = static_timeline(np.array([0]), 0.0, 1800.0)
+    args = (arrivals, np.zeros(len(arrivals), dtype=int), [dep], np.array([1]), np.array([1]))
+    hybrid = reactive_timeline(*args, 60.0, 0.0, 1800.0, controller=Controller(floor=floor))
+    plain = reactive_timeline(*args, 60.0, 0.0, 1800.0)
+    busy = hybrid.index(np.array([300.0]))[0]
+    assert hybrid.requested[busy, 0] >= 1 and plain.requested[busy, 0] >= 1
+    assert hybrid.requested[-1, 0] == 0 and plain.requested[-1, 0] == 1
+
+
 def test_hpa_on_tokens_follows_longer_prompts_that_a_request_rate_hpa_misses():
     """Same request rate, prompts 3x longer than the sized mix in the second half: the HPA on
     tokens/s scales up there (closed form: ceil(rate x tokens / (0.8 x goodput x mean)))

@@ -102,7 +102,8 @@ contract between planner/optimize and planner/report) is::
         "static_peak": {...}, "reactive": {...},
         "reactive_tokens": {...},               // HPA on tokens/s (reactive: on requests/s)
         "kpa": {...},                           // Knative KPA: stable + panic windows
-        "hybrid": {...},                        // the schedule as a floor, HPA on tokens/s above
+        "hybrid": {...},                        // a forecast schedule as a floor, HPA on tokens/s
+                                                // above it, with the settings below
         "verdict": {"policy": "schedule",       // cheapest policy that held the SLO, or null
                     "sentence": "On the held-back replay the forecast schedule held ..."},
         "diagnosis": {"causes": ["length drift"],  // why the schedule missed (none: it held):
@@ -119,6 +120,18 @@ contract between planner/optimize and planner/report) is::
                                                             // quantile vs within it
         "busy_share": {"h100-tp1-agg-b128": 0.42},  // the schedule's replay: share of each
                                                     // deployment's ready GPU-time stepping
+        "hybrid_tuning": {"floor_quantile": "p90",     // the floor schedule's quantile
+                          "utilisation": 0.6,          // HPA target / one replica's goodput
+                          "scale_down_window_s": 300.0,
+                          "chosen_by": "replay of the windows before the held-back tail",
+                          "sentence": "The hybrid's floor is the p90 forecast schedule ...",
+                          "windows": [{"start_s": 600, "end_s": 1800}],  // up to 3, each
+                                                                  // as long as the tail
+                          "slo_attainment": 0.996,  // chosen settings: worst window
+                          "cost": 170.0,            // and the cost over all windows
+                          "candidates": 32,  // settings costed from their timelines;
+                          "replayed": 7,     // replayed, cheapest first, until one held;
+                          "simulated": 5},   // distinct timelines among them simulated
         "timeline": [{"t": 0, "schedule": 3, "static_peak": 4, "reactive": 2,
                       "demand_rps": 2.5, "forecast_rps": 3.1}],
         "window": {"start_s": 1800, "end_s": 3000, "requests": 2360,  // the held-back tail
@@ -391,10 +404,28 @@ class Diagnosis(_Model):
     band: dict[str, float | int | None]
 
 
+class HybridTuning(_Model):
+    """The hybrid's settings and how they were chosen (planner/scaling/tuning.py): on replays
+    of the windows before the held-back tail (its worst window's attainment, its cost over
+    them), or the defaults."""
+
+    floor_quantile: str
+    utilisation: float
+    scale_down_window_s: float
+    chosen_by: str
+    sentence: str
+    windows: list[dict[str, float]] | None = None
+    slo_attainment: float | None = None
+    cost: float | None = None
+    candidates: int | None = None
+    replayed: int | None = None
+    simulated: int | None = None
+
+
 class Replay(_Model):
     """The trace replayed under the schedule, static peak, the reactive autoscalers and the
-    hybrid of the schedule and an autoscaler (the last three absent from plans made before
-    they existed)."""
+    hybrid of a forecast floor and an autoscaler (the last three and the hybrid's tuning absent
+    from plans made before they existed)."""
 
     schedule: PolicyReplay
     static_peak: PolicyReplay
@@ -405,6 +436,7 @@ class Replay(_Model):
     verdict: Verdict | None = None
     diagnosis: Diagnosis | None = None
     busy_share: dict[str, float] | None = None
+    hybrid_tuning: HybridTuning | None = None
     timeline: list[dict[str, int | float]]
 
 

@@ -3,7 +3,8 @@
 1. Candidates (accelerator x tp x pp x ep x mode x P:D x max batch) that fit in memory
    (planner/optimize/candidates.py).
 2. Demand: the trace's request rate per interval; forecast quantiles for the horizon after
-   the trace, and for a held-back tail of the trace (the last horizon, at most half of it).
+   the trace, for a held-back tail of the trace (the last horizon, at most half of it) and
+   for the window as long before that tail (where the hybrid's settings are chosen).
 3. Search: simulated per-replica goodput of the candidates that can matter
    (planner/optimize/search.py).
 4. Mix: the least-cost replica counts serving the forecast peak (MILP), within availability
@@ -15,8 +16,9 @@
    figures the sentence and the report compare are on the same basis,
    planner/scaling/fleet.py, priced by planner/optimize/costing.py).
 6. Replay: the held-back tail through the simulator under the schedule (forecast from the
-   history before it), static provisioning at its forecast peak, a reactive HPA, and the
-   hybrid of the schedule as a floor with the HPA above it (planner/scaling/holdout.py).
+   history before it), static provisioning at its forecast peak, reactive autoscalers, and the
+   hybrid of a forecast schedule as a floor with the HPA above it (planner/scaling/holdout.py),
+   its settings chosen by replaying the window before the tail (planner/scaling/tuning.py).
 7. PLAN.json: the figures above, with the one-sentence recommendation quoting the replayed
    attainment beside the target, and the warnings (replay more than a point off the target,
    requests over the context) (planner/report/narrative.py), as the plan file model of

@@ -16,7 +16,14 @@ from planner.forecast.series import parse_duration
 from planner.optimize.candidates import Targets
 from planner.optimize.energy import parse_energy_price, parse_power_budget
 from planner.optimize.limits import parse_available, parse_budget
-from planner.scaling.demand import DemandForecast, DemandSeries, demand_series, forecast_demand
+from planner.scaling.demand import (
+    MIN_HISTORY,
+    DemandForecast,
+    DemandSeries,
+    demand_series,
+    forecast_demand,
+)
+from planner.scaling.tuning import TUNING_WINDOWS
 from planner.simulate import Slo, check_reuse, over_context, over_text, parse_slos
 from planner.store import TraceInfo, get_trace, trace_read_options
 
@@ -81,7 +88,9 @@ class Setting:
 
 @dataclass(frozen=True)
 class Horizon:
-    """The trace's demand, the forecast after it and the forecast of its held-back tail."""
+    """The trace's demand, the forecast after it, the forecast of its held-back tail and of the
+    windows as long as the tail before it (where the hybrid's settings are chosen: those with
+    at least their own length of history before them)."""
 
     demand: DemandSeries
     steps: int
@@ -89,6 +98,7 @@ class Horizon:
     forward: DemandForecast
     held: DemandForecast
     level: np.ndarray
+    tuning: tuple[DemandForecast, ...] = ()
 
 
 def say(progress: Callable[[str], None] | None, message: str) -> None:
@@ -165,4 +175,9 @@ def forecast_horizon(con: duckdb.DuckDBPyConnection, opts: PlanOptions) -> Horiz
     cutoff = len(demand.rps) - holdout
     forward = forecast_demand(con, demand, len(demand.rps), steps)
     held = forecast_demand(con, demand, cutoff, holdout)
-    return Horizon(demand, steps, cutoff, forward, held, forward.level(opts.quantile))
+    tuning = tuple(
+        forecast_demand(con, demand, cutoff - k * holdout, holdout)
+        for k in range(1, TUNING_WINDOWS + 1)
+        if cutoff - k * holdout >= max(holdout, MIN_HISTORY)
+    )
+    return Horizon(demand, steps, cutoff, forward, held, forward.level(opts.quantile), tuning)

@@ -34,6 +34,7 @@ from planner.scaling.delay import Instance, ProvisioningDelay, provisioning_dela
 from planner.scaling.fleet import Fleet, build_fleet, demand_by_bucket, median_cost
 from planner.scaling.holdout import HeldBack, replay_holdout
 from planner.scaling.replay import ReplicaPlan
+from planner.scaling.tuning import tune_hybrid
 from planner.simulate import Workload
 
 POOL_QUANTILES = ((0.5,), (0.9,), (0.5, 0.9))
@@ -280,6 +281,6 @@ def replay_tail(
         s.card.max_context,
         opts.prefix_reuse,
     )
-    return replay_holdout(
-        con, tail, h.held, opts.quantile, c.fleet.deployments, replicas, c.delay.seconds, s.limits
-    )
+    fleet = (c.fleet.deployments, replicas, c.delay.seconds, s.limits)
+    hybrid = tune_hybrid(con, tail, h.tuning, opts.quantile, *fleet)
+    return replay_holdout(con, tail, h.held, opts.quantile, *fleet, hybrid=hybrid)

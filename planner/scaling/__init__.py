@@ -1,5 +1,6 @@
 """Scaling (SPEC 9.3): provisioning delay, forecast-driven schedule, HPA baseline, trace replay;
-the plan's fleet (fleet.py) and the replay of its held-back tail (holdout.py)."""
+the plan's fleet (fleet.py), the replay of its held-back tail (holdout.py) and the hybrid
+policy's settings chosen by replay (tuning.py)."""
 
 from planner.scaling.autoscaler import HpaConfig, hpa_replicas
 from planner.scaling.delay import (

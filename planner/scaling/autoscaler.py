@@ -11,7 +11,9 @@ only serves after the provisioning delay (applied by the replay).
 
 With a `floor` (the hybrid policy, as NVIDIA Dynamo's planner pairs throughput-based predictive
 scaling with load-based scaling for bursts), the replicas never drop below the forecast
-schedule's count at that time: the HPA acts only above it.
+schedule's count at that time: the HPA acts only above it, and the floor is its minimum (its
+`min_replicas` is then 0: a deployment the schedule runs none of at night costs nothing there
+unless traffic asks for it).
 """
 
 from collections import deque
@@ -77,7 +79,7 @@ def hpa_replicas(
     current = max(initial, config.min_replicas)
     out = np.empty(len(times), dtype=int)
     for k, (rate, proposal, low) in enumerate(zip(metric, proposals, lows.tolist(), strict=True)):
-        ratio = rate / (config.target_rps * current)
+        ratio = rate / (config.target_rps * current) if current else np.inf
         wanted = current if abs(ratio - 1.0) <= config.tolerance else int(proposal)
         wanted = min(max(wanted, config.min_replicas), upper)
         recent.append(wanted)

@@ -3,8 +3,9 @@
 The tail (the last horizon of the trace, at most half of it) is forecast from the history
 before it and replayed through the simulator under six policies: the plan's schedule, static
 provisioning at that schedule's peak, three reactive autoscalers (Kubernetes HPA on request
-rate and on tokens/s, Knative's KPA with its stable and panic windows), and the hybrid (the
-schedule as a floor, the HPA on tokens/s adding burst capacity above it). The verdict says whether
+rate and on tokens/s, Knative's KPA with its stable and panic windows), and the hybrid (a
+forecast schedule as a floor, the HPA on tokens/s adding burst capacity above it; its settings
+chosen on the window before the tail: planner/scaling/tuning.py). The verdict says whether
 the schedule held the SLO and, if not, the lowest higher forecast quantile that would add
 replicas; the diagnosis names what made the schedule miss, if it did (length drift, a burst
 above the forecast band, capacity: planner/scaling/diagnose.py); the timeline is the ready
@@ -17,18 +18,19 @@ says how many requests and intervals were replayed.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from functools import partial
+from dataclasses import dataclass, field, replace
 
 import duckdb
 import numpy as np
 
 from planner.optimize.goodput import scaled_workload
+from planner.scaling.autoscaler import SCALE_DOWN_WINDOW_S
 from planner.scaling.demand import DemandForecast, DemandSeries
 from planner.scaling.diagnose import diagnose
 from planner.scaling.fleet import demand_by_bucket
 from planner.scaling.replay import (
     Controller,
+    ReplayResult,
     ReplicaPlan,
     Timeline,
     reactive_timeline,
@@ -41,6 +43,7 @@ from planner.scaling.schedule import Deployment, Schedule, build_schedule
 from planner.simulate import Slo, Workload
 
 MAX_REPLAY_REQUESTS = 200_000
+UTILISATION = 0.8
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,94 @@ class HeldBack:
     prefix_reuse: float | None = None
 
 
+@dataclass(frozen=True)
+class HybridParams:
+    """The hybrid policy's settings: the forecast quantile its floor schedule provisions, the
+    HPA's target as a share of one replica's goodput, and the HPA's scale-down window; `tuning`:
+    how they were chosen (PLAN.json `replay.hybrid_tuning`)."""
+
+    floor_quantile: str
+    utilisation: float = UTILISATION
+    scale_down_window_s: float = SCALE_DOWN_WINDOW_S
+    tuning: dict = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict:
+        """The settings and how they were chosen."""
+        return {
+            "floor_quantile": self.floor_quantile,
+            "utilisation": self.utilisation,
+            "scale_down_window_s": self.scale_down_window_s,
+        } | self.tuning
+
+
+@dataclass(frozen=True)
+class Window:
+    """One replayed window of the trace: its requests, their length buckets, its interval edges
+    and requests per interval, and the intervals the simulator replays (busiest first)."""
+
+    work: Workload
+    bucket: np.ndarray
+    edges: np.ndarray
+    counts: np.ndarray
+    chosen: np.ndarray
+
+    @property
+    def start_s(self) -> float:
+        """Where the window starts (seconds from the trace start)."""
+        return float(self.edges[0])
+
+    @property
+    def end_s(self) -> float:
+        """Where the window ends."""
+        return float(self.edges[-1])
+
+
+def window_requests(
+    con: duckdb.DuckDBPyConnection, tail: HeldBack, first: int, last: int
+) -> Window:
+    """The requests of intervals `first` to `last` (exclusive) of the tail's demand series."""
+    interval = tail.demand.interval_s
+    edges = interval * np.arange(first, last + 1, dtype=float)
+    work = _tail_requests(con, tail, float(edges[0]), float(edges[-1]))
+    bucket = np.searchsorted(tail.edges, work.input_tokens, side="left")
+    counts = np.histogram(work.arrival_s, bins=edges)[0]
+    return Window(work, bucket, edges, counts, replayed_intervals(counts, MAX_REPLAY_REQUESTS))
+
+
+def replay_window(
+    window: Window,
+    timelines: dict[str, Timeline],
+    deployments: Sequence[Deployment],
+    replicas: Sequence[ReplicaPlan],
+    slos: list[Slo],
+) -> tuple[dict[str, ReplayResult], Workload]:
+    """Every timeline replayed on the window's replayed intervals, and the requests replayed."""
+    grid = next(iter(timelines.values()))
+    picked, rows = _replayed(window.work.arrival_s, window.edges, window.chosen, grid)
+    sample = window.work.take(picked)
+    bucket = window.bucket[picked]
+    results = {
+        name: replay(sample, bucket, deployments, replicas, tl, slos, rows)
+        for name, tl in timelines.items()
+    }
+    return results, sample
+
+
+def forecast_schedule(
+    forecast: DemandForecast,
+    quantile: str,
+    shares: np.ndarray,
+    deployments: Sequence[Deployment],
+    delay_s: float,
+    available: Mapping[str, int] | None,
+) -> Schedule:
+    """The schedule covering the forecast at `quantile`, split over length buckets by `shares`."""
+    level = demand_by_bucket(forecast.level(quantile), shares)
+    return build_schedule(
+        forecast.times, level, deployments, forecast.interval_s, delay_s, available
+    )
+
+
 def replay_holdout(
     con: duckdb.DuckDBPyConnection,
     tail: HeldBack,
@@ -72,31 +163,24 @@ def replay_holdout(
     replicas: Sequence[ReplicaPlan],
     delay_s: float,
     available: Mapping[str, int] | None,
+    hybrid: HybridParams | None = None,
 ) -> tuple[dict, Workload]:
-    """Replay the held-back tail under every policy (PLAN.json's `replay` block), and the
-    tail's requests."""
-    interval = tail.demand.interval_s
-    start_s, end_s = tail.cutoff * interval, len(tail.demand.rps) * interval
-    work = _tail_requests(con, tail, start_s, end_s)
-    bucket = np.searchsorted(tail.edges, work.input_tokens, side="left")
-    level = demand_by_bucket(forecast.level(quantile), tail.shares)
-    sched = build_schedule(forecast.times, level, deployments, interval, delay_s, available)
-    mean_tokens = mean_tokens_by_bucket(tail.sized, tail.edges)
-    timelines = policy_timelines(sched, work, bucket, mean_tokens, start_s, end_s, available)
-    edges = start_s + interval * np.arange(len(forecast.times) + 1)
-    counts = np.histogram(work.arrival_s, bins=edges)[0]
-    observed = counts / interval
-    chosen = replayed_intervals(counts, MAX_REPLAY_REQUESTS)
-    picked, rows = _replayed(work.arrival_s, edges, chosen, next(iter(timelines.values())))
-    sample = work.take(picked)
-    results = {
-        name: replay(sample, bucket[picked], deployments, replicas, tl, tail.slos, rows)
-        for name, tl in timelines.items()
-    }
+    """Replay the held-back tail under every policy (PLAN.json's `replay` block; `hybrid`: the
+    hybrid's settings, by default its floor at `quantile`), and the tail's requests."""
+    hybrid = hybrid or HybridParams(quantile)
+    window = window_requests(con, tail, tail.cutoff, len(tail.demand.rps))
+    sched = forecast_schedule(forecast, quantile, tail.shares, deployments, delay_s, available)
+    floor = forecast_schedule(
+        forecast, hybrid.floor_quantile, tail.shares, deployments, delay_s, available
+    )
+    scene = Scene(sched, window, mean_tokens_by_bucket(tail.sized, tail.edges), available)
+    timelines = scene.timelines(floor, hybrid)
+    results, sample = replay_window(window, timelines, deployments, replicas, tail.slos)
     out: dict = {name: result.to_dict() for name, result in results.items()}
+    observed = window.counts / tail.demand.interval_s
     band, meets = forecast.level(quantile), results["schedule"].meets
     diagnosis = diagnose(
-        tail.sized, sample, meets, edges, observed, band, tail.attainment, quantile
+        tail.sized, sample, meets, window.edges, observed, band, tail.attainment, quantile
     )
     out["verdict"] = replay_verdict(
         out,
@@ -109,16 +193,17 @@ def replay_holdout(
         d.label: round(float(x), 4)
         for d, x in zip(deployments, results["schedule"].busy_share, strict=True)
     }
-    out["timeline"] = timeline_rows(timelines, edges, observed, band)
+    out["hybrid_tuning"] = hybrid.to_dict()
+    out["timeline"] = timeline_rows(timelines, window.edges, observed, band)
     out["window"] = {
-        "start_s": start_s,
-        "end_s": end_s,
-        "requests": work.requests,
+        "start_s": window.start_s,
+        "end_s": window.end_s,
+        "requests": window.work.requests,
         "replayed_requests": sample.requests,
-        "replayed_intervals": int(chosen.sum()),
+        "replayed_intervals": int(window.chosen.sum()),
         "forecast_method": forecast.method,
     }
-    return out, work
+    return out, window.work
 
 
 def replayed_intervals(counts: np.ndarray, budget: int) -> np.ndarray:
@@ -144,44 +229,63 @@ def _replayed(
     return picked, rows
 
 
-def policy_timelines(
-    sched: Schedule,
-    work: Workload,
-    bucket: np.ndarray,
-    mean_tokens: np.ndarray,
-    start_s: float,
-    end_s: float,
-    available: Mapping[str, int] | None,
-) -> dict[str, Timeline]:
-    """Every policy's timeline, all with the schedule's delay: the schedule, its peak always
-    on, three reactive autoscalers starting from the schedule's first counts (HPA on request
-    rate, HPA on tokens/s, Knative's KPA on request rate), and the hybrid: the schedule as a
-    floor with the HPA on tokens/s above it. `mean_tokens`: per length bucket, the mean tokens
-    per request of the mix the goodput was measured on (the token targets' unit)."""
-    peak = sched.counts.max(axis=0)
-    scheduled = schedule_timeline(sched, start_s, end_s)
-    tokens = work.input_tokens + work.output_tokens
-    reactive = partial(
-        reactive_timeline,
-        work.arrival_s,
-        bucket,
-        sched.deployments,
-        peak,
-        sched.counts[0],
-        sched.delay_s,
-        start_s,
-        end_s,
-        available=available,
-    )
-    on_tokens = Controller(tokens=tokens, mean_tokens=mean_tokens)
-    return {
-        "schedule": scheduled,
-        "static_peak": static_timeline(peak, start_s, end_s),
-        "reactive": reactive(),
-        "reactive_tokens": reactive(controller=on_tokens),
-        "kpa": reactive(controller=Controller(kind="kpa")),
-        "hybrid": reactive(controller=replace(on_tokens, floor=scheduled)),
-    }
+@dataclass(frozen=True)
+class Scene:
+    """What every policy replayed on one window is built from: the plan's schedule over it, the
+    window's requests, the sized mix's mean tokens per request of each length bucket (the token
+    targets' unit) and the GPUs available. Every policy pays the schedule's delay; the reactive
+    ones start from the schedule's first counts."""
+
+    sched: Schedule
+    window: Window
+    mean_tokens: np.ndarray
+    available: Mapping[str, int] | None
+
+    def reactive(
+        self, controller: Controller | None = None, utilisation: float = UTILISATION
+    ) -> Timeline:
+        """One reactive autoscaler per deployment (HPA on request rate by default)."""
+        return reactive_timeline(
+            self.window.work.arrival_s,
+            self.window.bucket,
+            self.sched.deployments,
+            self.sched.counts.max(axis=0),
+            self.sched.counts[0],
+            self.sched.delay_s,
+            self.window.start_s,
+            self.window.end_s,
+            utilisation,
+            available=self.available,
+            controller=controller or Controller(),
+        )
+
+    def on_tokens(self) -> Controller:
+        """The HPA on tokens/s."""
+        work = self.window.work
+        return Controller(
+            tokens=work.input_tokens + work.output_tokens, mean_tokens=self.mean_tokens
+        )
+
+    def hybrid(self, floor: Schedule, params: HybridParams) -> Timeline:
+        """The hybrid: the `floor` schedule with the HPA on tokens/s above it."""
+        below = schedule_timeline(floor, self.window.start_s, self.window.end_s)
+        controller = replace(
+            self.on_tokens(), floor=below, scale_down_window_s=params.scale_down_window_s
+        )
+        return self.reactive(controller, params.utilisation)
+
+    def timelines(self, floor: Schedule, params: HybridParams) -> dict[str, Timeline]:
+        """Every policy's timeline: the schedule, its peak always on, three reactive autoscalers
+        (HPA on request rate, HPA on tokens/s, Knative's KPA on request rate) and the hybrid."""
+        start_s, end_s = self.window.start_s, self.window.end_s
+        return {
+            "schedule": schedule_timeline(self.sched, start_s, end_s),
+            "static_peak": static_timeline(self.sched.counts.max(axis=0), start_s, end_s),
+            "reactive": self.reactive(),
+            "reactive_tokens": self.reactive(self.on_tokens()),
+            "kpa": self.reactive(Controller(kind="kpa")),
+            "hybrid": self.hybrid(floor, params),
+        }
 
 
 def mean_tokens_by_bucket(sized: Workload, edges: np.ndarray) -> np.ndarray:

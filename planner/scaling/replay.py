@@ -19,7 +19,13 @@ from functools import partial
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from planner.scaling.autoscaler import HpaConfig, KpaConfig, hpa_replicas, kpa_replicas
+from planner.scaling.autoscaler import (
+    SCALE_DOWN_WINDOW_S,
+    HpaConfig,
+    KpaConfig,
+    hpa_replicas,
+    kpa_replicas,
+)
 from planner.scaling.schedule import Deployment, Schedule
 from planner.simulate import Slo, StepTable, Workload, engine_scheduling, simulate
 
@@ -98,13 +104,15 @@ def capacity_shares(deployments: Sequence[Deployment], counts: np.ndarray) -> np
 class Controller:
     """A reactive autoscaler: Kubernetes' HPA or Knative's KPA (`kind`), on request rate or,
     given each arrival's `tokens` and the sized mix's mean tokens per request of each bucket
-    (`mean_tokens`), on tokens/s; with a `floor` timeline (the schedule: the hybrid policy)
-    it never requests fewer replicas than the floor does."""
+    (`mean_tokens`), on tokens/s; with a `floor` timeline (a forecast schedule: the hybrid
+    policy) it never requests fewer replicas than the floor does. `scale_down_window_s`: the
+    HPA's scale-down stabilisation window."""
 
     kind: str = "hpa"
     tokens: np.ndarray | None = None
     mean_tokens: np.ndarray | None = None
     floor: Timeline | None = None
+    scale_down_window_s: float = SCALE_DOWN_WINDOW_S
 
     def counts(
         self, j: int, dep: Deployment, arrivals: np.ndarray, mask: np.ndarray, window: tuple
@@ -119,7 +127,12 @@ class Controller:
             config = KpaConfig(target_rps=target, max_replicas=ceiling)
             return kpa_replicas(arrivals[mask], start_s, end_s, config, initial, weights)
         low = None if self.floor is None else partial(_requested_at, self.floor, j)
-        hpa = HpaConfig(target_rps=target, max_replicas=ceiling)
+        hpa = HpaConfig(
+            target_rps=target,
+            min_replicas=0 if self.floor is not None else 1,
+            max_replicas=ceiling,
+            scale_down_window_s=self.scale_down_window_s,
+        )
         return hpa_replicas(arrivals[mask], start_s, end_s, hpa, initial, low, weights)
 
 
@@ -284,6 +297,12 @@ def replay(
     return replace(totals, prefix_saved=float(prompt[0] / max(prompt.sum(), 1)))
 
 
+def timeline_cost(timeline: Timeline, deployments: Sequence[Deployment]) -> float:
+    """What a timeline bills: every requested replica at its $/hour (known before simulating)."""
+    prices = np.array([d.option.cost_per_hour for d in deployments])
+    return float((timeline.requested @ prices).sum() * timeline.step_s / 3600.0)
+
+
 def _totals(
     meets: np.ndarray,
     busy: np.ndarray,
@@ -295,7 +314,6 @@ def _totals(
     busy shares from the busy GPU-seconds per deployment over its ready GPU-seconds."""
     hours = timeline.step_s / 3600.0
     gpus = np.array([d.option.gpus for d in deployments])
-    prices = np.array([d.option.cost_per_hour for d in deployments])
     req = timeline.requested
     steps = np.diff(req, axis=0)
     rows = replayed_rows if replayed_rows is not None else slice(None)
@@ -303,7 +321,7 @@ def _totals(
     return ReplayResult(
         slo_attainment=float(meets.mean()) if len(meets) else 1.0,
         gpu_hours=float((req @ gpus).sum() * hours),
-        cost=float((req @ prices).sum() * hours),
+        cost=timeline_cost(timeline, deployments),
         replica_starts=int(req[0].sum() + np.clip(steps, 0, None).sum()),
         scaling_actions=int((steps != 0).sum()),
         meets=meets,

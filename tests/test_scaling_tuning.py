@@ -1,0 +1,123 @@
+"""The hybrid's settings (floor quantile, HPA target utilisation, scale-down window) chosen by
+replay on the window before the held-back tail, not fixed."""
+
+from collections.abc import Sequence
+from itertools import product
+from pathlib import Path
+
+import pytest
+from conftest import sample_store
+
+from planner.planning import PlanOptions, make_plan
+from planner.scaling import tuning
+from planner.scaling.holdout import HybridParams
+from planner.scaling.replay import Timeline, timeline_cost
+from planner.scaling.schedule import Deployment
+from planner.scaling.tuning import (
+    FLOOR_QUANTILES,
+    SCALE_DOWN_WINDOWS_S,
+    UTILISATIONS,
+    tuning_choice,
+)
+from planner.store import open_store
+
+
+def test_choose_takes_the_cheapest_setting_that_held_else_the_one_that_held_most():
+    """Cheapest holding; equal costs: the higher attainment; none holding: the most held,
+    the cheaper of equals."""
+    a, b, c = HybridParams("p50", 0.8), HybridParams("p90", 0.6), HybridParams("p95", 0.4)
+    rows = [(a, 0.95, 10.0), (b, 0.991, 20.0), (c, 0.999, 30.0)]
+    assert tuning_choice(rows, 0.99)[0] == b
+    assert tuning_choice(rows, 0.9995)[0] == c
+    assert tuning_choice([(a, 0.992, 20.0), (b, 0.995, 20.0)], 0.99)[0] == b
+    assert tuning_choice([(a, 0.9, 20.0), (b, 0.9, 10.0)], 0.99)[0] == b
+
+
+def _plan(db: Path, horizon: str, interval: str) -> dict:
+    """Azure code planned on H100 for `horizon` at `interval` (PLAN.json as a dict)."""
+    opts = PlanOptions(
+        "azure-code",
+        "llama-3.1-8b",
+        ["ttft_p99=1000ms"],
+        accelerators=["h100"],
+        horizon=horizon,
+        interval=interval,
+        db=str(db),
+    )
+    con = open_store(db, read_only=True)
+    try:
+        return make_plan(con, opts).to_dict()
+    finally:
+        con.close()
+
+
+def test_hybrid_settings_are_the_cheapest_that_held_on_the_windows_before_the_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Azure code at 5-minute intervals, a 10-minute tail: the settings (floors up to the plan's
+    p95) are replayed on the three 10-minute windows before it, cheapest first; every setting
+    cheaper than the chosen one was replayed and missed the target with its margin on some
+    window, and the chosen one is the rule's choice over those replayed. Each setting bills no
+    less than one that provisions less (a lower utilisation, a longer scale-down window or a
+    higher floor quantile never saves money)."""
+    costs: list[float] = []
+    seen: list[list[tuple[HybridParams, float, float]]] = []
+
+    def costed(timeline: Timeline, deployments: Sequence[Deployment]) -> float:
+        costs.append(timeline_cost(timeline, deployments))
+        return costs[-1]
+
+    def recorded(
+        rows: list[tuple[HybridParams, float, float]], target: float
+    ) -> tuple[HybridParams, float, float]:
+        seen.append(list(rows))
+        return tuning_choice(rows, target)
+
+    monkeypatch.setattr(tuning, "timeline_cost", costed)
+    monkeypatch.setattr(tuning, "tuning_choice", recorded)
+    plan = _plan(sample_store(tmp_path / "s.duckdb", "azure-code"), "10min", "5min")
+    tuned, tail = plan["replay"]["hybrid_tuning"], plan["replay"]["window"]
+    assert tuned["chosen_by"] == tuning.BY_REPLAY
+    ends = [tail["start_s"]] + [w["start_s"] for w in tuned["windows"][:-1]]
+    assert [w["end_s"] for w in tuned["windows"]] == ends
+    assert [w["end_s"] - w["start_s"] for w in tuned["windows"]] == [600.0] * 3
+    floors = FLOOR_QUANTILES[: FLOOR_QUANTILES.index(plan["quantile"]) + 1]
+    grid = list(product(floors, UTILISATIONS, SCALE_DOWN_WINDOWS_S))
+    assert len(costs) == 3 * len(grid) and tuned["candidates"] == len(grid)
+    total = [sum(costs[3 * i : 3 * i + 3]) for i in range(len(grid))]
+    [rows] = seen
+    assert len(rows) == tuned["replayed"] and 1 <= tuned["simulated"] <= 3 * len(rows)
+    assert [r[2] for r in rows] == sorted(r[2] for r in rows)
+    target = tuning.required(plan["slo"]["attainment"])
+    assert target == pytest.approx(0.995)  # a 99 % target, half its misses
+    held = [r for r in rows if r[1] >= target]
+    best = min(held, key=lambda r: (r[2], -r[1])) if held else max(rows, key=lambda r: r[1])
+    chosen = (tuned["floor_quantile"], tuned["utilisation"], tuned["scale_down_window_s"])
+    assert chosen == (best[0].floor_quantile, best[0].utilisation, best[0].scale_down_window_s)
+    assert tuned["cost"] == round(best[2], 2) and tuned["slo_attainment"] == round(best[1], 5)
+    said = "the cheapest setting that held" if held else "no setting held the SLO with that margin"
+    assert said in tuned["sentence"] and f"{best[1]:.2%}, ${best[2]:,.2f}" in tuned["sentence"]
+    assert f"the {chosen[0]} forecast schedule" in tuned["sentence"]
+    assert sum(c < best[2] for c in total) == sum(r[2] < best[2] for r in rows)
+    assert all(r[1] < target for r in rows if r[2] < best[2])
+    by = dict(zip(grid, total, strict=True))
+    for (q, u, w), c in by.items():
+        for (q2, u2, w2), c2 in by.items():
+            if floors.index(q2) >= floors.index(q) and u2 <= u and w2 >= w:
+                assert c2 >= c - 1e-9, ((q, u, w), (q2, u2, w2))
+
+
+def test_without_history_before_the_window_the_hybrid_keeps_its_defaults(tmp_path: Path) -> None:
+    """Azure code at 10-minute intervals: the tail is half the trace, nothing before the window
+    before it, so the hybrid's floor is the plan's quantile at 80 % utilisation and 300 s."""
+    plan = _plan(sample_store(tmp_path / "s.duckdb", "azure-code"), "1d", "10min")
+    tuned = plan["replay"]["hybrid_tuning"]
+    assert tuned["chosen_by"] == tuning.DEFAULT
+    assert "too little history" in tuned["sentence"]
+    assert (tuned["floor_quantile"], tuned["utilisation"], tuned["scale_down_window_s"]) == (
+        plan["quantile"],
+        0.8,
+        300.0,
+    )
+    hybrid, schedule = plan["replay"]["hybrid"], plan["replay"]["schedule"]
+    assert hybrid["gpu_hours"] >= schedule["gpu_hours"]
