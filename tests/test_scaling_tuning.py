@@ -5,20 +5,26 @@ from collections.abc import Sequence
 from itertools import product
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import sample_store
 
 from planner.planning import PlanOptions, make_plan
 from planner.scaling import tuning
-from planner.scaling.holdout import HybridParams
+from planner.scaling.demand import DemandForecast, DemandSeries
+from planner.scaling.holdout import HeldBack, HybridParams
 from planner.scaling.replay import Timeline, timeline_cost
 from planner.scaling.schedule import Deployment
 from planner.scaling.tuning import (
     FLOOR_QUANTILES,
     SCALE_DOWN_WINDOWS_S,
     UTILISATIONS,
+    covered,
+    has_requests,
+    tune_hybrid,
     tuning_choice,
 )
+from planner.simulate import Workload
 from planner.store import open_store
 
 
@@ -121,3 +127,22 @@ def test_without_history_before_the_window_the_hybrid_keeps_its_defaults(tmp_pat
     )
     hybrid, schedule = plan["replay"]["hybrid"], plan["replay"]["schedule"]
     assert hybrid["gpu_hours"] >= schedule["gpu_hours"]
+
+
+def test_only_windows_that_saw_requests_judge_the_settings():
+    """A batch-like client's idle day (ServeGen m-large chunk-161) has no request to replay: it
+    is left out of the tuning windows, and with no window left the defaults hold."""
+    rps = np.array([1.0, 2.0, 0.0, 0.0, np.nan, 3.0, 0.0, 0.0])
+    tail = HeldBack(
+        "t", DemandSeries("t", 600, rps), 6, 1.0, Workload(np.zeros(0), np.zeros(0), np.zeros(0)),
+        np.array([]), np.array([1.0]), [], 0.99,
+    )  # fmt: skip
+
+    def window(first: int) -> DemandForecast:
+        return DemandForecast(600.0 * first, 600, "level", {"p95": np.ones(2)})
+
+    assert [has_requests(tail, window(k)) for k in (0, 2, 4, 6)] == [True, False, True, False]
+    assert covered(tail, window(4)) == (4, 6)
+    defaults = tune_hybrid(None, tail, [window(2), window(6)], "p95", [], [], 60.0, None)
+    assert defaults.tuning["chosen_by"] == tuning.DEFAULT
+    assert (defaults.floor_quantile, defaults.utilisation) == ("p95", 0.8)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from itertools import product
 
 import duckdb
+import numpy as np
 
 from planner.scaling.autoscaler import SCALE_DOWN_WINDOW_S
 from planner.scaling.demand import DemandForecast
@@ -61,6 +62,18 @@ class _Stage:
     floors: dict[str, Schedule]
 
 
+def covered(tail: HeldBack, forecast: DemandForecast) -> tuple[int, int]:
+    """The intervals (first, last exclusive) of the tail's demand series `forecast` covers."""
+    first = round(forecast.origin_s / tail.demand.interval_s)
+    return first, first + len(forecast.times)
+
+
+def has_requests(tail: HeldBack, forecast: DemandForecast) -> bool:
+    """Whether the window `forecast` covers saw any request (an idle day judges nothing)."""
+    first, last = covered(tail, forecast)
+    return bool(np.nansum(tail.demand.rps[first:last]) > 0)
+
+
 def _stage(
     con: duckdb.DuckDBPyConnection,
     tail: HeldBack,
@@ -71,8 +84,7 @@ def _stage(
     available: Mapping[str, int] | None,
 ) -> _Stage:
     """The tuning window `forecast` covers."""
-    first = round(forecast.origin_s / tail.demand.interval_s)
-    window = window_requests(con, tail, first, first + len(forecast.times))
+    window = window_requests(con, tail, *covered(tail, forecast))
     sched = forecast_schedule(forecast, quantile, tail.shares, deployments, delay_s, available)
     scene = Scene(sched, window, mean_tokens_by_bucket(tail.sized, tail.edges), available)
     floors = {
@@ -94,14 +106,18 @@ def tune_hybrid(
 ) -> HybridParams:
     """The hybrid's settings for the held-back replay, chosen on the windows `forecasts` cover
     (those just before the tail; none: too little history, the defaults)."""
-    if not forecasts:
+    if not any(has_requests(tail, f) for f in forecasts):
         params = HybridParams(quantile)
         why = (
-            "the defaults, as the trace has too little history before the held-back part to "
-            "choose them by replay"
+            "the defaults, as the trace has too little history (or none with requests) before "
+            "the held-back part to choose them by replay"
         )
         return replace(params, tuning={"chosen_by": DEFAULT, "sentence": _sentence(params, why)})
-    stages = [_stage(con, tail, f, quantile, deployments, delay_s, available) for f in forecasts]
+    stages = [
+        _stage(con, tail, f, quantile, deployments, delay_s, available)
+        for f in forecasts
+        if has_requests(tail, f)
+    ]
     grid = [
         HybridParams(q, u, w)
         for q, u, w in product(stages[0].floors, UTILISATIONS, SCALE_DOWN_WINDOWS_S)
