@@ -4,7 +4,7 @@
    (planner/optimize/candidates.py).
 2. Demand: the trace's request rate per interval; forecast quantiles for the horizon after
    the trace, for a held-back tail of the trace (the last horizon, at most half of it) and
-   for the window as long before that tail (where the hybrid's settings are chosen).
+   for up to three windows as long before that tail (where the hybrid's settings are chosen).
 3. Search: simulated per-replica goodput of the candidates that can matter
    (planner/optimize/search.py).
 4. Mix: the least-cost replica counts serving the forecast peak (MILP), within availability
@@ -18,7 +18,7 @@
 6. Replay: the held-back tail through the simulator under the schedule (forecast from the
    history before it), static provisioning at its forecast peak, reactive autoscalers, and the
    hybrid of a forecast schedule as a floor with the HPA above it (planner/scaling/holdout.py),
-   its settings chosen by replaying the window before the tail (planner/scaling/tuning.py).
+   its settings chosen by replaying the windows before the tail (planner/scaling/tuning.py).
 7. PLAN.json: the figures above, with the one-sentence recommendation quoting the replayed
    attainment beside the target, and the warnings (replay more than a point off the target,
    requests over the context) (planner/report/narrative.py), as the plan file model of

@@ -5,7 +5,7 @@ before it and replayed through the simulator under six policies: the plan's sche
 provisioning at that schedule's peak, three reactive autoscalers (Kubernetes HPA on request
 rate and on tokens/s, Knative's KPA with its stable and panic windows), and the hybrid (a
 forecast schedule as a floor, the HPA on tokens/s adding burst capacity above it; its settings
-chosen on the window before the tail: planner/scaling/tuning.py). The verdict says whether
+chosen on the windows before the tail: planner/scaling/tuning.py). The verdict says whether
 the schedule held the SLO and, if not, the lowest higher forecast quantile that would add
 replicas; the diagnosis names what made the schedule miss, if it did (length drift, a burst
 above the forecast band, capacity: planner/scaling/diagnose.py); the timeline is the ready
@@ -163,11 +163,10 @@ def replay_holdout(
     replicas: Sequence[ReplicaPlan],
     delay_s: float,
     available: Mapping[str, int] | None,
-    hybrid: HybridParams | None = None,
+    hybrid: HybridParams,
 ) -> tuple[dict, Workload]:
     """Replay the held-back tail under every policy (PLAN.json's `replay` block; `hybrid`: the
-    hybrid's settings, by default its floor at `quantile`), and the tail's requests."""
-    hybrid = hybrid or HybridParams(quantile)
+    hybrid's settings, planner/scaling/tuning.py), and the tail's requests."""
     window = window_requests(con, tail, tail.cutoff, len(tail.demand.rps))
     sched = forecast_schedule(forecast, quantile, tail.shares, deployments, delay_s, available)
     floor = forecast_schedule(

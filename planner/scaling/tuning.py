@@ -198,7 +198,7 @@ def floor_quantiles(forecast: DemandForecast, quantile: str) -> list[str]:
 
 
 def required(attainment: float) -> float:
-    """The attainment a setting must reach on the tuning window: at most MISS_SHARE of the
+    """The attainment a setting must reach on each tuning window: at most MISS_SHARE of the
     misses the target allows (one day's replay is a noisy estimate of the next; a setting that
     barely held the day before held 95 % on the held-back day of a spiky ServeGen client)."""
     return attainment + MISS_SHARE * (1.0 - attainment)
