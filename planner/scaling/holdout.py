@@ -114,7 +114,7 @@ def window_requests(
     """The requests of intervals `first` to `last` (exclusive) of the tail's demand series."""
     interval = tail.demand.interval_s
     edges = interval * np.arange(first, last + 1, dtype=float)
-    work = _tail_requests(con, tail, float(edges[0]), float(edges[-1]))
+    work = _requests_between(con, tail, float(edges[0]), float(edges[-1]))
     bucket = np.searchsorted(tail.edges, work.input_tokens, side="left")
     counts = np.histogram(work.arrival_s, bins=edges)[0]
     return Window(work, bucket, edges, counts, replayed_intervals(counts, MAX_REPLAY_REQUESTS))
@@ -301,10 +301,11 @@ def mean_tokens_by_bucket(sized: Workload, edges: np.ndarray) -> np.ndarray:
     )
 
 
-def _tail_requests(
+def _requests_between(
     con: duckdb.DuckDBPyConnection, tail: HeldBack, start_s: float, end_s: float
 ) -> Workload:
-    """The tail's requests (within the model's context) at their times in the trace."""
+    """The requests (within the model's context) from `start_s` to `end_s`, at their times in
+    the trace: the tail's or a tuning window's."""
     work = scaled_workload(con, tail.trace, start_s, end_s, tail.rate_scale)
     work = work.within_context(tail.max_context).with_prefix_reuse(tail.prefix_reuse)
     return work.shifted(start_s)
