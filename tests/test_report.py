@@ -15,8 +15,10 @@ from typer.testing import CliRunner
 from cli import app
 from planner.errors import PlannerError
 from planner.optimize import write_plan
+from planner.optimize.planfile import as_plan
 from planner.planning import PlanOptions, make_plan
 from planner.report import plan_tables, write_report
+from planner.report.charts import replay_timeline
 from planner.report.render import money, vega_bundle
 from planner.store import open_store
 
@@ -145,6 +147,23 @@ def test_replay_section_states_the_verdict(plan: dict, rendered) -> None:
     assert html_escape(verdict["sentence"]) in html
     tuned = str(escape(plan["replay"]["hybrid_tuning"]["sentence"]))  # Jinja's escaping
     assert html.index(html_escape(verdict["sentence"])) < html.index(tuned)
+
+
+def test_replay_timeline_draws_the_hybrids_floor_under_the_hybrid(plan: dict) -> None:
+    """The ops chart of the replay draws the hybrid and, as its own series, its forecast floor
+    (the hybrid less the floor: its burst replicas), step for step as PLAN.json has them (the
+    last step repeated so that it is drawn)."""
+    rows = [
+        r | {"hybrid": r["schedule"] + (i % 3), "hybrid_floor": r["schedule"]}
+        for i, r in enumerate(plan["replay"]["timeline"])
+    ]
+    chart = replay_timeline(as_plan(plan | {"replay": plan["replay"] | {"timeline": rows}}))
+    assert chart is not None
+    drawn = [v for data in chart.spec["datasets"].values() for v in data if "policy" in v]
+    for key, label in (("hybrid", "hybrid"), ("hybrid_floor", "hybrid: its forecast floor")):
+        series = [v["replicas"] for v in drawn if v["policy"] == label]
+        assert series == [r[key] for r in rows] + [rows[-1][key]]
+    assert "forecast floor" in chart.what
 
 
 def test_money_and_number_formats() -> None:

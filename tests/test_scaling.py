@@ -16,6 +16,8 @@ from planner.scaling.demand import demand_series, forecast_demand
 from planner.scaling.replay import (
     Controller,
     ReplicaPlan,
+    burst_deployments,
+    hybrid_timeline,
     max_replicas,
     reactive_timeline,
     ready_from_requested,
@@ -169,37 +171,60 @@ def test_replay_totals_and_underprovisioning():
     assert reactive.requested.max() >= 2 and (reactive.ready <= reactive.requested).all()
 
 
-def test_hybrid_never_drops_below_its_floor_and_scales_above_it_for_a_burst():
-    """The hybrid: the HPA clamped below by the schedule's requested replicas. Quiet traffic
-    keeps exactly the floor (a plain HPA would run one replica); a burst to 10x takes it
-    above the floor; ready replicas never fall below the floor's."""
+def test_hpa_with_an_offset_sizes_only_the_load_the_offset_leaves():
+    """10 req/s with 4 req/s served elsewhere and a 2 req/s target: ceil(6 / 2) = 3 replicas
+    from zero once the 60 s metric window is full; an offset above the load asks for none."""
+    arrivals = np.linspace(0.0, 600.0, 6000, endpoint=False)
+    config = HpaConfig(target_rps=2.0, min_replicas=0)
+    times, counts = hpa_replicas(arrivals, 0.0, 600.0, config, 0,
+                                 offset=lambda t: np.full(len(t), 4.0))  # fmt: skip
+    assert (counts[times >= 60.0] == 3).all() and counts[0] == 0
+    _, none = hpa_replicas(arrivals, 0.0, 600.0, config, 0, offset=lambda t: np.full(len(t), 11.0))
+    assert (none == 0).all()
+
+
+def _two_types() -> list[Deployment]:
+    """An H100 deployment at $3.07 per req/s of one replica and an L4 one at $5."""
+    return [
+        Deployment(MixOption("h100", "h100", 1, 12.29, (4.0,)), 0, "all"),
+        Deployment(MixOption("l4", "l4", 1, 1.0, (0.2,)), 0, "all"),
+    ]
+
+
+def test_hybrid_keeps_its_floor_and_adds_burst_replicas_of_the_cheapest_type_only():
+    """Floor: two L4 replicas. Quiet traffic the floor covers runs exactly the floor (an HPA per
+    type would keep an H100 too); a burst to 20 req/s adds H100 replicas (the cheaper per
+    request/s), never L4 ones, released after the burst; ready never below the floor's."""
     rng = np.random.default_rng(2)
-    quiet = np.sort(rng.uniform(0.0, 1200.0, 600))
+    quiet = np.sort(rng.uniform(0.0, 1200.0, 120))
     burst = np.sort(rng.uniform(600.0, 660.0, 1200))
     arrivals = np.sort(np.r_[quiet, burst])
-    dep = Deployment(MixOption("h100", "h100", 1, 12.29, (2.0,)), 0, "all")
-    floor = static_timeline(np.array([3]), 0.0, 1200.0)
-    args = (arrivals, np.zeros(len(arrivals), dtype=int), [dep], np.array([3]), np.array([3]))
-    hybrid = reactive_timeline(*args, 60.0, 0.0, 1200.0, controller=Controller(floor=floor))
-    plain = reactive_timeline(*args, 60.0, 0.0, 1200.0)
-    assert (hybrid.requested >= 3).all() and (hybrid.ready >= 3).all()
-    assert (hybrid.requested >= plain.requested).all()
-    assert hybrid.requested.max() > 3 and hybrid.requested[-1, 0] == 3
-    assert plain.requested[-1, 0] == 1
-    times, counts = hpa_replicas(quiet, 0.0, 1200.0, HpaConfig(target_rps=2.0), 1,
-                                 floor=lambda t: np.where(t < 600.0, 5, 2))  # fmt: skip
-    assert (counts[times < 600.0] == 5).all() and (counts[times >= 600.0] >= 2).all()
+    deps = _two_types()
+    assert burst_deployments(deps) == {0: 0}
+    floor = static_timeline(np.array([0, 2]), 0.0, 1200.0)
+    bucket = np.zeros(len(arrivals), dtype=int)
+    hybrid = hybrid_timeline(arrivals, bucket, deps, floor, np.array([1, 2]), 60.0, 0.8,
+                             Controller())  # fmt: skip
+    per_type = reactive_timeline(arrivals, bucket, deps, np.array([1, 2]), np.array([0, 2]),
+                                 60.0, 0.0, 1200.0)  # fmt: skip
+    assert (hybrid.requested[:, 1] == 2).all() and (hybrid.ready >= floor.ready).all()
+    before = hybrid.index(np.array([300.0]))[0]
+    assert hybrid.requested[before, 0] == 0 and per_type.requested[before, 0] >= 1
+    assert hybrid.requested[:, 0].max() >= 4 and hybrid.requested[-1, 0] == 0
+    assert (hybrid.ready <= hybrid.requested).all()
 
 
 def test_hybrid_runs_no_replica_where_its_floor_is_zero_and_no_traffic_comes():
-    """The floor is the hybrid's minimum: with a floor of 0 and no requests in the second half,
-    it releases every replica (after the 300 s stabilisation), where the plain HPA keeps its
-    minimum of one; in the busy first half both serve."""
+    """With a floor of 0 and no requests in the second half, the hybrid releases every replica
+    (after the 300 s stabilisation), where the plain HPA keeps its minimum of one; in the busy
+    first half both serve."""
     arrivals = np.sort(np.random.default_rng(3).uniform(0.0, 600.0, 600))
     dep = Deployment(MixOption("h100", "h100", 1, 12.29, (2.0,)), 0, "all")
     floor = static_timeline(np.array([0]), 0.0, 1800.0)
-    args = (arrivals, np.zeros(len(arrivals), dtype=int), [dep], np.array([1]), np.array([1]))
-    hybrid = reactive_timeline(*args, 60.0, 0.0, 1800.0, controller=Controller(floor=floor))
+    bucket = np.zeros(len(arrivals), dtype=int)
+    hybrid = hybrid_timeline(arrivals, bucket, [dep], floor, np.array([1]), 60.0, 0.8,
+                             Controller())  # fmt: skip
+    args = (arrivals, bucket, [dep], np.array([1]), np.array([1]))
     plain = reactive_timeline(*args, 60.0, 0.0, 1800.0)
     busy = hybrid.index(np.array([300.0]))[0]
     assert hybrid.requested[busy, 0] >= 1 and plain.requested[busy, 0] >= 1

@@ -133,6 +133,7 @@ contract between planner/optimize and planner/report) is::
                           "replayed": 7,     // replayed, cheapest first, until one held;
                           "simulated": 5},   // distinct timelines among them simulated
         "timeline": [{"t": 0, "schedule": 3, "static_peak": 4, "reactive": 2,
+                      "hybrid": 3, "hybrid_floor": 2,
                       "demand_rps": 2.5, "forecast_rps": 3.1}],
         "window": {"start_s": 1800, "end_s": 3000, "requests": 2360,  // the held-back tail
                    "replayed_requests": 2360,   // simulated: whole intervals, busiest first,
@@ -149,9 +150,10 @@ figures. ``cost_per_hour`` is always the peak fleet with every replica running.
 
 Replay timeline: ready (serving) replicas per policy, summed over deployments, as whole numbers
 in a step series: a row at every interval edge of the replay window (its end included) and at
-every grid step where a policy's count changes; each row holds until the next. ``demand_rps``
-is the observed arrival rate and ``forecast_rps`` the forecast `quantile` in the interval
-holding ``t``.
+every grid step where a policy's count changes; each row holds until the next.
+``hybrid_floor`` is the hybrid's forecast floor alone (``hybrid`` less it: its burst replicas).
+``demand_rps`` is the observed arrival rate and ``forecast_rps`` the forecast `quantile` in the
+interval holding ``t``.
 
 Models below accept extra keys (forward compatible: a newer writer may add figures) but
 require every key above.

@@ -25,7 +25,8 @@ POLICY_LABELS = {
     "kpa": "KPA",
     "hybrid": "hybrid",
 }
-POLICY_COLORS = [ACCENT, MUTED, ALERT, "#b45309", "#7c3aed", "#15803d"]
+TIMELINE_LABELS = POLICY_LABELS | {"hybrid_floor": "hybrid: its forecast floor"}
+POLICY_COLORS = [ACCENT, MUTED, ALERT, "#b45309", "#7c3aed", "#15803d", "#86efac"]
 POLICY_DASHES = {
     "schedule": [1, 0],
     "static_peak": [6, 4],
@@ -33,6 +34,7 @@ POLICY_DASHES = {
     "reactive_tokens": [4, 2],
     "kpa": [1, 3],
     "hybrid": [2, 2],
+    "hybrid_floor": [1, 0],
 }
 MUTED_INK = "#52606d"
 BAR_PX = 12
@@ -642,10 +644,10 @@ def replay_timeline(plan: PlanFile) -> Chart | None:
     if timeline is None:
         return None
     timeline, x_title = with_time(timeline, "t", float(timeline["t"].max()))
-    policies = [p for p in POLICY_LABELS if p in timeline.columns]
+    policies = [p for p in TIMELINE_LABELS if p in timeline.columns]
     long = timeline.unpivot(
         index="time", on=policies, variable_name="policy", value_name="replicas"
-    ).with_columns(pl.col("policy").replace_strict(POLICY_LABELS))
+    ).with_columns(pl.col("policy").replace_strict(TIMELINE_LABELS))
     x = alt.X("time:Q", title=x_title, axis=alt.Axis(format=TIME_FORMAT))
     lines = (
         alt.Chart(long)
@@ -661,15 +663,15 @@ def replay_timeline(plan: PlanFile) -> Chart | None:
                 "policy:N",
                 title="policy",
                 scale=alt.Scale(
-                    domain=[POLICY_LABELS[p] for p in policies],
-                    range=POLICY_COLORS[: len(policies)],
+                    domain=[TIMELINE_LABELS[p] for p in policies],
+                    range=[POLICY_COLORS[list(TIMELINE_LABELS).index(p)] for p in policies],
                 ),
             ),
             strokeDash=alt.StrokeDash(
                 "policy:N",
                 legend=None,
                 scale=alt.Scale(
-                    domain=[POLICY_LABELS[p] for p in policies],
+                    domain=[TIMELINE_LABELS[p] for p in policies],
                     range=[POLICY_DASHES[p] for p in policies],
                 ),
             ),
@@ -699,8 +701,8 @@ def replay_timeline(plan: PlanFile) -> Chart | None:
         "replay-timeline",
         "Trace replay: replicas under each policy",
         "The trace replayed against the planned schedule, static peak provisioning, reactive "
-        "autoscalers (HPA on req/s and tokens/s, Knative KPA) and the hybrid of the schedule "
-        "and the HPA on tokens/s.",
+        "autoscalers (HPA on req/s and tokens/s, Knative KPA) and the hybrid: its forecast "
+        "floor (light green) and, above it, the burst replicas its HPA on tokens/s adds.",
     )
 
 

@@ -9,11 +9,10 @@ stabilisation of 300 s (the highest recommendation of the last 300 s wins); scal
 stabilisation but at most max(4 replicas, +100 %) per 15 s; min and max replicas. A new replica
 only serves after the provisioning delay (applied by the replay).
 
-With a `floor` (the hybrid policy, as NVIDIA Dynamo's planner pairs throughput-based predictive
-scaling with load-based scaling for bursts), the replicas never drop below the forecast
-schedule's count at that time: the HPA acts only above it, and the floor is its minimum (its
-`min_replicas` is then 0: a deployment the schedule runs none of at night costs nothing there
-unless traffic asks for it).
+With an `offset` (the hybrid policy, as NVIDIA Dynamo's planner pairs throughput-based
+predictive scaling with load-based scaling for bursts), the metric is what the replicas already
+serving (the forecast schedule's) do not cover: the HPA sizes only the burst capacity above
+them, from zero.
 """
 
 from collections import deque
@@ -63,22 +62,23 @@ def hpa_replicas(
     end_s: float,
     config: HpaConfig,
     initial: int,
-    floor: Callable[[np.ndarray], np.ndarray] | None = None,
     weights: np.ndarray | None = None,
+    offset: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(sync times, replicas requested after each sync) of an HPA watching `arrivals` (their
-    `weights` per second when given: the target is then in the same unit), never below `floor`
-    (replicas at given times) when there is one."""
+    `weights` per second when given: the target is then in the same unit), less the `offset`
+    (the metric's share that other capacity serves at given times) when there is one."""
     times = np.arange(start_s, end_s, config.sync_s)
-    lows = np.zeros(len(times), dtype=int) if floor is None else floor(times)
     metric = observed_rate(arrivals, times, config.metric_window_s, weights)
+    if offset is not None:
+        metric = np.maximum(metric - offset(times), 0.0)
     proposals = np.ceil(metric / config.target_rps - 1e-9).astype(int)
     upper = config.max_replicas if config.max_replicas is not None else np.iinfo(np.int64).max
     keep = int(np.ceil(config.scale_down_window_s / config.sync_s)) + 1
     recent: deque[int] = deque(maxlen=keep)
     current = max(initial, config.min_replicas)
     out = np.empty(len(times), dtype=int)
-    for k, (rate, proposal, low) in enumerate(zip(metric, proposals, lows.tolist(), strict=True)):
+    for k, (rate, proposal) in enumerate(zip(metric.tolist(), proposals.tolist(), strict=True)):
         ratio = rate / (config.target_rps * current) if current else np.inf
         wanted = current if abs(ratio - 1.0) <= config.tolerance else int(proposal)
         wanted = min(max(wanted, config.min_replicas), upper)
@@ -87,7 +87,6 @@ def hpa_replicas(
             current = min(wanted, current + max(SCALE_UP_PODS, current * SCALE_UP_PERCENT // 100))
         elif current > max(recent):
             current = max(recent)
-        current = max(current, low)
         out[k] = current
     return times, out
 

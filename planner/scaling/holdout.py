@@ -33,6 +33,7 @@ from planner.scaling.replay import (
     ReplayResult,
     ReplicaPlan,
     Timeline,
+    hybrid_timeline,
     reactive_timeline,
     replay,
     replay_verdict,
@@ -193,7 +194,8 @@ def replay_holdout(
         for d, x in zip(deployments, results["schedule"].busy_share, strict=True)
     }
     out["hybrid_tuning"] = hybrid.to_dict()
-    out["timeline"] = timeline_rows(timelines, window.edges, observed, band)
+    shown = timelines | {"hybrid_floor": scene.floor_timeline(floor)}
+    out["timeline"] = timeline_rows(shown, window.edges, observed, band)
     out["window"] = {
         "start_s": window.start_s,
         "end_s": window.end_s,
@@ -265,13 +267,24 @@ class Scene:
             tokens=work.input_tokens + work.output_tokens, mean_tokens=self.mean_tokens
         )
 
+    def floor_timeline(self, floor: Schedule) -> Timeline:
+        """The hybrid's floor: the `floor` schedule over the window."""
+        return schedule_timeline(floor, self.window.start_s, self.window.end_s)
+
     def hybrid(self, floor: Schedule, params: HybridParams) -> Timeline:
-        """The hybrid: the `floor` schedule with the HPA on tokens/s above it."""
-        below = schedule_timeline(floor, self.window.start_s, self.window.end_s)
-        controller = replace(
-            self.on_tokens(), floor=below, scale_down_window_s=params.scale_down_window_s
+        """The hybrid: the `floor` schedule with burst replicas of an HPA on tokens/s above it."""
+        controller = replace(self.on_tokens(), scale_down_window_s=params.scale_down_window_s)
+        return hybrid_timeline(
+            self.window.work.arrival_s,
+            self.window.bucket,
+            self.sched.deployments,
+            self.floor_timeline(floor),
+            self.sched.counts.max(axis=0),
+            self.sched.delay_s,
+            params.utilisation,
+            controller,
+            self.available,
         )
-        return self.reactive(controller, params.utilisation)
 
     def timelines(self, floor: Schedule, params: HybridParams) -> dict[str, Timeline]:
         """Every policy's timeline: the schedule, its peak always on, three reactive autoscalers

@@ -12,9 +12,8 @@ per-request latencies of all replicas then give the SLO attainment; the timeline
 GPU-hours, cost, replica starts (cold starts) and scaling actions.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -104,36 +103,44 @@ def capacity_shares(deployments: Sequence[Deployment], counts: np.ndarray) -> np
 class Controller:
     """A reactive autoscaler: Kubernetes' HPA or Knative's KPA (`kind`), on request rate or,
     given each arrival's `tokens` and the sized mix's mean tokens per request of each bucket
-    (`mean_tokens`), on tokens/s; with a `floor` timeline (a forecast schedule: the hybrid
-    policy) it never requests fewer replicas than the floor does. `scale_down_window_s`: the
-    HPA's scale-down stabilisation window."""
+    (`mean_tokens`), on tokens/s. `scale_down_window_s`: the HPA's scale-down stabilisation
+    window."""
 
     kind: str = "hpa"
     tokens: np.ndarray | None = None
     mean_tokens: np.ndarray | None = None
-    floor: Timeline | None = None
     scale_down_window_s: float = SCALE_DOWN_WINDOW_S
 
+    def unit(self, bucket: int) -> float:
+        """The metric per request of `bucket`'s sized mix: its mean tokens on tokens/s, else 1."""
+        if self.tokens is None or self.mean_tokens is None:
+            return 1.0
+        return float(self.mean_tokens[bucket])
+
     def counts(
-        self, j: int, dep: Deployment, arrivals: np.ndarray, mask: np.ndarray, window: tuple
+        self,
+        dep: Deployment,
+        arrivals: np.ndarray,
+        mask: np.ndarray,
+        window: tuple,
+        offset: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(times, replicas requested) for deployment `j` watching `arrivals[mask]`; `window`:
-        (start_s, end_s, initial replicas, target req/s per replica, max replicas)."""
+        """(times, replicas requested) of `dep` watching `arrivals[mask]`; `window`: (start_s,
+        end_s, initial replicas, target req/s per replica, max replicas); `offset`: the metric
+        other replicas serve (an HPA then sizes only the rest, from zero)."""
         start_s, end_s, initial, target, ceiling = window
         weights = None if self.tokens is None else self.tokens[mask]
-        if weights is not None and self.mean_tokens is not None:
-            target *= float(self.mean_tokens[dep.bucket])
+        target *= self.unit(dep.bucket)
         if self.kind == "kpa":
             config = KpaConfig(target_rps=target, max_replicas=ceiling)
             return kpa_replicas(arrivals[mask], start_s, end_s, config, initial, weights)
-        low = None if self.floor is None else partial(_requested_at, self.floor, j)
         hpa = HpaConfig(
             target_rps=target,
-            min_replicas=0 if self.floor is not None else 1,
+            min_replicas=0 if offset is not None else 1,
             max_replicas=ceiling,
             scale_down_window_s=self.scale_down_window_s,
         )
-        return hpa_replicas(arrivals[mask], start_s, end_s, hpa, initial, low, weights)
+        return hpa_replicas(arrivals[mask], start_s, end_s, hpa, initial, weights, offset)
 
 
 def reactive_timeline(
@@ -170,15 +177,73 @@ def reactive_timeline(
             continue
         target = dep.goodput_at(1) * utilisation / shares[j]
         window = (start_s, end_s, int(initial[j]), target, ceiling[j])
-        times, counts = controller.counts(j, dep, arrivals, bucket == dep.bucket, window)
-        rows = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, len(times) - 1)
-        requested[:, j] = counts[rows]
+        times, counts = controller.counts(dep, arrivals, bucket == dep.bucket, window)
+        requested[:, j] = _on_grid(times, counts, grid)
     return Timeline(start_s, step_s, requested, ready_from_requested(requested, delay_s, step_s))
 
 
-def _requested_at(timeline: Timeline, column: int, times: np.ndarray) -> np.ndarray:
-    """Replicas of deployment `column` the timeline requests at `times`."""
-    return timeline.requested[timeline.index(times), column]
+def _on_grid(times: np.ndarray, counts: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """An autoscaler's counts (set at `times`) held over the grid."""
+    return counts[np.clip(np.searchsorted(times, grid, side="right") - 1, 0, len(times) - 1)]
+
+
+def burst_deployments(deployments: Sequence[Deployment]) -> dict[int, int]:
+    """Per length bucket, the deployment whose one replica serves a request/s cheapest."""
+
+    def price(j: int) -> float:
+        """$/hour per request/s of one replica of deployment `j`."""
+        dep = deployments[j]
+        return dep.option.cost_per_hour / max(dep.goodput_at(1), 1e-12)
+
+    buckets = sorted({d.bucket for d in deployments})
+    return {
+        b: min((j for j, d in enumerate(deployments) if d.bucket == b), key=price) for b in buckets
+    }
+
+
+def hybrid_timeline(
+    arrivals: np.ndarray,
+    bucket: np.ndarray,
+    deployments: Sequence[Deployment],
+    floor: Timeline,
+    peak_counts: np.ndarray,
+    delay_s: float,
+    utilisation: float,
+    controller: Controller,
+    available: Mapping[str, int] | None = None,
+) -> Timeline:
+    """The hybrid: the `floor` timeline (a forecast schedule) plus burst replicas, per length
+    bucket one HPA adding replicas of the bucket's cheapest deployment per request/s for the
+    load the floor's serving replicas do not cover at `utilisation` (each at its pooled
+    goodput); burst replicas pay the delay, and with `available` GPUs they fill only what the
+    floor leaves of their deployment's share.
+
+    One burst pool rather than an HPA per deployment: on a fleet of several accelerator types,
+    an HPA per type keeps a replica of every type whenever traffic comes (ServeGen m-large
+    chunk-49 at 1 req/s: $359 for the day, against the forecast schedule's $203)."""
+    grid = floor.start_s + floor.step_s * np.arange(len(floor.requested))
+    end_s = float(grid[-1] + floor.step_s)
+    burst = np.zeros_like(floor.requested)
+    ceiling = max_replicas(deployments, peak_counts, available)
+    for b, j in burst_deployments(deployments).items():
+        dep = deployments[j]
+        served = sum(
+            d.capacity(floor.ready[:, k]) for k, d in enumerate(deployments) if d.bucket == b
+        )
+        covered = np.asarray(served, dtype=float) * utilisation * controller.unit(b)
+        window = (floor.start_s, end_s, 0, dep.goodput_at(1) * utilisation, None)
+        times, counts = controller.counts(
+            dep, arrivals, bucket == b, window, lambda t, c=covered: c[floor.index(t)]
+        )
+        burst[:, j] = _on_grid(times, counts, grid)
+        if ceiling[j] is not None:
+            burst[:, j] = np.minimum(burst[:, j], np.maximum(ceiling[j] - floor.requested[:, j], 0))
+    return Timeline(
+        floor.start_s,
+        floor.step_s,
+        floor.requested + burst,
+        floor.ready + ready_from_requested(burst, delay_s, floor.step_s),
+    )
 
 
 def max_replicas(

@@ -50,10 +50,19 @@ class Deployment:
 
     def goodput_at(self, replicas: int) -> float:
         """Per-replica goodput in a fleet of `replicas` (interpolated on the capacity curve)."""
+        return float(self._per_replica(np.asarray(replicas, dtype=float)))
+
+    def capacity(self, replicas: np.ndarray) -> np.ndarray:
+        """Requests/s that fleets of `replicas` replicas serve within the SLO, each pooled."""
+        counts = np.asarray(replicas, dtype=float)
+        return counts * self._per_replica(counts)
+
+    def _per_replica(self, counts: np.ndarray) -> np.ndarray:
+        """Per-replica goodput in fleets of `counts` replicas."""
         if not self.curve:
-            return self.goodput
+            return np.full_like(counts, self.goodput)
         sizes, rates = zip(*self.curve, strict=True)
-        return float(np.interp(replicas, sizes, rates))
+        return np.interp(counts, sizes, rates)
 
 
 @dataclass(frozen=True)
