@@ -48,7 +48,7 @@ def test_schedule_holds_attainment_with_fewer_gpu_hours_than_static_peak(replaye
 def test_schedule_holds_the_slo_for_less_than_reactive(replayed):
     """The schedule holds the SLO on the held-back day for less than the HPA, which chases
     the diurnal ramps late and over-provisions; the verdict names the cheapest policy that
-    held (2026-12-04: the tuned hybrid, $207.10 against the schedule's $262.00)."""
+    held (2026-12-04: the tuned hybrid, $234.44 against the schedule's $262.00)."""
     schedule, reactive = replayed["schedule"], replayed["reactive"]
     assert schedule["slo_attainment"] >= 0.99
     assert schedule["cost"] < reactive["cost"]
@@ -70,9 +70,9 @@ def test_verdict_names_the_cheapest_policy_that_held(tmp_path_factory: pytest.Te
 def test_hybrid_tuned_on_the_day_before_holds_the_diurnal_client(replayed):
     """The hybrid's settings are chosen on replays of the three days before the held-back one;
     they hold the SLO there and on the held-back day with at least 25 % fewer GPU-hours than
-    static peak (2026-12-04: p50 floor, 1.5x target, 99.9 % on 258.9 of static's 576 GPU-hours);
-    with its floor at the plan's quantile it costs at least the schedule (the HPA only adds
-    replicas above)."""
+    static peak (2026-12-04: p50 floor, 1x target, 99.94 % on 293.1 of static's 576 GPU-hours);
+    with its floor at the plan's quantile it costs at least the schedule (its HPA only adds
+    burst replicas above)."""
     hybrid, schedule, tuned = replayed["hybrid"], replayed["schedule"], replayed["hybrid_tuning"]
     assert tuned["chosen_by"] == BY_REPLAY
     for window in tuned["windows"]:
