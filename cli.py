@@ -33,7 +33,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from planner.errors import PlannerError
+from planner.errors import PlannerError, one_line
 from planner.ingest import FORMATS, SAMPLES, IngestResult, ingest_path, ingest_sample, source_size
 from planner.store import default_db_path, list_traces, open_store, run_query
 
@@ -96,7 +96,7 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except PlannerError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {one_line(exc)}", err=True)
             raise typer.Exit(1) from None
 
     return app.command()(wrapper)

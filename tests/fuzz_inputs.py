@@ -1417,8 +1417,8 @@ def stored_problems(con: duckdb.DuckDBPyConnection, trace_id: int, table: str) -
 def error_problems(message: str, case: Case) -> list[str]:
     """Why a PlannerError message is not a proper one-line error naming the file."""
     problems = []
-    if "\n" in message or "\r" in message:
-        problems.append("message spans several lines")
+    if len(message.splitlines()) > 1 or not message.isprintable():
+        problems.append("message spans several lines or holds control characters")
     if not message.strip():
         problems.append("empty message")
     if str(case.path) not in message:

@@ -12,6 +12,7 @@ import duckdb
 import pytest
 from conftest import invoke, shared_path, store_state
 
+from planner.errors import one_line
 from planner.ingest import ingest_path
 from planner.store import open_store
 
@@ -253,6 +254,24 @@ def test_generic_csv_with_map(
     assert got == [(pytest.approx(t), 10 * i, i, f"m{i % 2}") for i, t in enumerate(expected)]
 
 
+def test_mapped_column_names_are_quoted_as_identifiers(db_path: Path, tmp_path: Path) -> None:
+    """A column whose name holds a double quote maps like any other (it was spliced into the
+    SQL unescaped and refused with a parser error)."""
+    path = write(tmp_path / "quoted.csv", 'time,in"put,out\n1.0,7,2\n2.0,9,3\n')
+    [result] = ingest_ok(db_path, path, "--map", 'ts=time,input=in"put,output=out')
+    assert result["rows"] == 2
+    got = stored(db_path, "SELECT list(input_tokens ORDER BY arrival_s) FROM requests")
+    assert got == ([7, 9],)
+
+
+def test_one_line_leaves_no_line_break_or_control_character() -> None:
+    """Every break str.splitlines knows becomes "; ", tabs spaces, other control characters
+    (an escape sequence quoted back from a binary header) are shown escaped."""
+    message = one_line("a\x0cb\x85c\u2028d\x1c e \n\n\tf\x1b[2J g\r\n")
+    assert message == "a; b; c; d; e; f\\x1b[2J g"
+    assert len(message.splitlines()) == 1 and message.isprintable()
+
+
 def test_generic_parquet_with_map(db_path: Path, tmp_path: Path) -> None:
     path = tmp_path / "mine.parquet"
     raw(
@@ -439,6 +458,14 @@ def _folder(d: Path, files: dict[str, str]) -> Path:
     return folder
 
 
+def _servegen_models(d: Path) -> Path:
+    """A ServeGen language folder whose two model folders each hold a client chunk-0."""
+    for model in ("m-large", "m-mid"):
+        (d / "language" / model).mkdir(parents=True)
+        write(d / "language" / model / "chunk-0-trace.csv", "0,0.5,1.0,Gamma,1.0,2.0\n")
+    return d / "language"
+
+
 def _parquet_types(folder: Path) -> Path:
     """Two Parquet parts whose timestamp columns differ in type (DOUBLE, then text)."""
     folder.mkdir()
@@ -510,6 +537,23 @@ BAD_INPUTS = {
         (),
         ["b.csv", "empty partition"],
     ),
+    "servegen-client-in-two-model-folders": (
+        _servegen_models,
+        (),
+        [
+            "two ServeGen trace files of client chunk-0",
+            "m-large/chunk-0-trace.csv and m-mid/chunk-0-trace.csv",
+            "ingest each model's folder on its own",
+        ],
+    ),
+    "control-characters-in-header": (
+        lambda d: write(
+            d / "ctrl.csv",
+            "TIME\x0cSTAMP\x1b[7m,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,5,3\n",
+        ),
+        ("--format", "azure-llm"),
+        ["ctrl.csv", "found: TIME; STAMP\\x1b[7m, ContextTokens"],
+    ),
     "glob-matches-nothing": (
         lambda d: d / "logs" / "2027-*" / "*.parquet",
         (),
@@ -527,6 +571,7 @@ def test_bad_input_leaves_store_unchanged(loaded: Path, tmp_path: Path, case: st
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert len(result.stderr.splitlines()) == 1 and result.stderr[:-1].isprintable()
     assert "Traceback" not in result.stderr
     for text in expected:
         assert text in result.stderr

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from planner.errors import PlannerError
-from planner.ingest.servegen_pmf import PMF_WINDOW_S, read_pmfs
+from planner.ingest.servegen_pmf import DATASET, PMF_WINDOW_S, read_pmfs
 from planner.ingest.sources import (
     Source,
     csv_first_value,
@@ -370,10 +370,31 @@ def _servegen_sql(traces: list[Path]) -> str:
     return f"SELECT {canonical(RATE_COLUMNS, cols)} FROM {src}"
 
 
+def _one_file_per_client(source: Source) -> None:
+    """Refuse a folder with two trace (or two dataset) files of one client: ServeGen numbers
+    its clients per model folder (language/m-large and language/m-mid both hold chunk-0), and
+    the two would be stored as one series, every window twice."""
+    seen: dict[tuple[str, str], Path] = {}
+    for path in source.files:
+        for kind, pattern in (("trace", SERVEGEN_TRACE), ("dataset", DATASET)):
+            match = pattern.search(path.name)
+            if match is None:
+                continue
+            key = (kind, "chunk-" + match.group(1).removeprefix("chunk-"))
+            if key in seen:
+                both = " and ".join(str(p.relative_to(source.path)) for p in (seen[key], path))
+                raise PlannerError(
+                    f"{source.path}: two ServeGen {kind} files of client {key[1]} ({both}): "
+                    "clients are numbered per model folder; ingest each model's folder on its own"
+                )
+            seen[key] = path
+
+
 def _read_servegen(source: Source, _: dict[str, str]) -> list[Select]:
     traces = servegen_traces(source)
     if not traces:
         raise PlannerError(f"{source.path}: no chunk-N-trace.csv files for format servegen")
+    _one_file_per_client(source)
     return [
         Select(
             "rate_windows",
@@ -608,7 +629,7 @@ def _read_mapped(source: Source, mapping: dict[str, str], time_unit: str = "s") 
         types = {column: ts_type}
         types.update({mapping[k]: "BIGINT" for k in ("input", "output") if k in mapping})
         src = typed_csv(path, types)
-    cols = {MAP_KEYS[k]: f'"{v}"' for k, v in mapping.items() if k != "ts"}
+    cols = {MAP_KEYS[k]: _ident(v) for k, v in mapping.items() if k != "ts"}
     cols["t"] = _epoch_seconds(path, column, ts_type, time_unit)
     if "series" in cols:
         cols["series"] = f"CAST({cols['series']} AS VARCHAR)"

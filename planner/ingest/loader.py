@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.compute as pc
 
-from planner.errors import PlannerError
+from planner.errors import PlannerError, one_line
 from planner.ingest.aggregate import (
     Aggregates,
     Aggregation,
@@ -39,7 +39,6 @@ from planner.ingest.progress import current_tracker, tracked, tracking
 from planner.ingest.sources import (
     Source,
     content_hash,
-    one_line,
     open_source,
     refuse_empty_files,
     total_size,

@@ -8,7 +8,6 @@ import io
 import itertools
 import json
 import lzma
-import re
 import tarfile
 import tempfile
 import threading
@@ -17,18 +16,13 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from planner.errors import PlannerError
+from planner.errors import PlannerError, one_line
 
 _HASH_CHUNK = 1 << 22
 # Zip compression methods Python's zipfile reads: stored, deflate, bzip2, lzma.
 _ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 # Errors that reading a damaged compressed stream or archive raises (the codecs' own types).
 CODEC_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, tarfile.TarError)
-
-
-def one_line(text: object) -> str:
-    """A message on one line: line breaks and the whitespace around them become "; "."""
-    return re.sub(r"\s*[\r\n]+\s*", "; ", str(text).strip())
 
 
 @dataclass

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from planner.errors import PlannerError
+from planner.errors import PlannerError, one_line
 from planner.ingest.aggregate import (
     Aggregates,
     Aggregation,
@@ -27,7 +27,7 @@ from planner.ingest.aggregate import (
     windows_sql,
 )
 from planner.ingest.formats import TIME_UNITS, Format, check_mapping, time_unit_warnings
-from planner.ingest.sources import Source, glob_root, is_glob, one_line, refuse_empty_files
+from planner.ingest.sources import Source, glob_root, is_glob, refuse_empty_files
 
 LOCAL_MASTER = "local[*]"
 _CONNECT_TIMEOUT_S = 5.0

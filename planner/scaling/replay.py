@@ -220,7 +220,8 @@ def hybrid_timeline(
 
     One burst pool rather than an HPA per deployment: on a fleet of several accelerator types,
     an HPA per type keeps a replica of every type whenever traffic comes (ServeGen m-large
-    chunk-49 at 1 req/s: $359 for the day, against the forecast schedule's $203)."""
+    chunk-49 at 1 req/s: $359 for the day, against the forecast schedule's $203; one pool:
+    $212)."""
     grid = floor.start_s + floor.step_s * np.arange(len(floor.requested))
     end_s = float(grid[-1] + floor.step_s)
     burst = np.zeros_like(floor.requested)
