@@ -174,7 +174,8 @@ def replay_holdout(
         forecast, hybrid.floor_quantile, tail.shares, deployments, delay_s, available
     )
     scene = Scene(sched, window, mean_tokens_by_bucket(tail.sized, tail.edges), available)
-    timelines = scene.timelines(floor, hybrid)
+    below = scene.floor_timeline(floor)
+    timelines = scene.timelines(below, hybrid)
     results, sample = replay_window(window, timelines, deployments, replicas, tail.slos)
     out: dict = {name: result.to_dict() for name, result in results.items()}
     observed = window.counts / tail.demand.interval_s
@@ -194,7 +195,7 @@ def replay_holdout(
         for d, x in zip(deployments, results["schedule"].busy_share, strict=True)
     }
     out["hybrid_tuning"] = hybrid.to_dict()
-    shown = timelines | {"hybrid_floor": scene.floor_timeline(floor)}
+    shown = timelines | {"hybrid_floor": below}
     out["timeline"] = timeline_rows(shown, window.edges, observed, band)
     out["window"] = {
         "start_s": window.start_s,
@@ -271,14 +272,15 @@ class Scene:
         """The hybrid's floor: the `floor` schedule over the window."""
         return schedule_timeline(floor, self.window.start_s, self.window.end_s)
 
-    def hybrid(self, floor: Schedule, params: HybridParams) -> Timeline:
-        """The hybrid: the `floor` schedule with burst replicas of an HPA on tokens/s above it."""
+    def hybrid(self, floor: Timeline, params: HybridParams) -> Timeline:
+        """The hybrid: the `floor` (a schedule's timeline) with burst replicas of an HPA on
+        tokens/s above it."""
         controller = replace(self.on_tokens(), scale_down_window_s=params.scale_down_window_s)
         return hybrid_timeline(
             self.window.work.arrival_s,
             self.window.bucket,
             self.sched.deployments,
-            self.floor_timeline(floor),
+            floor,
             self.sched.counts.max(axis=0),
             self.sched.delay_s,
             params.utilisation,
@@ -286,7 +288,7 @@ class Scene:
             self.available,
         )
 
-    def timelines(self, floor: Schedule, params: HybridParams) -> dict[str, Timeline]:
+    def timelines(self, floor: Timeline, params: HybridParams) -> dict[str, Timeline]:
         """Every policy's timeline: the schedule, its peak always on, three reactive autoscalers
         (HPA on request rate, HPA on tokens/s, Knative's KPA on request rate) and the hybrid."""
         start_s, end_s = self.window.start_s, self.window.end_s

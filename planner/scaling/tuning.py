@@ -40,8 +40,8 @@ from planner.scaling.holdout import (
     replay_window,
     window_requests,
 )
-from planner.scaling.replay import ReplicaPlan, timeline_cost
-from planner.scaling.schedule import Deployment, Schedule
+from planner.scaling.replay import ReplicaPlan, Timeline, timeline_cost
+from planner.scaling.schedule import Deployment
 
 FLOOR_QUANTILES = ("p50", "p90", "p95", "p99")
 UTILISATIONS = (2.0, 1.5, 1.0, 0.8, 0.6, 0.4)
@@ -55,11 +55,11 @@ DEFAULT = "default: too little history"
 @dataclass(frozen=True)
 class _Stage:
     """One tuning window: its requests, what its policies are built from, and the floor
-    schedule at each floor quantile tried."""
+    schedule's timeline at each floor quantile tried."""
 
     window: Window
     scene: Scene
-    floors: dict[str, Schedule]
+    floors: dict[str, Timeline]
 
 
 def covered(tail: HeldBack, forecast: DemandForecast) -> tuple[int, int]:
@@ -88,7 +88,9 @@ def _stage(
     sched = forecast_schedule(forecast, quantile, tail.shares, deployments, delay_s, available)
     scene = Scene(sched, window, mean_tokens_by_bucket(tail.sized, tail.edges), available)
     floors = {
-        q: forecast_schedule(forecast, q, tail.shares, deployments, delay_s, available)
+        q: scene.floor_timeline(
+            forecast_schedule(forecast, q, tail.shares, deployments, delay_s, available)
+        )
         for q in floor_quantiles(forecast, quantile)
     }
     return _Stage(window, scene, floors)
@@ -106,18 +108,15 @@ def tune_hybrid(
 ) -> HybridParams:
     """The hybrid's settings for the held-back replay, chosen on the windows `forecasts` cover
     (those just before the tail; none: too little history, the defaults)."""
-    if not any(has_requests(tail, f) for f in forecasts):
+    busy = [f for f in forecasts if has_requests(tail, f)]
+    if not busy:
         params = HybridParams(quantile)
         why = (
             "the defaults, as the trace has too little history (or none with requests) before "
             "the held-back part to choose them by replay"
         )
         return replace(params, tuning={"chosen_by": DEFAULT, "sentence": _sentence(params, why)})
-    stages = [
-        _stage(con, tail, f, quantile, deployments, delay_s, available)
-        for f in forecasts
-        if has_requests(tail, f)
-    ]
+    stages = [_stage(con, tail, f, quantile, deployments, delay_s, available) for f in busy]
     grid = [
         HybridParams(q, u, w)
         for q, u, w in product(stages[0].floors, UTILISATIONS, SCALE_DOWN_WINDOWS_S)
