@@ -34,6 +34,7 @@ from planner.errors import PlannerError
 
 SCHEMA_VERSION = 2
 DEFAULT_DB = "planner.duckdb"
+MAX_TOKENS = 2**31 - 1  # the largest token count the INTEGER token columns below hold
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS schema_version (

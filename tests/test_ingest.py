@@ -474,6 +474,12 @@ def _parquet_types(folder: Path) -> Path:
     return folder
 
 
+def _parquet_of(path: Path, select: str) -> Path:
+    """A Parquet file holding the rows of `select`."""
+    raw(f"COPY ({select}) TO '{path}' (FORMAT parquet)")
+    return path
+
+
 BAD_INPUTS = {
     "missing-file": (lambda d: d / "absent.csv", (), ["absent.csv", "no such file"]),
     "unknown-header": (
@@ -554,6 +560,28 @@ BAD_INPUTS = {
         ("--format", "azure-llm"),
         ["ctrl.csv", "found: TIME; STAMP\\x1b[7m, ContextTokens"],
     ),
+    "timestamp-far-off": (
+        lambda d: write(
+            d / "far.csv", f"{BURSTGPT_BASE}\n1,ChatGPT,5,2,7,x\n1e300,ChatGPT,5,2,7,x\n"
+        ),
+        (),
+        ["far.csv", "span 3.169e+292 years", "longer than any trace (at most 10)"],
+    ),
+    "epoch-word-among-dates": (
+        lambda d: write(d / "ep.csv", "ts,i\n2023-01-01 00:00:00,5\nepoch,5\n"),
+        ("--map", "ts=ts,input=i"),
+        ["ep.csv", "span 53 years", "far off or in another unit"],
+    ),
+    "parquet-list-timestamps": (
+        lambda d: _parquet_of(d / "l.parquet", "SELECT [1.5, 2.5] AS t, 5 AS i"),
+        ("--map", "ts=t,input=i"),
+        ["l.parquet", "column 't': DECIMAL(2,1)[] values", "numbers or date-times"],
+    ),
+    "parquet-struct-tokens": (
+        lambda d: _parquet_of(d / "s.parquet", "SELECT 1.0 AS t, {'n': 5} AS i"),
+        ("--map", "ts=t,input=i"),
+        ["s.parquet", "column 'i': STRUCT(n INTEGER) values", "token counts are numbers"],
+    ),
     "glob-matches-nothing": (
         lambda d: d / "logs" / "2027-*" / "*.parquet",
         (),
@@ -576,6 +604,75 @@ def test_bad_input_leaves_store_unchanged(loaded: Path, tmp_path: Path, case: st
     for text in expected:
         assert text in result.stderr
     assert store_state(loaded) == before
+
+
+def _token_file(d: Path, reader: str, value: str) -> tuple[Path, tuple[str, ...], int]:
+    """A two-request file of `reader` whose second request's input token count is written as
+    `value`: its path, the ingest options it needs, and the line that request is on."""
+    if reader == "burstgpt":
+        text = f"{BURSTGPT_BASE}\n1,ChatGPT,5,2,7,x\n2,ChatGPT,{value},2,12,x\n"
+        return write(d / "t.csv", text), (), 3
+    if reader == "azure-llm":
+        text = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,5,2\n"
+        return write(d / "t.csv", f"{text}2023-11-16 18:17:04,{value},2\n"), (), 3
+    if reader == "mooncake":
+        rows = [(1, 5), (2, value)]
+        text = "".join(
+            f'{{"timestamp": {t}, "input_length": {v}, "output_length": 2}}\n' for t, v in rows
+        )
+        return write(d / "t.jsonl", text), (), 2
+    mapped = ("--map", "ts=ts,input=i,output=o")
+    if reader == "csv --map":
+        return write(d / "t.csv", f"ts,i,o\n1,5,2\n2,{value},2\n"), mapped, 3
+    path = d / "t.parquet"
+    raw(
+        "COPY (SELECT * FROM (VALUES (1.0, 5.0, 2), "
+        f"(2.0, {value}::DOUBLE, 2)) v(ts, i, o)) TO '{path}'"
+    )
+    return path, mapped, 0
+
+
+# (reader, value as written, what the refusal says); CSV readers read counts as numbers, so
+# text such as 0x10 is a conversion error naming the column, and casts never round first.
+READERS = ("burstgpt", "azure-llm", "mooncake", "csv --map", "parquet --map")
+TOKEN_VALUES = [
+    *[(r, "2.5", "not a whole number") for r in READERS],
+    *[(r, "-0.4", "negative value in input_tokens") for r in ("burstgpt", "mooncake", "csv --map")],
+    *[(r, "3000000000", "is too large") for r in ("burstgpt", "mooncake", "parquet --map")],
+    ("burstgpt", "0x10", "Could not convert string \"0x10\""),
+    ("csv --map", "inf", "not a finite number"),
+    ("mooncake", "true", "not a finite number"),
+    ("mooncake", '"12"', "not a finite number"),
+    ("mooncake", "[3]", "not a finite number"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("reader", "value", "reason"), TOKEN_VALUES)
+def test_token_counts_are_checked_before_they_are_stored(
+    loaded: Path, tmp_path: Path, reader: str, value: str, reason: str
+) -> None:
+    """A token count that is not a whole number in 0..2^31-1 is refused naming its line and
+    the store is left as it was (DuckDB's cast used to store 2.5 as 3, -0.4 as 0, true as 1)."""
+    path, options, line = _token_file(tmp_path, reader, value)
+    before = store_state(loaded)
+    for aggregate in ((), ("--aggregate",)):
+        result = invoke("ingest", path, *options, *aggregate, "--db", loaded)
+        assert result.exit_code == 1, result.stdout
+        assert reason in result.stderr and result.stderr.count("\n") == 1
+        assert (f": line {line}: " in result.stderr) == bool(line)
+        assert store_state(loaded) == before
+
+
+@pytest.mark.parametrize("reader", ["burstgpt", "mooncake", "csv --map", "parquet --map"])
+def test_whole_token_counts_in_any_notation_are_stored(
+    db_path: Path, tmp_path: Path, reader: str
+) -> None:
+    """1e3 is a whole count, stored as 1000."""
+    path, options, _ = _token_file(tmp_path, reader, "1e3")
+    ingest_ok(db_path, path, *options)
+    assert stored(db_path, "SELECT list(input_tokens ORDER BY arrival_s) FROM requests") == (
+        [5, 1000],
+    )
 
 
 def test_locked_store(loaded: Path, tmp_path: Path) -> None:

@@ -196,7 +196,7 @@ def _read_azure_llm(source: Source, _: dict[str, str]) -> list[Select]:
     require_columns(source.main, csv_header(source.main), "azure-llm", AZURE_LLM)
     src = typed_csv(
         source.main,
-        {"TIMESTAMP": "VARCHAR", "ContextTokens": "BIGINT", "GeneratedTokens": "BIGINT"},
+        {"TIMESTAMP": "VARCHAR", "ContextTokens": "DOUBLE", "GeneratedTokens": "DOUBLE"},
     )
     # try_strptime: an unreadable timestamp becomes NULL, which the loader refuses by its line
     stamp = "try_strptime(split_part(TIMESTAMP, '.', 1), '%Y-%m-%d %H:%M:%S')"
@@ -224,7 +224,7 @@ BURSTGPT_OPTIONAL = ("Session ID", "Elapsed time")
 def _read_burstgpt(source: Source, _: dict[str, str]) -> list[Select]:
     header = csv_header(source.main)
     require_columns(source.main, header, "burstgpt", BURSTGPT)
-    types = {"Timestamp": "DOUBLE", "Request tokens": "BIGINT", "Response tokens": "BIGINT"}
+    types = {"Timestamp": "DOUBLE", "Request tokens": "DOUBLE", "Response tokens": "DOUBLE"}
     cols = {
         "t": '"Timestamp"',
         "input_tokens": '"Request tokens"',
@@ -243,6 +243,15 @@ def _read_burstgpt(source: Source, _: dict[str, str]) -> list[Select]:
     return [Select("requests", sql, rebase=False, lines=numbered(source.main, sql, 2))]
 
 
+def json_number(column: str) -> str:
+    """A JSON value as a DOUBLE: NaN where it is not a JSON number (`true`, `"12"`, a list),
+    which the loader refuses as not finite, where a cast would read `true` as 1."""
+    return (
+        f"CASE WHEN json_type({column}) IN ('UBIGINT', 'BIGINT', 'DOUBLE') "
+        f"THEN CAST({column} AS DOUBLE) WHEN {column} IS NOT NULL THEN 'NaN'::DOUBLE END"
+    )
+
+
 # --- mooncake --------------------------------------------------------------------------------
 MOONCAKE = ("timestamp", "input_length", "output_length")
 
@@ -250,13 +259,13 @@ MOONCAKE = ("timestamp", "input_length", "output_length")
 def _read_mooncake(source: Source, _: dict[str, str]) -> list[Select]:
     keys = jsonl_keys(source.main)
     require_columns(source.main, keys, "mooncake", MOONCAKE)
-    spec = "{timestamp: 'DOUBLE', input_length: 'BIGINT', output_length: 'BIGINT'"
+    spec = "{timestamp: 'JSON', input_length: 'JSON', output_length: 'JSON'"
     spec += ", hash_ids: 'BIGINT[]'}" if "hash_ids" in keys else "}"
     src = f"read_json({sql_str(source.main)}, format='newline_delimited', columns={spec})"
     cols = {
-        "t": "timestamp / 1000.0",
-        "input_tokens": "input_length",
-        "output_tokens": "output_length",
+        "t": f"{json_number('timestamp')} / 1000.0",
+        "input_tokens": json_number("input_length"),
+        "output_tokens": json_number("output_length"),
     }
     if "hash_ids" in keys:
         cols["prefix_blocks"] = "hash_ids"
@@ -519,6 +528,14 @@ def duckdb_detail(exc: duckdb.Error) -> str:
     return first
 
 
+def _scalar(dtype: str) -> str:
+    """A DuckDB type's name without its parameters ("DECIMAL(9,2)" -> "DECIMAL"); the whole
+    type for a list, array, struct, map or union, which no scalar check accepts."""
+    if dtype.endswith("]") or dtype.startswith(("STRUCT", "MAP", "UNION")):
+        return dtype
+    return dtype.split("(")[0].strip()
+
+
 def _time_type(path: Path, column: str, dtype: str, first: tuple[int | None, str] | None) -> str:
     """The type to read a timestamp column as: DOUBLE for numbers, or a date-time type.
 
@@ -526,7 +543,7 @@ def _time_type(path: Path, column: str, dtype: str, first: tuple[int | None, str
     non-empty value decides, so that a bad value later fails on its own line rather than the
     whole column being taken for text.
     """
-    base = dtype.split("(")[0].strip()
+    base = _scalar(dtype)
     if base in _NUMERIC:
         return "DOUBLE"
     if base.startswith(("TIMESTAMP", "DATE", "TIME")):
@@ -571,7 +588,7 @@ def _parquet_time_type(path: Path, column: str, src: str, declared: str) -> str:
     """The type a Parquet file's timestamp column is read as (text columns by their first
     non-blank value)."""
     first = None
-    if declared.startswith("VARCHAR"):
+    if declared == "VARCHAR":
         ts = _ident(column)
         con = duckdb.connect()
         try:
@@ -622,14 +639,23 @@ def _read_mapped(source: Source, mapping: dict[str, str], time_unit: str = "s") 
     ts = _ident(column)
     if parquet:
         ts_type = _parquet_time_type(path, column, src, schema[column])
+        for key in ("input", "output"):
+            dtype = schema.get(mapping.get(key, ""), "VARCHAR")
+            if _scalar(dtype) not in (*_NUMERIC, "VARCHAR"):
+                raise PlannerError(
+                    f"{path}: column {mapping[key]!r}: {dtype} values; token counts are numbers"
+                )
     else:
         sniffed = _describe(path, f"read_csv({sql_str(path)}, header=true, {CSV_DIALECT})")
         first = csv_first_value(path, column) if sniffed.get(column) == "VARCHAR" else None
         ts_type = _time_type(path, column, sniffed.get(column, "VARCHAR"), first)
         types = {column: ts_type}
-        types.update({mapping[k]: "BIGINT" for k in ("input", "output") if k in mapping})
+        types.update({mapping[k]: "DOUBLE" for k in ("input", "output") if k in mapping})
         src = typed_csv(path, types)
     cols = {MAP_KEYS[k]: _ident(v) for k, v in mapping.items() if k != "ts"}
+    for key in ("input", "output"):  # numbers, checked whole before they are stored
+        if key in mapping:
+            cols[MAP_KEYS[key]] = f"CAST({_ident(mapping[key])} AS DOUBLE)"
     cols["t"] = _epoch_seconds(path, column, ts_type, time_unit)
     if "series" in cols:
         cols["series"] = f"CAST({cols['series']} AS VARCHAR)"

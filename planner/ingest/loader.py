@@ -44,6 +44,7 @@ from planner.ingest.sources import (
     total_size,
 )
 from planner.store import (
+    MAX_TOKENS,
     TraceInfo,
     delete_trace_rows,
     encode_read_options,
@@ -52,7 +53,6 @@ from planner.store import (
 )
 
 _RENAMES: dict[str, dict[str, str]] = {"requests": {"t": "arrival_s"}}
-_EXPRS = {"ok": "coalesce(ok, TRUE)"}
 _TARGETS: dict[str, tuple[str, ...]] = {
     "requests": REQUEST_COLUMNS,
     "cold_starts": COLD_START_COLUMNS,
@@ -72,13 +72,32 @@ _ARROW = "arrow_source"
 _NEGATIVE = ("{c} < 0", "negative value in {c}")
 _NOT_FINITE = ("NOT isfinite({c})", "value in {c} is not a finite number", "NaN and inf refused")
 _COUNTS = ("requests", "rate_rps", "cold_starts", "pods")
+_TOKENS = ("input_tokens", "output_tokens")
+# Token counts are read as numbers and checked before they are stored: casting first would
+# round 2.5 to 3 and -0.4 to 0 (issue 18).
+_TOKEN_RULES = [
+    (
+        _TOKENS,
+        "NOT isfinite({c})",
+        "value in {c} is not a finite number",
+        "token counts are whole numbers",
+    ),
+    (_TOKENS, *_NEGATIVE, "counts must be >= 0"),
+    (
+        _TOKENS,
+        "{c} <> trunc({c})",
+        "value in {c} is not a whole number",
+        "token counts are whole numbers",
+    ),
+    (_TOKENS, f"{{c}} > {MAX_TOKENS}", "value in {c} is too large", f"at most {MAX_TOKENS}"),
+]
 # What every stored value must satisfy, per table: (columns, SQL true for a bad value, what is
 # wrong, what is expected). NULL passes (a column the source lacks); NOT NULL columns are held
 # to that by the schema. The first rule a select's rows break is refused, naming its line.
 _RULES: dict[str, list[tuple[tuple[str, ...], str, str, str]]] = {
     "requests": [
         (("arrival_s",), *_NOT_FINITE),
-        (("input_tokens", "output_tokens"), *_NEGATIVE, "counts must be >= 0"),
+        *_TOKEN_RULES,
         (("duration_s",), *_NEGATIVE, "durations must be >= 0"),
         (("duration_s",), *_NOT_FINITE),
     ],
@@ -100,10 +119,26 @@ _RULES: dict[str, list[tuple[tuple[str, ...], str, str, str]]] = {
         (("tokens", "prob"), *_NEGATIVE, "must be >= 0"),
     ],
 }
+_GUARD = "planner: a token count breaks its rules"
+
+
+def _guarded(column: str) -> str:
+    """The value of a token column, or an error (`_GUARD`) where it breaks a `_TOKEN_RULES`
+    rule, so a bad count stops the insert before a cast rounds it."""
+    bad = " OR ".join(f"({test.format(c=column)})" for _, test, *_ in _TOKEN_RULES)
+    return f"CASE WHEN coalesce({bad}, FALSE) THEN error('{_GUARD}') ELSE {column} END"
+
+
+# How the loader's INSERT takes a select's column, where not as it is.
+_EXPRS = {"ok": "coalesce(ok, TRUE)", **{c: _guarded(c) for c in _TOKENS}}
 # DuckDB's memory budget while aggregating: beyond it the window sort spills to disk, so a
 # 10^8-row trace aggregates within 2 GiB of process memory (bench/bench_scale.py).
 AGGREGATE_MEMORY = "1GB"
 _FIRST_YEAR_S, _LAST_YEAR_S = -62135596800.0, 253402300799.0  # 0001-01-01 .. 9999-12-31
+_YEAR_S = 365.25 * 86_400
+# The longest span a trace may have: BurstGPT, the longest public request trace, spans 213 days;
+# past this the timestamps are far off (1e300, 'epoch' among 2023 dates) or in another unit.
+MAX_SPAN_S = 10 * _YEAR_S
 
 
 @dataclass
@@ -666,6 +701,8 @@ def _execute(
             f"{where}: no {column} (an empty or unreadable value); every row needs one"
         ) from None
     except duckdb.Error as exc:
+        if _GUARD in str(exc):  # find the row on the source, outside the aborted transaction
+            _check_values(con.cursor(), source, [sel], None)
         raise PlannerError(_duckdb_message(_where(source, sel), exc)) from None
     if sel.arrow is not None:
         con.unregister(_ARROW)
@@ -767,6 +804,11 @@ def _finish(
         raise PlannerError(
             f"{source.path}: timestamps span {span:g} s, too wide to be a time range; "
             "are some values far off or in another unit?"
+        )
+    if span > MAX_SPAN_S:  # analytics bin the span by the second: 1e300 s cannot be binned
+        raise PlannerError(
+            f"{source.path}: timestamps span {span / _YEAR_S:,.4g} years, longer than any "
+            f"trace (at most {MAX_SPAN_S / _YEAR_S:g}); are some values far off or in another unit?"
         )
     if start is not None and not _FIRST_YEAR_S <= start <= _LAST_YEAR_S:
         raise PlannerError(

@@ -11,12 +11,12 @@ import numpy as np
 import pyarrow as pa
 
 from planner.errors import PlannerError
+from planner.store import MAX_TOKENS
 
 DATASET = re.compile(r"(chunk-\d+)-dataset\.json(\.gz)?$")
 PMF_WINDOW_S = 21600.0
 # How far a PMF's probabilities may sum from 1 (ServeGen's sum to 1 within 4e-15).
 PMF_TOLERANCE = 1e-6
-_MAX_TOKENS = 2**31 - 1  # the store's tokens column is an INTEGER
 
 
 class _Bad(ValueError):
@@ -59,9 +59,9 @@ def _parse_pmf(text: str) -> tuple[np.ndarray, np.ndarray] | None:
         raise _Bad("a support value is listed twice")
     if not np.all(support == np.round(support)):
         return None
-    if np.any(support < 0) or np.any(support > _MAX_TOKENS):
-        bad = support[(support < 0) | (support > _MAX_TOKENS)][0]
-        raise _Bad(f"token count {bad:g} outside 0..{_MAX_TOKENS}")
+    if np.any(support < 0) or np.any(support > MAX_TOKENS):
+        bad = support[(support < 0) | (support > MAX_TOKENS)][0]
+        raise _Bad(f"token count {bad:g} outside 0..{MAX_TOKENS}")
     return support.astype(np.int64), prob
 
 

@@ -28,6 +28,7 @@ from planner.ingest.aggregate import (
 )
 from planner.ingest.formats import TIME_UNITS, Format, check_mapping, time_unit_warnings
 from planner.ingest.sources import Source, glob_root, is_glob, refuse_empty_files
+from planner.store import MAX_TOKENS
 
 LOCAL_MASTER = "local[*]"
 _CONNECT_TIMEOUT_S = 5.0
@@ -173,8 +174,8 @@ def _aggregate(
     df.createOrReplaceTempView("planner_source")
     ts, numeric = _time_expr(df, mapping["ts"], unit)
     given = {
-        "input_tokens": (("input",), "BIGINT"),
-        "output_tokens": (("output",), "BIGINT"),
+        "input_tokens": (("input",), "DOUBLE"),  # checked whole before aggregation
+        "output_tokens": (("output",), "DOUBLE"),
         "series": (("model", "series"), "STRING"),
         "ok": (("ok",), "BOOLEAN"),
     }
@@ -207,8 +208,16 @@ _BAD = {
     "t IS NULL": "no timestamp (an empty or unreadable value)",
     "isnan(t) OR abs(t) = double('Infinity')": "timestamp is not a finite number; NaN and inf "
     "refused",
-    "input_tokens < 0": "negative value in input_tokens; counts must be >= 0",
-    "output_tokens < 0": "negative value in output_tokens; counts must be >= 0",
+    **{
+        test.format(c=c): what.format(c=c)
+        for c in ("input_tokens", "output_tokens")
+        for test, what in (
+            ("isnan({c}) OR abs({c}) = double('Infinity')", "value in {c} is not a finite number"),
+            ("{c} < 0", "negative value in {c}; counts must be >= 0"),
+            ("{c} <> floor({c})", "value in {c} is not a whole number"),
+            (f"{{c}} > {MAX_TOKENS}", f"value in {{c}} is too large; at most {MAX_TOKENS}"),
+        )
+    },
 }
 
 
