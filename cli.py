@@ -1193,6 +1193,11 @@ def print_plan(result: "PlanFile") -> None:
             ],
         )
     print_replay(result)
+    lengths = result.demand.length_forecast
+    if lengths is not None and {lengths["input"]["method"], lengths["output"]["method"]} != {
+        "recent"
+    }:
+        typer.echo(lengths["sentence"])
     cache = result.demand.prefix_cache
     if cache is not None and cache.reuse != "none":
         typer.echo(

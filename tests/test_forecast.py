@@ -42,8 +42,9 @@ from planner.forecast.methods import (
     point_path,
     quantile_forecast,
 )
+from planner.forecast.tokens import DRIFT_GAIN, TOKEN_LEVELS, LengthDrift, length_drift
 from planner.ingest import ingest_path, ingest_sample
-from planner.store import open_store
+from planner.store import get_trace, open_store
 
 DAY = 4  # intervals per "day" in the tiny hand-computed series
 
@@ -308,6 +309,74 @@ def test_multi_day_request_trace_token_mix_by_hour(db_path, tmp_path):
     assert by_hour[3] == 100 and by_hour[15] == 1000
     out_by_hour = {int(p["t"] % 86400 // 3600): p["mean"] for p in tokens["output"]}
     assert out_by_hour[3] == 10 and out_by_hour[15] == 100
+
+
+def _lengths_store(db_path: Path, tmp_path: Path, inputs) -> tuple:
+    """SYNTHETIC: a store holding one request every 2 s for two hours, prompt lengths
+    `inputs(t)`, outputs 100; the connection and the trace's id."""
+    ts = np.arange(0.0, 7200.0, 2.0)
+    csv = tmp_path / "lengths.csv"
+    rows = [f"{t},{int(i)},100" for t, i in zip(ts, inputs(ts), strict=True)]
+    csv.write_text("ts,inp,out\n" + "\n".join(rows) + "\n")
+    con = open_store(db_path)
+    ingest_path(
+        con, csv, fmt="csv", name="l", mapping={"ts": "ts", "input": "inp", "output": "out"}
+    )
+    return con, get_trace(con, "l").id
+
+
+@pytest.mark.parametrize(
+    ("method", "inputs", "at"),
+    [
+        # the pooled median is the length at 1 h (half the requests come before it)
+        (
+            "exponential",
+            lambda t: np.rint(1000 * 2 ** (t / 3600)),
+            lambda t: 1000 * 2 ** (t / 3600),
+        ),
+        ("linear", lambda t: np.rint(1000 + t / 2), lambda t: 1000 + t / 2),
+    ],
+)
+def test_length_drift_forecasts_the_trend_the_lengths_follow(
+    db_path, tmp_path, method, inputs, at
+) -> None:
+    """Prompts growing exactly exponentially (or linearly): that trend wins the backtest and the
+    median's factor is the closed form: its length at the end of the window ahead over the
+    length at the middle of the history; outputs do not move."""
+    con, trace_id = _lengths_store(db_path, tmp_path, inputs)
+    drift = length_drift(con, trace_id, 0.0, 7200.0, (7200.0, 9000.0))
+    con.close()
+    assert drift.methods == {"input": method, "output": "recent"}
+    assert drift.factors["input"][1] == pytest.approx(at(9000.0) / at(3600.0), rel=0.01)
+    assert drift.factors["output"] == (1.0,) * len(TOKEN_LEVELS)
+    assert drift.errors["input"][0] <= DRIFT_GAIN * drift.errors["input"][1]
+
+
+def test_length_drift_keeps_the_recent_mix_for_steady_lengths(db_path, tmp_path) -> None:
+    """Lengths drawn from one lognormal throughout: no trend beats the recent mix; a history
+    with fewer windows of DRIFT_MIN_REQUESTS requests than the backtest needs: no forecast."""
+    rng = np.random.default_rng(3)
+    con, trace_id = _lengths_store(
+        db_path, tmp_path, lambda t: np.rint(2000 * rng.lognormal(0, 0.6, len(t)))
+    )
+    drift = length_drift(con, trace_id, 0.0, 7200.0, (7200.0, 9000.0))
+    short = length_drift(con, trace_id, 0.0, 300.0, (300.0, 600.0))
+    con.close()
+    assert drift.methods == {"input": "recent", "output": "recent"}
+    assert not drift.trending("input") and "no length trend" in drift.sentence()
+    assert short is None  # 150 requests in 6 windows of 25
+
+
+def test_length_drift_scales_each_length_by_its_quantile_factor() -> None:
+    """Constant factors scale every length; rising ones leave the shortest alone and move the
+    longest most, preserving the order."""
+    lengths = np.arange(1, 1001, dtype=np.int64)
+    flat = LengthDrift({"input": "linear"}, {"input": (2.0,) * 5}, {"input": (0.1, 0.5)}, 6)
+    np.testing.assert_array_equal(flat.scale("input", lengths), 2 * lengths)
+    rising = LengthDrift({"input": "linear"}, {"input": (1.0, 1.0, 2.0, 3.0, 4.0)}, {}, 6)
+    scaled = rising.scale("input", lengths[::-1].copy())[::-1]
+    assert scaled[:100].tolist() == lengths[:100].tolist()  # below p10: factor 1
+    assert scaled[-1] == 4 * lengths[-1] and np.all(np.diff(scaled) > 0)
 
 
 def test_forecast_json_shape_and_all_zero_series(store):

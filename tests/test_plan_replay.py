@@ -12,7 +12,8 @@ import pytest
 from conftest import invoke, sample_store, shared_path
 from markupsafe import escape
 
-from planner.planning import PlanOptions, make_plan
+from planner.forecast import tokens
+from planner.planning import PlanOptions, make_plan, setting
 from planner.report.narrative import replay_warning
 from planner.scaling import holdout
 from planner.scaling.diagnose import DRIFT_D, diagnose, length_shifts
@@ -161,9 +162,9 @@ def _growing_trace(path: Path, growth: float) -> Path:
     return path
 
 
-def _plan_mooncake(tmp_path: Path, source: Path, slo: str) -> tuple[dict, str, str]:
+def _plan_mooncake(tmp_path: Path, source: Path, slo: str) -> tuple[dict, str, str, str]:
     """Ingest a Mooncake file and plan llama-3.1-8b on H100 for the last 10 minutes: the plan,
-    stderr and the report's first page."""
+    stderr, the report's first page and stdout."""
     db, out, report = tmp_path / "s.duckdb", tmp_path / "PLAN.json", tmp_path / "report.html"
     assert (
         invoke("ingest", source, "--format", "mooncake", "--name", "mc", "--db", db).exit_code == 0
@@ -174,7 +175,7 @@ def _plan_mooncake(tmp_path: Path, source: Path, slo: str) -> tuple[dict, str, s
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     page_one = report.read_text(encoding="utf-8").split('id="traffic"')[0]
-    return json.loads(out.read_text()), result.stderr, page_one
+    return json.loads(out.read_text()), result.stderr, page_one, result.stdout
 
 
 def _check_headline_and_warnings(plan: dict, stderr: str, page_one: str) -> float:
@@ -195,11 +196,36 @@ def _check_headline_and_warnings(plan: dict, stderr: str, page_one: str) -> floa
     return gap
 
 
-def test_growing_prompts_warn_and_name_length_drift(tmp_path: Path) -> None:
-    """Prompts growing 8x over the trace: the plan sized on the early ones misses on the
-    held-back part, and says so, naming length drift (not a burst: arrivals are Poisson)."""
+def test_growing_prompts_are_sized_on_the_forecast_mix_and_hold(tmp_path: Path) -> None:
+    """Prompts growing 8x over the trace: a trend over the recent windows beats the recent mix
+    on the backtest, the plan sizes on the lengths it forecasts for the horizon (longer than
+    any the history held) and the held-back replay is within a point of the promise."""
     source = _growing_trace(tmp_path / "grow.jsonl", 8.0)
-    plan, stderr, page_one = _plan_mooncake(tmp_path, source, "ttft_p99=2000ms")
+    plan, stderr, page_one, stdout = _plan_mooncake(tmp_path, source, "ttft_p99=2000ms")
+    assert abs(_check_headline_and_warnings(plan, stderr, page_one)) <= 1
+    assert plan["warnings"] == [] and plan["replay"]["diagnosis"]["causes"] == []
+    forecast = plan["demand"]["length_forecast"]
+    assert forecast["input"]["method"] == "linear" and forecast["output"]["method"] == "recent"
+    assert forecast["sentence"] in stdout
+    trend, recent = forecast["input"]["backtest_log_error"].values()
+    assert trend <= tokens.DRIFT_GAIN * recent
+    factors = forecast["input"]["factors"]
+    # the median grows linearly from 2,000 tokens to 8x that over 20 minutes: a line read at the
+    # horizon's end (minute 30) gives 23,000 against the sample's 5,500 near minute 5: the cap
+    assert factors["p50"] == tokens.DRIFT_CAP
+    assert set(forecast["output"]["factors"].values()) == {1.0}
+
+
+def test_growing_prompts_sized_on_the_recent_mix_warn_and_name_length_drift(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same trace with the length forecast off (the recent mix as it was): the plan sized
+    on the early prompts misses on the held-back part, and says so, naming length drift (not a
+    burst: arrivals are Poisson)."""
+    monkeypatch.setattr(setting, "length_drift", lambda *args: None)
+    source = _growing_trace(tmp_path / "grow.jsonl", 8.0)
+    plan, stderr, page_one, _ = _plan_mooncake(tmp_path, source, "ttft_p99=2000ms")
+    assert plan["demand"]["length_forecast"] is None
     gap = _check_headline_and_warnings(plan, stderr, page_one)
     assert gap < -1
     diagnosis = plan["replay"]["diagnosis"]
@@ -214,7 +240,7 @@ def test_growing_prompts_warn_and_name_length_drift(tmp_path: Path) -> None:
 def test_steady_prompts_hold_within_a_point_and_do_not_warn(tmp_path: Path) -> None:
     """The same trace without the growth: the replay is within a point, no warning, no cause."""
     source = _growing_trace(tmp_path / "steady.jsonl", 1.0)
-    plan, stderr, page_one = _plan_mooncake(tmp_path, source, "ttft_p99=2000ms")
+    plan, stderr, page_one, _ = _plan_mooncake(tmp_path, source, "ttft_p99=2000ms")
     assert abs(_check_headline_and_warnings(plan, stderr, page_one)) <= 1
     assert plan["warnings"] == [] and "warning:" not in stderr
     assert plan["replay"]["diagnosis"]["causes"] == []
@@ -224,7 +250,7 @@ def test_shared_mooncake_trace_holds_its_promise_or_names_length_drift(tmp_path:
     """The real Mooncake trace, whose prompts grow over its span: within a point of the
     promise, or a warning naming length drift."""
     source = shared_path("traces", "mooncake_fast25", "synthetic_trace.jsonl")
-    plan, stderr, page_one = _plan_mooncake(tmp_path, source, "ttft_p99=5000ms")
+    plan, stderr, page_one, _ = _plan_mooncake(tmp_path, source, "ttft_p99=5000ms")
     gap = _check_headline_and_warnings(plan, stderr, page_one)
     if abs(gap) > 1:
         assert "length drift" in plan["replay"]["diagnosis"]["causes"]

@@ -1,11 +1,19 @@
-"""Token-mix forecast: per-request input / output token quantiles for each forecast interval.
+"""Token-mix forecast: per-request input / output token quantiles for each forecast interval,
+and the drift of the mix a plan is sized on.
 
 Request traces: the token lengths of the requests in the same hour of day over the last
 seven days (or of the whole trace when it spans under two days). ServeGen: the mixture of the
 per-6-hour length PMFs of the same block of day over the last seven days, each weighted by
 the requests in its window. Lengths, unlike rates, move little from day to day, so a seasonal
 mixture of the recent past is the forecast.
+
+Where they do move (prompts that grow as conversations lengthen), `length_drift` fits a trend
+to each length quantile over the recent windows and keeps it only when it forecasts the last
+windows better than the recent mix does (a backtest): the plan then sizes on the lengths the
+trend forecasts for the window ahead.
 """
+
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -126,3 +134,147 @@ def _entry(quantiles: list[float], mean: float) -> dict:
     """One quantile row: p10 ... p99 and the mean, rounded to whole tokens."""
     row = {name: round(float(q), 1) for name, q in zip(TOKEN_NAMES, quantiles, strict=True)}
     return {**row, "mean": round(float(mean), 1)}
+
+
+DRIFT_WINDOWS = 6  # recent history cut into this many windows, a quantile per level in each
+DRIFT_TESTED = 2  # the last windows the backtest forecasts from the ones before
+DRIFT_MIN_REQUESTS = 50  # fewer requests in a window: its quantiles are noise
+DRIFT_GAIN = 0.7  # the trend must cut the recent mix's backtest error to at most this share
+DRIFT_CAP = 4.0  # no quantile is forecast to move more than this factor either way
+DRIFT_MIN_ERROR = 0.05  # the recent mix forecast within 5 % (mean log error): no trend needed
+SIDES = ("input", "output")
+
+
+@dataclass(frozen=True)
+class LengthDrift:
+    """The token mix forecast for a window ahead, per side (input, output): the method (a
+    linear or exponential trend, or "recent" where no trend beat the recent mix on the
+    backtest), the factor each TOKEN_LEVELS quantile of the recent mix moves by (all 1 for
+    "recent"), and the backtest's mean absolute log error of the better trend and of the recent
+    mix, which chose."""
+
+    methods: dict[str, str]
+    factors: dict[str, tuple[float, ...]]
+    errors: dict[str, tuple[float, float]]
+    windows: int
+
+    def trending(self, side: str) -> bool:
+        """Whether `side`'s lengths are forecast to move (a trend won its backtest)."""
+        return self.methods[side] != "recent"
+
+    def scale(self, side: str, lengths: np.ndarray) -> np.ndarray:
+        """Lengths of the recent mix mapped onto the forecast one: each multiplied by the factor
+        of its own quantile (interpolated in log between TOKEN_LEVELS, flat beyond)."""
+        if not self.trending(side) or not len(lengths):
+            return lengths
+        rank = (np.argsort(np.argsort(lengths, kind="stable"), kind="stable") + 0.5) / len(lengths)
+        log_factor = np.interp(rank, TOKEN_LEVELS, np.log(self.factors[side]))
+        return np.maximum(np.rint(lengths * np.exp(log_factor)), 1).astype(lengths.dtype)
+
+    def sentence(self) -> str:
+        """What the plan sized on: the trending sides' median and p99 factors and why."""
+        moved = [
+            f"{'prompts' if side == 'input' else 'outputs'} p50 x{self.factors[side][1]:g}, "
+            f"p99 x{self.factors[side][-1]:g} ({self.methods[side]} trend, backtest log error "
+            f"{self.errors[side][0]:.2f} vs the recent mix's {self.errors[side][1]:.2f})"
+            for side in SIDES
+            if self.trending(side)
+        ]
+        if not moved:
+            return "token mix: the recent mix (no length trend beat it on the backtest)"
+        return (
+            f"token mix: sized on the lengths a trend over {self.windows} recent windows "
+            f"forecasts for the horizon: {'; '.join(moved)}"
+        )
+
+    def to_dict(self) -> dict:
+        """PLAN.json's `demand.length_forecast`: per side the method, factors and errors."""
+        return {
+            side: {
+                "method": self.methods[side],
+                "factors": dict(zip(TOKEN_NAMES, self.factors[side], strict=True)),
+                "backtest_log_error": {
+                    "trend": round(self.errors[side][0], 4),
+                    "recent": round(self.errors[side][1], 4),
+                },
+            }
+            for side in SIDES
+        } | {"windows": self.windows, "sentence": self.sentence()}
+
+
+def length_drift(
+    con: duckdb.DuckDBPyConnection,
+    trace_id: int,
+    start_s: float,
+    end_s: float,
+    ahead: tuple[float, float],
+) -> LengthDrift | None:
+    """The drift of the request lengths in [start_s, end_s), forecast for the window `ahead`
+    (its start and end, s); None when too few windows hold enough requests to tell.
+
+    Per side, each quantile level over DRIFT_WINDOWS windows. Backtest: a linear and an
+    exponential trend fitted to all but the last DRIFT_TESTED windows, and their mean (the
+    recent mix), forecast those; the better trend is kept only if it cuts the recent mix's error
+    to DRIFT_GAIN of it. A kept trend is refitted on every window and read at the end of `ahead`
+    it makes longest (its start when lengths fall), as a factor on the pooled quantile, capped
+    at DRIFT_CAP either way.
+    """
+    width = (end_s - start_s) / DRIFT_WINDOWS
+    if width <= 0:
+        return None
+    levels = list(TOKEN_LEVELS)
+    rows = con.execute(
+        "SELECT k, count(*), quantile_cont(input_tokens, ?), quantile_cont(output_tokens, ?) "
+        "FROM (SELECT *, CAST(floor((arrival_s - ?) / ?) AS INTEGER) AS k FROM requests "
+        "WHERE trace_id = ? AND arrival_s >= ? AND arrival_s < ? "
+        "AND input_tokens IS NOT NULL AND output_tokens IS NOT NULL) "
+        "GROUP BY GROUPING SETS ((k), ()) ORDER BY k NULLS FIRST",
+        [levels, levels, start_s, width, trace_id, start_s, end_s],
+    ).fetchall()
+    if not rows or rows[0][0] is not None:
+        return None
+    pooled, windows = rows[0], [r for r in rows[1:] if r[1] >= DRIFT_MIN_REQUESTS]
+    if len(windows) < DRIFT_TESTED + 2:
+        return None
+    t = np.array([start_s + (k + 0.5) * width for k, *_ in windows])
+    methods, factors, errors = {}, {}, {}
+    for i, side in enumerate(SIDES):
+        q = np.maximum(np.array([w[2 + i] for w in windows], dtype=float), 1.0)
+        error = _backtest(t, q)
+        best = min(_TRENDS, key=error.__getitem__)
+        errors[side] = (error[best], error["recent"])
+        if error["recent"] < DRIFT_MIN_ERROR or error[best] > DRIFT_GAIN * error["recent"]:
+            methods[side], factors[side] = "recent", (1.0,) * len(levels)
+            continue
+        ratio = _trend(t, q, best, np.array(ahead)).max(axis=0) / np.maximum(pooled[2 + i], 1.0)
+        methods[side] = best
+        factors[side] = tuple(float(f) for f in np.clip(ratio, 1 / DRIFT_CAP, DRIFT_CAP).round(3))
+    return LengthDrift(methods, factors, errors, len(windows))
+
+
+# Trends a length quantile may follow: fitted as a line on (into(q), t), read back by back().
+_TRENDS = {
+    "linear": (lambda q: q, lambda y: np.maximum(y, 1.0)),
+    "exponential": (np.log, np.exp),
+}
+
+
+def _trend(t: np.ndarray, q: np.ndarray, kind: str, at: np.ndarray) -> np.ndarray:
+    """The quantiles (rows: the times `at`) a `kind` trend fitted to `q` (rows: times `t`,
+    columns: levels) forecasts."""
+    into, back = _TRENDS[kind]
+    slope, icept = np.polyfit(t, into(q), 1)
+    return back(icept + np.outer(at, slope))
+
+
+def _backtest(t: np.ndarray, q: np.ndarray) -> dict[str, float]:
+    """Mean absolute log error of the last DRIFT_TESTED windows' quantiles forecast from the
+    windows before by each trend, and by their mean ("recent": the mix as it was)."""
+    fit, test = slice(None, -DRIFT_TESTED), slice(-DRIFT_TESTED, None)
+    actual = np.log(q[test])
+    errors = {
+        kind: float(np.abs(np.log(_trend(t[fit], q[fit], kind, t[test])) - actual).mean())
+        for kind in _TRENDS
+    }
+    errors["recent"] = float(np.abs(np.log(q[fit]).mean(axis=0) - actual).mean())
+    return errors

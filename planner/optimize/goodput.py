@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import duckdb
 import numpy as np
 
+from planner.forecast.tokens import LengthDrift
 from planner.optimize.candidates import Candidate
 from planner.simulate import (
     Slo,
@@ -99,10 +100,16 @@ def busiest_start(
 
 
 def representative_slice(
-    con: duckdb.DuckDBPyConnection, info: TraceInfo, interval_s: float, end_s: float, seed: int = 0
+    con: duckdb.DuckDBPyConnection,
+    info: TraceInfo,
+    interval_s: float,
+    end_s: float,
+    seed: int = 0,
+    drift: LengthDrift | None = None,
 ) -> Workload:
     """SLICE_REQUESTS requests: arrivals of the busiest interval before `end_s` (its bursts),
-    token lengths drawn from the last RECENT_S of history (the current request mix)."""
+    token lengths drawn from the last RECENT_S of history (the current request mix), moved by
+    the forecast `drift` of that mix where one is given."""
     start = busiest_start(con, info, interval_s, end_s)
     span = interval_s
     while True:
@@ -116,6 +123,12 @@ def representative_slice(
         recent.requests, count, replace=recent.requests < count
     )
     mix = recent.take(pick, name=f"{info.name} busiest interval")
+    if drift is not None:
+        mix = replace(
+            mix,
+            input_tokens=drift.scale("input", mix.input_tokens),
+            output_tokens=drift.scale("output", mix.output_tokens),
+        )
     return replace(mix, arrival_s=work.arrival_s[:count] - work.arrival_s[0])
 
 

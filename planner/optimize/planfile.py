@@ -28,8 +28,16 @@ contract between planner/optimize and planner/report) is::
                                   "reuse": "the trace's prefix-block hashes",  // or "assumed:
                                                         // 60% of every prompt ..." (--prefix-
                                                         // reuse) or "none"
-                                  "saved_share": 0.21}},  // prompt tokens the cache spared from
+                                  "saved_share": 0.21},  // prompt tokens the cache spared from
                                                         // prefill on the schedule's replay
+                 "length_forecast": {                   // request traces: the token mix sized on
+                   "input": {"method": "linear",        // or "exponential"; "recent": the mix
+                                                        // as it was (no trend beat it)
+                             "factors": {"p10": 1.8, "p50": 2.1, ...},  // each quantile of
+                                                        // the recent mix x this for the horizon
+                             "backtest_log_error": {"trend": 0.04, "recent": 0.31}},
+                   "output": {"method": "recent", ...},
+                   "windows": 6, "sentence": "token mix: sized on ..."}},
       "recommended": {
         "sentence": "Run 3 × H100 (TP1, aggregated) for llama-3.1-8b: ...",
         "replicas": [{"accelerator": "h100", "tp": 1, "pp": 1, "ep": 1, "mode": "aggregated",
@@ -269,6 +277,7 @@ class Demand(_Model):
     forecast_mean_rps: float
     sized_for_rps: float
     prefix_cache: PrefixCacheUse | None = None
+    length_forecast: dict | None = None
 
 
 class ParallelPlan(_Model):

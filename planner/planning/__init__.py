@@ -4,7 +4,9 @@
    (planner/optimize/candidates.py).
 2. Demand: the trace's request rate per interval; forecast quantiles for the horizon after
    the trace, for a held-back tail of the trace (the last horizon, at most half of it) and
-   for up to three windows as long before that tail (where the hybrid's settings are chosen).
+   for up to three windows as long before that tail (where the hybrid's settings are chosen);
+   the drift of the token mix from the history before the tail to the horizon's end, where a
+   trend beats the recent mix on a backtest (planner/forecast/tokens.py).
 3. Search: simulated per-replica goodput of the candidates that can matter
    (planner/optimize/search.py).
 4. Mix: the least-cost replica counts serving the forecast peak (MILP), within availability

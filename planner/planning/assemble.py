@@ -105,6 +105,7 @@ def _demand_block(
         forecast_peak_rps=round(float(np.nanmax(h.level)), 4),
         forecast_mean_rps=round(mean_p50, 4),
         sized_for_rps=round(r.peak, 4),
+        length_forecast=h.lengths.to_dict() if h.lengths is not None else None,
         prefix_cache=PrefixCacheUse(
             enabled=s.profile.resolve().scheduler.prefix_caching,
             reuse=r.sample.reuse,

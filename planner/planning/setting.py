@@ -13,8 +13,10 @@ from planner.costmodel.cards import ModelCard
 from planner.costmodel.engine import DEFAULT_ENGINE, EngineProfile, load_engine
 from planner.errors import PlannerError
 from planner.forecast.series import parse_duration
+from planner.forecast.tokens import LengthDrift, length_drift
 from planner.optimize.candidates import Targets
 from planner.optimize.energy import parse_energy_price, parse_power_budget
+from planner.optimize.goodput import RECENT_S
 from planner.optimize.limits import parse_available, parse_budget
 from planner.scaling.demand import (
     MIN_HISTORY,
@@ -90,7 +92,8 @@ class Setting:
 class Horizon:
     """The trace's demand, the forecast after it, the forecast of its held-back tail and of the
     windows as long as the tail before it (where the hybrid's settings are chosen: those with
-    at least their own length of history before them)."""
+    at least their own length of history before them), and the drift of its token mix from
+    the history before the tail to the tail and the horizon (request traces)."""
 
     demand: DemandSeries
     steps: int
@@ -99,6 +102,7 @@ class Horizon:
     held: DemandForecast
     level: np.ndarray
     tuning: tuple[DemandForecast, ...] = ()
+    lengths: LengthDrift | None = None
 
 
 def say(progress: Callable[[str], None] | None, message: str) -> None:
@@ -180,4 +184,11 @@ def forecast_horizon(con: duckdb.DuckDBPyConnection, opts: PlanOptions) -> Horiz
         for k in range(1, TUNING_WINDOWS + 1)
         if cutoff - k * holdout >= max(holdout, MIN_HISTORY)
     )
-    return Horizon(demand, steps, cutoff, forward, held, forward.level(opts.quantile), tuning)
+    interval_s = demand.interval_s
+    info = get_trace(con, opts.trace)
+    lengths = None
+    if info.kind == "requests":
+        cut_s, end_s = cutoff * interval_s, (len(demand.rps) + steps) * interval_s
+        lengths = length_drift(con, info.id, max(cut_s - RECENT_S, 0.0), cut_s, (cut_s, end_s))
+    level = forward.level(opts.quantile)
+    return Horizon(demand, steps, cutoff, forward, held, level, tuning, lengths)

@@ -90,10 +90,11 @@ def _bucket_shares(work: Workload, edges: np.ndarray) -> tuple[np.ndarray, tuple
 
 
 def _sample(con: duckdb.DuckDBPyConnection, opts: PlanOptions, s: Setting, h: Horizon) -> Workload:
-    """The request mix the plan is sized on: sampled before the held-back tail, within the
-    model's context, with any prefix reuse assumed."""
+    """The request mix the plan is sized on: sampled before the held-back tail, its lengths
+    moved as forecast for the horizon, within the model's context, with any prefix reuse
+    assumed."""
     interval_s = h.demand.interval_s
-    sample = representative_slice(con, s.info, interval_s, h.cutoff * interval_s)
+    sample = representative_slice(con, s.info, interval_s, h.cutoff * interval_s, drift=h.lengths)
     return sample.within_context(s.card.max_context).with_prefix_reuse(opts.prefix_reuse)
 
 
