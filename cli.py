@@ -34,7 +34,15 @@ from rich.progress import (
 from rich.table import Table
 
 from planner.errors import PlannerError, one_line
-from planner.ingest import FORMATS, SAMPLES, IngestResult, ingest_path, ingest_sample, source_size
+from planner.ingest import (
+    FORMATS,
+    SAMPLES,
+    IngestResult,
+    ingest_path,
+    ingest_sample,
+    is_uri,
+    source_size,
+)
 from planner.store import default_db_path, list_traces, open_store, run_query
 
 if TYPE_CHECKING:
@@ -204,10 +212,12 @@ def parse_map(spec: str | None) -> dict[str, str]:
 
 
 IngestPaths = Annotated[
-    list[Path] | None,
+    list[str] | None,
     typer.Argument(
         help="Trace files, folders or quoted globs ('logs/*/part-*.parquet'); the files of "
-        "a folder or glob are one trace."
+        "a folder or glob are one trace. With --engine spark also URIs Spark reads "
+        "('s3a://bucket/logs/*.parquet', hdfs://, file://).",
+        show_default=False,
     ),
 ]
 MapOption = Annotated[
@@ -283,7 +293,8 @@ def ingest(
     from planner.forecast.series import parse_duration
     from planner.ingest.aggregate import Aggregation
 
-    paths, sample = paths or [], sample or []
+    paths = [p if is_uri(p) else Path(p) for p in paths or []]
+    sample = sample or []
     _check_ingest_options(paths, sample, name, time_unit, master, engine, aggregate, lengths)
     agg = None
     if aggregate or engine != "duckdb":
@@ -303,7 +314,7 @@ def ingest(
             results.append(ingest_sample(con, s, replace=replace))
         done = 0
         for path, size in zip(paths, sizes, strict=True):
-            bar.update(task, description=f"ingesting {path.name}")
+            bar.update(task, description=f"ingesting {Path(path).name}")
             moved = functools.partial(_moved, bar, task, done, size)
             results.append(
                 ingest_path(
@@ -322,7 +333,7 @@ def ingest(
 
 
 def _check_ingest_options(
-    paths: list[Path],
+    paths: list[Path | str],
     sample: list[str],
     name: str | None,
     time_unit: str | None,

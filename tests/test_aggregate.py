@@ -3,6 +3,7 @@ on the real traces, DuckDB against Spark, and bad input."""
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -148,17 +149,23 @@ def test_spark_reads_a_partitioned_folder(tmp_path: Path) -> None:
         f"TO '{lake}' (FORMAT parquet, PARTITION_BY (slot))"
     )
     by = {}
-    for engine in ("duckdb", "spark"):
-        db = tmp_path / f"{engine}.duckdb"
+    sources = {
+        "duckdb": (lake, "duckdb"),
+        "spark": (lake, "spark"),
+        "uri": (lake.as_uri(), "spark"),
+    }
+    for key, (source, engine) in sources.items():
+        db = tmp_path / f"{key}.duckdb"
         out = ingest_one(
-            db, lake, "--map", "ts=t,input=p,output=c,model=slot", "--engine", engine, "--aggregate"
-        )
-        by[engine] = (
+            db, source, "--map", "ts=t,input=p,output=c,model=slot", "--engine", engine,
+            "--aggregate",
+        )  # fmt: skip
+        by[key] = (
             out,
             store_rows(db, WINDOWS + " ORDER BY 1, 2"),
             store_rows(db, LENGTHS + " ORDER BY 1, 2, 3, 4"),
         )
-    (d_out, dw, dl), (s_out, sw, sl) = by["duckdb"], by["spark"]
+    (d_out, dw, dl), (s_out, sw, sl), (u_out, uw, ul) = by.values()
     [(rows, slots)] = duckdb.sql(
         f"SELECT count(*), count(DISTINCT floor(timestamp / 6e5)) "
         f"FROM read_json('{mooncake}', format='newline_delimited')"
@@ -166,6 +173,11 @@ def test_spark_reads_a_partitioned_folder(tmp_path: Path) -> None:
     assert d_out["files"] == s_out["files"] and sum(d_out["files"].values()) == rows
     assert d_out["series"] == s_out["series"] == len(d_out["files"]) == slots > 1
     assert dl == sl and [w[:5] for w in dw] == [w[:5] for w in sw]
+    # the same folder as a file:// URI: listed and read by Spark's file system, not resolved
+    # here; every file named under the URI as given, the same aggregates
+    named = {f"{lake.as_uri()}/{Path(p).relative_to(lake)}": n for p, n in d_out["files"].items()}
+    assert u_out["files"] == named
+    assert ul == dl and uw == sw
 
 
 def _parts(folder: Path, texts: list[str]) -> Path:
@@ -230,6 +242,82 @@ def test_bad_spark_input(db_path: Path, tmp_path: Path, case: str, expected: lis
     extra = ["--master", "spark://127.0.0.1:9"] if case == "unreachable-master" else []
     spark = ["--engine", "spark", "--map", "ts=t,input=p,output=c", *extra]
     assert_refused(db_path, before, expected, source, *spark)
+
+
+@needs_spark
+def test_a_uri_source_is_listed_by_spark_and_reingested_only_when_its_listing_changes(
+    db_path: Path, tmp_path: Path
+) -> None:
+    """A folder given as a file:// URI (the path Spark takes for s3a://, hdfs://, ...): read
+    whole, again "unchanged" (the listing's names, sizes and times stand for the content), a
+    new part needs --replace; a glob URI reads the files it matches."""
+    folder = _parts(tmp_path / "lake", ["t,p,c\n1,2,3\n2,4,5\n", "t,p,c\n3,6,7\n"])
+    (folder / "_SUCCESS").write_text("")
+    spark = ["--engine", "spark", "--map", "ts=t,input=p,output=c", "--name", "lake"]
+    glob = ["--engine", "spark", "--map", "ts=t,input=p,output=c", "--name", "g"]
+    first = ingest_one(db_path, folder.as_uri(), *spark)
+    assert (first["status"], first["files"]) == (
+        "ingested",
+        {f"{folder.as_uri()}/part-0.csv": 2, f"{folder.as_uri()}/part-1.csv": 1},
+    )
+    assert store_rows(db_path, "SELECT source FROM traces") == [(folder.as_uri(),)]
+    assert ingest_one(db_path, folder.as_uri(), *spark)["status"] == "unchanged"
+    (folder / "part-2.csv").write_text("t,p,c\n4,8,9\n")
+    before = store_state(db_path)
+    assert_refused(db_path, before, ["lake", "--replace"], folder.as_uri(), *spark)
+    replaced = ingest_one(db_path, folder.as_uri(), *spark, "--replace")
+    assert replaced["status"] == "replaced" and sum(replaced["files"].values()) == 4
+    globbed = ingest_one(db_path, f"{folder.as_uri()}/part-[01].csv", *glob)
+    assert sorted(globbed["files"].values()) == [1, 2]
+
+
+@needs_spark
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("needs-spark", ["a URI is read by --engine spark"]),
+        ("matches-nothing", ["/none/*.csv", "matches no data file"]),
+        ("no-file-system", ["s3a://bucket/logs", "Spark cannot list it", "S3AFileSystem"]),
+    ],
+)
+def test_bad_uri_source(db_path: Path, tmp_path: Path, case: str, expected: list) -> None:
+    """A URI for the duckdb engine, one matching nothing, or a scheme Spark has no file system
+    for here (no S3 connector): one line, exit 1, store unchanged."""
+    ingest_one(
+        db_path, _parts(tmp_path / "ok", ["t,p,c\n1,2,3\n"]), "--map", "ts=t,input=p,output=c"
+    )
+    before = store_state(db_path)
+    uri = {
+        "needs-spark": (tmp_path / "ok").as_uri(),
+        "matches-nothing": f"{tmp_path.as_uri()}/none/*.csv",
+        "no-file-system": "s3a://bucket/logs/",
+    }[case]
+    engine = [] if case == "needs-spark" else ["--engine", "spark"]
+    assert_refused(db_path, before, expected, uri, "--map", "ts=t,input=p,output=c", *engine)
+
+
+@needs_spark
+def test_a_jvm_that_cannot_start_is_one_line_with_its_reason(tmp_path: Path) -> None:
+    """Spark's JVM writes to the terminal as it starts; planner points it at a log file, so a
+    JVM that cannot start (no Java at JAVA_HOME) is one error line quoting the JVM's last word,
+    and a run that starts prints none of the JVM's chatter (checked on the same command with
+    Java)."""
+    source = _parts(tmp_path / "in", ["t,p,c\n1,2,3\n"])
+    args = ["ingest", str(source), "--engine", "spark", "--map", "ts=t,input=p,output=c"]
+    root = Path(__file__).resolve().parents[1]
+    for java_home, rc in ((str(tmp_path / "no-java"), 1), (os.environ.get("JAVA_HOME"), 0)):
+        env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+        env |= {"JAVA_HOME": java_home} if java_home else {}
+        run = subprocess.run(
+            [sys.executable, "-m", "cli", *args, "--db", str(tmp_path / f"{rc}.duckdb")],
+            cwd=root, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert run.returncode == rc, run.stderr
+        if rc:
+            assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1
+            assert "Spark could not start" in run.stderr and "the JVM said: " in run.stderr
+        else:
+            assert run.stderr == "" and run.stdout.startswith("ingested in: ")
 
 
 def test_spark_missing_says_how_to_install(

@@ -39,9 +39,10 @@ from planner.ingest.progress import current_tracker, tracked, tracking
 from planner.ingest.sources import (
     Source,
     content_hash,
+    is_uri,
     open_source,
     refuse_empty_files,
-    total_size,
+    source_bytes,
 )
 from planner.store import (
     MAX_TOKENS,
@@ -198,16 +199,18 @@ def _duckdb_message(where: str, exc: duckdb.Error) -> str:
 
 
 class _Hasher(threading.Thread):
-    """Hash the source's bytes in the background while DuckDB reads it (hashlib drops the GIL)."""
+    """Hash the source's bytes in the background while DuckDB reads it (hashlib drops the GIL);
+    a URI source's digest is its listing's, known already."""
 
-    def __init__(self, files: list[Path]) -> None:
+    def __init__(self, source: Source) -> None:
         super().__init__(daemon=True)
-        self.files = files
-        self.digest = ""
+        self.files = [] if source.remote else source.files
+        self.digest = source.remote.digest if source.remote else ""
         self.cancelled = threading.Event()
 
     def run(self) -> None:
-        self.digest = content_hash(self.files, self.cancelled)
+        if self.files:
+            self.digest = content_hash(self.files, self.cancelled)
 
     def stop(self) -> None:
         """Abandon the hash (the ingest failed) and wait until no file is open any more."""
@@ -229,7 +232,7 @@ def read_options(fmt: Format, mapping: dict[str, str], time_unit: str | None) ->
 
 def ingest_path(
     con: duckdb.DuckDBPyConnection,
-    path: Path,
+    path: Path | str,
     fmt: str | None = None,
     name: str | None = None,
     replace: bool = False,
@@ -249,9 +252,9 @@ def ingest_path(
     time and from another thread, the share of the source loaded so far (0 to 1). `lengths`
     names a stored trace whose token lengths a rate series without any borrows.
     """
-    source = open_source(Path(path))
+    mapping = mapping or {}
+    source = _open(path, mapping, aggregate)
     try:
-        mapping = mapping or {}
         chosen = get_format(fmt) if fmt else detect_format(source, mapping)
         if time_unit is not None and not chosen.generic:
             raise PlannerError(
@@ -275,6 +278,20 @@ def ingest_path(
         raise PlannerError(_one_line_naming(source, _duckdb_message("", exc))) from None
     finally:
         source.close()
+
+
+def _open(path: Path | str, mapping: dict[str, str], aggregate: Aggregation | None) -> Source:
+    """The source a path names; a URI is listed by Spark, the only engine that reads one."""
+    if not is_uri(path):
+        return open_source(Path(path))
+    if aggregate is None or aggregate.engine != "spark" or not mapping:
+        raise PlannerError(
+            f"{path}: a URI is read by --engine spark, with --map ts=COL,...; the duckdb engine "
+            "reads local files, folders and globs"
+        )
+    from planner.ingest.spark import remote_source  # pyspark is an optional extra
+
+    return remote_source(str(path), aggregate.master)
 
 
 def _one_line_naming(source: Source, message: str) -> str:
@@ -364,8 +381,8 @@ def _insert_trace(con: duckdb.DuckDBPyConnection, name: str, source: Source, rea
             name,
             read.fmt.id,
             read.table,
-            str(source.path),
-            total_size(source.files),
+            source.remote.uri if source.remote else str(source.path),
+            source_bytes(source),
             encode_read_options(read.options),
         ],
     ).fetchall()[0][0]
@@ -399,7 +416,7 @@ def _ingest(
     the same content read the same way (format and read options)."""
     existing = {t.name: t for t in list_traces(con)}
     old = existing.get(name)
-    hasher = _Hasher(source.files)
+    hasher = _Hasher(source)
     if old is not None:
         hasher.run()
         if _same_as_stored(con, old, hasher.digest, read, replace):

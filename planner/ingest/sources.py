@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import lzma
+import re
 import tarfile
 import tempfile
 import threading
@@ -25,13 +26,37 @@ _ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zip
 CODEC_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, tarfile.TarError)
 
 
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_uri(text: str | Path) -> bool:
+    """Whether a source is a URI (s3a://, hdfs://, abfss://, file://...): Spark lists and reads
+    it, where a local path is resolved here. (A Path has already folded its '//'.)"""
+    return isinstance(text, str) and bool(_URI.match(text))
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A source given as a URI, as Spark's file system listed it: the URI, each data file's URI
+    and size in bytes, the folder Hive partitions start in (None for one file), and a digest of
+    the listing (names, sizes, modification times), which stands for a content hash: the bytes
+    stay where they are."""
+
+    uri: str
+    files: dict[str, int]
+    base: str | None
+    digest: str
+
+
 @dataclass
 class Source:
-    """One input as given by the user, and the plain file(s) DuckDB will read."""
+    """One input as given by the user, and the plain file(s) DuckDB will read; a URI source
+    (`remote`) has its files' URIs folded into Paths, read by Spark from `remote`."""
 
     path: Path
     files: list[Path] = field(default_factory=list)
     tempdir: tempfile.TemporaryDirectory | None = None
+    remote: Remote | None = None
 
     @property
     def main(self) -> Path:
@@ -43,7 +68,13 @@ class Source:
         return Source(path, [path])
 
     def describe(self, message: str) -> str:
-        """A message with extracted member paths shown as ARCHIVE:MEMBER instead of temp paths."""
+        """A message with extracted member paths shown as ARCHIVE:MEMBER instead of temp paths,
+        and a URI source's paths as the URIs they fold (s3a:/b/x -> s3a://b/x)."""
+        if self.remote is not None:
+            uris = sorted([self.remote.uri, *self.remote.files], key=len, reverse=True)
+            for uri in uris:
+                message = message.replace(str(Path(uri)), uri)
+            return message
         if self.tempdir is None:
             return message
         return message.replace(self.tempdir.name + "/", f"{self.path}:")
@@ -188,9 +219,16 @@ def total_size(paths: list[Path]) -> int:
     return sum(p.stat().st_size for p in paths)
 
 
-def source_size(path: Path) -> int:
+def source_bytes(source: Source) -> int:
+    """Bytes of a source's files, where they are (Spark's listing for a URI source)."""
+    return sum(source.remote.files.values()) if source.remote else total_size(source.files)
+
+
+def source_size(path: Path | str) -> int:
     """Bytes on disk of the files a path names (a file, folder or glob); 0 when it names none
-    (ingesting it then says why)."""
+    (ingesting it then says why) or is a URI (only Spark lists it)."""
+    if is_uri(path):
+        return 0
     try:
         return total_size(source_files(path))
     except PlannerError:

@@ -1,15 +1,22 @@
 """The Spark engine: aggregate a request trace too large for one machine with PySpark.
 
-Reads the CSV or Parquet files of a source (a file, folder, glob or Hive partitions) through
+Reads the CSV or Parquet files of a source (a file, folder, glob or Hive partitions, local or
+any URI Spark's file systems read: s3a://, hdfs://, abfss://, gs://, file://) through
 the --map column mapping and runs the aggregation's portable SQL (`planner.ingest.aggregate`,
 the same text DuckDB runs) in a local Spark session, or on any cluster given as `master`
 (spark://, yarn, k8s://); `spark-submit` sets the master for a session it starts. PySpark is an
 optional extra (`pip install -e ".[spark]"`) and needs a Java 17+ runtime.
 """
 
+import contextlib
+import hashlib
 import os
 import socket
+import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -27,10 +34,11 @@ from planner.ingest.aggregate import (
     windows_sql,
 )
 from planner.ingest.formats import TIME_UNITS, Format, check_mapping, time_unit_warnings
-from planner.ingest.sources import Source, glob_root, is_glob, refuse_empty_files
+from planner.ingest.sources import Remote, Source, glob_root, is_glob, refuse_empty_files
 from planner.store import MAX_TOKENS
 
 LOCAL_MASTER = "local[*]"
+JVM_LOG = Path(tempfile.gettempdir()) / "planner-spark.log"  # the JVM's stderr, last session
 _CONNECT_TIMEOUT_S = 5.0
 _LOCAL_SHUFFLE_PARTITIONS = 8  # Spark's default 200 is for clusters; local runs drown in tasks
 
@@ -83,14 +91,32 @@ def spark_session(master: str | None) -> Any:
     if url.startswith("local"):
         builder = builder.config("spark.sql.shuffle.partitions", _LOCAL_SHUFFLE_PARTITIONS)
     try:
-        spark = builder.getOrCreate()
+        with _jvm_output(JVM_LOG):
+            spark = builder.getOrCreate()
     except Exception as exc:  # no Java runtime, or a master Spark cannot join
+        said = [line for line in JVM_LOG.read_text(errors="replace").splitlines() if line.strip()]
         raise PlannerError(
             f"--master {url}: Spark could not start (a Java 17+ runtime is needed): "
-            f"{_spark_message(exc)}"
+            f"{_spark_message(exc)}" + (f"; the JVM said: {said[-1]} ({JVM_LOG})" if said else "")
         ) from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+@contextlib.contextmanager
+def _jvm_output(log: Path) -> Iterator[None]:
+    """The process's stderr (fd 2) pointed at `log` while Spark starts its JVM, which inherits
+    it: the JVM's start-up chatter (incubator modules, log4j profile, loopback address) and its
+    later log lines go there, not to the user's terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with log.open("wb") as fh:
+        os.dup2(fh.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _check_reachable(master: str) -> None:
@@ -109,19 +135,87 @@ def _check_reachable(master: str) -> None:
 
 
 def _spark_message(exc: Exception) -> str:
-    """The first line of a Spark error, without the JVM stack."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    """The first line of a Spark error, without the JVM stack (the Java exception's own, where
+    py4j wraps one in "An error occurred while calling ...")."""
+    java = getattr(exc, "java_exception", None)
+    text = str(java.toString()) if java is not None else str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+def remote_source(uri: str, master: str | None) -> Source:
+    """A URI source as Spark's file system lists it: a file, every data file under a folder, or
+    every file a glob matches (bookkeeping files such as _SUCCESS left out), each named under
+    the URI as given; error if none."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        spark = spark_session(master)
+    try:
+        listed, folder = _listing(spark, uri)
+    except Exception as exc:  # Py4JJavaError: no file system for the scheme, no access, ...
+        raise PlannerError(f"{uri}: Spark cannot list it: {_spark_message(exc)}") from None
+    base = uri.rstrip("/") if folder else _glob_base(uri) if is_glob(uri) else None
+    files = {}
+    for name, size, _ in listed:
+        below = _norm(name)[len(_norm(base)) :] if base is not None else ""
+        if not any(part.startswith((".", "_")) for part in below.split("/")):
+            files[base + below if base is not None else uri] = size
+    if not files:
+        raise PlannerError(f"{uri}: matches no data file")
+    digest = hashlib.sha256(repr(sorted(listed)).encode()).hexdigest()
+    remote = Remote(uri, files, base, digest)
+    return Source(Path(uri), [Path(u) for u in files], remote=remote)
+
+
+def _listing(spark: Any, uri: str) -> tuple[list[tuple[str, int, int]], bool]:
+    """(URI, bytes, modification time) of each file the URI names, through Hadoop's file
+    system API, and whether it names a folder."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    statuses = list(fs.globStatus(path) or [])
+    folder = len(statuses) == 1 and statuses[0].isDirectory()
+    if folder:
+        found, statuses = fs.listFiles(statuses[0].getPath(), True), []
+        while found.hasNext():
+            statuses.append(found.next())
+    files = [s for s in statuses if not s.isDirectory()]
+    return [(s.getPath().toString(), s.getLen(), s.getModificationTime()) for s in files], folder
+
+
+def _glob_base(uri: str) -> str:
+    """The folder a glob URI starts in: up to the last '/' before its first glob character."""
+    first = min(uri.index(c) for c in "*?[" if c in uri)
+    return uri[: uri.rindex("/", 0, first)]
+
+
+def _norm(uri: str) -> str:
+    """A file's name as both Spark's listing and its reads report it: a local path for file
+    URIs (file:/a and file:///a alike), scheme://host/path otherwise, unquoted."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("file", ""):
+        return unquote(parsed.path)
+    return f"{parsed.scheme}://{parsed.netloc}{unquote(parsed.path)}"
+
+
+def _names(source: Source) -> list[str]:
+    """What Spark reads for each of the source's files: its URI, or its absolute local path."""
+    if source.remote is not None:
+        return list(source.remote.files)
+    return [str(p.resolve()) for p in source.files]
 
 
 def _read(spark: Any, source: Source, fmt: Format) -> Any:
     """The source's files as a DataFrame; Hive partition keys under a folder or glob root
     become columns."""
     reader = spark.read
-    if source.path.is_dir() or is_glob(source.path):
+    if source.remote is not None:
+        if source.remote.base is not None:
+            reader = reader.option("basePath", source.remote.base)
+    elif source.path.is_dir() or is_glob(source.path):
         root = source.path if source.path.is_dir() else glob_root(source.path)
         reader = reader.option("basePath", str(root.resolve()))
-    paths = [str(p.resolve()) for p in source.files]
+    paths = _names(source)
     if fmt.id == "parquet":
         return reader.parquet(*paths)
     csv = reader.options(header=True, mode="FAILFAST", quote='"', escape='"', comment=None)
@@ -231,24 +325,21 @@ def _check(spark: Any, source: Source) -> tuple[float | None, float | None, dict
             where = spark.sql(f"SELECT min(file) FROM planner_rows WHERE {test}").first()[0]
             raise PlannerError(f"{_named(source, where)}: {what} ({row[2 + i]} row(s))")
     per_file = spark.sql("SELECT file, count(*) AS n FROM planner_rows GROUP BY file").collect()
-    counts = {_local(r["file"]): int(r["n"]) for r in per_file}
-    files = {str(p): counts.get(str(p.resolve()), 0) for p in source.files}
+    counts = {_norm(r["file"]): int(r["n"]) for r in per_file}
+    files = {
+        str(p): counts.get(_norm(name), 0)
+        for p, name in zip(source.files, _names(source), strict=True)
+    }
     refuse_empty_files(source, files)
     if not any(files.values()):
         raise PlannerError(f"{source.path}: no data rows (only a header?)")
     return row[0], row[1], files if len(source.files) > 1 else {}
 
 
-def _local(uri: str) -> str:
-    """A local path from the file URI Spark reports (file:///a/b%20c.csv -> /a/b c.csv)."""
-    parsed = urlparse(uri)
-    return unquote(parsed.path) if parsed.scheme in ("file", "") else uri
-
-
 def _named(source: Source, uri: str) -> str:
     """The file a Spark file URI names, as the user gave it."""
-    local = _local(uri)
-    return next((str(p) for p in source.files if str(p.resolve()) == local), local)
+    names = zip(source.files, _names(source), strict=True)
+    return next((str(p) for p, name in names if _norm(name) == _norm(uri)), _norm(uri))
 
 
 def _collect(spark: Any, sql: str) -> dict[str, np.ndarray]:
