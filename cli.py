@@ -43,7 +43,7 @@ from planner.ingest import (
     is_uri,
     source_size,
 )
-from planner.store import default_db_path, list_traces, open_store, run_query
+from planner.store import default_db_path, list_traces, open_store, remove_store, run_query
 
 if TYPE_CHECKING:
     from planner.costmodel import Calibration
@@ -112,12 +112,21 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextmanager
 def store(db: Path | None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the store for one command and always close it."""
-    con = open_store(db if db is not None else default_db_path(), read_only=read_only)
+    """Open the store for one command and always close it; a store this command created is
+    removed again when the command fails before anything was stored in it (a first ingest of a
+    bad file leaves no empty planner.duckdb behind)."""
+    path = Path(db if db is not None else default_db_path())
+    created = not read_only and not path.exists()
+    con = open_store(path, read_only=read_only)
     try:
         yield con
-    finally:
+    except BaseException:
+        empty = created and not list_traces(con)
         con.close()
+        if empty:
+            remove_store(path)
+        raise
+    con.close()
 
 
 def show(data: Any, json_out: bool, printer: Callable[[Any], None]) -> None:

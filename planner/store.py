@@ -137,6 +137,12 @@ def default_db_path() -> Path:
     return Path(os.environ.get("PLANNER_DB", DEFAULT_DB))
 
 
+def remove_store(path: Path) -> None:
+    """Delete a store file and its write-ahead log (a store that holds nothing)."""
+    for file in (path, path.with_name(path.name + ".wal")):
+        file.unlink(missing_ok=True)
+
+
 def open_store(
     path: Path | str | None = None, read_only: bool = False
 ) -> duckdb.DuckDBPyConnection:

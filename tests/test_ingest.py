@@ -710,6 +710,19 @@ def test_db_in_missing_folder(tmp_path: Path) -> None:
     assert not db.parent.exists()
 
 
+def test_a_first_ingest_that_fails_leaves_no_store(tmp_path: Path) -> None:
+    """Bad input into a store that does not exist yet: one line, exit 1, and no empty store file
+    left behind; a store the same command stored a trace in is kept."""
+    db = tmp_path / "new.duckdb"
+    bad = write(tmp_path / "odd.csv", "alpha,beta\n1,2\n")
+    result = invoke("ingest", bad, "--db", db)
+    assert result.exit_code == 1 and "unknown format" in result.stderr
+    assert not db.exists() and not db.with_name("new.duckdb.wal").exists()
+    good = write(tmp_path / "good.csv", _burstgpt_text())
+    assert invoke("ingest", good, bad, "--db", db).exit_code == 1
+    assert stored(db, "SELECT list(name) FROM traces") == (["good"],)
+
+
 def test_query_refuses_writes(loaded: Path) -> None:
     before = store_state(loaded)
     for sql in (
