@@ -207,6 +207,7 @@ def test_growing_prompts_are_sized_on_the_forecast_mix_and_hold(tmp_path: Path) 
     forecast = plan["demand"]["length_forecast"]
     assert forecast["input"]["method"] == "linear" and forecast["output"]["method"] == "recent"
     assert forecast["sentence"] in stdout
+    assert str(escape(forecast["sentence"].removeprefix("token mix: "))) in page_one
     trend, recent = forecast["input"]["backtest_log_error"].values()
     assert trend <= tokens.DRIFT_GAIN * recent
     factors = forecast["input"]["factors"]
