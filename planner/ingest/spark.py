@@ -168,18 +168,21 @@ def remote_source(uri: str, master: str | None) -> Source:
 
 
 def _listing(spark: Any, uri: str) -> tuple[list[tuple[str, int, int]], bool]:
-    """(URI, bytes, modification time) of each file the URI names, through Hadoop's file
-    system API, and whether it names a folder."""
+    """(URI, bytes, modification time) of each file the URI names (the files under each folder
+    it names or matches), through Hadoop's file system API, and whether it names one folder."""
     jvm = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path(uri)
     fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     statuses = list(fs.globStatus(path) or [])
-    folder = len(statuses) == 1 and statuses[0].isDirectory()
-    if folder:
-        found, statuses = fs.listFiles(statuses[0].getPath(), True), []
-        while found.hasNext():
-            statuses.append(found.next())
-    files = [s for s in statuses if not s.isDirectory()]
+    files = []
+    for status in statuses:
+        if status.isDirectory():
+            found = fs.listFiles(status.getPath(), True)
+            while found.hasNext():
+                files.append(found.next())
+        else:
+            files.append(status)
+    folder = len(statuses) == 1 and statuses[0].isDirectory() and not is_glob(uri)
     return [(s.getPath().toString(), s.getLen(), s.getModificationTime()) for s in files], folder
 
 
