@@ -227,6 +227,7 @@ IngestPaths = Annotated[
         "a folder or glob are one trace. With --engine spark also URIs Spark reads "
         "('s3a://bucket/logs/*.parquet', hdfs://, file://).",
         show_default=False,
+        metavar="PATH",
     ),
 ]
 MapOption = Annotated[
