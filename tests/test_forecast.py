@@ -311,10 +311,12 @@ def test_multi_day_request_trace_token_mix_by_hour(db_path, tmp_path):
     assert out_by_hour[3] == 10 and out_by_hour[15] == 100
 
 
-def _lengths_store(db_path: Path, tmp_path: Path, inputs) -> tuple:
-    """SYNTHETIC: a store holding one request every 2 s for two hours, prompt lengths
-    `inputs(t)`, outputs 100; the connection and the trace's id."""
-    ts = np.arange(0.0, 7200.0, 2.0)
+def _lengths_store(
+    db_path: Path, tmp_path: Path, inputs, span_s: float = 7200.0, every_s: float = 2.0
+) -> tuple:
+    """SYNTHETIC: a store holding one request every `every_s` for `span_s` (two hours), prompt
+    lengths `inputs(t)`, outputs 100; the connection and the trace's id."""
+    ts = np.arange(0.0, span_s, every_s)
     csv = tmp_path / "lengths.csv"
     rows = [f"{t},{int(i)},100" for t, i in zip(ts, inputs(ts), strict=True)]
     csv.write_text("ts,inp,out\n" + "\n".join(rows) + "\n")
@@ -344,7 +346,7 @@ def test_length_drift_forecasts_the_trend_the_lengths_follow(
     median's factor is the closed form: its length at the end of the window ahead over the
     length at the middle of the history; outputs do not move."""
     con, trace_id = _lengths_store(db_path, tmp_path, inputs)
-    drift = length_drift(con, trace_id, 0.0, 7200.0, (7200.0, 9000.0))
+    drift = length_drift(con, trace_id, 7200.0, (7200.0, 9000.0), 86_400.0)
     con.close()
     assert drift.methods == {"input": method, "output": "recent"}
     assert drift.factors["input"][1] == pytest.approx(at(9000.0) / at(3600.0), rel=0.01)
@@ -359,12 +361,39 @@ def test_length_drift_keeps_the_recent_mix_for_steady_lengths(db_path, tmp_path)
     con, trace_id = _lengths_store(
         db_path, tmp_path, lambda t: np.rint(2000 * rng.lognormal(0, 0.6, len(t)))
     )
-    drift = length_drift(con, trace_id, 0.0, 7200.0, (7200.0, 9000.0))
-    short = length_drift(con, trace_id, 0.0, 300.0, (300.0, 600.0))
+    drift = length_drift(con, trace_id, 7200.0, (7200.0, 9000.0), 86_400.0)
+    short = length_drift(con, trace_id, 300.0, (300.0, 600.0), 86_400.0)
     con.close()
     assert drift.methods == {"input": "recent", "output": "recent"}
     assert not drift.trending("input") and "no length trend" in drift.sentence()
     assert short is None  # 150 requests in 6 windows of 25
+
+
+@pytest.mark.parametrize("growth", [1.0, 1.1])
+def test_length_drift_over_days_sees_a_trend_not_the_daily_pattern(
+    db_path, tmp_path, growth
+) -> None:
+    """Six days, a request a minute, prompts 2.5x longer in the second half of each day and
+    growing `growth`x a day: the windows are whole days, so the daily pattern alone keeps the
+    recent mix (four-hour windows of the last day would see prompts rise all afternoon), and the
+    growth is an exponential trend whose median factor for the day ahead is about growth^1.5
+    (the last day's median lies mid-day)."""
+    day = 86_400.0
+    con, trace_id = _lengths_store(
+        db_path,
+        tmp_path,
+        lambda t: np.rint(np.where(t % day < day / 2, 400.0, 1000.0) * growth ** (t / day)),
+        span_s=6 * day,
+        every_s=60.0,
+    )
+    drift = length_drift(con, trace_id, 6 * day, (6 * day, 7 * day), day)
+    con.close()
+    assert drift.windows == 6
+    if growth == 1.0:
+        assert drift.methods == {"input": "recent", "output": "recent"}
+    else:
+        assert drift.methods["input"] == "exponential"
+        assert growth < drift.factors["input"][1] < growth**2
 
 
 def test_length_drift_scales_each_length_by_its_quantile_factor() -> None:

@@ -137,6 +137,7 @@ def _entry(quantiles: list[float], mean: float) -> dict:
 
 
 DRIFT_WINDOWS = 6  # recent history cut into this many windows, a quantile per level in each
+DRIFT_WINDOWS_MIN = 4  # whole days of history from which the windows are days
 DRIFT_TESTED = 2  # the last windows the backtest forecasts from the ones before
 DRIFT_MIN_REQUESTS = 50  # fewer requests in a window: its quantiles are noise
 DRIFT_GAIN = 0.7  # the trend must cut the recent mix's backtest error to at most this share
@@ -205,35 +206,46 @@ class LengthDrift:
 def length_drift(
     con: duckdb.DuckDBPyConnection,
     trace_id: int,
-    start_s: float,
     end_s: float,
     ahead: tuple[float, float],
+    recent_s: float,
 ) -> LengthDrift | None:
-    """The drift of the request lengths in [start_s, end_s), forecast for the window `ahead`
-    (its start and end, s); None when too few windows hold enough requests to tell.
+    """The drift of the request lengths before `end_s`, forecast for the window `ahead` (its
+    start and end, s) against the mix of the last `recent_s` (what the plan samples); None when
+    too few windows hold enough requests to tell.
 
-    Per side, each quantile level over DRIFT_WINDOWS windows. Backtest: a linear and an
+    Windows: whole days when the history holds DRIFT_WINDOWS_MIN of them (up to DRIFT_WINDOWS,
+    so a daily pattern is never taken for a trend), else DRIFT_WINDOWS equal parts of the
+    recent history. Per side, each quantile level per window. Backtest: a linear and an
     exponential trend fitted to all but the last DRIFT_TESTED windows, and their mean (the
     recent mix), forecast those; the better trend is kept only if it cuts the recent mix's error
     to DRIFT_GAIN of it. A kept trend is refitted on every window and read at the end of `ahead`
-    it makes longest (its start when lengths fall), as a factor on the pooled quantile, capped
-    at DRIFT_CAP either way.
+    it makes longest (its start when lengths fall), as a factor on the recent mix's quantile,
+    capped at DRIFT_CAP either way.
     """
-    width = (end_s - start_s) / DRIFT_WINDOWS
+    days = int(end_s // DAY_S)
+    if days >= DRIFT_WINDOWS_MIN:
+        width = float(DAY_S)
+        start_s = end_s - min(days, DRIFT_WINDOWS) * width
+    else:
+        start_s = max(end_s - recent_s, 0.0)
+        width = (end_s - start_s) / DRIFT_WINDOWS
     if width <= 0:
         return None
     levels = list(TOKEN_LEVELS)
+    recent = f"FILTER (WHERE arrival_s >= {float(end_s - recent_s)!r})"
     rows = con.execute(
-        "SELECT k, count(*), quantile_cont(input_tokens, ?), quantile_cont(output_tokens, ?) "
+        "SELECT k, count(*), quantile_cont(input_tokens, ?), quantile_cont(output_tokens, ?), "
+        f"quantile_cont(input_tokens, ?) {recent}, quantile_cont(output_tokens, ?) {recent} "
         "FROM (SELECT *, CAST(floor((arrival_s - ?) / ?) AS INTEGER) AS k FROM requests "
         "WHERE trace_id = ? AND arrival_s >= ? AND arrival_s < ? "
         "AND input_tokens IS NOT NULL AND output_tokens IS NOT NULL) "
         "GROUP BY GROUPING SETS ((k), ()) ORDER BY k NULLS FIRST",
-        [levels, levels, start_s, width, trace_id, start_s, end_s],
+        [levels] * 4 + [start_s, width, trace_id, start_s, end_s],
     ).fetchall()
-    if not rows or rows[0][0] is not None:
+    if not rows or rows[0][0] is not None or rows[0][4] is None:
         return None
-    pooled, windows = rows[0], [r for r in rows[1:] if r[1] >= DRIFT_MIN_REQUESTS]
+    pooled, windows = rows[0][4:], [r for r in rows[1:] if r[1] >= DRIFT_MIN_REQUESTS]
     if len(windows) < DRIFT_TESTED + 2:
         return None
     t = np.array([start_s + (k + 0.5) * width for k, *_ in windows])
@@ -246,7 +258,7 @@ def length_drift(
         if error["recent"] < DRIFT_MIN_ERROR or error[best] > DRIFT_GAIN * error["recent"]:
             methods[side], factors[side] = "recent", (1.0,) * len(levels)
             continue
-        ratio = _trend(t, q, best, np.array(ahead)).max(axis=0) / np.maximum(pooled[2 + i], 1.0)
+        ratio = _trend(t, q, best, np.array(ahead)).max(axis=0) / np.maximum(pooled[i], 1.0)
         methods[side] = best
         factors[side] = tuple(float(f) for f in np.clip(ratio, 1 / DRIFT_CAP, DRIFT_CAP).round(3))
     return LengthDrift(methods, factors, errors, len(windows))

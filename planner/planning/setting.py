@@ -189,6 +189,6 @@ def forecast_horizon(con: duckdb.DuckDBPyConnection, opts: PlanOptions) -> Horiz
     lengths = None
     if info.kind == "requests":
         cut_s, end_s = cutoff * interval_s, (len(demand.rps) + steps) * interval_s
-        lengths = length_drift(con, info.id, max(cut_s - RECENT_S, 0.0), cut_s, (cut_s, end_s))
+        lengths = length_drift(con, info.id, cut_s, (cut_s, end_s), RECENT_S)
     level = forward.level(opts.quantile)
     return Horizon(demand, steps, cutoff, forward, held, level, tuning, lengths)
