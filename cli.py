@@ -582,8 +582,8 @@ def print_calibration(cal: "Calibration") -> None:
         p = entry.params
         serving = (
             f"; MoE {p.moe_eff:.0%} (+{p.moe_pad_rows:.0f} rows per expert), "
-            f"FP8/INT8 x{p.lowp_eff:.2f}"
-            if "@" not in key
+            f"FP8/INT8 x{p.lowp_eff:.2f} (fitted on {entry.serving} serving benchmarks)"
+            if entry.serving and "@" not in key
             else ""
         )
         typer.echo(

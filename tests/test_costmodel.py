@@ -20,6 +20,7 @@ from planner.costmodel import (
     load_catalog,
     load_default_calibration,
 )
+from planner.costmodel.batch import predict_points
 from planner.costmodel.calibrate import calibrate, read_profile
 from planner.costmodel.operators import (
     FEATURES,
@@ -33,8 +34,10 @@ from planner.costmodel.parallel import Parallel
 from planner.costmodel.params import COMM_FITTED, FITTED, SERVING_FITTED, EfficiencyParams
 from planner.costmodel.predict import operator_matrices, operator_times, time_coefficients
 from planner.errors import PlannerError
+from planner.resources import resource_dir
 
 GIB = 2**30
+H200_STEPS = resource_dir("datasets") / "profiles" / "h200_dense_steps.jsonl"
 SPEC_MODELS = [
     "llama-3.2-1b",
     "llama-3.2-3b",
@@ -267,10 +270,10 @@ def test_profile_with_missing_columns(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def report() -> dict:
-    """Calibration report from both shared profiles (about two seconds)."""
+    """Calibration report from the shared profiles and the shipped H200 one (a few seconds)."""
     steps = shared_path("profiles", "h100_dense_steps.jsonl")
     splitwise = shared_path("profiles", "splitwise", "perf_model.csv")
-    cal, rep = calibrate([steps, splitwise], report=True)
+    cal, rep = calibrate([steps, H200_STEPS, splitwise], report=True)
     rep["calibration"] = cal
     return rep
 
@@ -284,6 +287,37 @@ def test_accuracy_gate_leave_one_model_out(report: dict) -> None:
     }
     assert overall["prefill"] <= 7.0
     assert overall["decode"] <= 5.0
+
+
+def test_accuracy_gate_h200_profile() -> None:
+    """LOMO MAPE on the shipped H200 profile (committed 7.0 % prefill, 31.3 % decode): worse by
+    more than 2 points fails. Decode is weak: this PyTorch's attention over many sequences is
+    slower than the roofline's single attention efficiency can follow across head sizes."""
+    _, rep = calibrate([H200_STEPS], report=True)
+    overall = {r["phase"]: r["mape"] for r in rep["leave_one_model_out"] if "model" not in r}
+    assert overall["prefill"] <= 9.0
+    assert overall["decode"] <= 33.3
+
+
+def _mape_by_phase(cal: Calibration) -> dict[str, float]:
+    """MAPE by phase of `cal`'s predictions of the shipped H200 step profile."""
+    points = read_profile(H200_STEPS).points
+    pred = predict_points(points.drop("source", "ms"), cal, load_catalog())
+    err = (pred["ms"] / points["ms"] - 1).abs() * 100
+    return {ph: float(err.filter(points["phase"] == ph).mean()) for ph in ("prefill", "decode")}
+
+
+def test_measured_h200_beats_borrowing_h100() -> None:
+    """The H200 fitted on its own measured steps predicts them better than the H100's
+    efficiencies scaled by the spec sheets (which make decode 16 % too fast: the H200 reaches a
+    smaller share of its 4.8 TB/s than the H100 of its 3.35)."""
+    cal = load_default_calibration()
+    borrowed = Calibration(
+        {k: e for k, e in cal.entries.items() if e.accelerator != "h200"}, cal.meta, cal.engines
+    )
+    own, other = _mape_by_phase(cal), _mape_by_phase(borrowed)
+    assert own["decode"] <= 11.0 and other["decode"] >= 15.0
+    assert own["prefill"] < other["prefill"]
 
 
 def test_accuracy_gate_splitwise(report: dict) -> None:
@@ -537,19 +571,27 @@ def test_moe_tile_padding_costs_touched_experts_not_dense_layers() -> None:
             np.testing.assert_allclose(padded, base)
 
 
-def test_serving_kernel_values_are_borrowed_only_within_a_vendor() -> None:
-    """A device without calibration borrows the most similar device's efficiencies; the MoE and
-    low-precision GEMM values fitted on serving benchmarks come along only from the same vendor
-    (H200 from H100), not across vendors (Ascend 910C from H100), which says so."""
+def test_serving_kernel_values_come_from_a_serving_fit_of_the_same_vendor() -> None:
+    """The MoE and low-precision GEMM values fitted on serving benchmarks (H100 only) reach
+    devices of the same vendor, whether they have step efficiencies of their own (H200,
+    measured) or borrow them (B200); across vendors (Ascend 910C) the spec-sheet defaults
+    stand, and the plan says so."""
     cal = load_default_calibration()
-    h100 = cal.entries["h100"].params
-    same = StepModel.build("qwen3-30b-a3b", "h200", calibration=cal)
+    h100, h200 = cal.entries["h100"], cal.entries["h200"]
+    assert h100.serving == "h100" and h200.serving is None
+    own = StepModel.build("qwen3-30b-a3b", "h200", calibration=cal)
+    same = StepModel.build("qwen3-30b-a3b", "b200", calibration=cal)
     other = StepModel.build("qwen3-30b-a3b", "ascend-910c", calibration=cal)
-    assert same.borrowed_from == other.borrowed_from == "h100"
-    assert same.params == h100 and not same.vendor_defaults
+    assert own.borrowed_from is None and same.borrowed_from in ("h100", "h200")
+    assert other.borrowed_from in ("h100", "h200")
+    for name in FITTED:
+        assert getattr(own.params, name) == getattr(h200.params, name)
     defaults = EfficiencyParams()
     for name in SERVING_FITTED:
+        assert getattr(own.params, name) == getattr(same.params, name) == getattr(h100.params, name)
         assert getattr(other.params, name) == getattr(defaults, name)
-    assert other.params.gemm_eff == h100.gemm_eff and other.params.mem_eff == h100.mem_eff
+    donor = cal.entries[other.borrowed_from].params
+    assert other.params.gemm_eff == donor.gemm_eff and other.params.mem_eff == donor.mem_eff
     assert "another vendor's kernels" in other.plan_extrapolation[0]
     assert "another vendor" not in same.plan_extrapolation[0]
+    assert Calibration.from_json(cal.to_json()).entries["h100"].serving == "h100"

@@ -10,8 +10,9 @@ Profile formats (auto-detected):
 
 Each (source, accelerator) group gets its own parameters, fitted with scipy least squares on
 the relative error (soft-L1 loss, so a few noisy millisecond-scale points cannot dominate).
-The first profile given is the reference runtime: its entries become the defaults that
-predictions use; entries of other sources are kept under ``accelerator@source``.
+The first profile given names the reference runtime: its entries, and those of every profile
+of the same format (step JSONL files measured the same way on other accelerators), become the
+defaults that predictions use; entries of other sources are kept under ``accelerator@source``.
 """
 
 import json
@@ -60,6 +61,7 @@ class Profile:
     points: pl.DataFrame
     cards: dict[str, ModelCard]
     notes: list[str]
+    formats: dict[str, str]
 
 
 def _require(df: pl.DataFrame, columns: tuple[str, ...], path: Path, kind: str) -> None:
@@ -104,7 +106,7 @@ def read_step_profile(path: Path) -> Profile:
         (pl.col("dtype") if "dtype" in df.columns else pl.lit("bf16")).alias("dtype"),
         pl.col("ms").cast(pl.Float64),
     )
-    return Profile(points, cards, [])
+    return Profile(points, cards, [], {path.stem: "steps"})
 
 
 def read_splitwise_profile(path: Path) -> Profile:
@@ -155,7 +157,8 @@ def read_splitwise_profile(path: Path) -> Profile:
     points = points.sort("accelerator", "model", "tp", "phase", "batch", "tokens", "context")
     notes = [f"skipped hardware {h} (power-capped or not a catalog accelerator)" for h in skipped]
     notes += dropped
-    return Profile(points, {m: load_card(m) for m in points["model"].unique()}, notes)
+    cards = {m: load_card(m) for m in points["model"].unique()}
+    return Profile(points, cards, notes, {"splitwise": "splitwise"})
 
 
 def _drop_oversized(df: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
@@ -214,7 +217,8 @@ def read_profiles(paths: list[Path | str]) -> Profile:
     parts = [read_profile(p) for p in paths]
     points = pl.concat([p.points.cast(POINT_SCHEMA) for p in parts])
     cards = {k: v for p in parts for k, v in p.cards.items()}
-    return Profile(points, cards, [n for p in parts for n in p.notes])
+    formats = {k: v for p in parts for k, v in p.formats.items()}
+    return Profile(points, cards, [n for p in parts for n in p.notes], formats)
 
 
 @dataclass
@@ -357,8 +361,9 @@ def calibrate(
     )
     out: dict[str, Any] = {"notes": profile.notes, "fit": [], "leave_one_model_out": []}
     keys = profile.points.select("source", "accelerator").unique(maintain_order=True)
-    reference = keys["source"][0]
-    cal.meta["reference_source"] = reference
+    first = profile.formats[keys["source"][0]]
+    references = [s for s, kind in profile.formats.items() if kind == first]
+    cal.meta["reference_sources"] = references
     for source, acc_id in keys.iter_rows():
         points = profile.points.filter(
             (pl.col("source") == source) & (pl.col("accelerator") == acc_id)
@@ -368,7 +373,7 @@ def calibrate(
         params = fit_params(groups, acc)
         coverage = _coverage(points, profile.cards)
         entry = CalibrationEntry(acc.id, source, params, coverage, points.height)
-        cal.add(entry, default=source == reference)
+        cal.add(entry, default=source in references)
         if not report:
             continue
         fitted = _with_predictions(points, groups, _predict(groups, acc, params))

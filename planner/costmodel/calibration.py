@@ -2,6 +2,7 @@
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -34,13 +35,15 @@ class Coverage:
 
 @dataclass(frozen=True)
 class CalibrationEntry:
-    """Parameters fitted on one profile source for one accelerator."""
+    """Parameters fitted on one profile source for one accelerator; `serving` names the
+    accelerator whose measured serving benchmarks fitted its MoE and low-precision values."""
 
     accelerator: str
     source: str
     params: EfficiencyParams
     coverage: Coverage
     points: int = 0
+    serving: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,11 @@ class Calibration:
     def steps_only(self) -> "Calibration":
         """This calibration as the step profiles alone fitted it: every default entry as its
         reference source fitted it, no engine host costs (the start of a measured fit)."""
-        reference = self.meta.get("reference_source")
-        entries = {
-            key: self.entries.get(f"{key}@{reference}", entry) if "@" not in key else entry
-            for key, entry in self.entries.items()
-        }
+        references = self.meta.get("reference_sources") or [self.meta.get("reference_source")]
+        entries = dict(self.entries)
+        for key in [k for k in self.entries if "@" not in k]:
+            for source in references:
+                entries[key] = self.entries.get(f"{key}@{source}", entries[key])
         return Calibration(entries, dict(self.meta))
 
     def fitted_engine(self, engine: EngineProfile) -> EngineProfile:
@@ -101,7 +104,8 @@ class Calibration:
         key = f"{acc.id}@{source}" if source else acc.id
         if key in self.entries:
             entry = self.entries[key]
-            return Resolved(entry.params, entry.coverage, key, None)
+            params = entry.params if source else self._serving(entry, acc, catalog)
+            return Resolved(params, entry.coverage, key, None)
         if source:
             known = ", ".join(k for k in self.entries if "@" in k)
             raise PlannerError(f"no calibration for {key}; calibrated sources: {known}")
@@ -110,17 +114,38 @@ class Calibration:
             return Resolved(EfficiencyParams(), None, "defaults", "defaults")
         entry = self.entries[donor]
         if acc.vendor and acc.vendor == catalog[donor].vendor:
-            return Resolved(entry.params, entry.coverage, donor, donor)
+            return Resolved(self._serving(entry, acc, catalog), entry.coverage, donor, donor)
         defaults = EfficiencyParams()
         params = replace(entry.params, **{k: getattr(defaults, k) for k in SERVING_FITTED})
         return Resolved(params, entry.coverage, donor, donor, vendor_defaults=True)
 
-    def _most_similar(self, acc: Accelerator, catalog: dict[str, Accelerator]) -> str | None:
+    def _serving(
+        self, entry: CalibrationEntry, acc: Accelerator, catalog: dict[str, Accelerator]
+    ) -> EfficiencyParams:
+        """An entry's parameters; where no serving benchmark of its own fitted the MoE and
+        low-precision values, those of the most similar device of its vendor that has them
+        (an H200 step profile keeps the H100's serving-fitted grouped-GEMM efficiency)."""
+        if entry.serving is not None:
+            return entry.params
+        donor = self._most_similar(
+            acc, catalog, lambda e, o: e.serving is not None and o.vendor == acc.vendor
+        )
+        if donor is None:
+            return entry.params
+        fitted = self.entries[donor].params
+        return replace(entry.params, **{k: getattr(fitted, k) for k in SERVING_FITTED})
+
+    def _most_similar(
+        self,
+        acc: Accelerator,
+        catalog: dict[str, Accelerator],
+        eligible: Callable[[CalibrationEntry, Accelerator], bool] = lambda _e, _o: True,
+    ) -> str | None:
         """The calibrated accelerator closest in log compute and log bandwidth."""
         best, best_d = None, math.inf
-        for key in self.entries:
+        for key, entry in self.entries.items():
             other = catalog.get(key)
-            if "@" in key or other is None:
+            if "@" in key or other is None or not eligible(entry, other):
                 continue
             d = abs(math.log(acc.bf16_tflops / other.bf16_tflops))
             d += abs(math.log(acc.hbm_tbs / other.hbm_tbs))
@@ -138,6 +163,7 @@ class Calibration:
                     "accelerator": e.accelerator,
                     "source": e.source,
                     "points": e.points,
+                    "serving": e.serving,
                     "params": e.params.to_dict(),
                     "coverage": asdict(e.coverage),
                 }
@@ -163,6 +189,7 @@ class Calibration:
                     params=EfficiencyParams.from_dict(e["params"]),
                     coverage=Coverage(**cov),
                     points=int(e.get("points", 0)),
+                    serving=e.get("serving"),
                 )
             for key, host in data.get("engines", {}).items():
                 cal.engines[key] = HostCosts(**host)

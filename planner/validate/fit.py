@@ -333,7 +333,8 @@ def apply_theta(calibration: Calibration, theta: Theta) -> Calibration:
     for acc, values in theta.kernels.items():
         entry = calibration.entries.get(acc)
         if entry is not None:
-            out.entries[acc] = replace(entry, params=replace(entry.params, **values))
+            params = replace(entry.params, **values)
+            out.entries[acc] = replace(entry, params=params, serving=acc)
     return out
 
 
