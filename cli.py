@@ -1074,6 +1074,14 @@ BucketsOption = Annotated[
 ColdStartsOption = Annotated[
     str | None, typer.Option(help="Cold-start trace to measure the provisioning delay.")
 ]
+ElasticMoeOption = Annotated[
+    bool,
+    typer.Option(
+        "--elastic-moe",
+        help="MoE models: scale up by adding accelerators to the running deployment "
+        "(ElasticMoE: shards copied from a serving replica, no container start).",
+    ),
+]
 RateScaleOption = Annotated[
     float, typer.Option(help="Plan for X times the trace's traffic (same time axis).")
 ]
@@ -1114,6 +1122,7 @@ def plan(
     interval: Annotated[str, typer.Option(help="Schedule interval, e.g. 10min.")] = "10min",
     quantile: Annotated[str, typer.Option(help="Forecast quantile to cover, e.g. p95.")] = "p95",
     cold_starts: ColdStartsOption = None,
+    elastic_moe: ElasticMoeOption = False,
     rate_scale: RateScaleOption = 1.0,
     engine: EngineOption = "vllm",
     strict: StrictOption = False,
@@ -1146,6 +1155,7 @@ def plan(
         interval=interval,
         quantile=quantile,
         cold_starts=cold_starts,
+        elastic_moe=elastic_moe,
         rate_scale=rate_scale,
         db=str(db_path),
         engine=engine,

@@ -8,7 +8,7 @@ import pytest
 from conftest import invoke, sample_store
 from typer.testing import Result
 
-from planner.costmodel import get_accelerator, load_catalog
+from planner.costmodel import get_accelerator, load_card, load_catalog
 from planner.ingest import sample_path
 from planner.optimize import read_plan, write_plan
 from planner.optimize.candidates import (
@@ -211,6 +211,10 @@ def test_plan_human_output(store):
             r"budget too low: \$100/month is below .* the cheapest feasible budget is \$",
         ),
         (["--model", "llama-3.1-8b", "--slo", "ttft_p99=1s", "--budget", "lots"], "--budget"),
+        (
+            ["--model", "llama-3.1-8b", *SLOS, "--elastic-moe"],
+            "--elastic-moe: llama-3.1-8b is not a mixture-of-experts model",
+        ),
     ],
 )
 def test_infeasible_requests_explain_the_binding_constraint(store, args, reason):
@@ -375,6 +379,25 @@ def test_requests_over_the_context_are_left_out(tmp_path: Path) -> None:
     assert [w for w in warned if "131,072-token context" in w] == [
         line.removeprefix("warning: ") for line in planned.stderr.splitlines() if "context" in line
     ]
+
+
+def test_elastic_moe_plans_scale_ups_into_the_running_deployment(store, tmp_path):
+    """qwen3-30b-a3b with --elastic-moe: the plan's delay is the closed form for its own
+    instances (weights over the scale-out link, no container start), far below their cold
+    start, and the plan file names where it came from."""
+    out = tmp_path / "PLAN.json"
+    args = ["plan", "azure-code", "--model", "qwen3-30b-a3b", *SLOS, "--accelerators", "h100"]
+    result = invoke(*args, "--elastic-moe", "--db", store, "--out", out)
+    assert result.exit_code == 0, result.output
+    plan = read_plan(out)
+    h100 = get_accelerator("h100")
+    found = pytest.importorskip("re").search(r"on (\d+) x h100", plan.provisioning_source)
+    per = int(found.group(1))
+    assert all(group.gpus % per == 0 for group in plan.recommended.replicas)
+    weights_gb = load_card("qwen3-30b-a3b").total_params() * 2 / 1e9
+    assert plan.provisioning_delay_s == pytest.approx(weights_gb / (50 * per) + 20, abs=0.05)
+    assert plan.provisioning_delay_s < 30 + weights_gb / (h100.load_gbs * per)
+    assert "no container start" in plan.provisioning_source
 
 
 def test_wide_expert_parallelism_is_enumerated_up_to_the_scale_up_domain():

@@ -11,7 +11,13 @@ from planner.forecast import forecast_trace
 from planner.ingest import ingest_sample
 from planner.optimize.mix import MixOption
 from planner.scaling.autoscaler import HpaConfig, KpaConfig, hpa_replicas, kpa_replicas
-from planner.scaling.delay import Instance, default_delay, measured_delay
+from planner.scaling.delay import (
+    Instance,
+    default_delay,
+    elastic_delay,
+    measured_delay,
+    provisioning_delay,
+)
 from planner.scaling.demand import demand_series, forecast_demand
 from planner.scaling.replay import (
     Controller,
@@ -118,6 +124,26 @@ def test_default_delay_loads_shards_in_parallel_and_waits_for_the_slowest_replic
     quick = default_delay("m", 32.0, [Instance(fast, 1)], 20.0)
     assert quick.seconds == pytest.approx(30 + 8 + 20) and "(local NVMe)" in quick.source
     assert "planner/scaling/delay.py" in quick.source
+
+
+def test_elastic_moe_delay_copies_shards_from_a_serving_replica(db_path):
+    """Closed form: weights / (scale-out GB/s per GPU x GPUs per instance) + warm-up, no
+    container start; the slowest link decides; far below the cold start of the same replica;
+    refused together with a measured cold-start trace."""
+    h200 = get_accelerator("h200")
+    tp8 = Instance(h200, 8)
+    elastic = elastic_delay("deepseek-v3", 671.0, [tp8], 20.0)
+    assert elastic.seconds == pytest.approx(671 / (50 * 8) + 20, abs=0.05)
+    assert default_delay("deepseek-v3", 671.0, [tp8], 20.0).seconds == pytest.approx(
+        30 + 671 / 8 + 20, abs=0.05
+    )
+    slow = replace(h200, id="slow", scale_out_gbs=6.25)
+    mixed = elastic_delay("m", 100.0, [tp8, Instance(slow, 2)], 20.0)
+    assert mixed.seconds == pytest.approx(100 / 12.5 + 20) and "on 2 x slow" in mixed.source
+    assert "no container start" in mixed.source and "2510.02613" in mixed.source
+    con = open_store(db_path)
+    with pytest.raises(PlannerError, match="give one of them"):
+        provisioning_delay(con, "m", 1.0, "loads", [tp8], 20.0, elastic=True)
 
 
 def test_measured_delay_from_cold_starts(db_path):

@@ -43,6 +43,8 @@ class PlanOptions:
     planner/optimize/energy.py), `power_budget` the kW the peak fleet may draw at TDP.
     `prefix_reuse` is the share of every prompt assumed shared by all requests, for a trace
     without prefix-block hashes; `prefix_cache` False plans as if the engine cached nothing.
+    `elastic_moe` (mixture-of-experts models) plans scale-ups that add accelerators to the
+    running deployment, ElasticMoE-style (planner/scaling/delay.py), instead of cold starts.
     """
 
     trace: str
@@ -66,6 +68,7 @@ class PlanOptions:
     power_budget: float | None = None
     prefix_reuse: float | None = None
     prefix_cache: bool = True
+    elastic_moe: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,11 @@ def resolve(con: duckdb.DuckDBPyConnection, opts: PlanOptions) -> Setting:
     energy_price = parse_energy_price(opts.energy_price)
     check_reuse(opts.prefix_reuse)
     card = load_card(opts.model)
+    if opts.elastic_moe and not card.is_moe:
+        raise PlannerError(
+            f"--elastic-moe: {card.id} is not a mixture-of-experts model; elastic scale-up adds "
+            "experts' accelerators to a running MoE deployment"
+        )
     profile = load_engine(opts.engine)
     if not opts.prefix_cache:
         profile = profile.with_flags(prefix_caching=0)

@@ -241,15 +241,17 @@ def _delay(
     mixes: list[Mix],
 ) -> ProvisioningDelay:
     """The start-up delay of the plan's slowest replica among the fleets it may run (the
-    measured one with --cold-starts): its instances' shards load in parallel, then the engine
-    warms up."""
+    measured one with --cold-starts, an elastic MoE scale-up with --elastic-moe): its
+    instances' shards load in parallel, then the engine warms up."""
     weights_gb = s.card.total_params() * dtype_bytes(s.card.dtype) / 1e9
     used = {option.key for m in mixes for option, _, _ in m.groups()}
     instances = [
         Instance(cands[k].accelerator, cands[k].gpus // cands[k].instances) for k in sorted(used)
     ]
     warmup_s = s.profile.resolve().runtime.warmup_s
-    return provisioning_delay(con, s.card.id, weights_gb, opts.cold_starts, instances, warmup_s)
+    return provisioning_delay(
+        con, s.card.id, weights_gb, opts.cold_starts, instances, warmup_s, opts.elastic_moe
+    )
 
 
 def replay_tail(
