@@ -347,6 +347,19 @@ def test_accuracy_gate_splitwise(report: dict) -> None:
     assert all(r["mape"] <= 15.0 for r in by_tp)
 
 
+def test_steps_only_takes_every_reference_source() -> None:
+    """steps_only() restores each default entry from its own reference source (the H100's and
+    the H200's), and reads a file written before there were several (`reference_source`)."""
+    cal = load_default_calibration()
+    steps = cal.steps_only()
+    for acc in ("h100", "h200"):
+        assert steps.entries[acc] == cal.entries[f"{acc}@{acc}_dense_steps"]
+    assert cal.entries["h100"] != cal.entries["h100@h100_dense_steps"]
+    old = Calibration(dict(cal.entries), {"reference_source": "h100_dense_steps"})
+    assert old.steps_only().entries["h100"] == cal.entries["h100@h100_dense_steps"]
+    assert old.steps_only().entries["h200"] == cal.entries["h200"]
+
+
 def test_shipped_calibration_is_current(report: dict) -> None:
     """datasets/calibration.json matches a refit of the shared step profiles in every value
     the step fit sets (regenerate if not); the measured-benchmark fit adds engine host costs
