@@ -12,7 +12,13 @@ from planner.costmodel import Speculative, StepModel, load_default_calibration
 from planner.errors import PlannerError
 from planner.validate import error_table, lomo, predict, read_measured
 from planner.validate.fit import Retimer, theta_of
-from planner.validate.measured import AIPERF, INFERENCEX, read_bench_json, read_silicon_csv
+from planner.validate.measured import (
+    AIPERF,
+    INFERENCEX,
+    INFERENCEX_WARM,
+    read_bench_json,
+    read_silicon_csv,
+)
 from planner.validate.predict import decoding, replay_load
 
 BASELINE = Path(__file__).parent / "measured_baseline.json"
@@ -56,15 +62,22 @@ def test_silicon_rows_become_deployments(tmp_path: Path) -> None:
 
 def test_inferencex_rows_are_replayed_as_their_client_ran_them(tmp_path: Path) -> None:
     """A row whose source is a dated export (InferenceX's nightly results) was measured with
-    vLLM's benchmark_serving.py as InferenceX runs it: 10 requests per client, no warm-up
-    wave, lengths drawn between 0.8 x and 1 x, against --max-num-batched-tokens 8192 and
-    --max-num-seqs CONC; AIConfigurator's own rows keep aiperf's template and flags."""
-    row = ROWS[0].replace("a,src; silicon_concurrency=8", "x,source_file=2026-04-06.csv; wip=False")
-    aic, inferencex = read_silicon_csv(_silicon(tmp_path, [ROWS[0], row]))
-    assert aic.load is AIPERF and inferencex.load is INFERENCEX
-    assert inferencex.flags == {"token_budget": 8192, "max_seqs": 8}
-    bench = replay_load(inferencex)
+    vLLM's benchmark_serving.py as InferenceX runs it: 10 requests per client, lengths drawn
+    between 0.8 x and 1 x, against --max-num-batched-tokens 8192 and --max-num-seqs CONC, with
+    a wave of 2 x CONC warm-ups first when measured from 2026-01-21 on (the measured date, else
+    the export's); AIConfigurator's own rows keep aiperf's template and flags."""
+    source = "a,src; silicon_concurrency=8"
+    old = ROWS[0].replace(source, "x,source_file=2026-04-06.csv; measured=2025-12-08; wip=False")
+    new = ROWS[0].replace(source, "y,source_file=2026-04-06.csv; measured=2026-03-27")
+    undated = ROWS[0].replace(source, "z,source_file=2026-01-20.csv")
+    aic, before, after, export = read_silicon_csv(_silicon(tmp_path, [ROWS[0], old, new, undated]))
+    assert aic.load is AIPERF and before.load is INFERENCEX and export.load is INFERENCEX
+    assert after.load is INFERENCEX_WARM
+    assert before.flags == after.flags == {"token_budget": 8192, "max_seqs": 8}
+    bench = replay_load(before)
     assert (bench.measured, bench.warmup, bench.range_ratio) == (80, 0, 0.8)
+    bench = replay_load(after)
+    assert (bench.measured, bench.warmup, bench.range_ratio) == (80, 16, 0.8)
     bench = replay_load(aic)
     assert (bench.measured, bench.warmup, bench.range_ratio) == (160, 16, 1.0)
 

@@ -23,9 +23,14 @@ silicon file also carries InferenceX's nightly results (rows whose source is a d
 recipes clone (kimbochen/bench_serving, vLLM's client before it centred the random range:
 lengths ``randint(int(L x ratio), L + 1)``) as they run it (benchmarks/70b_fp8_h100_slurm.sh,
 gptoss_fp4_h100.sh; README "Benchmark Client Configuration": ``--random-range-ratio 0.8
---num-prompts CONC x 10 --max-concurrency CONC``, no warm-up wave) against servers launched
-with at most CONC sequences (vLLM: ``--max-num-seqs CONC --max-num-batched-tokens 8192``;
-other engines keep their defaults).
+--num-prompts CONC x 10 --max-concurrency CONC``) against servers launched with at most CONC
+sequences (vLLM: ``--max-num-seqs CONC --max-num-batched-tokens 8192``; other engines keep their
+defaults). Runs measured from 2026-01-21 on (the row's ``measured=`` date, else its export's)
+first send 2 x CONC warm-up requests and wait for all of them, as aiperf does: InferenceX then
+took the client into its repository and added ``--num-warmups 2 x max_concurrency`` to every
+run (commit d053ae24e, "upstream kimbochen/bench_serving, adding warmup (#480)";
+benchmarks/benchmark_lib.sh run_benchmark_serving; utils/bench_serving/benchmark_serving.py
+waits on the warm-up tasks before the measured ones start).
 
 Engine flags of silicon rows: AIConfigurator benchmarks the deployments its generator writes
 (generator/rule_plugin/benchmark/{vllm,trtllm}.rule): for an aggregated vLLM or TensorRT-LLM
@@ -53,7 +58,9 @@ AIC_GENERATED = ("vllm", "trtllm")
 AIC_SPARE_TOKENS = 1500
 BENCH_REQUIRED = ("model_id", "max_concurrency", "mean_ttft_ms", "mean_tpot_ms", "completed")
 BENCH_REQUIRED += ("total_input_tokens", "total_output_tokens")
-INFERENCEX_SOURCE = re.compile(r"source_file=\d{4}-\d{2}-\d{2}\.csv")
+INFERENCEX_SOURCE = re.compile(r"source_file=(\d{4}-\d{2}-\d{2})\.csv")
+MEASURED_ON = re.compile(r"measured=(\d{4}-\d{2}-\d{2})")
+INFERENCEX_WARMUP_FROM = "2026-01-21"
 INFERENCEX_TOKEN_BUDGET = 8192
 
 
@@ -70,6 +77,9 @@ class LoadGenerator:
 
 AIPERF = LoadGenerator("aiperf (AIConfigurator benchmark template)", 20, 2)
 INFERENCEX = LoadGenerator("vllm benchmark_serving.py (InferenceX recipes)", 10, 0, 0.8)
+INFERENCEX_WARM = LoadGenerator(
+    "vllm benchmark_serving.py (InferenceX recipes, 2 x CONC warm-ups)", 10, 2, 0.8
+)
 
 
 @dataclass(frozen=True)
@@ -165,7 +175,7 @@ def _engine(row: dict[str, str], path: Path, line: int) -> str:
 
 def _launch_flags(engine: str, load: LoadGenerator, batch: int, isl: int) -> dict[str, int]:
     """The engine flags an aggregated worker of a silicon row was launched with."""
-    if load is INFERENCEX:
+    if load in (INFERENCEX, INFERENCEX_WARM):
         flags = {"max_seqs": batch}
         if engine == "vllm":
             flags["token_budget"] = INFERENCEX_TOKEN_BUDGET
@@ -179,6 +189,16 @@ def _launch_flags(engine: str, load: LoadGenerator, batch: int, isl: int) -> dic
     return {}
 
 
+def _load_generator(source: str) -> LoadGenerator:
+    """The client a silicon row was measured with, from its data-source field."""
+    export = INFERENCEX_SOURCE.search(source)
+    if export is None:
+        return AIPERF
+    measured = MEASURED_ON.search(source)
+    day = measured.group(1) if measured else export.group(1)
+    return INFERENCEX_WARM if day >= INFERENCEX_WARMUP_FROM else INFERENCEX
+
+
 def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
     """One silicon CSV row as a Measured benchmark."""
     mode = (row.get("mode") or "").strip().lower()
@@ -187,7 +207,7 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
     engine = _engine(row, path, line)
     source = row.get("silicon_data_source") or ""
     found = re.search(r"silicon_concurrency=(\d+)", source)
-    load = INFERENCEX if INFERENCEX_SOURCE.search(source) else AIPERF
+    load = _load_generator(source)
     agg = prefill = decode = Workers()
     flags: dict[str, int] = {}
     isl = int(_number(row, "isl", path, line))
