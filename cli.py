@@ -594,7 +594,8 @@ def print_calibration(cal: "Calibration") -> None:
     for name, host in cal.engines.items():
         typer.echo(
             f"engine {name}: {host.step_ms:.2f} ms per step + {host.seq_ms * 1000:.1f} us per "
-            f"sequence, {host.layer_ms * 1000:.0f} us per eager layer, front end "
+            f"sequence, {host.layer_ms * 1000:.0f} us per eager layer, attention kernels "
+            f"+{host.seq_layer_ms * 1000:.2f} us per sequence and layer, front end "
             f"{host.frontend_ms:.1f} ms per request"
         )
 

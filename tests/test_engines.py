@@ -8,7 +8,8 @@ import pytest
 from conftest import FixedSteps, invoke
 
 from planner.costmodel import Speculative, StepModel
-from planner.costmodel.engine import bundled_engines, load_engine
+from planner.costmodel.calibration import Calibration, load_default_calibration
+from planner.costmodel.engine import HostCosts, bundled_engines, load_engine
 from planner.errors import PlannerError
 from planner.simulate import Benchmark, Scheduling, StepTable, run_benchmark
 from planner.simulate.disagg import run_disaggregated_benchmark
@@ -183,6 +184,29 @@ def test_single_client_sees_the_bare_steps() -> None:
     assert real.ttft_ms.mean() == pytest.approx(model.prefill_ms(1, 2000)[0], rel=0.01)
     decode = model.decode_ms(1, 2000 + np.arange(64)).mean()
     assert real.tpot_ms.mean() == pytest.approx(decode, rel=0.02)
+
+
+def test_engine_attention_cost_per_sequence_and_layer_is_added_to_the_gpu_time() -> None:
+    """With no CPU costs, an engine's `seq_layer_ms` lengthens a graphed decode step by exactly
+    that much per sequence per layer (llama-3.1-8b: 32 layers), and a prefill step by it per
+    prompt; zero leaves the step as the kernels price it."""
+    base = load_default_calibration()
+    bare = HostCosts(step_ms=0.0, seq_ms=0.0, layer_ms=0.0, frontend_ms=0.0)
+    models = [
+        StepModel.build(
+            "llama-3.1-8b",
+            "h100",
+            engine=load_engine("vllm"),
+            calibration=Calibration(
+                base.entries, base.meta, {"vllm": bare.model_copy(update={"seq_layer_ms": x})}
+            ),
+        )
+        for x in (0.0, 0.001)
+    ]
+    plain, extra = (m.decode_ms(64, 2000)[0] for m in models)
+    assert extra - plain == pytest.approx(0.001 * 64 * 32, rel=1e-6)
+    plain, extra = (m.prefill_ms(2, 1000)[0] for m in models)
+    assert extra - plain == pytest.approx(0.001 * 2 * 32, rel=1e-3)
 
 
 def test_disaggregated_benchmark_completes_every_request() -> None:

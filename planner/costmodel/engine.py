@@ -11,9 +11,10 @@ path as ``--engine``). It holds the engine's documented defaults, each with its 
   weights leave free), after any fixed reserve it keeps for its runtime;
 - ``[runtime]``: the largest decode batch replayed as a CUDA graph, and whether the CPU
   schedules the next step while the GPU runs this one (overlap scheduler);
-- ``[host]``: CPU time per step, per sequence and per eagerly launched layer, and the
-  client-to-engine latency of a request. These are fitted on measured serving benchmarks by
-  ``planner calibrate``; the profile's values are the fallback;
+- ``[host]``: CPU time per step, per sequence and per eagerly launched layer, the
+  client-to-engine latency of a request, and the GPU time the engine's attention kernels add per
+  sequence and layer. These are fitted on measured serving benchmarks by ``planner
+  calibrate``; the profile's values are the fallback;
 - ``[[overrides]]``: defaults that differ by release (``before = "0.13"``) or by device memory
   (``min_device_gb``, ``max_device_gb``), each a partial profile applied in order.
 """
@@ -85,12 +86,19 @@ class RuntimePolicy(BaseModel):
 
 
 class HostCosts(BaseModel):
-    """CPU-side costs (ms) that kernels do not show; fitted per engine by calibration."""
+    """Costs (ms) the step profiles' kernels do not show; fitted per engine by calibration.
+
+    CPU side: per step, per sequence in it, per eagerly launched layer, and the front end's
+    per-request latency. GPU side, `seq_layer_ms`: what the engine's own attention kernels
+    spend per sequence in every layer beyond the profiled kernel's FLOPs and bytes (paged-KV
+    block tables, per-request work, thread blocks that do not fill a wave at small contexts).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     step_ms: float = Field(default=1.0, ge=0)
     seq_ms: float = Field(default=0.01, ge=0)
+    seq_layer_ms: float = Field(default=0.0, ge=0)
     layer_ms: float = Field(default=0.05, ge=0)
     frontend_ms: float = Field(default=2.0, ge=0)
 

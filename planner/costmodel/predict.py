@@ -191,17 +191,20 @@ def step_time(
     """Step ms: GPU time combined with the host's launch and scheduling time.
 
     Without an engine (a profiling harness) the host is the calibration's own launch model.
-    With an engine, eager steps pay `layer_ms` per layer of launches (hidden behind the GPU
-    by a smooth max), and every step pays the scheduler's `step_ms` plus `seq_ms` per
-    sequence, after the GPU work or, with an overlap scheduler, under it.
+    With an engine, the GPU work grows by the engine's `seq_layer_ms` per sequence and layer,
+    eager steps pay `layer_ms` per layer of launches (hidden behind the GPU by a smooth max),
+    and every step pays the scheduler's `step_ms` plus `seq_ms` per sequence, after the GPU
+    work or, with an overlap scheduler, under it.
     """
     gpu = operator_times(c, feats).sum(axis=0)
     q = p.overlap
     if host is None:
         host_layer = np.where(eager, p.host_layer_prefill_ms, p.host_layer_decode_ms)
         return smooth_max(gpu, host_layer * layers + p.host_step_ms, q)
-    device = smooth_max(gpu, np.where(eager, host.layer_ms * layers, 0.0), q)
-    sched = host.step_ms + host.seq_ms * (seqs if seqs is not None else 0.0)
+    count = seqs if seqs is not None else 0.0
+    kernels = gpu + host.seq_layer_ms * count * layers
+    device = smooth_max(kernels, np.where(eager, host.layer_ms * layers, 0.0), q)
+    sched = host.step_ms + host.seq_ms * count
     return smooth_max(device, sched, q) if overlap_scheduler else device + sched
 
 

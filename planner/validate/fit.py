@@ -2,7 +2,10 @@
 
 What is fitted, within physically plausible bounds: per engine, its host costs (CPU time
 per step, at most 3 ms, and per sequence in the batch, at most 30 us, as engine profilers
-show for Python schedulers; the front end's time per request); per accelerator,
+show for Python schedulers; the front end's time per request) and the GPU time its attention
+kernels add per sequence in every layer (at most 2 us: the profiled harness kernel's per-
+sequence cost is in its own fit, an engine's kernels differ by paged-KV and launch work); per
+accelerator,
 what the plain PyTorch steps of the step profiles cannot show: the grouped-GEMM efficiency
 of MoE experts and the efficiency of FP8 / INT8 / FP4 GEMMs relative to BF16. Everything
 else stays as the step profiles fitted it, so a few parameters explain many rows and a
@@ -46,9 +49,14 @@ from planner.costmodel.predict import (
 from planner.validate.measured import Measured
 from planner.validate.predict import Prediction, predict
 
-HOST_FITTED = ("step_ms", "seq_ms", "frontend_ms")
+HOST_FITTED = ("step_ms", "seq_ms", "seq_layer_ms", "frontend_ms")
 KERNEL_FITTED = SERVING_FITTED
-HOST_BOUNDS = {"step_ms": (0.1, 3.0), "seq_ms": (0.0, 0.03), "frontend_ms": (0.0, 200.0)}
+HOST_BOUNDS = {
+    "step_ms": (0.1, 3.0),
+    "seq_ms": (0.0, 0.03),
+    "seq_layer_ms": (0.0, 0.002),
+    "frontend_ms": (0.0, 200.0),
+}
 KERNEL_BOUNDS = {"moe_eff": (0.2, 1.0), "moe_pad_rows": (0.0, 128.0), "lowp_eff": (0.7, 1.3)}
 ROUNDS = 2
 SWEEPS = 2
