@@ -1,6 +1,7 @@
 """`planner plan` end to end on the embedded trace: plan file, CLI, and infeasibility reasons."""
 
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -391,11 +392,12 @@ def test_elastic_moe_plans_scale_ups_into_the_running_deployment(store, tmp_path
     assert result.exit_code == 0, result.output
     plan = read_plan(out)
     h100 = get_accelerator("h100")
-    found = pytest.importorskip("re").search(r"on (\d+) x h100", plan.provisioning_source)
+    found = re.search(r"on (\d+) x h100", plan.provisioning_source)
     per = int(found.group(1))
     assert all(group.gpus % per == 0 for group in plan.recommended.replicas)
     weights_gb = load_card("qwen3-30b-a3b").total_params() * 2 / 1e9
-    assert plan.provisioning_delay_s == pytest.approx(weights_gb / (50 * per) + 20, abs=0.05)
+    link = weights_gb / (h100.scale_out_gbs * per)
+    assert plan.provisioning_delay_s == pytest.approx(link + 20, abs=0.05)
     assert plan.provisioning_delay_s < 30 + weights_gb / (h100.load_gbs * per)
     assert "no container start" in plan.provisioning_source
 
