@@ -50,6 +50,7 @@ def run() -> dict:
         "simulated": search.simulated,
         "bound_pruned": search.bound_pruned,
         "batch_pruned": search.batch_pruned,
+        "ratio_pruned": search.ratio_pruned,
         "recommended": plan.recommended.sentence,
         "target": "seconds <= 30 on the 2-core CI machine, >= 200 candidates",
     }

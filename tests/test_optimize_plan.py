@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from conftest import invoke, sample_store
 from typer.testing import Result
@@ -16,11 +17,14 @@ from planner.optimize.candidates import (
     Targets,
     enumerate_candidates,
     expert_degrees,
+    pd_ratios,
 )
+from planner.optimize.goodput import GoodputEvaluator
 from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
+from planner.optimize.search import search
 from planner.report.narrative import sentence
 from planner.report.render import money, percent
-from planner.simulate import parse_slos
+from planner.simulate import Workload, parse_slos
 
 SLOS = ["--slo", "ttft_p99=1000ms", "--slo", "tpot_p99=50ms"]
 
@@ -225,7 +229,7 @@ def test_infeasible_requests_explain_the_binding_constraint(store, args, reason)
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert pytest.importorskip("re").search(reason, lines[0]), lines[0]
+    assert re.search(reason, lines[0]), lines[0]
 
 
 def test_scarce_inventory_plans_the_best_it_allows_and_says_it_falls_short(store, tmp_path):
@@ -333,7 +337,7 @@ def test_unwritable_outputs_fail_before_the_search(store, tmp_path, option, targ
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert pytest.importorskip("re").search(reason, lines[0]), lines[0]
+    assert re.search(reason, lines[0]), lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
@@ -408,7 +412,7 @@ def test_wide_expert_parallelism_is_enumerated_up_to_the_scale_up_domain():
     two dividing the experts; a dense model gets EP 1 only; every instance within its limit."""
     catalog = load_catalog()
     accs = [get_accelerator(a, catalog) for a in ("ascend-910c", "b200")]
-    found = enumerate_candidates("deepseek-v3", accs, catalog, max_batches=(64,), pd_ratios=())
+    found = enumerate_candidates("deepseek-v3", accs, catalog, max_batches=(64,), ratios=())
     eps = {a.id: {c.ep for c in found.candidates if c.accelerator.id == a.id} for a in accs}
     assert max(eps["ascend-910c"]) == 256 and max(eps["b200"]) == 32
     assert all(256 % e == 0 for es in eps.values() for e in es)
@@ -416,5 +420,54 @@ def test_wide_expert_parallelism_is_enumerated_up_to_the_scale_up_domain():
         assert cand.tp * cand.pp * cand.ep <= max(32, cand.accelerator.scale_up_domain)
     assert expert_degrees(0) == [1] and expert_degrees(8) == [1, 2, 4, 8]
     assert expert_degrees(384) == [1, 2, 4, 8, 16, 32, 64, 128]
-    dense = enumerate_candidates("llama-3.1-8b", accs, catalog, max_batches=(64,), pd_ratios=())
+    dense = enumerate_candidates("llama-3.1-8b", accs, catalog, max_batches=(64,), ratios=())
     assert {c.ep for c in dense.candidates} == {1}
+
+
+def test_pd_ratios_are_every_ratio_in_lowest_terms_up_to_the_instance_limit():
+    """Against a brute force over P and D: each ratio once (2:2 is 1:1 twice over), both sides
+    at least one, at most eight instances, smaller replicas first."""
+    from fractions import Fraction
+
+    brute = {Fraction(p, d) for p in range(1, 8) for d in range(1, 8) if p + d <= 8}
+    got = pd_ratios()
+    assert len(got) == len(set(got)) == len(brute) == 21
+    assert {Fraction(p, d) for p, d in got} == brute
+    assert got[:3] == ((1, 1), (1, 2), (2, 1)) and max(p + d for p, d in got) == 8
+    assert [p + d for p, d in got] == sorted(p + d for p, d in got)
+    assert pd_ratios(3) == ((1, 1), (1, 2), (2, 1))
+
+
+def test_ratio_search_finds_the_prefill_heavy_split_that_fixed_ratios_miss():
+    """Long prompts (about 8,000 tokens) and short answers (about 40) on H100 TP1 (SYNTHETIC
+    Poisson workload): prefill is most of the work, so the best disaggregated replica has several
+    prefill instances per decode one. Searching every ratio up to 8 instances finds one above
+    2:1 whose simulated $/(req/s) beats, by at least 15 %, the best plan the old fixed ratios
+    (1:1, 1:2, 2:1) and the aggregated mode reach; the ratios it did not simulate are counted."""
+    catalog = load_catalog()
+    rng = np.random.default_rng(0)
+    count, rate = 1500, 4.0
+    arrivals = np.cumsum(rng.exponential(1.0 / rate, count))
+    work = Workload(
+        arrivals - arrivals[0],
+        rng.integers(4000, 12000, count),
+        rng.integers(20, 60, count),
+        name="synthetic prefill-heavy",
+    )
+    slos = parse_slos(["ttft_p99=1000ms", "tpot_p99=50ms"])
+    best = {}
+    for label, ratios in (("fixed", pd_ratios(3)), ("searched", None)):
+        found = enumerate_candidates("llama-3.1-8b", [catalog["h100"]], catalog, ratios=ratios)
+        cands = [c for c in found.candidates if c.tp == 1 and c.pp == 1]
+        result = search(
+            cands, GoodputEvaluator([work], slos, 0.99), Targets.of(slos, 0.99), [4 * rate]
+        )
+        served = [e for e in result.evaluations if e.goodput_rps > 0]
+        best[label] = min(served, key=lambda e: e.candidate.cost_per_hour / e.goodput_rps)
+        if ratios is None:
+            assert result.ratio_pruned > 0
+    fixed, searched = best["fixed"], best["searched"]
+    per_rps = {k: e.candidate.cost_per_hour / e.goodput_rps for k, e in best.items()}
+    assert searched.candidate.pd is not None and searched.candidate.pd not in pd_ratios(3)
+    assert searched.candidate.pd[0] > 2 * searched.candidate.pd[1]
+    assert per_rps["searched"] <= 0.85 * per_rps["fixed"], (fixed.candidate.id, per_rps)

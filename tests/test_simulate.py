@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from planner.simulate import (
     StepTable,
     Workload,
     goodput,
+    goodput_search,
     load_workload,
     parse_disagg,
     parse_slos,
@@ -135,6 +137,34 @@ def test_goodput_brackets_the_attainment_target(con, h100: StepTable) -> None:
     assert simulate(work.scaled(scale * 1.05), h100).attainment(SLOS) < 0.99
     tight = parse_slos("ttft_p99=5ms")
     assert goodput(work, h100, tight) == (0.0, 0.0)
+
+
+def test_goodput_search_keeps_the_replay_it_answers_with(
+    con, h100: StepTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search's replay is the one a fresh simulate() at its scale gives (same latencies);
+    started from a workload already scaled near the answer, a small first step lands within the
+    same tolerance as the default doubling, in fewer replays; a first step inside the
+    tolerance is refused."""
+    work = load_workload(con, "azure-conv", end=1200)
+    full = goodput_search(work, h100, SLOS, 0.99, 0.05)
+    again = simulate(work.scaled(full.scale), h100, slos=SLOS)
+    assert np.array_equal(full.result.ttft_ms, again.ttft_ms)
+    assert np.array_equal(full.result.tpot_ms, again.tpot_ms, equal_nan=True)
+    module = sys.modules["planner.simulate.goodput"]
+    replays = []
+    monkeypatch.setattr(module, "simulate", lambda *a, **k: replays.append(1) or simulate(*a, **k))
+    near = work.scaled(full.scale * 0.97)
+    counts = {}
+    for step in (2.0, 1.25):
+        replays.clear()
+        found = goodput_search(near, h100, SLOS, 0.99, 0.05, first_step=step)
+        assert found.rps == pytest.approx(full.rps, rel=0.06)
+        assert simulate(near.scaled(found.scale * 1.06), h100).attainment(SLOS) < 0.99
+        counts[step] = len(replays)
+    assert counts[1.25] < counts[2.0], counts
+    with pytest.raises(PlannerError, match="first step"):
+        goodput_search(work, h100, SLOS, 0.99, 0.05, first_step=1.05)
 
 
 def test_goodput_of_a_sample_too_small_to_saturate_a_replica_is_bounded() -> None:

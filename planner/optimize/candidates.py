@@ -1,8 +1,9 @@
 """Candidate parallel plans and cheap analytic bounds on what each can reach.
 
-A candidate is accelerator x tp x pp x ep (MoE only) x aggregated or disaggregated (P:D
-instance ratio) x max batch. Plans the model's shapes cannot be split into, or that do not fit
-in memory, are dropped with the cost model's reason. Before any simulation each candidate gets
+A candidate is accelerator x tp x pp x ep (MoE only) x aggregated or disaggregated (any P:D
+instance ratio in lowest terms up to MAX_PD_INSTANCES instances) x max batch. Plans the model's
+shapes cannot be split into, or that do not fit in memory, are dropped with the cost model's
+reason. Before any simulation each candidate gets
 two bounds from the cost model, on the request mix it will serve:
 
 - latency floor: each request's TTFT and TPOT on an idle replica (batch of one; plus the KV
@@ -11,13 +12,14 @@ two bounds from the cost model, on the request mix it will serve:
 - goodput ceiling: the replica's throughput if prefill ran at its best per-token cost and
   decode at the largest batch the max batch, the KV cache and the TPOT target allow.
   Aggregated: 1 / (prefill + decode time per request); disaggregated: the slower of P
-  prefill and D decode instances.
+  prefill and D decode instances, so the ratio whose two sides balance has the lowest floor.
 The search simulates candidates in order of their cost-per-goodput floor and stops early.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from math import gcd
 
 import numpy as np
 
@@ -27,7 +29,7 @@ from planner.simulate.metrics import Slo
 
 TP_DEGREES = (1, 2, 4, 8)
 PP_DEGREES = (1, 2, 4)
-PD_RATIOS = ((1, 1), (1, 2), (2, 1))
+MAX_PD_INSTANCES = 8
 MAX_BATCHES = (32, 64, 128, 256)
 MAX_INSTANCE_GPUS = 32
 MAX_EP = 256
@@ -118,6 +120,18 @@ class Enumeration:
     unfit: list[str]
 
 
+def pd_ratios(most: int = MAX_PD_INSTANCES) -> tuple[tuple[int, int], ...]:
+    """Every P:D instance ratio in lowest terms with at most `most` instances in all, smallest
+    first (1:1, 1:2, 2:1, 1:3, 3:1, 1:4, 2:3, ...): a workload's prefill and decode work can
+    stand in any proportion, and a multiple of a ratio is only more replicas of it."""
+    return tuple(
+        (p, total - p)
+        for total in range(2, most + 1)
+        for p in range(1, total)
+        if gcd(p, total - p) == 1
+    )
+
+
 def expert_degrees(experts: int) -> list[int]:
     """EP degrees for a model with `experts` routed experts: powers of two that divide them, up
     to every expert on its own GPU (at most MAX_EP); [1] for a dense model."""
@@ -154,16 +168,17 @@ def enumerate_candidates(
     catalog: dict[str, Accelerator],
     engine: EngineProfile | None = None,
     max_batches: Sequence[int] = MAX_BATCHES,
-    pd_ratios: Sequence[tuple[int, int]] = PD_RATIOS,
+    ratios: Sequence[tuple[int, int]] | None = None,
 ) -> Enumeration:
     """Every (accelerator, tp, pp, ep, mode, P:D, max batch) whose replica fits in memory.
 
     An ep > 1 plan runs attention data-parallel over ep ranks with the experts spread over
-    them (DeepSeek-style), so its GPUs are tp x pp x ep. Replicas serve with `engine`.
+    them (DeepSeek-style), so its GPUs are tp x pp x ep. Replicas serve with `engine`;
+    disaggregated ones at each of `ratios` (default: every ratio of pd_ratios()).
     """
     candidates, unfit, enumerated = [], [], 0
     modes: list[tuple[str, tuple[int, int] | None]] = [("aggregated", None)]
-    modes += [("disaggregated", r) for r in pd_ratios]
+    modes += [("disaggregated", r) for r in (pd_ratios() if ratios is None else ratios)]
     for acc in accelerators:
         for tp, pp, ep in parallel_plans(model, acc):
             enumerated += len(modes) * len(max_batches)
@@ -212,35 +227,36 @@ def _prefill_ms_per_token(step: StepModel) -> float:
 
 
 @dataclass(frozen=True)
-class Floors:
-    """Per-request TTFT and TPOT of one parallel plan on an idle replica, and cost rates."""
+class Phases:
+    """What the instances of one parallel plan can do on a request mix, whatever the replica's
+    mode, P:D ratio and max batch: latency floors, and prefill and decode time per request."""
 
-    ttft_ms: np.ndarray
-    tpot_ms: np.ndarray
-    prefill_ms_per_token: float
+    latency_share: float
+    ttft_floor_ms: float
+    tpot_floor_ms: float
+    prefill_ms: float
+    decode_ms: np.ndarray
+    batch_limit: int
+
+    def decode_ms_at(self, max_batch: int) -> float:
+        """Decode time per request at the best batch up to `max_batch` and the batch limit."""
+        return float(self.decode_ms[min(self.batch_limit, max_batch) - 1])
 
 
-def latency_floors(
-    step: StepModel, inputs: np.ndarray, outputs: np.ndarray, disaggregated: bool
-) -> Floors:
-    """Idle-replica latencies of every request (KV transfer added when disaggregated)."""
+def phases(
+    step: StepModel, inputs: np.ndarray, outputs: np.ndarray, slo: Targets, disaggregated: bool
+) -> Phases:
+    """Idle-replica latencies of every request (KV transfer added when disaggregated) against
+    the SLO, and the best prefill and decode cost per request on these token lengths."""
     ttft = step.prefill_ms(1.0, inputs, 0.0)
     if disaggregated:
         ttft = ttft + step.kv_transfer_ms(inputs)
     tpot = step.decode_ms(1.0, inputs + outputs / 2.0)
-    return Floors(ttft, tpot, _prefill_ms_per_token(step))
-
-
-def bounds(
-    cand: Candidate, floors: Floors, inputs: np.ndarray, outputs: np.ndarray, slo: Targets
-) -> Bounds:
-    """Latency floors and goodput ceiling of `cand` on requests with these token lengths."""
-    step = cand.model
     ok = np.ones(len(inputs), dtype=bool)
     if slo.ttft_ms is not None:
-        ok &= floors.ttft_ms <= slo.ttft_ms
+        ok &= ttft <= slo.ttft_ms
     if slo.tpot_ms is not None:
-        ok &= floors.tpot_ms <= slo.tpot_ms
+        ok &= tpot <= slo.tpot_ms
     mean_ctx = float((inputs + outputs / 2.0).mean())
     kv_batch = step.memory.kv_budget_tokens / max(float((inputs + outputs).mean()), 1.0)
     sizes = np.arange(1, max(MAX_BATCHES) + 1, dtype=float)
@@ -249,20 +265,28 @@ def bounds(
     if slo.tpot_ms is not None:
         usable &= decode <= slo.tpot_ms
     usable[0] = True
-    limit = int(sizes[usable].max())
-    usable &= sizes <= cand.max_batch
-    per_token = decode[usable] / sizes[usable]
-    decode_ms = float(outputs.mean()) * float(per_token.min())
-    prefill_ms = float(inputs.mean()) * floors.prefill_ms_per_token
+    return Phases(
+        latency_share=float(ok.mean()),
+        ttft_floor_ms=float(np.quantile(ttft, slo.attainment)),
+        tpot_floor_ms=float(np.quantile(tpot, slo.attainment)),
+        prefill_ms=float(inputs.mean()) * _prefill_ms_per_token(step),
+        decode_ms=float(outputs.mean()) * np.minimum.accumulate(decode / sizes),
+        batch_limit=int(sizes[usable].max()),
+    )
+
+
+def bounds(cand: Candidate, ph: Phases) -> Bounds:
+    """Latency floors and goodput ceiling of `cand` from its parallel plan's `ph`."""
+    decode_ms = ph.decode_ms_at(cand.max_batch)
     if cand.pd:
         p, d = cand.pd
-        ceiling = min(p * 1000.0 / prefill_ms, d * 1000.0 / max(decode_ms, 1e-9))
+        ceiling = min(p * 1000.0 / ph.prefill_ms, d * 1000.0 / max(decode_ms, 1e-9))
     else:
-        ceiling = 1000.0 / (prefill_ms + decode_ms)
+        ceiling = 1000.0 / (ph.prefill_ms + decode_ms)
     return Bounds(
-        latency_share=float(ok.mean()),
-        ttft_floor_ms=float(np.quantile(floors.ttft_ms, slo.attainment)),
-        tpot_floor_ms=float(np.quantile(floors.tpot_ms, slo.attainment)),
+        latency_share=ph.latency_share,
+        ttft_floor_ms=ph.ttft_floor_ms,
+        tpot_floor_ms=ph.tpot_floor_ms,
         goodput_ceiling=ceiling,
-        batch_limit=limit,
+        batch_limit=ph.batch_limit,
     )

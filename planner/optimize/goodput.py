@@ -23,9 +23,8 @@ from planner.simulate import (
     Workload,
     concatenate,
     engine_scheduling,
-    goodput,
+    goodput_search,
     load_workload,
-    simulate,
 )
 from planner.store import TraceInfo
 
@@ -178,8 +177,16 @@ class GoodputEvaluator:
             self._tables[key] = StepTable(cand.model)
         return self._tables[key]
 
-    def evaluate(self, cand: Candidate, bucket: int, replicas: int, guess_rps: float) -> Evaluation:
-        """Per-replica goodput with `replicas` pooled; `guess_rps` per replica seeds the search."""
+    def evaluate(
+        self,
+        cand: Candidate,
+        bucket: int,
+        replicas: int,
+        guess_rps: float,
+        first_step: float = 2.0,
+    ) -> Evaluation:
+        """Per-replica goodput with `replicas` pooled; `guess_rps` per replica seeds the search,
+        which first steps by `first_step` (small when the guess is itself a simulated goodput)."""
         key = (cand.id, bucket, replicas)
         if key in self._cache:
             return self._cache[key]
@@ -192,11 +199,12 @@ class GoodputEvaluator:
             "disagg": cand.pd,
             "router": ROUTER,
         }
-        scale, rps = goodput(start, table, self.slos, self.attainment, tolerance=TOLERANCE, **plan)
-        ttft = tpot = None
-        if rps > 0:
-            result = simulate(start.scaled(scale), table, slos=self.slos, **plan)
-            summary = result.summary()
+        found = goodput_search(
+            start, table, self.slos, self.attainment, TOLERANCE, first_step, **plan
+        )
+        rps, ttft, tpot = found.rps, None, None
+        if found.result is not None:
+            summary = found.result.summary()
             ttft, tpot = summary["ttft_ms"]["p99"], summary["tpot_ms"]["p99"]
         _check_flops_bound(cand, work, rps / replicas)
         evaluation = Evaluation(cand, bucket, replicas, rps / replicas, ttft, tpot)

@@ -458,6 +458,7 @@ class Search(_Model):
     fitting: int | None = None
     latency_feasible: int | None = None
     batch_pruned: int | None = None
+    ratio_pruned: int | None = None
     bound_pruned: int | None = None
     simulated: int | None = None
     feasible: int

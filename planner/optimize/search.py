@@ -6,13 +6,20 @@ Per length bucket:
 2. max-batch dominance: raising the max batch beyond the batch at which decode steps reach the
    TPOT target (or the KV cache fills) cannot raise goodput, so of a plan's max-batch variants
    only those up to the first one at or above that batch are kept;
-3. the rest are simulated in order of their cost-per-goodput floor. Simulated goodput falls
+3. ratio choice: of a disaggregated plan's P:D ratios, the KEPT_RATIOS whose fleet for the
+   bucket's peak demand costs least are kept (replicas at FIRST_SHARE of the ceiling, whole
+   replicas; ties by cost floor): the ratios nearest the balance of the plan's prefill and
+   decode work on this request mix, with the fleet's whole replicas counted (two 2:1 replicas
+   can beat one 5:1);
+4. the rest are simulated in order of their cost-per-goodput floor. Simulated goodput falls
    short of the analytic ceiling by a factor that depends mostly on the traffic (bursts), not
    the plan, so the best ratio seen so far turns each ceiling into an optimistic estimate; a
    candidate is skipped when even that estimate cannot beat, by PRUNE_SLACK, the best $/req/s
    already simulated on its accelerator. The FAST_CANDIDATES plans with the lowest latency
    floors are always simulated, so the frontier has its fast end.
-Goodput is measured at the fleet size the bucket's peak demand needs (pooling, see goodput.py).
+Goodput is measured at the fleet size the bucket's peak demand needs (pooling, see goodput.py):
+first at the size the estimate implies, then, if the measured goodput implies another size, at
+that size from the first measurement, whose search first steps by only REFINE_STEP.
 """
 
 import math
@@ -22,12 +29,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from planner.optimize.candidates import Bounds, Candidate, Floors, Targets, bounds, latency_floors
+from planner.optimize.candidates import Bounds, Candidate, Phases, Targets, bounds, phases
 from planner.optimize.goodput import MAX_POOL, Evaluation, GoodputEvaluator
 
 PRUNE_SLACK = 1.5
 FAST_CANDIDATES = 3
 TPOT_BINDING = 0.9
+KEPT_RATIOS = 2
+FIRST_SHARE = 0.5
+REFINE_STEP = 1.25
 
 
 @dataclass
@@ -38,6 +48,7 @@ class SearchResult:
     bounds: dict[tuple[str, int], Bounds] = field(default_factory=dict)
     latency_feasible: int = 0
     batch_pruned: int = 0
+    ratio_pruned: int = 0
     bound_pruned: int = 0
     seconds: float = 0.0
 
@@ -52,6 +63,33 @@ def pool_size(demand: float, per_replica: float) -> int:
 def _plan_key(c: Candidate) -> tuple:
     """A candidate's parallel plan and mode: what its max-batch variants share."""
     return (c.accelerator.id, c.tp, c.pp, c.ep, c.pd)
+
+
+def _kept_ratios(
+    walks: list[list[int]], cands: Sequence[Candidate], bnds: Sequence[Bounds], demand: float
+) -> tuple[list[list[int]], int]:
+    """The walks of aggregated plans, and of each disaggregated plan's KEPT_RATIOS ratios with
+    the cheapest fleet for `demand` (module docstring); and how many candidates the others held.
+    """
+    kept, by_plan = [], {}
+    for walk in walks:
+        c = cands[walk[0]]
+        if c.pd is None:
+            kept.append(walk)
+        else:
+            by_plan.setdefault(_plan_key(c)[:-1], []).append(walk)
+    dropped = 0
+    for ratios in by_plan.values():
+        ratios.sort(key=lambda w: _fleet_estimate(cands[w[0]], bnds[w[0]], demand))
+        kept += ratios[:KEPT_RATIOS]
+        dropped += sum(len(w) for w in ratios[KEPT_RATIOS:])
+    return kept, dropped
+
+
+def _fleet_estimate(cand: Candidate, bd: Bounds, demand: float) -> tuple[float, float]:
+    """(cost per hour of the fleet for `demand` at FIRST_SHARE of the ceiling, cost floor)."""
+    replicas = pool_size(demand, bd.goodput_ceiling * FIRST_SHARE)
+    return replicas * cand.cost_per_hour, bd.cost_floor(cand.cost_per_hour)
 
 
 def _variant_walk(members: list[int], cands: Sequence[Candidate], limit: int) -> list[int]:
@@ -72,19 +110,19 @@ def search(
     """Simulated goodput of the candidates worth simulating, per bucket with demand."""
     started = time.perf_counter()
     out = SearchResult()
-    floors: dict[tuple[int, bool], Floors] = {}
+    per_plan: dict[tuple[int, bool], Phases] = {}
     for b, work in enumerate(evaluator.workloads):
         if peak_demand[b] <= 0 or not work.requests:
             continue
         inputs = work.input_tokens.astype(float)
         outputs = work.output_tokens.astype(float)
-        floors.clear()
+        per_plan.clear()
         bnds = []
         for c in candidates:
             key = (id(c.model), c.pd is not None)
-            if key not in floors:
-                floors[key] = latency_floors(c.model, inputs, outputs, c.pd is not None)
-            bnds.append(bounds(c, floors[key], inputs, outputs, targets))
+            if key not in per_plan:
+                per_plan[key] = phases(c.model, inputs, outputs, targets, c.pd is not None)
+            bnds.append(bounds(c, per_plan[key]))
         for c, bd in zip(candidates, bnds, strict=True):
             out.bounds[(c.id, b)] = bd
         feasible = np.array([bd.latency_share >= targets.attainment for bd in bnds])
@@ -94,6 +132,8 @@ def search(
         for i in chosen.tolist():
             groups.setdefault(_plan_key(candidates[i]), []).append(i)
         walks = [_variant_walk(m, candidates, bnds[m[0]].batch_limit) for m in groups.values()]
+        walks, dropped = _kept_ratios(walks, candidates, bnds, float(peak_demand[b]))
+        out.ratio_pruned += dropped
         walks.sort(key=lambda w: bnds[w[0]].cost_floor(candidates[w[0]].cost_per_hour))
         by_floor = sorted(chosen.tolist(), key=lambda i: bnds[i].ttft_floor_ms)
         fast = {_plan_key(candidates[i]) for i in by_floor[:FAST_CANDIDATES]}
@@ -148,11 +188,11 @@ def _evaluate(
                 break
             if progress:
                 progress(f"simulating {cand.id}, plan {k}/{len(walks)}")
-            guess = bd.goodput_ceiling * (ratio or 0.5)
+            guess = bd.goodput_ceiling * (ratio or FIRST_SHARE)
             ev = evaluator.evaluate(cand, bucket, pool_size(demand, guess), guess)
             refined = pool_size(demand, ev.goodput_rps)
             if ev.goodput_rps > 0 and refined != ev.replicas:
-                ev = evaluator.evaluate(cand, bucket, refined, ev.goodput_rps)
+                ev = evaluator.evaluate(cand, bucket, refined, ev.goodput_rps, REFINE_STEP)
             done.append(ev)
             previous = ev
             if ev.goodput_rps > 0:

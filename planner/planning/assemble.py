@@ -238,6 +238,7 @@ def _search_block(r: Searched, c: Chosen, started: float) -> Search:
         fitting=len(r.enum.candidates),
         latency_feasible=found.latency_feasible,
         batch_pruned=found.batch_pruned,
+        ratio_pruned=found.ratio_pruned,
         bound_pruned=found.bound_pruned,
         simulated=len(found.evaluations),
         feasible=len(c.options),
