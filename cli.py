@@ -4,6 +4,7 @@ Each command imports its pipeline stage when it runs, so `planner traces` does n
 loading altair, statsmodels and the simulator.
 """
 
+import dataclasses
 import functools
 import importlib.metadata
 import json
@@ -830,6 +831,15 @@ def simulate(
     replicas: Annotated[int, typer.Option(help="Replicas behind the router.")] = 1,
     router: RouterOption = "least-loaded",
     disagg: DisaggOption = None,
+    prefill_accelerator: Annotated[
+        str | None,
+        typer.Option(
+            help="With --disagg: the prefill instances' accelerator [default: --accelerator]."
+        ),
+    ] = None,
+    prefill_tp: Annotated[
+        int | None, typer.Option(help="With --disagg: the prefill instances' TP [default: --tp].")
+    ] = None,
     prefix_reuse: PrefixReuseOption = None,
     prefix_cache: PrefixCacheOption = True,
     rate_scale: Annotated[float, typer.Option(help="Replay the arrivals X times faster.")] = 1.0,
@@ -858,11 +868,18 @@ def simulate(
         return
     if trace is None:
         raise PlannerError("give a TRACE to replay, or --concurrency N for benchmark mode")
+    prefill = None
+    if prefill_accelerator is not None or prefill_tp is not None:
+        prefill = dataclasses.replace(
+            plan,
+            accelerator=accelerator if prefill_accelerator is None else prefill_accelerator,
+            tp=tp if prefill_tp is None else prefill_tp,
+        )
     with store(db, read_only=True) as con:
         out = simulate_trace(
             con, trace, plan, replicas=replicas, router=router, disagg=disagg,
             rate_scale=rate_scale, start=start, end=end, slos=slo, attainment=attainment,
-            with_goodput=goodput, seed=seed, prefix_reuse=prefix_reuse,
+            with_goodput=goodput, seed=seed, prefix_reuse=prefix_reuse, prefill=prefill,
         )  # fmt: skip
     show(out, json_out, functools.partial(print_simulation, trace=trace, attainment=attainment))
 
@@ -872,8 +889,8 @@ def print_simulation(out: dict[str, Any], trace: str, attainment: float) -> None
     p = out["plan"]
     replicas = p["replicas"]
     print_table(
-        f"{trace} on {p['gpus']} x {p['accelerator']} ({_layout(p)}, {replicas} replica(s)"
-        f"{', disagg ' + p['disagg'] if p['disagg'] else ''})",
+        f"{trace} on {_fleet(p)} ({_layout(p)}, {replicas} replica(s)"
+        f"{', disagg ' + p['disagg'] if p['disagg'] else ''}{_prefill_side(p['prefill'])})",
         ["metric (ms)", "p50", "p90", "p99", "mean"],
         [[name, *out[name].values()] for name in ("ttft_ms", "tpot_ms", "e2e_ms", "queue_ms")],
     )
@@ -897,6 +914,18 @@ def print_simulation(out: dict[str, Any], trace: str, attainment: float) -> None
             f"({out['goodput_rate_scale']:.3g}x the trace's rate)"
         )
     typer.echo(_engine_line(p))
+
+
+def _fleet(plan: dict[str, Any]) -> str:
+    """'4 x h100', or '5 GPUs, decode on a100' when the prefill side is another plan."""
+    if plan["prefill"]:
+        return f"{plan['gpus']} GPUs, decode on {plan['accelerator']}"
+    return f"{plan['gpus']} x {plan['accelerator']}"
+
+
+def _prefill_side(prefill: dict[str, Any] | None) -> str:
+    """', prefill on h100 (tp=2, pp=1)' when the prefill instances are another plan."""
+    return f", prefill on {prefill['accelerator']} ({_layout(prefill)})" if prefill else ""
 
 
 def _layout(plan: dict[str, Any]) -> str:

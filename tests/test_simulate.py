@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import Budget, FixedSteps, invoke, shared_path
 
-from planner.costmodel import StepModel
+from planner.costmodel import StepModel, load_catalog
 from planner.errors import PlannerError
 from planner.ingest import ingest_path, ingest_sample
 from planner.simulate import (
@@ -165,6 +165,31 @@ def test_goodput_search_keeps_the_replay_it_answers_with(
     assert counts[1.25] < counts[2.0], counts
     with pytest.raises(PlannerError, match="first step"):
         goodput_search(work, h100, SLOS, 0.99, 0.05, first_step=1.05)
+
+
+def test_mixed_hardware_disaggregation_prefills_on_one_part_and_decodes_on_another() -> None:
+    """Prefill on H100, decode on L4, requests 20 s apart (each is done, at L4's ~58 ms a token,
+    before the next arrives: no queueing, no shared batch): each request's TTFT is the all-H100
+    1P:1D replica's, and its decode time (done - first token) is the all-L4 replica's plus the
+    difference of the two KV hand-offs: the mixed one crosses the slower side's scale-out link
+    (L4, 1.25 GB/s per GPU), the L4-only one the L4's own interconnect."""
+    rng = np.random.default_rng(5)
+    count = 40
+    inputs, outputs = rng.integers(200, 3000, count), rng.integers(20, 200, count)
+    work = Workload(np.arange(count) * 20.0, inputs, outputs)
+    h100 = StepTable(StepModel.build("llama-3.1-8b", "h100"))
+    l4 = StepTable(StepModel.build("llama-3.1-8b", "l4"))
+    mixed = simulate(work, l4, disagg=(1, 1), prefill_model=h100)
+    fast, slow = (simulate(work, t, disagg=(1, 1)) for t in (h100, l4))
+    np.testing.assert_allclose(mixed.ttft_ms, fast.ttft_ms, rtol=1e-9)
+    link = min(h100.model.accelerator.scale_out_gbs, l4.model.accelerator.scale_out_gbs)
+    assert link == l4.model.accelerator.scale_out_gbs == 1.25
+    handoff = h100.model.kv_transfer_ms(inputs, link) - l4.model.kv_transfer_ms(inputs)
+    decode = (mixed.e2e_ms - mixed.ttft_ms) - (slow.e2e_ms - slow.ttft_ms)
+    np.testing.assert_allclose(decode, handoff, rtol=1e-6, atol=1e-6)
+    assert (handoff > 0).all() and (mixed.e2e_ms < 20_000).all()
+    with pytest.raises(PlannerError, match="P:D split"):
+        simulate(work, l4, prefill_model=h100)
 
 
 def test_goodput_of_a_sample_too_small_to_saturate_a_replica_is_bounded() -> None:
@@ -349,6 +374,26 @@ def test_cli_json(cli_db: Path) -> None:
     assert out["plan"]["gpus"] == 2 and out["plan"]["replicas"] == 2
 
 
+def test_cli_mixed_prefill_and_decode_hardware(cli_db: Path) -> None:
+    """--prefill-accelerator h100 with --accelerator a100 --disagg 2:1: the plan block names
+    both sides, and GPUs and $/hour add two H100 and one A100 per replica (catalog prices)."""
+    result = _cli(
+        cli_db, "--accelerator", "a100", "--disagg", "2:1", "--prefill-accelerator", "h100",
+        "--prefill-tp", "2", "--end", "600", "--replicas", "2", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)["plan"]
+    catalog = load_catalog()
+    assert plan["prefill"]["accelerator"] == "h100" and plan["prefill"]["tp"] == 2
+    assert plan["accelerator"] == "a100" and plan["tp"] == 1
+    assert plan["gpus"] == 2 * (2 * 2 + 1)
+    price = 2 * (2 * 2 * catalog["h100"].price_per_hour + catalog["a100"].price_per_hour)
+    assert plan["cost_per_hour"] == pytest.approx(price)
+    human = _cli(cli_db, "--accelerator", "a100", "--disagg", "2:1", "--prefill-accelerator",
+                 "h100", "--end", "600", "--no-goodput")  # fmt: skip
+    assert "3 GPUs, decode on a100" in human.stdout and "prefill on h100" in human.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -357,6 +402,9 @@ def test_cli_json(cli_db: Path) -> None:
         (["--accelerator", "h100", "--slo", "ttft<1s"], "ttft_p99=1000ms"),
         (["--accelerator", "h100", "--start", "99999999"], "no requests"),
         (["--accelerator", "nope"], "nope"),
+        (["--accelerator", "a100", "--prefill-accelerator", "h100"], "--disagg"),
+        (["--accelerator", "a100", "--disagg", "1:1", "--prefill-accelerator", "nope"], "nope"),
+        (["--accelerator", "a100", "--disagg", "1:1", "--prefill-tp", "0"], "tp"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_1(cli_db: Path, args: list[str], message: str) -> None:

@@ -2,7 +2,9 @@
 
 Prefill instances run prompts only (the first token comes from them); each request's KV cache
 then crosses the interconnect (or a network bandwidth the user sets) to a decode instance,
-which admits it straight into its decode batch. Both sides have their own batch limits.
+which admits it straight into its decode batch. Both sides have their own batch limits, and
+may run on different accelerators and parallel layouts (prefill on a compute-rich part, decode
+on a cheaper or bigger-memory one); the KV cache then crosses the scale-out network.
 """
 
 import re
@@ -20,7 +22,7 @@ from planner.simulate.benchmark import (
 )
 from planner.simulate.replica import Replica, Requests, Scheduling
 from planner.simulate.router import route
-from planner.simulate.steps import StepTable
+from planner.simulate.steps import StepTable, StepTimes
 
 _RATIO = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
@@ -43,6 +45,15 @@ def check_ratio(ratio: tuple[int, int]) -> tuple[int, int]:
     return prefill, decode
 
 
+def handoff_gbs(prefill: StepTimes, decode: StepTimes) -> float | None:
+    """Per-GPU bandwidth of the KV hand-off between two different accelerators: the slower
+    side's scale-out link (None when both sides are one accelerator type: its interconnect)."""
+    sides = [getattr(m, "accelerator", None) for m in (prefill, decode)]
+    if None in sides or sides[0].id == sides[1].id:
+        return None
+    return min(a.scale_out_gbs for a in sides)
+
+
 def run_disaggregated(
     reqs: Requests,
     table: StepTable,
@@ -53,17 +64,20 @@ def run_disaggregated(
     prefill_rules: Scheduling,
     router: str,
     bandwidth_gb_s: float | None,
+    prefill_table: StepTable | None = None,
 ) -> tuple[list[Replica], np.ndarray]:
-    """Simulate `replicas` copies of a P:D group; the instances and each request's prefill one."""
+    """Simulate `replicas` copies of a P:D group, the prefill side on `prefill_table` if given
+    (else on `table`, as the decode side); the instances and each request's prefill one."""
+    ptable = prefill_table or table
     prefills = [
-        Replica(reqs, table, prefill_rules, prefill_only=True) for _ in range(ratio[0] * replicas)
+        Replica(reqs, ptable, prefill_rules, prefill_only=True) for _ in range(ratio[0] * replicas)
     ]
     rids = np.arange(len(arrivals))
     chosen = route(prefills, rids, arrivals, router)
     first = np.asarray(reqs.first)
     prompt = np.asarray(reqs.prompt)
     moving = np.flatnonzero(np.isfinite(first) & (np.asarray(reqs.target) > 1))
-    transfer = np.asarray(table.model.kv_transfer_ms(prompt[moving], bandwidth_gb_s), dtype=float)
+    transfer = np.asarray(ptable.model.kv_transfer_ms(prompt[moving], bandwidth_gb_s), dtype=float)
     ready = first[moving] + transfer / 1000.0
     order = np.argsort(ready, kind="stable")
     for rid in moving.tolist():

@@ -7,6 +7,7 @@ import duckdb
 
 from planner.costmodel import Speculative, StepModel
 from planner.costmodel.engine import DEFAULT_ENGINE, load_engine
+from planner.errors import PlannerError
 from planner.simulate.benchmark import Benchmark, run_benchmark
 from planner.simulate.disagg import parse_disagg
 from planner.simulate.goodput import goodput
@@ -15,6 +16,8 @@ from planner.simulate.replica import Scheduling
 from planner.simulate.simulator import simulate
 from planner.simulate.steps import StepTable
 from planner.simulate.workload import load_workload
+
+PREFILL_KEYS = ("accelerator", "tp", "pp", "dp", "ep", "gpus", "cost_per_hour")
 
 
 @dataclass(frozen=True)
@@ -98,16 +101,22 @@ def simulate_trace(
     with_goodput: bool = True,
     seed: int = 0,
     prefix_reuse: float | None = None,
+    prefill: ServingPlan | None = None,
 ) -> dict[str, Any]:
     """The JSON summary: requests, latency percentiles, SLO attainment, goodput, plan.
     `prefix_reuse`: the share of each prompt assumed shared by all requests, for a trace
-    that records no prefix-block hashes."""
+    that records no prefix-block hashes; `prefill`: the plan of the prefill instances when
+    they differ from the decode ones (`plan`), with `disagg`."""
     chosen = parse_slos(slos)
     ratio = parse_disagg(disagg) if disagg else None
+    if prefill is not None and ratio is None:
+        raise PlannerError("--prefill-accelerator / --prefill-tp need --disagg P:D")
     workload = load_workload(con, trace, start, end, rate_scale, seed)
     workload = workload.with_prefix_reuse(prefix_reuse)
     table, rules = plan.build()
     run = {"scheduling": rules, "replicas": replicas, "disagg": ratio, "router": router}
+    if prefill is not None:
+        run["prefill_model"], run["prefill_scheduling"] = prefill.build()
     result = simulate(workload, table, slos=chosen, **run)
     assert result is not None
     out = result.summary()
@@ -116,16 +125,19 @@ def simulate_trace(
         out["attainment_target"] = attainment
         out["goodput_rate_scale"] = scale * rate_scale
         out["goodput_rps"] = rps
-    instances = replicas * (sum(ratio) if ratio else 1)
     described = plan.describe(table)
+    sides = _sides(
+        described, ratio, None if prefill is None else prefill.describe(run["prefill_model"])
+    )
     out["plan"] = described | {
         "replicas": replicas,
         "router": router,
         "max_batch": rules.max_seqs // plan.dp,
         "token_budget": rules.token_budget // plan.dp,
         "disagg": f"{ratio[0]}:{ratio[1]}" if ratio else None,
-        "gpus": instances * described["gpus"],
-        "cost_per_hour": instances * described["cost_per_hour"],
+        "gpus": replicas * sum(n * side["gpus"] for n, side in sides),
+        "cost_per_hour": replicas * sum(n * side["cost_per_hour"] for n, side in sides),
+        "prefill": None if prefill is None else {k: sides[0][1][k] for k in PREFILL_KEYS},
         "rate_scale": rate_scale,
         "trace": trace,
         "arrival_rps": workload.rate_rps,
@@ -133,6 +145,15 @@ def simulate_trace(
         "prefix_reuse": workload.reuse,
     }
     return out
+
+
+def _sides(
+    decode: dict[str, Any], ratio: tuple[int, int] | None, prefill: dict[str, Any] | None
+) -> list[tuple[int, dict[str, Any]]]:
+    """(instances per replica, described plan) of each side: one side when aggregated."""
+    if ratio is None:
+        return [(1, decode)]
+    return [(ratio[0], prefill or decode), (ratio[1], decode)]
 
 
 def simulate_benchmark(plan: ServingPlan, bench: Benchmark) -> dict[str, Any]:

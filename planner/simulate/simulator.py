@@ -6,7 +6,7 @@ import numpy as np
 
 from planner.costmodel.engine import load_engine
 from planner.errors import PlannerError
-from planner.simulate.disagg import check_ratio, run_disaggregated
+from planner.simulate.disagg import check_ratio, handoff_gbs, run_disaggregated
 from planner.simulate.metrics import SimResult, Slo
 from planner.simulate.replica import Replica, Requests, Scheduling, TargetMissed
 from planner.simulate.router import check_router, route
@@ -31,18 +31,27 @@ def simulate(
     prefill_scheduling: Scheduling | None = None,
     kv_bandwidth_gb_s: float | None = None,
     stop_below: float | None = None,
+    prefill_model: StepTimes | StepTable | None = None,
 ) -> SimResult | None:
     """What every request of `workload` experiences on `replicas` copies of the plan.
 
     Each instance batches by `scheduling` (default: the step model's engine); `disagg=(p, d)`
     makes each replica p prefill + d decode instances, the prefill side batching by
-    `prefill_scheduling` if given. Pass a StepTable (built once) to reuse step tables across
+    `prefill_scheduling` if given and running on `prefill_model` if given (another accelerator
+    or layout; its KV cache then crosses the slower side's scale-out link unless
+    `kv_bandwidth_gb_s` says otherwise). Pass a StepTable (built once) to reuse step tables across
     many calls. With `stop_below`, returns None as soon as so many requests miss the TTFT SLO
     that attainment must fall below it (goodput's shortcut for overloaded rates).
     """
     table = step_table(step_model)
     rules = scheduling or engine_scheduling(table)
     _check(workload, replicas, rules, prefill_scheduling)
+    if prefill_model is not None and disagg is None:
+        raise PlannerError("a separate prefill plan needs a P:D split (disagg)")
+    ptable = None if prefill_model is None else step_table(prefill_model)
+    bandwidth = kv_bandwidth_gb_s
+    if bandwidth is None and ptable is not None:
+        bandwidth = handoff_gbs(ptable.model, table.model)
     check_router(router)
     arrivals = np.asarray(workload.arrival_s, dtype=float)
     reqs = Requests(
@@ -70,7 +79,8 @@ def simulate(
                 rules,
                 prefill_scheduling or rules,
                 router,
-                kv_bandwidth_gb_s,
+                bandwidth,
+                ptable,
             )
     except TargetMissed:
         return None
