@@ -48,7 +48,7 @@ from planner.store import default_db_path, list_traces, open_store, remove_store
 
 if TYPE_CHECKING:
     from planner.costmodel import Calibration
-    from planner.optimize.planfile import PlanFile
+    from planner.optimize.planfile import PlanFile, ReplicaGroup
     from planner.planning import PlanOptions
     from planner.report import Artefacts
 
@@ -923,6 +923,21 @@ def _fleet(plan: dict[str, Any]) -> str:
     return f"{plan['gpus']} x {plan['accelerator']}"
 
 
+def _mixed_text(count: int | None) -> str:
+    """' (+168 with prefill on other hardware)' when the search built such replicas."""
+    return f" (+{count} with prefill on other hardware)" if count else ""
+
+
+def _group_mode(group: "ReplicaGroup") -> str:
+    """'aggregated', 'P:D 2:1', or 'P:D 2:1, prefill h100 tp2' for a plan's replica group."""
+    if not group.pd:
+        return group.mode
+    side = group.prefill
+    return f"P:D {group.pd[0]}:{group.pd[1]}" + (
+        f", prefill {side.accelerator} tp{side.tp}" if side else ""
+    )
+
+
 def _prefill_side(prefill: dict[str, Any] | None) -> str:
     """', prefill on h100 (tp=2, pp=1)' when the prefill instances are another plan."""
     return f", prefill on {prefill['accelerator']} ({_layout(prefill)})" if prefill else ""
@@ -1115,6 +1130,13 @@ ElasticMoeOption = Annotated[
 RateScaleOption = Annotated[
     float, typer.Option(help="Plan for X times the trace's traffic (same time axis).")
 ]
+MixedPdOption = Annotated[
+    bool,
+    typer.Option(
+        help="Also plan disaggregated replicas whose prefill instances run on another "
+        "accelerator or TP than their decode ones."
+    ),
+]
 StrictOption = Annotated[
     bool,
     typer.Option(
@@ -1153,6 +1175,7 @@ def plan(
     quantile: Annotated[str, typer.Option(help="Forecast quantile to cover, e.g. p95.")] = "p95",
     cold_starts: ColdStartsOption = None,
     elastic_moe: ElasticMoeOption = False,
+    mixed_pd: MixedPdOption = True,
     rate_scale: RateScaleOption = 1.0,
     engine: EngineOption = "vllm",
     strict: StrictOption = False,
@@ -1186,6 +1209,7 @@ def plan(
         quantile=quantile,
         cold_starts=cold_starts,
         elastic_moe=elastic_moe,
+        mixed_pd=mixed_pd,
         rate_scale=rate_scale,
         db=str(db_path),
         engine=engine,
@@ -1231,7 +1255,7 @@ def print_plan(result: "PlanFile") -> None:
                 g.tp,
                 g.pp,
                 g.ep,
-                g.mode if not g.pd else f"P:D {g.pd[0]}:{g.pd[1]}",
+                _group_mode(g),
                 g.max_batch,
                 g.gpus,
                 g.goodput_rps,
@@ -1273,7 +1297,8 @@ def print_plan(result: "PlanFile") -> None:
             f"peak fleet {e['peak_power_kw']:,.2f} kW at TDP; busy {e['busy_share']:.0%})"
         )
     typer.echo(
-        f"{search.candidates} candidate plans, {search.simulated} simulated, "
+        f"{search.candidates} candidate plans{_mixed_text(search.mixed_hardware)}, "
+        f"{search.simulated} simulated, "
         f"{search.seconds:.1f} s; provisioning delay {result.provisioning_delay_s:.0f} s "
         f"({result.provisioning_source})"
     )

@@ -196,3 +196,33 @@ def test_capped_solver_serves_the_most_the_limits_allow_at_least_cost(options, n
     assert mix.cost_per_hour == pytest.approx(cheapest, rel=1e-6)
     for acc, used in mix.gpus_by_accelerator().items():
         assert used <= available[acc]
+
+
+def test_a_replica_spanning_two_accelerators_counts_against_both_limits():
+    """A mixed-hardware replica (one H100 prefill and two A100 decode GPUs) uses each type's
+    inventory: against a brute force over replica counts with both limits, the MILP finds the
+    same least cost at every limit tried; the single-accelerator alternative never uses it."""
+    mixed = MixOption(
+        "h100-tp1-pd1:2-a100-tp1", "h100+a100", 3, 12.29 + 2 * 5.12, (4.0,), 0.0,
+        (("h100", 1), ("a100", 2)),
+    )  # fmt: skip
+    h100 = MixOption("h100-tp1", "h100", 1, 12.29, (1.5,))
+    a100 = MixOption("a100-tp1", "a100", 1, 5.12, (0.5,))
+    options = [mixed, h100, a100]
+    assert mixed.gpus_on() == {"h100": 1, "a100": 2} and h100.gpus_on() == {"h100": 1}
+    for available in ({}, {"h100": 3}, {"a100": 4}, {"h100": 4, "a100": 2}, {"h100": 2}):
+        best = None
+        for counts in itertools.product(range(4), range(9), range(25)):
+            served = sum(n * o.goodput[0] for n, o in zip(counts, options, strict=True))
+            used = {"h100": counts[0] + counts[1], "a100": 2 * counts[0] + counts[2]}
+            if served < 12.0 or any(used[k] > v for k, v in available.items()):
+                continue
+            cost = sum(n * o.cost_per_hour for n, o in zip(counts, options, strict=True))
+            best = cost if best is None else min(best, cost)
+        mix = solve_mix(options, [12.0], available)
+        assert _cost(mix) == (None if best is None else round(best, 6)), available
+        if mix is not None:
+            used = mix.gpus_by_accelerator()
+            assert all(used.get(k, 0) <= v for k, v in available.items())
+    single = best_single_accelerator(options, [12.0])
+    assert all(o.key != mixed.key for o, _, _ in single.groups())

@@ -80,12 +80,25 @@ def test_plan_file_round_trips_byte_for_byte(planned, tmp_path):
     assert again.read_bytes() == out.read_bytes()
 
 
+def _group_hourly(group: dict, price: dict[str, float]) -> float:
+    """$/hour of a PLAN.json replica group at `price` per GPU-hour, each side of a P/D
+    replica at its own accelerator's price; asserts the group's GPUs add up."""
+    p, d = group["pd"] or (0, 1)
+    side = group["prefill"] or group
+    p_gpus = p * side["tp"] * side["pp"] * side["ep"]
+    d_gpus = d * group["tp"] * group["pp"] * group["ep"]
+    assert group["gpus"] == group["count"] * (p_gpus + d_gpus), group
+    return group["count"] * (
+        p_gpus * price[side["accelerator"]] + d_gpus * price[group["accelerator"]]
+    )
+
+
 def test_cost_keys_say_peak_fleet_or_schedule(planned):
     """cost_per_hour is the peak fleet; cost_per_month is the scheduled mean x 730, everywhere."""
     plan, _, _ = planned
     rec, alts = plan["recommended"], plan["alternatives"]
     price = {a["id"]: a["price_per_hour"] for a in plan["accelerators"]}
-    fleet = sum(price[g["accelerator"]] * g["gpus"] for g in rec["replicas"])
+    fleet = sum(_group_hourly(g, price) for g in rec["replicas"])
     assert rec["cost_per_hour"] == pytest.approx(fleet, rel=1e-3)
     assert rec["scheduled_cost_per_hour"] <= rec["cost_per_hour"] + 1e-6
     assert rec["cost_per_month"] == pytest.approx(rec["scheduled_cost_per_hour"] * 730, rel=1e-4)
@@ -471,3 +484,50 @@ def test_ratio_search_finds_the_prefill_heavy_split_that_fixed_ratios_miss():
     assert searched.candidate.pd is not None and searched.candidate.pd not in pd_ratios(3)
     assert searched.candidate.pd[0] > 2 * searched.candidate.pd[1]
     assert per_rps["searched"] <= 0.85 * per_rps["fixed"], (fixed.candidate.id, per_rps)
+
+
+def _plan_json(store: Path, *extra: str) -> dict:
+    """PLAN.json of `planner plan azure-code` on `store` with `extra` options."""
+    result = run_plan(store, "--json", *extra)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_mixed_hardware_pd_plan_is_cheaper_than_every_same_hardware_plan(store):
+    """Azure code (long prompts) on H100 and A100: a replica of H100 prefill and A100 decode
+    instances is recommended, and it costs strictly less per month than the plan searched
+    without mixed-hardware replicas (every same-hardware replica, and mixes of them across
+    types); its figures agree: GPUs per group from both sides, $/hour at each side's price."""
+    mixed = _plan_json(store, "--accelerators", "h100,a100")
+    same = _plan_json(store, "--accelerators", "h100,a100", "--no-mixed-pd")
+    groups = mixed["recommended"]["replicas"]
+    sides = [g for g in groups if g["prefill"]]
+    assert sides and {(g["prefill"]["accelerator"], g["accelerator"]) for g in sides} == {
+        ("h100", "a100")
+    }
+    assert not any(g["prefill"] for g in same["recommended"]["replicas"])
+    assert same["search"]["mixed_hardware"] == 0 < mixed["search"]["mixed_hardware"]
+    assert mixed["recommended"]["cost_per_month"] < same["recommended"]["cost_per_month"]
+    price = {k: a.price_per_hour for k, a in load_catalog().items()}
+    hourly = sum(_group_hourly(g, price) for g in groups)
+    assert mixed["recommended"]["cost_per_hour"] == pytest.approx(hourly, rel=1e-6)
+    assert "prefill on H100 TP1" in mixed["recommended"]["sentence"]
+    single = mixed["alternatives"]["best_single_accelerator"]
+    assert not any(g["prefill"] for g in single["replicas"])
+
+
+def test_mixed_hardware_pd_is_not_recommended_where_it_does_not_pay(store):
+    """Azure code on H100 and L4: replicas pairing the two are built and searched, but an L4
+    decode instance misses the 50 ms TPOT once the KV cache crosses its 1.25 GB/s link, and an
+    L4 prefill side costs more per request than H100's own: the plan is the one searched
+    without them, to the dollar (goodput per replica may differ within the search's 5 %
+    tolerance: measured from another first guess)."""
+    mixed = _plan_json(store, "--accelerators", "h100,l4")
+    same = _plan_json(store, "--accelerators", "h100,l4", "--no-mixed-pd")
+    assert mixed["search"]["mixed_hardware"] > 0
+    assert not any(g["prefill"] for g in mixed["recommended"]["replicas"])
+    assert mixed["recommended"]["cost_per_month"] == same["recommended"]["cost_per_month"]
+    fleets = [
+        [(g["plan"], g["count"]) for g in p["recommended"]["replicas"]] for p in (mixed, same)
+    ]
+    assert fleets[0] == fleets[1]

@@ -428,3 +428,17 @@ def test_hpa_max_replicas_share_the_available_gpus():
     other = Deployment(MixOption("h100-tp1-b", "h100", 1, 12.29, (2.0,)), 0, "all")
     assert max_replicas([H100, other, L4], np.array([3, 1, 2]), {"h100": 8}) == [6, 2, None]
     assert max_replicas([H100, other], np.array([3, 1]), {"h100": 2}) == [3, 1]
+
+
+def test_hpa_max_replicas_of_a_replica_spanning_two_accelerators():
+    """A mixed-hardware deployment (2 H100 prefill + 1 A100 decode GPUs per replica) at 2
+    replicas beside the H100 one at 3: on h100=14 its share is 4 of 7 H100 GPUs (8 GPUs, so 4
+    replicas), on a100=3 it has all 3 (3 replicas): the tighter, 3; the H100 one keeps 3 of 7
+    (6 replicas)."""
+    mixed = Deployment(
+        MixOption("h100-tp1-pd2:1-a100-tp1", "h100+a100", 3, 29.7, (1.9,), 0.0,
+                  (("h100", 2), ("a100", 1))),
+        0, "all",
+    )  # fmt: skip
+    assert max_replicas([mixed, H100], np.array([2, 3]), {"h100": 14, "a100": 3}) == [3, 6]
+    assert max_replicas([mixed, H100], np.array([2, 3]), {"a100": 1}) == [2, None]

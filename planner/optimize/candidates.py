@@ -16,8 +16,8 @@ two bounds from the cost model, on the request mix it will serve:
 The search simulates candidates in order of their cost-per-goodput floor and stops early.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from math import gcd
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from planner.costmodel import Accelerator, StepModel, load_card
 from planner.costmodel.engine import EngineProfile
+from planner.simulate.disagg import handoff_gbs
 from planner.simulate.metrics import Slo
 
 TP_DEGREES = (1, 2, 4, 8)
@@ -61,8 +62,36 @@ class Targets:
 
 
 @dataclass(frozen=True)
+class PrefillSide:
+    """The prefill instances of a disaggregated replica that run on another accelerator or
+    parallel layout than its decode instances (P/D on mixed hardware)."""
+
+    accelerator: Accelerator
+    tp: int
+    pp: int
+    ep: int
+    model: StepModel = field(compare=False, repr=False)
+
+    @property
+    def gpus(self) -> int:
+        """GPUs of one prefill instance."""
+        return self.tp * self.pp * self.ep
+
+    def label(self) -> str:
+        """'h100-tp2', 'b200-tp4-ep8': accelerator and the degrees above 1 after tp."""
+        return _layout_label(self.accelerator.id, self.tp, self.pp, self.ep)
+
+
+def _layout_label(accelerator: str, tp: int, pp: int, ep: int) -> str:
+    """'h100-tp2', 'a100-tp1-pp2', 'b200-tp4-ep8'."""
+    more = [f"{k}{v}" for k, v in (("pp", pp), ("ep", ep)) if v > 1]
+    return "-".join([accelerator, f"tp{tp}", *more])
+
+
+@dataclass(frozen=True)
 class Candidate:
-    """One replica plan; a disaggregated replica is P prefill plus D decode instances."""
+    """One replica plan; a disaggregated replica is P prefill plus D decode instances, the
+    prefill ones on `prefill` when they run on other hardware (else as the decode ones)."""
 
     accelerator: Accelerator
     tp: int
@@ -72,6 +101,7 @@ class Candidate:
     pd: tuple[int, int] | None
     max_batch: int
     model: StepModel = field(compare=False, repr=False)
+    prefill: PrefillSide | None = None
 
     @property
     def instances(self) -> int:
@@ -79,26 +109,65 @@ class Candidate:
         return sum(self.pd) if self.pd else 1
 
     @property
+    def instance_gpus(self) -> int:
+        """GPUs of one (decode, or aggregated) instance."""
+        return self.tp * self.pp * self.ep
+
+    def gpus_on(self) -> dict[str, int]:
+        """GPUs per replica on each accelerator type."""
+        if self.prefill is None or self.pd is None:
+            return {self.accelerator.id: self.instances * self.instance_gpus}
+        p, d = self.pd
+        out = {self.prefill.accelerator.id: p * self.prefill.gpus}
+        out[self.accelerator.id] = out.get(self.accelerator.id, 0) + d * self.instance_gpus
+        return out
+
+    @property
     def gpus(self) -> int:
         """GPUs per replica."""
-        return self.instances * self.tp * self.pp * self.ep
+        return sum(self.gpus_on().values())
+
+    def _sides(self) -> list[tuple[Accelerator, int]]:
+        """(accelerator, GPUs per replica) of each side."""
+        if self.prefill is None or self.pd is None:
+            return [(self.accelerator, self.instances * self.instance_gpus)]
+        p, d = self.pd
+        return [
+            (self.prefill.accelerator, p * self.prefill.gpus),
+            (self.accelerator, d * self.instance_gpus),
+        ]
 
     @property
     def cost_per_hour(self) -> float:
         """Price of one replica per hour."""
-        return self.gpus * self.accelerator.price_per_hour
+        return sum(n * acc.price_per_hour for acc, n in self._sides())
+
+    @property
+    def power_kw(self) -> float:
+        """Board power of one replica with every GPU at TDP (kW)."""
+        return sum(n * acc.tdp_w for acc, n in self._sides()) / 1000.0
+
+    @property
+    def accelerator_label(self) -> str:
+        """'h100', or 'h100+a100' (prefill + decode) on mixed hardware."""
+        return "+".join(dict.fromkeys(acc.id for acc, _ in self._sides()))
 
     @cached_property
     def id(self) -> str:
-        """Short stable id, e.g. 'h100-tp2-agg-b128' or 'a100-tp1-pp2-pd1:2-b64'."""
-        parts = [self.accelerator.id, f"tp{self.tp}"]
-        parts += [f"pp{self.pp}"] if self.pp > 1 else []
-        parts += [f"ep{self.ep}"] if self.ep > 1 else []
-        parts.append(f"pd{self.pd[0]}:{self.pd[1]}" if self.pd else "agg")
-        return "-".join([*parts, f"b{self.max_batch}"])
+        """Short stable id, e.g. 'h100-tp2-agg-b128', 'a100-tp1-pp2-pd1:2-b64', or with the
+        prefill side first on mixed hardware 'h100-tp1-pd2:1-a100-tp1-b256'."""
+        own = _layout_label(self.accelerator.id, self.tp, self.pp, self.ep)
+        if not self.pd:
+            return f"{own}-agg-b{self.max_batch}"
+        ratio = f"pd{self.pd[0]}:{self.pd[1]}"
+        if self.prefill is not None:
+            return f"{self.prefill.label()}-{ratio}-{own}-b{self.max_batch}"
+        return f"{own}-{ratio}-b{self.max_batch}"
 
     def describe(self) -> dict:
-        """The plan fields of PLAN.json (accelerator, tp, pp, ep, mode, pd, max_batch, gpus)."""
+        """The plan fields of PLAN.json (accelerator, tp, pp, ep, mode, pd, max_batch, gpus;
+        `prefill`: the prefill instances' accelerator and layout on mixed hardware)."""
+        side = self.prefill
         return {
             "accelerator": self.accelerator.id,
             "tp": self.tp,
@@ -108,6 +177,9 @@ class Candidate:
             "pd": list(self.pd) if self.pd else None,
             "max_batch": self.max_batch,
             "gpus": self.gpus,
+            "prefill": None
+            if side is None
+            else {"accelerator": side.accelerator.id, "tp": side.tp, "pp": side.pp, "ep": side.ep},
         }
 
 
@@ -229,9 +301,12 @@ def _prefill_ms_per_token(step: StepModel) -> float:
 @dataclass(frozen=True)
 class Phases:
     """What the instances of one parallel plan can do on a request mix, whatever the replica's
-    mode, P:D ratio and max batch: latency floors, and prefill and decode time per request."""
+    mode, P:D ratio and max batch: which requests an idle instance serves within the TTFT and
+    the TPOT target, latency floors, and prefill and decode time per request."""
 
-    latency_share: float
+    ttft_ok: np.ndarray
+    tpot_ok: np.ndarray
+    tpot_ms: np.ndarray
     ttft_floor_ms: float
     tpot_floor_ms: float
     prefill_ms: float
@@ -252,11 +327,6 @@ def phases(
     if disaggregated:
         ttft = ttft + step.kv_transfer_ms(inputs)
     tpot = step.decode_ms(1.0, inputs + outputs / 2.0)
-    ok = np.ones(len(inputs), dtype=bool)
-    if slo.ttft_ms is not None:
-        ok &= ttft <= slo.ttft_ms
-    if slo.tpot_ms is not None:
-        ok &= tpot <= slo.tpot_ms
     mean_ctx = float((inputs + outputs / 2.0).mean())
     kv_batch = step.memory.kv_budget_tokens / max(float((inputs + outputs).mean()), 1.0)
     sizes = np.arange(1, max(MAX_BATCHES) + 1, dtype=float)
@@ -266,7 +336,9 @@ def phases(
         usable &= decode <= slo.tpot_ms
     usable[0] = True
     return Phases(
-        latency_share=float(ok.mean()),
+        ttft_ok=ttft <= slo.ttft_ms if slo.ttft_ms is not None else np.ones(len(ttft), bool),
+        tpot_ok=tpot <= slo.tpot_ms if slo.tpot_ms is not None else np.ones(len(tpot), bool),
+        tpot_ms=tpot,
         ttft_floor_ms=float(np.quantile(ttft, slo.attainment)),
         tpot_floor_ms=float(np.quantile(tpot, slo.attainment)),
         prefill_ms=float(inputs.mean()) * _prefill_ms_per_token(step),
@@ -275,18 +347,104 @@ def phases(
     )
 
 
-def bounds(cand: Candidate, ph: Phases) -> Bounds:
-    """Latency floors and goodput ceiling of `cand` from its parallel plan's `ph`."""
+def bounds(cand: Candidate, ph: Phases, prefill: Phases | None = None) -> Bounds:
+    """Latency floors and goodput ceiling of `cand` from its parallel plan's `ph` (and, on
+    mixed hardware, its prefill side's `prefill`)."""
+    first = prefill or ph
     decode_ms = ph.decode_ms_at(cand.max_batch)
     if cand.pd:
         p, d = cand.pd
-        ceiling = min(p * 1000.0 / ph.prefill_ms, d * 1000.0 / max(decode_ms, 1e-9))
+        ceiling = min(p * 1000.0 / first.prefill_ms, d * 1000.0 / max(decode_ms, 1e-9))
     else:
         ceiling = 1000.0 / (ph.prefill_ms + decode_ms)
     return Bounds(
-        latency_share=ph.latency_share,
-        ttft_floor_ms=ph.ttft_floor_ms,
+        latency_share=float((first.ttft_ok & ph.tpot_ok).mean()),
+        ttft_floor_ms=first.ttft_floor_ms,
         tpot_floor_ms=ph.tpot_floor_ms,
         goodput_ceiling=ceiling,
         batch_limit=ph.batch_limit,
     )
+
+
+def mixed_candidates(
+    cands: Sequence[Candidate],
+    per_plan: Mapping[int, Phases],
+    inputs: np.ndarray,
+    outputs: np.ndarray,
+    slo: Targets,
+    ratios: Sequence[tuple[int, int]] | None = None,
+) -> list[tuple[Candidate, Phases, Phases]]:
+    """Disaggregated replicas whose prefill and decode instances run different parallel plans
+    (another accelerator, or another layout of one), with each side's phases on these requests.
+
+    Per accelerator, the plan whose instance prefills a request at the least cost (TTFT target
+    met alone by the attainment share) is paired with every other accelerator's, and its own
+    other layouts', plan that decodes a request at the least cost per max batch (TPOT target
+    likewise), at every ratio: the pairs each side's own best would form. The decode side's
+    TPOT then carries the KV hand-off between the two (over the slower scale-out link between
+    two types), as the simulator counts it. `cands` are the same-hardware disaggregated
+    candidates, `per_plan` their phases by id(model)."""
+    attainment = slo.attainment
+    plans = {id(c.model): c for c in cands if c.pd is not None}
+    batches = sorted({c.max_batch for c in cands})
+    prefill: dict[str, tuple[float, Candidate]] = {}
+    decode: dict[tuple[str, int], tuple[float, Candidate]] = {}
+    for key, c in plans.items():
+        ph, price = per_plan[key], c.instance_gpus * c.accelerator.price_per_hour
+        acc = c.accelerator.id
+        if ph.ttft_ok.mean() >= attainment:
+            prefill[acc] = min(
+                prefill.get(acc, (np.inf, c)), (price * ph.prefill_ms, c), key=_first
+            )
+        if ph.tpot_ok.mean() >= attainment:
+            for b in batches:
+                here = (price * ph.decode_ms_at(b), c)
+                decode[(acc, b)] = min(decode.get((acc, b), (np.inf, c)), here, key=_first)
+    out = []
+    for _, p_side in prefill.values():
+        for (_, b), (_, d_side) in decode.items():
+            if d_side.model is p_side.model:
+                continue
+            side = PrefillSide(p_side.accelerator, p_side.tp, p_side.pp, p_side.ep, p_side.model)
+            decoding = _with_handoff(per_plan[id(d_side.model)], side, d_side, inputs, outputs, slo)
+            out += [
+                (
+                    Candidate(
+                        d_side.accelerator,
+                        d_side.tp,
+                        d_side.pp,
+                        d_side.ep,
+                        "disaggregated",
+                        r,
+                        b,
+                        d_side.model,
+                        side,
+                    ),
+                    decoding,
+                    per_plan[id(p_side.model)],
+                )
+                for r in (pd_ratios() if ratios is None else ratios)
+            ]
+    return out
+
+
+def _with_handoff(
+    ph: Phases,
+    side: PrefillSide,
+    decode: Candidate,
+    inputs: np.ndarray,
+    outputs: np.ndarray,
+    slo: Targets,
+) -> Phases:
+    """A decode side's phases with each request's TPOT carrying its KV hand-off from `side`."""
+    link = handoff_gbs(side.model, decode.model)
+    extra = side.model.kv_transfer_ms(inputs, link) / np.maximum(outputs - 1.0, 1.0)
+    tpot = ph.tpot_ms + extra
+    ok = tpot <= slo.tpot_ms if slo.tpot_ms is not None else ph.tpot_ok
+    floor = float(np.quantile(tpot, slo.attainment))
+    return replace(ph, tpot_ms=tpot, tpot_ok=ok, tpot_floor_ms=floor)
+
+
+def _first(pair: tuple[float, Candidate]) -> float:
+    """The cost of a (cost, candidate) pair."""
+    return pair[0]

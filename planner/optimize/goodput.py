@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import duckdb
 import numpy as np
 
+from planner.costmodel import StepModel
 from planner.forecast.tokens import LengthDrift
 from planner.optimize.candidates import Candidate
 from planner.simulate import (
@@ -141,10 +142,10 @@ def flops_bound_rps(cand: Candidate, work: Workload) -> float:
     """Most requests/s one replica could serve if every GPU ran at its best peak FLOP/s and
     each token cost only its matmul FLOPs (2 x active weights): no real plan gets near it."""
     tokens = float(np.mean(work.input_tokens) + np.mean(work.output_tokens))
-    acc = cand.accelerator
-    peak = max(acc.peak_flops(d) for d in ("bf16", "fp8", "int8", "fp4"))
+    sides = [cand.accelerator] + ([cand.prefill.accelerator] if cand.prefill else [])
+    peaks = {a.id: max(a.peak_flops(d) for d in ("bf16", "fp8", "int8", "fp4")) for a in sides}
     per_request = 2.0 * cand.model.card.active_matmul_params() * max(tokens, 1.0)
-    return cand.gpus * peak / per_request
+    return sum(n * peaks[acc] for acc, n in cand.gpus_on().items()) / per_request
 
 
 def _check_flops_bound(cand: Candidate, work: Workload, goodput_rps: float) -> None:
@@ -171,10 +172,19 @@ class GoodputEvaluator:
         return next((s.limit_ms for s in self.slos if s.metric == "tpot"), None)
 
     def table(self, cand: Candidate) -> StepTable:
-        """The step table of a candidate's parallel plan (shared across modes and batches)."""
-        key = id(cand.model)
+        """The step table of a candidate's (decode) parallel plan, shared across modes and
+        batches."""
+        return self._table(cand.model)
+
+    def prefill_table(self, cand: Candidate) -> StepTable | None:
+        """The step table of a candidate's prefill side on other hardware (None: the same)."""
+        return None if cand.prefill is None else self._table(cand.prefill.model)
+
+    def _table(self, model: StepModel) -> StepTable:
+        """One step table per step model."""
+        key = id(model)
         if key not in self._tables:
-            self._tables[key] = StepTable(cand.model)
+            self._tables[key] = StepTable(model)
         return self._tables[key]
 
     def evaluate(
@@ -198,6 +208,7 @@ class GoodputEvaluator:
             "scheduling": engine_scheduling(table, cand.max_batch),
             "disagg": cand.pd,
             "router": ROUTER,
+            "prefill_model": self.prefill_table(cand),
         }
         found = goodput_search(
             start, table, self.slos, self.attainment, TOLERANCE, first_step, **plan

@@ -3,7 +3,7 @@
 Variables x[o, b] = replicas of plan option o serving length bucket b (one bucket when requests
 are not split). Minimise sum(cost_o * x[o, b]) subject to
   sum_o goodput[o, b] * x[o, b] >= demand[b]                 for every bucket b,
-  sum_{o on accelerator a} gpus_o * x[o, b] <= available[a]  for every limited accelerator a,
+  sum_o gpus_{o,a} * x[o, b] <= available[a]              for every limited accelerator a,
   sum cost_o * x[o, b] <= budget per hour                    when a budget is given,
   sum power_o * x[o, b] <= power budget (kW at TDP)          when a power budget is given.
 Among mixes of that least cost a second solve takes the one with the most capacity (greatest
@@ -30,7 +30,8 @@ MIN_DEMAND = 1e-3
 @dataclass(frozen=True)
 class MixOption:
     """A plan as the mix sees it: accelerator, GPUs and price per replica, goodput per bucket,
-    and one replica's power at TDP (kW)."""
+    one replica's power at TDP (kW), and its GPUs per accelerator type when it spans two
+    (prefill and decode on mixed hardware; `accelerator` is then 'h100+a100')."""
 
     key: str
     accelerator: str
@@ -38,6 +39,11 @@ class MixOption:
     cost_per_hour: float
     goodput: tuple[float, ...]
     power_kw: float = 0.0
+    spans: tuple[tuple[str, int], ...] = ()
+
+    def gpus_on(self) -> dict[str, int]:
+        """GPUs per replica on each accelerator type."""
+        return dict(self.spans) if self.spans else {self.accelerator: self.gpus}
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,8 @@ class Mix:
         """GPUs used per accelerator type."""
         used: dict[str, int] = {}
         for option, _, count in self.groups():
-            used[option.accelerator] = used.get(option.accelerator, 0) + option.gpus * count
+            for acc, gpus in option.gpus_on().items():
+                used[acc] = used.get(acc, 0) + gpus * count
         return used
 
     def capacity(self) -> np.ndarray:
@@ -104,7 +111,7 @@ def _limits(
     limits."""
     rows, rhs = [], []
     for acc, limit in (available or {}).items():
-        gpus = np.array([o.gpus if o.accelerator == acc else 0 for o in options], dtype=float)
+        gpus = np.array([o.gpus_on().get(acc, 0) for o in options], dtype=float)
         if gpus.any():
             rows.append(np.repeat(gpus, buckets))
             rhs.append(float(limit))
@@ -196,7 +203,8 @@ def best_single_accelerator(
     budget_per_hour: float | None = None,
     power_kw: float | None = None,
 ) -> Mix | None:
-    """The cheapest mix that uses one accelerator type only (what heterogeneity is judged by)."""
+    """The cheapest mix that uses one accelerator type only (what heterogeneity is judged by;
+    a replica whose prefill and decode run on two types is heterogeneous)."""
     mixes = [
         solve_mix(
             [o for o in options if o.accelerator == acc],
@@ -205,7 +213,7 @@ def best_single_accelerator(
             budget_per_hour,
             power_kw,
         )
-        for acc in dict.fromkeys(o.accelerator for o in options)
+        for acc in dict.fromkeys(o.accelerator for o in options if len(o.gpus_on()) == 1)
     ]
     feasible = [m for m in mixes if m is not None]
     return min(feasible, key=lambda m: m.cost_per_hour, default=None)

@@ -41,7 +41,12 @@ contract between planner/optimize and planner/report) is::
       "recommended": {
         "sentence": "Run 3 × H100 (TP1, aggregated) for llama-3.1-8b: ...",
         "replicas": [{"accelerator": "h100", "tp": 1, "pp": 1, "ep": 1, "mode": "aggregated",
-                      "pd": null, "max_batch": 128, "count": 3, "gpus": 3,
+                      "pd": null,                   // [P, D] when disaggregated
+                      "prefill": null,              // disaggregated on mixed hardware: the
+                                                    // prefill instances' {"accelerator", "tp",
+                                                    // "pp", "ep"}; the fields above are then
+                                                    // the decode instances'
+                      "max_batch": 128, "count": 3, "gpus": 3,
                       "goodput_rps": 4.1,           // per replica, measured at `count`
                       "plan": "h100-tp1-agg-b128"}],  // its name in "schedule"
                                                     // the peak fleet: each group at its
@@ -148,7 +153,9 @@ contract between planner/optimize and planner/report) is::
                    "replayed_intervals": 2,     // at most 200,000 requests (attainment and
                    "forecast_method": "level"}  // busy shares are of these; costs of all)
       },
-      "search": {"candidates": 240, "feasible": 120, "seconds": 12.3}
+      "search": {"candidates": 240, "feasible": 120, "seconds": 12.3,
+                 "mixed_hardware": 168}   // P/D replicas with the prefill side on other
+                                          // hardware, built per length pool from the bounds
     }
 
 Money basis: every ``cost_per_month`` (recommended and each alternative) is what that option
@@ -193,7 +200,7 @@ JSON_NAMES = {
 }
 
 
-PLAN_KEYS = ("accelerator", "tp", "pp", "ep", "mode", "pd", "max_batch", "gpus")
+PLAN_KEYS = ("accelerator", "tp", "pp", "ep", "mode", "pd", "prefill", "max_batch", "gpus")
 
 
 class _Model(BaseModel):
@@ -280,8 +287,18 @@ class Demand(_Model):
     length_forecast: dict | None = None
 
 
+class PrefillPlan(_Model):
+    """The prefill instances' accelerator and layout when they differ from the decode ones."""
+
+    accelerator: str
+    tp: int
+    pp: int
+    ep: int
+
+
 class ParallelPlan(_Model):
-    """One parallel plan: accelerator, parallelism, serving mode, batch and its goodput."""
+    """One parallel plan: accelerator, parallelism, serving mode, batch and its goodput (the
+    decode instances' accelerator and layout when `prefill` names other ones)."""
 
     accelerator: str
     tp: int
@@ -289,6 +306,7 @@ class ParallelPlan(_Model):
     ep: int
     mode: str
     pd: list[int] | None
+    prefill: PrefillPlan | None = None
     max_batch: int
     gpus: int
     goodput_rps: float
@@ -456,6 +474,7 @@ class Search(_Model):
 
     candidates: int
     fitting: int | None = None
+    mixed_hardware: int | None = None
     latency_feasible: int | None = None
     batch_pruned: int | None = None
     ratio_pruned: int | None = None

@@ -41,11 +41,12 @@ def mix_options(
     options = [
         MixOption(
             key,
-            c.accelerator.id,
+            c.accelerator_label,
             c.gpus,
             c.cost_per_hour,
             tuple(goodput[key]),
-            c.gpus * c.accelerator.tdp_w / 1000.0,
+            c.power_kw,
+            tuple(c.gpus_on().items()) if c.prefill else (),
         )
         for key, c in cands.items()
     ]

@@ -15,7 +15,8 @@ Per length bucket:
    short of the analytic ceiling by a factor that depends mostly on the traffic (bursts), not
    the plan, so the best ratio seen so far turns each ceiling into an optimistic estimate; a
    candidate is skipped when even that estimate cannot beat, by PRUNE_SLACK, the best $/req/s
-   already simulated on its accelerator. The FAST_CANDIDATES plans with the lowest latency
+   already simulated on its accelerator (a mixed-hardware one: on any, since it is kept for
+   its price alone, never for inventory). The FAST_CANDIDATES plans with the lowest latency
    floors are always simulated, so the frontier has its fast end.
 Goodput is measured at the fleet size the bucket's peak demand needs (pooling, see goodput.py):
 first at the size the estimate implies, then, if the measured goodput implies another size, at
@@ -29,7 +30,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from planner.optimize.candidates import Bounds, Candidate, Phases, Targets, bounds, phases
+from planner.optimize.candidates import (
+    Bounds,
+    Candidate,
+    Phases,
+    Targets,
+    bounds,
+    mixed_candidates,
+    phases,
+)
 from planner.optimize.goodput import MAX_POOL, Evaluation, GoodputEvaluator
 
 PRUNE_SLACK = 1.5
@@ -47,6 +56,7 @@ class SearchResult:
     evaluations: list[Evaluation] = field(default_factory=list)
     bounds: dict[tuple[str, int], Bounds] = field(default_factory=dict)
     latency_feasible: int = 0
+    mixed: int = 0
     batch_pruned: int = 0
     ratio_pruned: int = 0
     bound_pruned: int = 0
@@ -61,8 +71,9 @@ def pool_size(demand: float, per_replica: float) -> int:
 
 
 def _plan_key(c: Candidate) -> tuple:
-    """A candidate's parallel plan and mode: what its max-batch variants share."""
-    return (c.accelerator.id, c.tp, c.pp, c.ep, c.pd)
+    """A candidate's parallel plans and mode: what its max-batch variants share (the ratio
+    last)."""
+    return (c.prefill, c.accelerator.id, c.tp, c.pp, c.ep, c.pd)
 
 
 def _kept_ratios(
@@ -106,8 +117,11 @@ def search(
     targets: Targets,
     peak_demand: Sequence[float],
     progress: Callable[[str], None] | None = None,
+    mixed: bool = True,
 ) -> SearchResult:
-    """Simulated goodput of the candidates worth simulating, per bucket with demand."""
+    """Simulated goodput of the candidates worth simulating, per bucket with demand; with
+    `mixed`, also of disaggregated replicas whose prefill side runs another parallel plan
+    (candidates.mixed_candidates, built per bucket from its request mix)."""
     started = time.perf_counter()
     out = SearchResult()
     per_plan: dict[tuple[int, bool], Phases] = {}
@@ -123,22 +137,29 @@ def search(
             if key not in per_plan:
                 per_plan[key] = phases(c.model, inputs, outputs, targets, c.pd is not None)
             bnds.append(bounds(c, per_plan[key]))
-        for c, bd in zip(candidates, bnds, strict=True):
+        cands = list(candidates)
+        if mixed:
+            split = {k: ph for (k, disagg), ph in per_plan.items() if disagg}
+            for cand, decode, prefill in mixed_candidates(cands, split, inputs, outputs, targets):
+                cands.append(cand)
+                bnds.append(bounds(cand, decode, prefill))
+            out.mixed = max(out.mixed, len(cands) - len(candidates))
+        for c, bd in zip(cands, bnds, strict=True):
             out.bounds[(c.id, b)] = bd
         feasible = np.array([bd.latency_share >= targets.attainment for bd in bnds])
         out.latency_feasible = max(out.latency_feasible, int(feasible.sum()))
         chosen = np.flatnonzero(feasible)
         groups: dict[tuple, list[int]] = {}
         for i in chosen.tolist():
-            groups.setdefault(_plan_key(candidates[i]), []).append(i)
-        walks = [_variant_walk(m, candidates, bnds[m[0]].batch_limit) for m in groups.values()]
-        walks, dropped = _kept_ratios(walks, candidates, bnds, float(peak_demand[b]))
+            groups.setdefault(_plan_key(cands[i]), []).append(i)
+        walks = [_variant_walk(m, cands, bnds[m[0]].batch_limit) for m in groups.values()]
+        walks, dropped = _kept_ratios(walks, cands, bnds, float(peak_demand[b]))
         out.ratio_pruned += dropped
-        walks.sort(key=lambda w: bnds[w[0]].cost_floor(candidates[w[0]].cost_per_hour))
+        walks.sort(key=lambda w: bnds[w[0]].cost_floor(cands[w[0]].cost_per_hour))
         by_floor = sorted(chosen.tolist(), key=lambda i: bnds[i].ttft_floor_ms)
-        fast = {_plan_key(candidates[i]) for i in by_floor[:FAST_CANDIDATES]}
+        fast = {_plan_key(cands[i]) for i in by_floor[:FAST_CANDIDATES]}
         out.evaluations += _evaluate(
-            candidates, bnds, walks, fast, evaluator, b, float(peak_demand[b]), out, progress
+            cands, bnds, walks, fast, evaluator, b, float(peak_demand[b]), out, progress
         )
     out.seconds = time.perf_counter() - started
     return out
@@ -168,7 +189,11 @@ def _evaluate(
     for k, walk in enumerate(walks, 1):
         first = candidates[walk[0]]
         estimate = bnds[walk[0]].goodput_ceiling * (ratio or 1.0)
-        best_here = best.get(first.accelerator.id, np.inf)
+        best_here = (
+            min(best.values(), default=np.inf)
+            if first.prefill is not None
+            else best.get(first.accelerator.id, np.inf)
+        )
         if (
             _plan_key(first) not in fast
             and first.cost_per_hour / estimate > PRUNE_SLACK * best_here
@@ -197,7 +222,7 @@ def _evaluate(
             previous = ev
             if ev.goodput_rps > 0:
                 ratio = max(ratio, ev.goodput_rps / bd.goodput_ceiling)
-                best[cand.accelerator.id] = min(
-                    best.get(cand.accelerator.id, np.inf), cand.cost_per_hour / ev.goodput_rps
+                best[cand.accelerator_label] = min(
+                    best.get(cand.accelerator_label, np.inf), cand.cost_per_hour / ev.goodput_rps
                 )
     return done

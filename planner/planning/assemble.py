@@ -207,7 +207,7 @@ def _energy(s: Setting, c: Chosen, replay: dict) -> dict:
     return energy_block(
         mean_gpus=counts.mean(axis=0) * gpus,
         peak_gpus=counts.max(axis=0) * gpus,
-        tdp_w=np.array([s.catalog[d.option.accelerator].tdp_w for d in deps]),
+        tdp_w=np.array([d.option.power_kw * 1000.0 / d.option.gpus for d in deps]),
         busy_share=np.array([busy[d.label] for d in deps]),
         price_per_kwh=price,
         price_source=source,
@@ -237,6 +237,7 @@ def _search_block(r: Searched, c: Chosen, started: float) -> Search:
         candidates=r.enum.enumerated,
         fitting=len(r.enum.candidates),
         latency_feasible=found.latency_feasible,
+        mixed_hardware=found.mixed,
         batch_pruned=found.batch_pruned,
         ratio_pruned=found.ratio_pruned,
         bound_pruned=found.bound_pruned,

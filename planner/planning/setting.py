@@ -45,6 +45,8 @@ class PlanOptions:
     without prefix-block hashes; `prefix_cache` False plans as if the engine cached nothing.
     `elastic_moe` (mixture-of-experts models) plans scale-ups that add accelerators to the
     running deployment, ElasticMoE-style (planner/scaling/delay.py), instead of cold starts.
+    `mixed_pd` also searches disaggregated replicas whose prefill instances run on another
+    accelerator or layout than their decode ones.
     """
 
     trace: str
@@ -69,6 +71,7 @@ class PlanOptions:
     prefix_reuse: float | None = None
     prefix_cache: bool = True
     elastic_moe: bool = False
+    mixed_pd: bool = True
 
 
 @dataclass(frozen=True)

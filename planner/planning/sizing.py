@@ -113,7 +113,7 @@ def _search(
     workloads = split_buckets(sample, edges)
     peak = float(max(np.nanmax(h.level), np.nanmax(h.held.level(opts.quantile))))
     evaluator = GoodputEvaluator(workloads, s.slos, opts.attainment)
-    found = search(enum.candidates, evaluator, s.targets, peak * shares, progress)
+    found = search(enum.candidates, evaluator, s.targets, peak * shares, progress, opts.mixed_pd)
     if not found.latency_feasible:
         check_latency_reachable(
             enum.candidates, [found.bounds[(c.id, 0)] for c in enum.candidates], s.targets
@@ -245,8 +245,11 @@ def _delay(
     instances' shards load in parallel, then the engine warms up."""
     weights_gb = s.card.total_params() * dtype_bytes(s.card.dtype) / 1e9
     used = {option.key for m in mixes for option, _, _ in m.groups()}
-    instances = [
-        Instance(cands[k].accelerator, cands[k].gpus // cands[k].instances) for k in sorted(used)
+    instances = [Instance(cands[k].accelerator, cands[k].instance_gpus) for k in sorted(used)]
+    instances += [
+        Instance(side.accelerator, side.gpus)
+        for k in sorted(used)
+        if (side := cands[k].prefill) is not None
     ]
     warmup_s = s.profile.resolve().runtime.warmup_s
     return provisioning_delay(
@@ -268,6 +271,7 @@ def replay_tail(
             r.evaluator.table(c.cands[d.option.key]),
             c.cands[d.option.key].max_batch,
             c.cands[d.option.key].pd,
+            r.evaluator.prefill_table(c.cands[d.option.key]),
         )
         for d in c.fleet.deployments
     ]

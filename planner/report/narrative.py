@@ -5,7 +5,7 @@ warnings the plan must not leave unsaid (PLAN.json's `warnings`, on stderr and p
 from planner.optimize.candidates import Targets
 from planner.optimize.costing import saving
 from planner.optimize.limits import gpus_text
-from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
+from planner.optimize.planfile import PrefillPlan, ReplicaGroup, SingleAccelerator
 from planner.simulate import over_text
 
 MISMATCH_POINTS = 1.0
@@ -18,14 +18,23 @@ def percent(share: float) -> str:
 
 
 def label(group: ReplicaGroup) -> str:
-    """'3 x H100 (TP1, aggregated)' for the sentence (`group`: a PLAN.json replica group)."""
+    """'3 x H100 (TP1, aggregated)', '2 x A100 (TP1, P:D 2:1, prefill on H100 TP1)' for the
+    sentence (`group`: a PLAN.json replica group)."""
     pd = group.pd or []
     mode = "aggregated" if group.mode == "aggregated" else f"P:D {pd[0]}:{pd[1]}"
     pp = f" PP{group.pp}" if group.pp > 1 else ""
     ep = f" EP{group.ep}" if group.ep > 1 else ""
     where = f" for {group.bucket} requests" if group.bucket is not None else ""
     acc = group.accelerator.upper()
+    if group.prefill is not None:
+        mode += f", prefill on {prefill_label(group.prefill)}"
     return f"{group.count} x {acc} (TP{group.tp}{pp}{ep}, {mode}){where}"
+
+
+def prefill_label(side: PrefillPlan) -> str:
+    """'H100 TP2' (with PP and EP above 1): the prefill side of a mixed-hardware replica."""
+    more = "".join(f" {k}{v}" for k, v in (("PP", side.pp), ("EP", side.ep)) if v > 1)
+    return f"{side.accelerator.upper()} TP{side.tp}{more}"
 
 
 def sentence(
@@ -65,7 +74,8 @@ def sentence(
 
 def _against_single(groups: list[ReplicaGroup], cost: dict, single: SingleAccelerator) -> str:
     """The sentence's second half: what mixing accelerator types saves, if anything."""
-    accs = ", ".join(sorted({g.accelerator for g in groups}))
+    used = {g.accelerator for g in groups} | {g.prefill.accelerator for g in groups if g.prefill}
+    accs = ", ".join(sorted(used))
     if "," not in accs:
         return " A single accelerator type is cheapest here: mixing types would not save."
     saved, share = saving(single.cost_per_month, cost["cost_per_month"])

@@ -13,9 +13,16 @@ import vl_convert
 
 from planner.optimize.costing import HOURS_PER_MONTH
 from planner.optimize.costing import saving as cost_saving
-from planner.optimize.planfile import Alternative, ParallelPlan, PlanFile
+from planner.optimize.planfile import (
+    AcceleratorRef,
+    Alternative,
+    ParallelPlan,
+    PlanFile,
+    ReplicaGroup,
+)
 from planner.report.charts import Chart
 from planner.report.data import OpsData
+from planner.report.narrative import prefill_label
 from planner.resources import resource_dir
 
 TEMPLATE = "report.html.j2"
@@ -125,9 +132,25 @@ def parallelism(row: ParallelPlan) -> str:
 
 
 def serving_mode(row: ParallelPlan) -> str:
-    """Aggregated, or disaggregated with its prefill:decode ratio."""
+    """Aggregated, or disaggregated with its prefill:decode ratio (and its prefill side on
+    mixed hardware)."""
     mode = row.mode or "aggregated"
-    return f"{mode} (P:D {':'.join(str(n) for n in row.pd)})" if row.pd else mode
+    if not row.pd:
+        return mode
+    side = f", prefill on {prefill_label(row.prefill)}" if row.prefill else ""
+    return f"{mode} (P:D {':'.join(str(n) for n in row.pd)}{side})"
+
+
+def group_cost_per_hour(row: ReplicaGroup, accels: dict[str, AcceleratorRef]) -> float | None:
+    """$/hour of a replica group at catalog prices (each side at its own on mixed hardware)."""
+    decode, side = accels.get(row.accelerator), row.prefill
+    if decode is None or (side is not None and side.accelerator not in accels):
+        return None
+    if side is None or not row.pd:
+        return decode.price_per_hour * row.gpus
+    prefill = accels[side.accelerator]
+    p_gpus = row.count * row.pd[0] * side.tp * side.pp * side.ep
+    return prefill.price_per_hour * p_gpus + decode.price_per_hour * (row.gpus - p_gpus)
 
 
 def finance(plan: PlanFile) -> dict:
@@ -146,7 +169,7 @@ def finance(plan: PlanFile) -> dict:
                 "replicas": r.count,
                 "gpus": r.gpus,
                 "goodput_rps": r.goodput_rps,
-                "cost_per_hour": acc.price_per_hour * r.gpus if acc else None,
+                "cost_per_hour": group_cost_per_hour(r, accels),
             }
         )
     alts, band = plan.alternatives, plan.cost_band

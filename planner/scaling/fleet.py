@@ -64,7 +64,7 @@ class Fleet:
     def accelerators(self) -> set[str]:
         """Accelerator types the schedule runs (groups it never runs left out)."""
         runs = zip(self.deployments, self.peak_counts.tolist(), strict=True)
-        return {d.option.accelerator for d, n in runs if n}
+        return {acc for d, n in runs if n for acc in d.option.gpus_on()}
 
     @property
     def peak_cost_per_hour(self) -> float:
@@ -188,8 +188,11 @@ def _one_plan_mixes(
     )[:MEDIAN_OPTIONS]
     for option in cheapest:
         sized = own_size_count(option, 0, cands[option.key], evaluator, peak)
-        limit = (limits or {}).get(option.accelerator)
-        if sized is None or (limit is not None and sized[0] * option.gpus > limit):
+        over = any(
+            sized is not None and acc in (limits or {}) and sized[0] * gpus > limits[acc]
+            for acc, gpus in option.gpus_on().items()
+        )
+        if sized is None or over:
             continue
         counts = np.array([[sized[0]]])
         yield Mix((replace(option, goodput=(sized[1],)),), counts, sized[0] * option.cost_per_hour)

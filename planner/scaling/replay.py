@@ -253,21 +253,21 @@ def max_replicas(
     available: Mapping[str, int] | None,
 ) -> list[int | None]:
     """Each deployment's HPA maxReplicas within `available` GPUs per accelerator (None: no
-    limit): its share of the accelerator's GPUs in the peak fleet, at least its peak count."""
-    gpus = np.array([d.option.gpus for d in deployments]) * np.asarray(peak_counts)
+    limit): on each limited accelerator it spans, its share of that accelerator's GPUs in the
+    peak fleet; the least of those, at least its peak count."""
+    spans = [d.option.gpus_on() for d in deployments]
+    peak = np.asarray(peak_counts)
     out: list[int | None] = []
-    for j, dep in enumerate(deployments):
-        limit = (available or {}).get(dep.option.accelerator)
-        if limit is None:
-            out.append(None)
-            continue
-        same = sum(
-            g
-            for d, g in zip(deployments, gpus, strict=True)
-            if d.option.accelerator == dep.option.accelerator
-        )
-        share = gpus[j] / same if same > 0 else 0.0
-        out.append(max(int(limit * share // dep.option.gpus), int(peak_counts[j])))
+    for j, mine in enumerate(spans):
+        caps = []
+        for acc, gpus in mine.items():
+            limit = (available or {}).get(acc)
+            if limit is None:
+                continue
+            same = sum(g.get(acc, 0) * n for g, n in zip(spans, peak, strict=True))
+            share = gpus * peak[j] / same if same > 0 else 0.0
+            caps.append(int(limit * share // gpus))
+        out.append(max(min(caps), int(peak[j])) if caps else None)
     return out
 
 
@@ -292,11 +292,13 @@ def route(
 
 @dataclass(frozen=True)
 class ReplicaPlan:
-    """How to simulate one replica of a deployment: its step table, max batch and P:D split."""
+    """How to simulate one replica of a deployment: its step table, max batch and P:D split,
+    and its prefill side's step table when that runs on other hardware."""
 
     table: StepTable
     max_batch: int
     disagg: tuple[int, int] | None
+    prefill_table: StepTable | None = None
 
 
 @dataclass(frozen=True)
@@ -355,7 +357,9 @@ def replay(
         plan = replicas[d]
         sub = work.take(rows)
         rules = engine_scheduling(plan.table, plan.max_batch)
-        result = simulate(sub, plan.table, rules, disagg=plan.disagg)
+        result = simulate(
+            sub, plan.table, rules, disagg=plan.disagg, prefill_model=plan.prefill_table
+        )
         meets[rows] = result.meets(slos)
         busy[d] += result.busy_s * deployments[d].option.gpus / sum(plan.disagg or (1,))
         prompt += (result.cached_tokens, result.prefilled_tokens)
