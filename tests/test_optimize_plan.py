@@ -20,10 +20,10 @@ from planner.optimize.candidates import (
     pd_ratios,
 )
 from planner.optimize.goodput import GoodputEvaluator
-from planner.optimize.planfile import ReplicaGroup, SingleAccelerator
+from planner.optimize.planfile import PlanFile, ReplicaGroup, SingleAccelerator
 from planner.optimize.search import search
 from planner.report.narrative import sentence
-from planner.report.render import money, percent
+from planner.report.render import finance, money, percent
 from planner.simulate import Workload, parse_slos
 
 SLOS = ["--slo", "ttft_p99=1000ms", "--slo", "tpot_p99=50ms"]
@@ -512,6 +512,8 @@ def test_mixed_hardware_pd_plan_is_cheaper_than_every_same_hardware_plan(store):
     hourly = sum(_group_hourly(g, price) for g in groups)
     assert mixed["recommended"]["cost_per_hour"] == pytest.approx(hourly, rel=1e-6)
     assert "prefill on H100 TP1" in mixed["recommended"]["sentence"]
+    page_one = finance(PlanFile.model_validate(mixed))["rows"]
+    assert sum(r["cost_per_hour"] for r in page_one) == pytest.approx(hourly, rel=1e-6)
     single = mixed["alternatives"]["best_single_accelerator"]
     assert not any(g["prefill"] for g in single["replicas"])
 
