@@ -1,7 +1,8 @@
 """`planner plan` on the embedded azure-code trace vs one simulate() of that trace, same run.
 
 The plan: llama-3.1-8b on h100, a100, l4 with TTFT p99 <= 1 s and TPOT p99 <= 50 ms for 99 %
-of requests (the full pipeline: candidates, goodput search, MILP mix, schedule, replay).
+of requests (the full pipeline: candidates and mixed-hardware P/D pairs, goodput search, MILP
+mix, schedule, replay).
 The reference: one simulate() of the whole trace (8,819 requests) on one H100 replica
 (TP1, aggregated, max batch 256), the unit of work the search repeats.
 """
@@ -47,6 +48,7 @@ def run() -> dict:
         "reference_seconds": round(reference, 3),
         "ratio": round(seconds / reference, 1),
         "candidates": search.candidates,
+        "mixed_hardware": search.mixed_hardware,
         "simulated": search.simulated,
         "bound_pruned": search.bound_pruned,
         "batch_pruned": search.batch_pruned,
