@@ -180,10 +180,13 @@ def _evaluate(
 
     Within a plan, the max-batch variant at the batch limit comes first; a smaller one is tried
     only while TPOT binds (the last variant's TPOT p99 within TPOT_BINDING of the target) and
-    the smaller batch keeps improving goodput.
+    the smaller batch keeps improving goodput. A plan's goodput search starts from its ceiling
+    times the median share of the ceiling simulated plans reached so far (the prune uses the
+    largest: optimistic), a smaller batch's from the variant before it, stepping REFINE_STEP.
     """
     best: dict[str, float] = {}
     ratio = 0.0
+    shares: list[float] = []
     done = []
     tpot = evaluator.tpot_limit()
     for k, walk in enumerate(walks, 1):
@@ -213,15 +216,20 @@ def _evaluate(
                 break
             if progress:
                 progress(f"simulating {cand.id}, plan {k}/{len(walks)}")
-            guess = bd.goodput_ceiling * (ratio or FIRST_SHARE)
-            ev = evaluator.evaluate(cand, bucket, pool_size(demand, guess), guess)
+            if previous is not None and previous.goodput_rps > 0:
+                guess, step = previous.goodput_rps, REFINE_STEP
+            else:
+                guess = bd.goodput_ceiling * (float(np.median(shares)) if shares else FIRST_SHARE)
+                step = 2.0
+            ev = evaluator.evaluate(cand, bucket, pool_size(demand, guess), guess, step)
             refined = pool_size(demand, ev.goodput_rps)
             if ev.goodput_rps > 0 and refined != ev.replicas:
                 ev = evaluator.evaluate(cand, bucket, refined, ev.goodput_rps, REFINE_STEP)
             done.append(ev)
             previous = ev
             if ev.goodput_rps > 0:
-                ratio = max(ratio, ev.goodput_rps / bd.goodput_ceiling)
+                shares.append(ev.goodput_rps / bd.goodput_ceiling)
+                ratio = max(ratio, shares[-1])
                 best[cand.accelerator_label] = min(
                     best.get(cand.accelerator_label, np.inf), cand.cost_per_hour / ev.goodput_rps
                 )
