@@ -25,7 +25,7 @@ from planner.simulate import (  # noqa: E402
     Scheduling,
     StepTable,
     Workload,
-    goodput,
+    goodput_search,
     load_workload,
     parse_slos,
 )
@@ -72,7 +72,8 @@ def run() -> dict:
     cpu_seconds, _ = _best(run_simulation, work, table, clock=time.process_time)
     reference, _ = _best(_lindley, work, model)
     slos = parse_slos(SLOS)
-    goodput_seconds, (scale, rps) = _best(goodput, work, table, slos, 0.99)
+    goodput_seconds, found = _best(goodput_search, work, table, slos, 0.99)
+    scale, rps = found.scale, found.rps
     prefill_first = Scheduling(256, 16384, chunked=False, mixed=False)
     whole, _ = _best(run_simulation, work, table, prefill_first)
     routed, _ = _best(run_simulation, work.scaled(4), table, replicas=4)

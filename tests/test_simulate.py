@@ -16,7 +16,6 @@ from planner.simulate import (
     Scheduling,
     StepTable,
     Workload,
-    goodput,
     goodput_search,
     load_workload,
     parse_disagg,
@@ -131,12 +130,14 @@ def test_attainment_falls_with_rate_scale(con, h100: StepTable) -> None:
 def test_goodput_brackets_the_attainment_target(con, h100: StepTable) -> None:
     """Attainment holds at the goodput scale and fails a little above it."""
     work = load_workload(con, "azure-conv", end=1200)
-    scale, rps = goodput(work, h100, SLOS, 0.99)
+    found = goodput_search(work, h100, SLOS, 0.99)
+    scale, rps = found.scale, found.rps
     assert rps == pytest.approx(scale * work.rate_rps)
     assert simulate(work.scaled(scale), h100).attainment(SLOS) >= 0.99
     assert simulate(work.scaled(scale * 1.05), h100).attainment(SLOS) < 0.99
     tight = parse_slos("ttft_p99=5ms")
-    assert goodput(work, h100, tight) == (0.0, 0.0)
+    nothing = goodput_search(work, h100, tight)
+    assert (nothing.scale, nothing.rps, nothing.result) == (0.0, 0.0, None)
 
 
 def test_goodput_search_keeps_the_replay_it_answers_with(
@@ -205,7 +206,8 @@ def test_goodput_of_a_sample_too_small_to_saturate_a_replica_is_bounded() -> Non
     slos = parse_slos(["ttft_p99=2000ms"])
     at_once = simulate(work.scaled(1e6), table, replicas=1, disagg=(2, 1), slos=slos)
     assert at_once.attainment() >= 0.99 and not at_once.kept_pace()
-    scale, rps = goodput(work, table, slos, 0.99, disagg=(2, 1))
+    found = goodput_search(work, table, slos, 0.99, disagg=(2, 1))
+    scale, rps = found.scale, found.rps
     assert 1 < scale < 4096 and rps == pytest.approx(scale * work.rate_rps)
     assert simulate(work.scaled(scale), table, disagg=(2, 1)).kept_pace()
     assert not simulate(work.scaled(scale * 1.05), table, disagg=(2, 1)).kept_pace()

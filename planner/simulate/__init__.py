@@ -2,7 +2,7 @@
 
 from planner.simulate.benchmark import Benchmark, BenchmarkRun, run_benchmark
 from planner.simulate.disagg import parse_disagg
-from planner.simulate.goodput import Goodput, goodput, goodput_search
+from planner.simulate.goodput import Goodput, goodput_search
 from planner.simulate.metrics import SLO_FORM, SimResult, Slo, parse_slo, parse_slos
 from planner.simulate.prefix import PrefixCache, check_reuse
 from planner.simulate.replica import Scheduling
@@ -36,7 +36,6 @@ __all__ = [
     "check_reuse",
     "concatenate",
     "Goodput",
-    "goodput",
     "goodput_search",
     "load_workload",
     "over_context",

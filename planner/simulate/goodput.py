@@ -24,20 +24,6 @@ class Goodput:
     result: SimResult | None
 
 
-def goodput(
-    workload: Workload,
-    step_model: StepTimes | StepTable,
-    slos: Iterable[Slo],
-    attainment: float = 0.99,
-    tolerance: float = 0.02,
-    **plan: Any,
-) -> tuple[float, float]:
-    """(rate scale, requests/s) of the fastest replay of `workload` that keeps `attainment`
-    (goodput_search without the replay)."""
-    found = goodput_search(workload, step_model, slos, attainment, tolerance, **plan)
-    return found.scale, found.rps
-
-
 def goodput_search(
     workload: Workload,
     step_model: StepTimes | StepTable,

@@ -10,7 +10,7 @@ from planner.costmodel.engine import DEFAULT_ENGINE, load_engine
 from planner.errors import PlannerError
 from planner.simulate.benchmark import Benchmark, run_benchmark
 from planner.simulate.disagg import parse_disagg
-from planner.simulate.goodput import goodput
+from planner.simulate.goodput import goodput_search
 from planner.simulate.metrics import parse_slos
 from planner.simulate.replica import Scheduling
 from planner.simulate.simulator import simulate
@@ -121,7 +121,8 @@ def simulate_trace(
     assert result is not None
     out = result.summary()
     if chosen and with_goodput:
-        scale, rps = goodput(workload, table, chosen, attainment, **run)
+        found = goodput_search(workload, table, chosen, attainment, **run)
+        scale, rps = found.scale, found.rps
         out["attainment_target"] = attainment
         out["goodput_rate_scale"] = scale * rate_scale
         out["goodput_rps"] = rps
