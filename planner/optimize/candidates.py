@@ -3,8 +3,10 @@
 A candidate is accelerator x tp x pp x ep (MoE only) x aggregated or disaggregated (any P:D
 instance ratio in lowest terms up to MAX_PD_INSTANCES instances) x max batch. Plans the model's
 shapes cannot be split into, or that do not fit in memory, are dropped with the cost model's
-reason. Before any simulation each candidate gets
-two bounds from the cost model, on the request mix it will serve:
+reason. A disaggregated candidate may run its prefill instances on another parallel plan than
+its decode ones (mixed_candidates: built per request mix from the two sides' bounds). Before
+any simulation each candidate gets two bounds from the cost model, on the request mix it will
+serve:
 
 - latency floor: each request's TTFT and TPOT on an idle replica (batch of one; plus the KV
   transfer when disaggregated). If fewer than the attainment share of requests meet the SLO

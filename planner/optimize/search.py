@@ -195,7 +195,7 @@ def _evaluate(
         best_here = (
             min(best.values(), default=np.inf)
             if first.prefill is not None
-            else best.get(first.accelerator.id, np.inf)
+            else best.get(first.accelerator_label, np.inf)
         )
         if (
             _plan_key(first) not in fast
