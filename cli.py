@@ -1134,7 +1134,8 @@ MixedPdOption = Annotated[
     bool,
     typer.Option(
         help="Also plan disaggregated replicas whose prefill instances run on another "
-        "accelerator or TP than their decode ones."
+        "accelerator or TP than their decode ones (needs a KV transfer path between the two "
+        "pools)."
     ),
 ]
 StrictOption = Annotated[
@@ -1175,7 +1176,7 @@ def plan(
     quantile: Annotated[str, typer.Option(help="Forecast quantile to cover, e.g. p95.")] = "p95",
     cold_starts: ColdStartsOption = None,
     elastic_moe: ElasticMoeOption = False,
-    mixed_pd: MixedPdOption = True,
+    mixed_pd: MixedPdOption = False,
     rate_scale: RateScaleOption = 1.0,
     engine: EngineOption = "vllm",
     strict: StrictOption = False,

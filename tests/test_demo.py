@@ -56,9 +56,15 @@ def test_demo_human_output_names_the_report_and_recommendation(tmp_path: Path) -
 
 
 def _per_replica_price(plan: dict, group: dict) -> float:
-    """$/hour of one replica of a group, from the plan's accelerator prices."""
-    price = {a["id"]: a["price_per_hour"] for a in plan["accelerators"]}[group["accelerator"]]
-    return price * group["gpus"] / group["count"]
+    """$/hour of one replica of a group, from the plan's accelerator prices (a P/D replica's
+    prefill side at its own accelerator's)."""
+    price = {a["id"]: a["price_per_hour"] for a in plan["accelerators"]}
+    side = group["prefill"]
+    if side is None:
+        return price[group["accelerator"]] * group["gpus"] / group["count"]
+    p_gpus = group["pd"][0] * side["tp"] * side["pp"] * side["ep"]
+    d_gpus = group["gpus"] / group["count"] - p_gpus
+    return price[side["accelerator"]] * p_gpus + price[group["accelerator"]] * d_gpus
 
 
 def test_demo_recommendation_schedule_cost_band_and_replay_agree(demo: tuple[Path, dict]) -> None:
@@ -188,6 +194,9 @@ def test_demo_fleet_holds_the_slo_when_simulated_directly_at_the_peak(
             "--json",
         ]
         args += ["--disagg", f"{g['pd'][0]}:{g['pd'][1]}"] if g["pd"] else []
+        if g["prefill"]:
+            args += ["--prefill-accelerator", g["prefill"]["accelerator"]]
+            args += ["--prefill-tp", g["prefill"]["tp"]]
         for slo in slos:
             args += ["--slo", slo]
         result = invoke(*args)

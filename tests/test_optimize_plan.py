@@ -494,12 +494,13 @@ def _plan_json(store: Path, *extra: str) -> dict:
 
 
 def test_mixed_hardware_pd_plan_is_cheaper_than_every_same_hardware_plan(store):
-    """Azure code (long prompts) on H100 and A100: a replica of H100 prefill and A100 decode
-    instances is recommended, and it costs strictly less per month than the plan searched
-    without mixed-hardware replicas (every same-hardware replica, and mixes of them across
-    types); its figures agree: GPUs per group from both sides, $/hour at each side's price."""
-    mixed = _plan_json(store, "--accelerators", "h100,a100")
-    same = _plan_json(store, "--accelerators", "h100,a100", "--no-mixed-pd")
+    """Azure code (long prompts) on H100 and A100 with --mixed-pd: a replica of H100 prefill
+    and A100 decode instances is recommended, and it costs strictly less per month than the plan
+    searched without mixed-hardware replicas (the default: every same-hardware replica, and
+    mixes of them across types); its figures agree: GPUs per group from both sides, $/hour at
+    each side's price."""
+    mixed = _plan_json(store, "--accelerators", "h100,a100", "--mixed-pd")
+    same = _plan_json(store, "--accelerators", "h100,a100")
     groups = mixed["recommended"]["replicas"]
     sides = [g for g in groups if g["prefill"]]
     assert sides and {(g["prefill"]["accelerator"], g["accelerator"]) for g in sides} == {
@@ -524,8 +525,8 @@ def test_mixed_hardware_pd_is_not_recommended_where_it_does_not_pay(store):
     L4 prefill side costs more per request than H100's own: the plan is the one searched
     without them, to the dollar (goodput per replica may differ within the search's 5 %
     tolerance: measured from another first guess)."""
-    mixed = _plan_json(store, "--accelerators", "h100,l4")
-    same = _plan_json(store, "--accelerators", "h100,l4", "--no-mixed-pd")
+    mixed = _plan_json(store, "--accelerators", "h100,l4", "--mixed-pd")
+    same = _plan_json(store, "--accelerators", "h100,l4")
     assert mixed["search"]["mixed_hardware"] > 0
     assert not any(g["prefill"] for g in mixed["recommended"]["replicas"])
     assert mixed["recommended"]["cost_per_month"] == same["recommended"]["cost_per_month"]

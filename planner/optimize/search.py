@@ -117,7 +117,7 @@ def search(
     targets: Targets,
     peak_demand: Sequence[float],
     progress: Callable[[str], None] | None = None,
-    mixed: bool = True,
+    mixed: bool = False,
 ) -> SearchResult:
     """Simulated goodput of the candidates worth simulating, per bucket with demand; with
     `mixed`, also of disaggregated replicas whose prefill side runs another parallel plan

@@ -46,7 +46,8 @@ class PlanOptions:
     `elastic_moe` (mixture-of-experts models) plans scale-ups that add accelerators to the
     running deployment, ElasticMoE-style (planner/scaling/delay.py), instead of cold starts.
     `mixed_pd` also searches disaggregated replicas whose prefill instances run on another
-    accelerator or layout than their decode ones.
+    accelerator or layout than their decode ones (opt-in: such a deployment needs a KV transfer
+    path between two pools, e.g. NIXL over RDMA, that not every cluster has).
     """
 
     trace: str
@@ -71,7 +72,7 @@ class PlanOptions:
     prefix_reuse: float | None = None
     prefix_cache: bool = True
     elastic_moe: bool = False
-    mixed_pd: bool = True
+    mixed_pd: bool = False
 
 
 @dataclass(frozen=True)
