@@ -1,8 +1,8 @@
 """`planner plan` on the embedded azure-code trace vs one simulate() of that trace, same run.
 
 The plan: llama-3.1-8b on h100, a100, l4 with TTFT p99 <= 1 s and TPOT p99 <= 50 ms for 99 %
-of requests (the full pipeline: candidates and mixed-hardware P/D pairs, goodput search, MILP
-mix, schedule, replay).
+of requests (the full pipeline: candidates, goodput search, MILP mix, schedule, replay; mixed-
+hardware P/D is opt-in and off here).
 The reference: one simulate() of the whole trace (8,819 requests) on one H100 replica
 (TP1, aggregated, max batch 256), the unit of work the search repeats.
 """
