@@ -929,13 +929,14 @@ def _mixed_text(count: int | None) -> str:
 
 
 def _group_mode(group: "ReplicaGroup") -> str:
-    """'aggregated', 'P:D 2:1', or 'P:D 2:1, prefill h100 tp2' for a plan's replica group."""
+    """'aggregated', 'P:D 2:1', or 'P:D 2:1, prefill on H100 TP2' for a plan's replica group
+    (the prefill side as the recommendation sentence names it)."""
+    from planner.report.narrative import prefill_label
+
     if not group.pd:
         return group.mode
-    side = group.prefill
-    return f"P:D {group.pd[0]}:{group.pd[1]}" + (
-        f", prefill {side.accelerator} tp{side.tp}" if side else ""
-    )
+    side = f", prefill on {prefill_label(group.prefill)}" if group.prefill else ""
+    return f"P:D {group.pd[0]}:{group.pd[1]}{side}"
 
 
 def _prefill_side(prefill: dict[str, Any] | None) -> str:

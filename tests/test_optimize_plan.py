@@ -22,6 +22,7 @@ from planner.optimize.candidates import (
 from planner.optimize.goodput import GoodputEvaluator
 from planner.optimize.planfile import PlanFile, ReplicaGroup, SingleAccelerator
 from planner.optimize.search import search
+from planner.report.narrative import label as sentence_label
 from planner.report.narrative import sentence
 from planner.report.render import finance, money, percent
 from planner.simulate import Workload, parse_slos
@@ -534,3 +535,20 @@ def test_mixed_hardware_pd_is_not_recommended_where_it_does_not_pay(store):
         [(g["plan"], g["count"]) for g in p["recommended"]["replicas"]] for p in (mixed, same)
     ]
     assert fleets[0] == fleets[1]
+
+
+def test_a_mixed_group_names_its_prefill_side_alike_everywhere():
+    """A P:D 2:1 group of A100 TP1 decode and H100 TP2 PP2 prefill instances: the sentence, the
+    report's mode column and the CLI table name its prefill side the same way, PP included."""
+    import cli
+    from planner.report.render import serving_mode
+
+    group = ReplicaGroup(
+        accelerator="a100", count=3, tp=1, pp=1, ep=1, mode="disaggregated", pd=[2, 1],
+        prefill={"accelerator": "h100", "tp": 2, "pp": 2, "ep": 1}, max_batch=64, gpus=27,
+        goodput_rps=1.0,
+    )  # fmt: skip
+    side = "prefill on H100 TP2 PP2"
+    assert sentence_label(group) == f"3 x A100 (TP1, P:D 2:1, {side})"
+    assert serving_mode(group) == f"disaggregated (P:D 2:1, {side})"
+    assert cli._group_mode(group) == f"P:D 2:1, {side}"
