@@ -15,12 +15,13 @@ from planner.optimize.infeasible import check_mix
 from planner.optimize.limits import parse_available, parse_budget
 from planner.optimize.mix import (
     MIN_DEMAND,
+    Mix,
     MixOption,
     best_single_accelerator,
     max_servable_scale,
     solve_mix,
 )
-from planner.optimize.refine import capped_solver, served_share
+from planner.optimize.refine import capped_solver, served_share, top_up
 
 H100 = MixOption("h100-tp1", "h100", 1, 12.29, (10.0,))
 L4 = MixOption("l4-tp2", "l4", 2, 1.6, (1.0,))
@@ -226,3 +227,36 @@ def test_a_replica_spanning_two_accelerators_counts_against_both_limits():
             assert all(used.get(k, 0) <= v for k, v in available.items())
     single = best_single_accelerator(options, [12.0])
     assert all(o.key != mixed.key for o, _, _ in single.groups())
+
+
+class _Measured:
+    """Per-replica goodput by (plan, fleet size), as the goodput evaluator would measure it."""
+
+    def __init__(self, rates: dict[str, float]) -> None:
+        self.rates = rates
+
+    def evaluate(self, cand, bucket, replicas, guess):
+        class Evaluation:
+            goodput_rps = self.rates[cand]
+
+        return Evaluation()
+
+
+def test_top_up_drops_a_group_that_serves_nothing_at_its_size():
+    """A group whose goodput re-measured at its own size is zero (the SLO fails there) is
+    dropped, not billed: the demand is covered by the groups that serve it (2 x L4 here,
+    $3.20/h, not $15.49/h with an idle H100 in it), and no deployment of goodput 0 reaches the
+    schedule."""
+    mix = Mix((H100, L4), np.array([[1], [1]]), H100.cost_per_hour + L4.cost_per_hour)
+    cands = {H100.key: H100.key, L4.key: L4.key}
+    topped = top_up(mix, cands, _Measured({H100.key: 0.0, L4.key: 1.0}), np.array([2.0]))
+    assert [(o.key, n) for o, _, n in topped.groups()] == [(L4.key, 2)]
+    assert topped.cost_per_hour == pytest.approx(2 * L4.cost_per_hour)
+    assert all(o.goodput[0] > 0 for o, _, _ in topped.groups())
+
+
+def test_top_up_refuses_when_no_group_serves_at_its_size():
+    """Every group measuring zero at its size: the mix cannot settle, a one-line error."""
+    mix = Mix((H100,), np.array([[1]]), H100.cost_per_hour)
+    with pytest.raises(PlannerError, match="does not settle"):
+        top_up(mix, {H100.key: H100.key}, _Measured({H100.key: 0.0}), np.array([2.0]))

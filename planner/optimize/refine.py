@@ -148,7 +148,10 @@ def top_up(
 
     for b in range(counts.shape[1]):
         used = [o for o in range(len(options)) if counts[o, b] > 0]
-        for _ in range(TOP_UP_LIMIT):
+        for o in [o for o in used if rate(o, b) <= 0]:
+            counts[o, b] = 0  # serves nothing at its size: billed for no requests
+        used = [o for o in used if counts[o, b] > 0]
+        for _ in range(TOP_UP_LIMIT if used else 0):
             if sum(counts[o, b] * rate(o, b) for o in used) >= demand[b] * (1 - 1e-9):
                 break
             best = min(used, key=lambda o: options[o].cost_per_hour / max(rate(o, b), 1e-12))
