@@ -145,8 +145,9 @@ def test_goodput_search_keeps_the_replay_it_answers_with(
 ) -> None:
     """The search's replay is the one a fresh simulate() at its scale gives (same latencies);
     started from a workload already scaled near the answer, a small first step lands within the
-    same tolerance as the default doubling, in fewer replays; a first step inside the
-    tolerance is refused."""
+    same tolerance as the default doubling, in fewer replays (a first step of 1 + tolerance, as
+    the plan search re-measures with, in the fewest: two when started at the answer); a first
+    step of 1 is refused."""
     work = load_workload(con, "azure-conv", end=1200)
     full = goodput_search(work, h100, SLOS, 0.99, 0.05)
     again = simulate(work.scaled(full.scale), h100, slos=SLOS)
@@ -157,15 +158,18 @@ def test_goodput_search_keeps_the_replay_it_answers_with(
     monkeypatch.setattr(module, "simulate", lambda *a, **k: replays.append(1) or simulate(*a, **k))
     near = work.scaled(full.scale * 0.97)
     counts = {}
-    for step in (2.0, 1.25):
+    for step in (2.0, 1.25, 1.05):
         replays.clear()
         found = goodput_search(near, h100, SLOS, 0.99, 0.05, first_step=step)
         assert found.rps == pytest.approx(full.rps, rel=0.06)
         assert simulate(near.scaled(found.scale * 1.06), h100).attainment(SLOS) < 0.99
         counts[step] = len(replays)
-    assert counts[1.25] < counts[2.0], counts
+    assert counts[1.05] <= counts[1.25] < counts[2.0], counts
+    replays.clear()
+    settled = goodput_search(work.scaled(full.scale), h100, SLOS, 0.99, 0.05, first_step=1.05)
+    assert settled.rps == pytest.approx(full.rps) and len(replays) == 2
     with pytest.raises(PlannerError, match="first step"):
-        goodput_search(work, h100, SLOS, 0.99, 0.05, first_step=1.05)
+        goodput_search(work, h100, SLOS, 0.99, 0.05, first_step=1.0)
 
 
 def test_mixed_hardware_disaggregation_prefills_on_one_part_and_decodes_on_another() -> None:

@@ -20,7 +20,8 @@ Per length bucket:
    floors are always simulated, so the frontier has its fast end.
 Goodput is measured at the fleet size the bucket's peak demand needs (pooling, see goodput.py):
 first at the size the estimate implies, then, if the measured goodput implies another size, at
-that size from the first measurement, whose search first steps by only REFINE_STEP.
+that size from the first measurement, whose search first steps by only REFINE_STEP (1 + the
+search tolerance: an unchanged goodput settles in two replays).
 """
 
 import math
@@ -39,14 +40,14 @@ from planner.optimize.candidates import (
     mixed_candidates,
     phases,
 )
-from planner.optimize.goodput import MAX_POOL, Evaluation, GoodputEvaluator
+from planner.optimize.goodput import MAX_POOL, TOLERANCE, Evaluation, GoodputEvaluator
 
 PRUNE_SLACK = 1.5
 FAST_CANDIDATES = 3
 TPOT_BINDING = 0.9
 KEPT_RATIOS = 2
 FIRST_SHARE = 0.5
-REFINE_STEP = 1.25
+REFINE_STEP = 1.0 + TOLERANCE
 
 
 @dataclass

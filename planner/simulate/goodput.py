@@ -36,22 +36,23 @@ def goodput_search(
     """The fastest replay of `workload` that keeps `attainment`, with that replay's latencies.
 
     Attainment falls as the rate scale grows, so the scale is bracketed by stepping up or down
-    from 1 (first by `first_step`, then doubling or halving: a caller whose workload is already
-    scaled near the answer saves replays with a small first step) and then bisected
-    geometrically until the bracket is within `tolerance`. Returns scale 0 when even a 256x
-    slower replay misses the target (the SLO is out of reach of the plan, e.g. a TTFT limit
-    below the longest prompts' prefill time). A replay holds only if the replicas kept pace
-    with it (SimResult.kept_pace): squeezed into less time than serving it takes, a finite
-    sample meets any TTFT limit the whole sample at once meets, and the goodput would grow
-    without bound.
+    from 1 (first by `first_step`, each further step the square of the one before, at most a
+    doubling: a caller whose workload is already scaled near the answer saves replays with a
+    small first step, down to 1 + tolerance, which settles an unchanged answer in two replays)
+    and then bisected geometrically until the bracket is within `tolerance`. Returns scale 0
+    when even a 256x slower replay misses the target (the SLO is out of reach of the plan, e.g.
+    a TTFT limit below the longest prompts' prefill time). A replay holds only if the replicas
+    kept pace with it (SimResult.kept_pace): squeezed into less time than serving it takes, a
+    finite sample meets any TTFT limit the whole sample at once meets, and the goodput would
+    grow without bound.
     """
     chosen = list(slos)
     if not chosen:
         raise PlannerError("goodput needs at least one SLO, e.g. ttft_p99=1000ms")
     if not 0 < attainment <= 1:
         raise PlannerError(f"attainment target must be in (0, 1], not {attainment}")
-    if first_step <= 1.0 + tolerance:
-        raise PlannerError(f"the first step must exceed 1 + tolerance, not {first_step}")
+    if first_step <= 1.0:
+        raise PlannerError(f"the first step must exceed 1, not {first_step}")
     table = step_table(step_model)
     held: dict[float, SimResult] = {}
 
@@ -66,11 +67,11 @@ def goodput_search(
     lo, hi, step = 1.0, 1.0, first_step
     if holds(1.0):
         while hi < HIGHEST_SCALE and holds(hi * step):
-            hi, step = hi * step, 2.0
+            hi, step = hi * step, min(step * step, 2.0)
         lo, hi = hi, hi * step
     else:
         while lo > LOWEST_SCALE and not holds(lo / step):
-            lo, step = lo / step, 2.0
+            lo, step = lo / step, min(step * step, 2.0)
         lo, hi = lo / step, lo
         if lo < LOWEST_SCALE:
             return Goodput(0.0, 0.0, None)
