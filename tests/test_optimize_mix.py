@@ -233,9 +233,12 @@ class _Measured:
     """Per-replica goodput by (plan, fleet size), as the goodput evaluator would measure it."""
 
     def __init__(self, rates: dict[str, float]) -> None:
+        """Goodput per plan, the same at every size."""
         self.rates = rates
 
     def evaluate(self, cand, bucket, replicas, guess):
+        """The plan's goodput at this size (the evaluator's interface)."""
+
         class Evaluation:
             goodput_rps = self.rates[cand]
 
