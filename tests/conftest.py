@@ -75,6 +75,20 @@ def store_state(db: Path) -> tuple[list[tuple], dict[str, int]]:
     return traces, counts
 
 
+def group_hourly(group: dict, price: dict[str, float]) -> float:
+    """$/hour of a PLAN.json replica group at `price` per GPU-hour, each side of a P/D
+    replica at its own accelerator's price (computed here from the group's own fields, not by
+    the planner's pricing); asserts the group's GPUs add up."""
+    p, d = group["pd"] or (0, 1)
+    side = group["prefill"] or group
+    p_gpus = p * side["tp"] * side["pp"] * side["ep"]
+    d_gpus = d * group["tp"] * group["pp"] * group["ep"]
+    assert group["gpus"] == group["count"] * (p_gpus + d_gpus), group
+    return group["count"] * (
+        p_gpus * price[side["accelerator"]] + d_gpus * price[group["accelerator"]]
+    )
+
+
 @dataclass
 class Budget:
     """A memory plan with only a KV budget."""

@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from conftest import invoke
+from conftest import group_hourly, invoke
 
 from planner.costmodel import load_card, load_catalog
 from planner.optimize import read_plan
@@ -59,12 +59,7 @@ def _per_replica_price(plan: dict, group: dict) -> float:
     """$/hour of one replica of a group, from the plan's accelerator prices (a P/D replica's
     prefill side at its own accelerator's)."""
     price = {a["id"]: a["price_per_hour"] for a in plan["accelerators"]}
-    side = group["prefill"]
-    if side is None:
-        return price[group["accelerator"]] * group["gpus"] / group["count"]
-    p_gpus = group["pd"][0] * side["tp"] * side["pp"] * side["ep"]
-    d_gpus = group["gpus"] / group["count"] - p_gpus
-    return price[side["accelerator"]] * p_gpus + price[group["accelerator"]] * d_gpus
+    return group_hourly(group, price) / group["count"]
 
 
 def test_demo_recommendation_schedule_cost_band_and_replay_agree(demo: tuple[Path, dict]) -> None:

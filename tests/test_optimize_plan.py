@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from conftest import invoke, sample_store
+from conftest import group_hourly, invoke, sample_store
 from typer.testing import Result
 
 from planner.costmodel import get_accelerator, load_card, load_catalog
@@ -81,25 +81,12 @@ def test_plan_file_round_trips_byte_for_byte(planned, tmp_path):
     assert again.read_bytes() == out.read_bytes()
 
 
-def _group_hourly(group: dict, price: dict[str, float]) -> float:
-    """$/hour of a PLAN.json replica group at `price` per GPU-hour, each side of a P/D
-    replica at its own accelerator's price; asserts the group's GPUs add up."""
-    p, d = group["pd"] or (0, 1)
-    side = group["prefill"] or group
-    p_gpus = p * side["tp"] * side["pp"] * side["ep"]
-    d_gpus = d * group["tp"] * group["pp"] * group["ep"]
-    assert group["gpus"] == group["count"] * (p_gpus + d_gpus), group
-    return group["count"] * (
-        p_gpus * price[side["accelerator"]] + d_gpus * price[group["accelerator"]]
-    )
-
-
 def test_cost_keys_say_peak_fleet_or_schedule(planned):
     """cost_per_hour is the peak fleet; cost_per_month is the scheduled mean x 730, everywhere."""
     plan, _, _ = planned
     rec, alts = plan["recommended"], plan["alternatives"]
     price = {a["id"]: a["price_per_hour"] for a in plan["accelerators"]}
-    fleet = sum(_group_hourly(g, price) for g in rec["replicas"])
+    fleet = sum(group_hourly(g, price) for g in rec["replicas"])
     assert rec["cost_per_hour"] == pytest.approx(fleet, rel=1e-3)
     assert rec["scheduled_cost_per_hour"] <= rec["cost_per_hour"] + 1e-6
     assert rec["cost_per_month"] == pytest.approx(rec["scheduled_cost_per_hour"] * 730, rel=1e-4)
@@ -511,7 +498,7 @@ def test_mixed_hardware_pd_plan_is_cheaper_than_every_same_hardware_plan(store):
     assert same["search"]["mixed_hardware"] == 0 < mixed["search"]["mixed_hardware"]
     assert mixed["recommended"]["cost_per_month"] < same["recommended"]["cost_per_month"]
     price = {k: a.price_per_hour for k, a in load_catalog().items()}
-    hourly = sum(_group_hourly(g, price) for g in groups)
+    hourly = sum(group_hourly(g, price) for g in groups)
     assert mixed["recommended"]["cost_per_hour"] == pytest.approx(hourly, rel=1e-6)
     assert "prefill on H100 TP1" in mixed["recommended"]["sentence"]
     page_one = finance(PlanFile.model_validate(mixed))["rows"]

@@ -117,11 +117,9 @@ class Candidate:
 
     def gpus_on(self) -> dict[str, int]:
         """GPUs per replica on each accelerator type."""
-        if self.prefill is None or self.pd is None:
-            return {self.accelerator.id: self.instances * self.instance_gpus}
-        p, d = self.pd
-        out = {self.prefill.accelerator.id: p * self.prefill.gpus}
-        out[self.accelerator.id] = out.get(self.accelerator.id, 0) + d * self.instance_gpus
+        out: dict[str, int] = {}
+        for acc, n in self._sides():
+            out[acc.id] = out.get(acc.id, 0) + n
         return out
 
     @property

@@ -188,11 +188,10 @@ def _one_plan_mixes(
     )[:MEDIAN_OPTIONS]
     for option in cheapest:
         sized = own_size_count(option, 0, cands[option.key], evaluator, peak)
-        over = any(
-            sized is not None and acc in (limits or {}) and sized[0] * gpus > limits[acc]
+        if sized is None or any(
+            sized[0] * gpus > (limits or {}).get(acc, np.inf)
             for acc, gpus in option.gpus_on().items()
-        )
-        if sized is None or over:
+        ):
             continue
         counts = np.array([[sized[0]]])
         yield Mix((replace(option, goodput=(sized[1],)),), counts, sized[0] * option.cost_per_hour)
