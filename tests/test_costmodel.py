@@ -22,6 +22,7 @@ from planner.costmodel import (
 )
 from planner.costmodel.batch import predict_points
 from planner.costmodel.calibrate import calibrate, read_profile
+from planner.costmodel.engine import load_engine
 from planner.costmodel.operators import (
     FEATURES,
     Precision,
@@ -179,6 +180,32 @@ def test_methods_are_vectorised_and_decode_depends_on_context_sum() -> None:
     assert sm.kv_transfer_ms(1000, bandwidth_gb_s=50)[0] == pytest.approx(
         1000 * sm.memory.kv_bytes_per_token / 50e9 * 1e3 + sm.params.collective_ms
     )
+
+
+@pytest.mark.parametrize("engine", [None, "vllm", "sglang", "trtllm"])
+def test_one_step_in_floats_prices_as_the_array_path(engine: str | None) -> None:
+    """A step shape of floats (the simulator's one-step-at-a-time call) is priced in plain
+    floats from each operator's nonzero coefficients; it matches the array path to rounding on
+    random prefill, mixed and decode steps across dense, MoE, sliding-window, TP and attention
+    data-parallel plans, with and without an engine's host costs and CUDA-graph limits."""
+    rng = np.random.default_rng(11)
+    profile = None if engine is None else load_engine(engine)
+    plans = [
+        ("llama-3.1-8b", "h100", {}),
+        ("llama-3.1-70b", "a100", {"tp": 4}),
+        ("qwen3-30b-a3b", "h100", {"dp": 4, "ep": 4}),
+        ("gpt-oss-20b", "h100", {}),
+    ]
+    for model, accelerator, plan in plans:
+        sm = StepModel.build(model, accelerator, engine=profile, **plan)
+        for _ in range(200):
+            tokens = float(rng.choice([0, rng.integers(1, 9000)]))
+            seqs = float(rng.integers(1, 6)) if tokens else 0.0
+            fields = (tokens, seqs, tokens * tokens / 2.0, tokens + 50.0, tokens * 40.0)
+            fields += (min(tokens, 128.0), float(rng.integers(0, 600)), float(rng.integers(0, 4e6)))
+            one = sm.step_ms(StepShape(*fields))
+            many = sm.step_ms(StepShape(*(np.array([f]) for f in fields)))
+            assert one.shape == (1,) and one[0] == pytest.approx(many[0], rel=1e-12)
 
 
 def test_moe_and_mla_models_predict() -> None:

@@ -1,7 +1,10 @@
 """StepModel: step latency of one replica (model x accelerator x parallel plan), vectorised."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from math import ceil
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -117,6 +120,35 @@ class TimeCoefficients:
         """Compute, memory and comm coefficients stacked: one product prices all three."""
         return np.vstack([self.compute, self.memory, self.comm])
 
+    @cached_property
+    def sparse(self) -> tuple["SparseOperator", ...]:
+        """Each operator's nonzero coefficients (each operator depends on a few features)."""
+
+        def pairs(row: np.ndarray) -> tuple[tuple[int, float], ...]:
+            return tuple((j, float(k)) for j, k in enumerate(row) if k != 0)
+
+        return tuple(
+            SparseOperator(
+                pairs(self.compute[i]),
+                pairs(self.memory[i]),
+                pairs(self.comm[i]),
+                float(self.latency[i]),
+                tuple(j for j, used in enumerate(self.uses[i]) if used),
+            )
+            for i in range(len(self.names))
+        )
+
+
+class SparseOperator(NamedTuple):
+    """One operator's (feature, ms coefficient) pairs, its launch latency and the features
+    whose presence makes it run."""
+
+    compute: tuple[tuple[int, float], ...]
+    memory: tuple[tuple[int, float], ...]
+    comm: tuple[tuple[int, float], ...]
+    latency: float
+    uses: tuple[int, ...]
+
 
 def _compute_scale(m: OperatorMatrices, acc: Accelerator, p: EfficiencyParams) -> np.ndarray:
     """ms per FLOP of each operator: its precision's peak times its kind's efficiency."""
@@ -169,6 +201,18 @@ def smooth_max(a: np.ndarray, b: np.ndarray, q: float) -> np.ndarray:
     return hi * (1.0 + ratio**q) ** (1.0 / q)
 
 
+def smooth_max_one(a: float, b: float, q: float) -> float:
+    """smooth_max of two floats (a simulator prices one step at a time; numpy's per-call cost
+    would be most of it)."""
+    hi, lo = (a, b) if a >= b else (b, a)
+    return hi * (1.0 + (lo / max(hi, 1e-300)) ** q) ** (1.0 / q)
+
+
+def _pick(condition: bool, a: float, b: float) -> float:
+    """np.where for one value."""
+    return a if condition else b
+
+
 def operator_times(c: TimeCoefficients, feats: np.ndarray) -> np.ndarray:
     """Per-operator ms (ops, points): smooth roofline of compute and memory, comms, latencies."""
     ops = len(c.names)
@@ -176,6 +220,25 @@ def operator_times(c: TimeCoefficients, feats: np.ndarray) -> np.ndarray:
     per_op = smooth_max(terms[:ops], terms[ops : 2 * ops], c.roofline_q) + terms[2 * ops :]
     active = (c.uses @ (feats > 0)) > 0
     return per_op + c.latency[:, None] * active
+
+
+def gpu_ms_one(c: TimeCoefficients, feats: list[float]) -> float:
+    """operator_times of one step summed over the operators, from the sparse coefficients."""
+    total = 0.0
+    for compute, memory, comm, latency, uses in c.sparse:
+        a = b = link = 0.0
+        for j, k in compute:
+            a += k * feats[j]
+        for j, k in memory:
+            b += k * feats[j]
+        for j, k in comm:
+            link += k * feats[j]
+        total += smooth_max_one(a, b, c.roofline_q) + link
+        for j in uses:
+            if feats[j] > 0:
+                total += latency
+                break
+    return total
 
 
 def step_time(
@@ -197,15 +260,31 @@ def step_time(
     work or, with an overlap scheduler, under it.
     """
     gpu = operator_times(c, feats).sum(axis=0)
+    count = seqs if seqs is not None else 0.0
+    return with_host(gpu, p, layers, eager, host, count, overlap_scheduler, smooth_max, np.where)
+
+
+def with_host(
+    gpu: Any,
+    p: EfficiencyParams,
+    layers: int,
+    eager: Any,
+    host: HostCosts | None,
+    seqs: Any,
+    overlap_scheduler: bool,
+    smax: Callable[[Any, Any, float], Any],
+    pick: Callable[[Any, Any, Any], Any],
+) -> Any:
+    """step_time's host part on the GPU time, for arrays (smooth_max, np.where) or for one
+    step's floats (smooth_max_one, _pick)."""
     q = p.overlap
     if host is None:
-        host_layer = np.where(eager, p.host_layer_prefill_ms, p.host_layer_decode_ms)
-        return smooth_max(gpu, host_layer * layers + p.host_step_ms, q)
-    count = seqs if seqs is not None else 0.0
-    kernels = gpu + host.seq_layer_ms * count * layers
-    device = smooth_max(kernels, np.where(eager, host.layer_ms * layers, 0.0), q)
-    sched = host.step_ms + host.seq_ms * count
-    return smooth_max(device, sched, q) if overlap_scheduler else device + sched
+        host_layer = pick(eager, p.host_layer_prefill_ms, p.host_layer_decode_ms)
+        return smax(gpu, host_layer * layers + p.host_step_ms, q)
+    kernels = gpu + host.seq_layer_ms * seqs * layers
+    device = smax(kernels, pick(eager, host.layer_ms * layers, 0.0), q)
+    sched = host.step_ms + host.seq_ms * seqs
+    return smax(device, sched, q) if overlap_scheduler else device + sched
 
 
 def _arr(x: ArrayLike) -> np.ndarray:
@@ -341,10 +420,12 @@ class StepModel:
         prompt tokens advances its decodes by one token (conservative). The shape's fields
         may be arrays (many steps) or floats (one step, priced faster).
         """
+        spec = self.speculative
+        if spec is None and not isinstance(shape.decode_seqs, np.ndarray):
+            return np.array([self._one_ms(shape)])
         decode = np.atleast_1d(np.asarray(shape.decode_seqs, dtype=float))
         prefill = np.atleast_1d(np.asarray(shape.prefill_tokens, dtype=float)) > 0
         eager, seqs = self.host_inputs(shape)
-        spec = self.speculative
         if spec is None:
             return self._time(features(self.card, self.plan, shape), eager, seqs)
         verify = self._time(features(self.card, self.plan, shape, spec.tokens + 1), eager, seqs)
@@ -364,6 +445,23 @@ class StepModel:
             eager = eager | ~np.array([graphed(int(b)) for b in np.ceil(decode / self.dp)])
         seqs = prefill * busiest_share(prefill, self.dp) + decode * busiest_share(decode, self.dp)
         return eager, seqs
+
+    def _one_ms(self, shape: StepShape) -> float:
+        """step_ms of one step given as floats, without speculative decoding, in plain floats."""
+        decode, prefill = float(shape.decode_seqs), float(shape.prefill_seqs)
+        eager = shape.prefill_tokens > 0
+        engine = self.engine
+        if engine is not None:
+            eager = eager or not engine.runtime.graphed(ceil(decode / self.dp))
+        share = busiest_share
+        seqs = float(prefill * share(prefill, self.dp) + decode * share(decode, self.dp))
+        gpu = gpu_ms_one(self._coef, features(self.card, self.plan, shape).ravel().tolist())
+        host = engine.host if engine is not None else None
+        overlap = engine.runtime.overlap_scheduler if engine is not None else False
+        layers = self.card.layers
+        return with_host(
+            gpu, self.params, layers, eager, host, seqs, overlap, smooth_max_one, _pick
+        )
 
     def _time(self, feats: np.ndarray, eager: np.ndarray, seqs: np.ndarray) -> np.ndarray:
         """Step time of a feature matrix: GPU time with the engine's (or harness') host."""

@@ -149,13 +149,21 @@ class StepTable:
         decode_context: int,
     ) -> float:
         """One step carrying prompt tokens (summed over its sequences) and decodes."""
-        binned = _bins(prefill_tokens, prefill_pairs, prefill_kv, window_pairs, window_kv)
-        key = (*binned, prefill_seqs, decode_seqs, *_bins(decode_context))
+        tokens, pairs, kv, wpairs, wkv, context = _bins(
+            prefill_tokens, prefill_pairs, prefill_kv, window_pairs, window_kv, decode_context
+        )
+        key = (tokens, pairs, kv, wpairs, wkv, context, prefill_seqs, decode_seqs)
         ms = self._steps.get(key)
         if ms is None:
-            tokens, pairs, kv, wpairs, wkv = (float(v) for v in binned)
             shape = StepShape(
-                tokens, float(prefill_seqs), pairs, kv, wpairs, wkv, float(decode_seqs), key[-1]
+                float(tokens),
+                float(prefill_seqs),
+                float(pairs),
+                float(kv),
+                float(wpairs),
+                float(wkv),
+                float(decode_seqs),
+                float(context),
             )
             ms = self._steps[key] = float(np.ravel(self.model.step_ms(shape))[0])
         return ms
