@@ -23,6 +23,7 @@ from planner.simulate import (
     simulate,
     synthetic_workload,
 )
+from planner.simulate.replica import Replica
 from planner.store import open_store
 
 SLOS = parse_slos(["ttft_p99=1000ms", "tpot_p99=50ms"])
@@ -172,6 +173,30 @@ def test_goodput_search_keeps_the_replay_it_answers_with(
         goodput_search(work, h100, SLOS, 0.99, 0.05, first_step=1.0)
 
 
+@pytest.mark.parametrize(("disagg", "tpot"), [(None, "20ms"), ((1, 1), "8ms")], ids=str)
+def test_a_replay_stops_early_exactly_when_its_full_run_misses_the_target(
+    con, h100: StepTable, disagg: tuple[int, int] | None, tpot: str
+) -> None:
+    """With stop_below, simulate() gives up once too many requests missed any of TTFT, TPOT or
+    end-to-end (each request counted once), and only then: None where the full replay's
+    attainment is below the target, the full replay's own latencies otherwise. Where every
+    first token is in time (TTFT within 60 s) but TPOT misses, the replay stops too (it used
+    to run to the end)."""
+    work = load_workload(con, "azure-conv", end=1200)
+    slos = parse_slos(["ttft_p99=60s", f"tpot_p99={tpot}", "e2e_p99=60s"])
+    stopped_on_tpot = 0
+    for scale in (1, 2, 4, 8):
+        full = simulate(work.scaled(scale), h100, slos=slos, disagg=disagg)
+        early = simulate(work.scaled(scale), h100, slos=slos, disagg=disagg, stop_below=0.99)
+        assert (early is None) == (full.attainment() < 0.99), scale
+        if early is not None:
+            assert np.array_equal(early.ttft_ms, full.ttft_ms)
+            assert np.array_equal(early.tpot_ms, full.tpot_ms, equal_nan=True)
+        elif (full.ttft_ms <= 60_000).mean() >= 0.99:
+            stopped_on_tpot += 1
+    assert stopped_on_tpot >= 1
+
+
 def test_mixed_hardware_disaggregation_prefills_on_one_part_and_decodes_on_another() -> None:
     """Prefill on H100, decode on L4, requests 20 s apart (each is done, at L4's ~58 ms a token,
     before the next arrives: no queueing, no shared batch): each request's TTFT is the all-H100
@@ -263,6 +288,54 @@ def test_kv_budget_is_respected_with_preemption(h100: StepTable, rules: Scheduli
     roomy = simulate(work, h100, rules)
     assert roomy.preemptions == 0
     assert result.e2e_ms.max() > roomy.e2e_ms.max()
+
+
+class NeverStalled(Replica):
+    """A replica that tries to compose a step every time (the stall shortcut off)."""
+
+    stalled = property(lambda self: False, lambda self, value: None)
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        Scheduling(max_seqs=64, token_budget=2048),
+        Scheduling(max_seqs=64, token_budget=8192, chunked=False, reserve_output=True),
+    ],
+    ids=["vllm-like", "trtllm-like"],
+)
+@pytest.mark.parametrize("disagg", [None, (1, 1)], ids=str)
+def test_a_stalled_queue_is_not_recomposed_until_a_sequence_leaves(
+    con,
+    h100: StepTable,
+    rules: Scheduling,
+    disagg: tuple[int, int] | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under KV pressure the queue's head waits for a sequence to finish or be preempted; the
+    replica skips composing steps until then (the least-loaded router stops every replica at
+    each arrival, where it would try again), and every request's latencies are those of a
+    replica that tries to compose before every step, in fewer compositions."""
+    work = load_workload(con, "azure-conv", end=600).scaled(8.0)
+    model = TightKv(h100.model, 16_000)
+    composed = []
+    original = Replica._compose
+
+    def counted(self: Replica, t: float, room: int):
+        composed.append(1)
+        return original(self, t, room)
+
+    monkeypatch.setattr(Replica, "_compose", counted)
+    fast = simulate(work, model, rules, replicas=2, disagg=disagg)
+    shortcut = len(composed)
+    composed.clear()
+    for module in ("simulator", "disagg"):
+        monkeypatch.setattr(sys.modules[f"planner.simulate.{module}"], "Replica", NeverStalled)
+    slow = simulate(work, model, rules, replicas=2, disagg=disagg)
+    assert np.array_equal(fast.ttft_ms, slow.ttft_ms)
+    assert np.array_equal(fast.e2e_ms, slow.e2e_ms)
+    assert fast.preemptions == slow.preemptions
+    assert shortcut < len(composed)
 
 
 def test_requests_larger_than_the_cache_are_rejected(h100: StepTable) -> None:

@@ -42,7 +42,7 @@ KV_WATERMARK = 0.01
 
 
 class TargetMissed(Exception):
-    """More requests missed the TTFT limit than Requests.misses_allowed: stop early."""
+    """More requests missed an SLO limit than Requests.misses_allowed: stop early."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,8 @@ class Requests:
     target: list[int]
     arrival: list[float]
     ttft_limit_s: float = inf
+    tpot_limit_ms: float = inf
+    e2e_limit_ms: float = inf
     misses_allowed: int = 0
     blocks: list[tuple[int, ...]] | None = None
     block_tokens: int = 0
@@ -112,6 +114,21 @@ class Requests:
         self.sent_step = [-1] * count
         self.first_step = [-1] * count
         self.done_step = [-1] * count
+
+    def miss(self) -> None:
+        """One more request missed an SLO limit; stop once more missed than allowed."""
+        self.misses_allowed -= 1
+        if self.misses_allowed < 0:
+            raise TargetMissed
+
+    def late_finish(self, rid: int, t: float) -> bool:
+        """Whether `rid`, finishing at `t` within the TTFT limit (a TTFT miss is counted when its
+        first token comes), misses the TPOT or end-to-end limit, computed as SimResult does."""
+        first, arrival, tokens = self.first[rid], self.arrival[rid], self.target[rid]
+        if first - arrival > self.ttft_limit_s:
+            return False
+        slow = tokens > 1 and (t - first) / (tokens - 1) * 1000.0 > self.tpot_limit_ms
+        return slow or (t - arrival) * 1000.0 > self.e2e_limit_ms
 
 
 @dataclass
@@ -244,7 +261,7 @@ class Replica:
         self.heap: list[tuple[int, int]] = []
         self.order: list[int] = []
         self.n = self.ctx = self.step = self.reserved = self.promised = self.steps = 0
-        self.hold = False
+        self.hold = self.stalled = False
         self.preemptions = self.peak_kv = self.served = self.rejected = 0
         self.prefill_computed = self.prefix_hits = 0
         self.busy_ms = 0.0
@@ -386,6 +403,8 @@ class Replica:
             if self.handoff is not None:
                 self.handoff(rid, t)
             return
+        if reqs.late_finish(rid, t):
+            reqs.miss()
         if self.loop is not None:
             self._send(self.loop.after(rid, t))
 
@@ -408,9 +427,7 @@ class Replica:
                 reqs.first[rid] = t
                 reqs.first_step[rid] = self.steps - 1
                 if t - reqs.arrival[rid] > reqs.ttft_limit_s:
-                    reqs.misses_allowed -= 1
-                    if reqs.misses_allowed < 0:
-                        raise TargetMissed
+                    reqs.miss()
             if self.prefill_only or g >= reqs.target[rid]:
                 self._complete(rid, t)
                 continue
@@ -438,6 +455,7 @@ class Replica:
                 reqs.gen[rid] = reqs.target[rid]
                 self.ctx -= reqs.prompt[rid] + reqs.target[rid] - 1
                 self.n -= 1
+                self.stalled = False
                 self._complete(rid, t)
 
     def _preempt(self) -> None:
@@ -455,7 +473,7 @@ class Replica:
         reqs.gen[victim] = g
         self.waiting.appendleft(victim)
         self.preemptions += 1
-        self.hold = True
+        self.hold, self.stalled = True, False
 
     def _decode_run(self, t: float, horizon: float) -> tuple[int, float]:
         """(steps, ms) of pure decode steps until the next completion, arrival or full cache."""
@@ -508,10 +526,12 @@ class Replica:
                 continue
             decode = self.n if rules.mixed else 0
             chunks = None
-            if self.prefilling or (waiting and not self.hold):
+            if self.prefilling or (waiting and not self.hold and not self.stalled):
+                queued = len(waiting)
                 chunks = self._compose(t, max(rules.token_budget - decode, 0))
                 if not chunks.tokens and not chunks.finished:
                     chunks = None
+                    self.stalled = not self.prefilling and len(waiting) == queued
             if chunks is not None:
                 ms = self.table.step_ms(
                     chunks.tokens,

@@ -7,7 +7,7 @@ import numpy as np
 from planner.costmodel.engine import load_engine
 from planner.errors import PlannerError
 from planner.simulate.disagg import check_ratio, handoff_gbs, run_disaggregated
-from planner.simulate.metrics import SimResult, Slo
+from planner.simulate.metrics import METRICS, SimResult, Slo
 from planner.simulate.replica import Replica, Requests, Scheduling, TargetMissed
 from planner.simulate.router import check_router, route
 from planner.simulate.steps import StepTable, StepTimes, step_table
@@ -40,8 +40,9 @@ def simulate(
     `prefill_scheduling` if given and running on `prefill_model` if given (another accelerator
     or layout; its KV cache then crosses the slower side's scale-out link unless
     `kv_bandwidth_gb_s` says otherwise). Pass a StepTable (built once) to reuse step tables across
-    many calls. With `stop_below`, returns None as soon as so many requests miss the TTFT SLO
-    that attainment must fall below it (goodput's shortcut for overloaded rates).
+    many calls. With `stop_below`, returns None as soon as so many requests miss the TTFT, TPOT
+    or end-to-end SLO that attainment must fall below it (goodput's shortcut for overloaded
+    rates; a queue-time SLO is only counted in the result).
     """
     table = step_table(step_model)
     rules = scheduling or engine_scheduling(table)
@@ -62,8 +63,11 @@ def simulate(
         block_tokens=workload.block_tokens,
     )
     if stop_below is not None:
-        ttft = [slo.limit_ms / 1000.0 for slo in slos or [] if slo.metric == "ttft"]
-        reqs.ttft_limit_s = min(ttft, default=inf)
+        limits = {
+            m: min((s.limit_ms for s in slos or [] if s.metric == m), default=inf) for m in METRICS
+        }
+        reqs.ttft_limit_s = limits["ttft"] / 1000.0
+        reqs.tpot_limit_ms, reqs.e2e_limit_ms = limits["tpot"], limits["e2e"]
         reqs.misses_allowed = int((1.0 - stop_below) * workload.requests)
     try:
         if disagg is None:
