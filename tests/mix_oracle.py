@@ -11,6 +11,9 @@ bucket with a minimal vector (no single replica can be removed without leaving t
 short), and a minimal vector holds at most ceil(demand / goodput) replicas of an option.
 So it enumerates, per bucket, the minimal covering vectors, then every combination across
 buckets, and keeps the cheapest that meets the limits. Small instances only.
+
+For `solve_day_mix` (one bucket, demand levels over a day) it enumerates every mix that serves
+the highest level within the limits and, for each level, every fleet the mix can scale down to.
 """
 
 import itertools
@@ -76,4 +79,66 @@ def brute_force_mix(
         if best is None or cost < best.cost_per_hour:
             counts = tuple(tuple(bucket[o] for bucket in choice) for o in range(len(options)))
             best = OracleMix(counts, cost)
+    return best
+
+
+def _cheapest_within(options: Sequence[MixOption], mix: Sequence[int], need: float) -> float:
+    """The least cost per hour of replicas, at most `mix`'s of each option, serving `need`
+    (none below MIN_DEMAND)."""
+    if need < MIN_DEMAND:
+        return 0.0
+    best = math.inf
+    floor = need * (1 - COVER_RTOL)
+    for counts in itertools.product(*(range(n + 1) for n in mix)):
+        served = sum(c * o.goodput[0] for c, o in zip(counts, options, strict=True))
+        if served >= floor:
+            best = min(best, sum(c * o.cost_per_hour for c, o in zip(counts, options, strict=True)))
+    return best
+
+
+def day_cost(
+    options: Sequence[MixOption],
+    mix: Sequence[int],
+    levels: Sequence[float],
+    weights: Sequence[float],
+) -> float:
+    """Mean cost per hour of `mix` scaled to each demand level (weights: share of the day)."""
+    return sum(w * _cheapest_within(options, mix, d) for d, w in zip(levels, weights, strict=True))
+
+
+def brute_force_day_mix(
+    options: Sequence[MixOption],
+    levels: Sequence[float],
+    weights: Sequence[float],
+    available: Mapping[str, int] | None = None,
+    plans: int = 2,
+) -> tuple[float, float] | None:
+    """(least day cost, least cost of a mix at that day cost) by enumerating every mix of at
+    most `plans` plans that serves the highest level within `available` (one bucket), or None
+    when none does."""
+    peak = max(levels)
+    if peak < MIN_DEMAND:
+        return None
+    ranges = [
+        range(math.ceil(peak / o.goodput[0]) + 1) if o.goodput[0] > 0 else range(1) for o in options
+    ]
+    best: tuple[float, float] | None = None
+    for mix in itertools.product(*ranges):
+        if sum(n > 0 for n in mix) > plans:
+            continue
+        gpus: dict[str, int] = {}
+        for n, o in zip(mix, options, strict=True):
+            gpus[o.accelerator] = gpus.get(o.accelerator, 0) + n * o.gpus
+        if any(used > (available or {}).get(acc, used) for acc, used in gpus.items()):
+            continue
+        cost = day_cost(options, mix, levels, weights)
+        if math.isinf(cost):
+            continue
+        own = sum(n * o.cost_per_hour for n, o in zip(mix, options, strict=True))
+        if (
+            best is None
+            or cost < best[0] - LIMIT_ATOL
+            or (cost <= best[0] + LIMIT_ATOL and own < best[1])
+        ):
+            best = (cost, own)
     return best

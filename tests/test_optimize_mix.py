@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mix_oracle import brute_force_mix
+from mix_oracle import brute_force_day_mix, brute_force_mix, day_cost
 
 from planner.costmodel import load_catalog
 from planner.errors import PlannerError
@@ -18,8 +18,11 @@ from planner.optimize.mix import (
     Mix,
     MixOption,
     best_single_accelerator,
+    day_levels,
     max_servable_scale,
+    solve_day_mix,
     solve_mix,
+    undominated,
 )
 from planner.optimize.refine import capped_solver, served_share, top_up
 
@@ -127,6 +130,82 @@ def test_milp_matches_brute_force(options, d1, d2, available, budget):
         for acc, used in milp_mix.gpus_by_accelerator().items():
             assert used <= (available or {}).get(acc, used)
         assert budget is None or milp_mix.cost_per_hour <= budget + 1e-6
+
+
+BIG = MixOption("big", "h100", 8, 10.0, (10.0,))
+SMALL = MixOption("small", "l4", 1, 1.2, (1.0,))
+
+
+def test_day_mix_keeps_small_replicas_for_the_quiet_hours():
+    """Demand 2 req/s for 90 % of the day, 10 at the peak: the least-cost mix at the peak is one
+    big replica ($10/h all day: it cannot shrink); the least mean-cost mix is the big one plus
+    two small ones (the small ones alone in the quiet hours, the big one alone at the peak):
+    0.9 x $2.40 + 0.1 x $10 = $3.16/h, below ten small ones (0.9 x 2.40 + 0.1 x 12 = $3.36),
+    the best mix of one plan. An L4 limit of one GPU leaves the big one alone."""
+    levels, weights = np.array([2.0, 2.0, 10.0]), np.array([0.45, 0.45, 0.1])
+    assert solve_mix([BIG, SMALL], [10.0]).counts.ravel().tolist() == [1, 0]
+    day = solve_day_mix([BIG, SMALL], levels, weights)
+    assert day.counts.ravel().tolist() == [1, 2] and day.cost_per_hour == pytest.approx(12.4)
+    assert day_cost([BIG, SMALL], [1, 2], levels, weights) == pytest.approx(3.16)
+    one = solve_day_mix([BIG, SMALL], levels, weights, plans=1)
+    assert one.counts.ravel().tolist() == [0, 10]
+    assert solve_day_mix([BIG, SMALL], levels, weights, {"l4": 1}).counts.ravel().tolist() == [
+        1,
+        0,
+    ]
+    assert solve_day_mix([BIG, SMALL], levels, weights, {"h100": 0, "l4": 5}) is None
+
+
+def test_a_dominated_option_is_left_out_of_the_day_mix():
+    """An option another beats on the same accelerator (cheaper, no more GPUs or power, at
+    least the goodput) is dropped, the first of two equal ones kept; one on another accelerator
+    or with fewer GPUs stays (it may be what a GPU limit leaves)."""
+    worse = MixOption("worse", "l4", 2, 1.5, (0.9,))
+    twin = MixOption("twin", "l4", 1, 1.2, (1.0,))
+    lean = MixOption("lean", "l4", 1, 2.0, (0.5,))
+    other = MixOption("other", "a100", 1, 5.0, (0.5,))
+    assert undominated([SMALL, worse, twin, lean, other, BIG]) == [0, 4, 5]
+    assert undominated([worse, MixOption("fewer", "l4", 1, 1.6, (0.9,))]) == [0, 1]
+    mix = solve_day_mix([worse, SMALL, BIG], np.array([2.0, 10.0]), np.array([0.9, 0.1]))
+    assert mix.counts.ravel().tolist() == [0, 2, 1] and len(mix.options) == 3
+
+
+def test_day_levels_cut_the_sorted_demand_into_groups_at_their_highest():
+    """Ten intervals (one missing: no demand) in eight groups; each level its group's highest
+    demand, weights their share of the intervals; the last level is the peak. A flat forecast
+    is two levels, not eight copies of one."""
+    levels, weights = day_levels(np.array([1, 5, 3, np.nan, 9, 2, 8, 7, 6, 4.0]), 8)
+    assert levels.tolist() == [1, 3, 4, 5, 6, 7, 8, 9]
+    assert weights.tolist() == pytest.approx([0.2, 0.2] + [0.1] * 6) and weights.sum() == 1.0
+    flat, shares = day_levels(np.array([4.0] * 7 + [5.0]), 8)
+    assert flat.tolist() == [4.0, 5.0] and shares.tolist() == pytest.approx([0.875, 0.125])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["h100", "l4"]), st.floats(0.5, 15.0), st.floats(0.5, 6.0)),
+        min_size=1,
+        max_size=3,
+    ),
+    st.lists(st.floats(0.0, 9.0), min_size=1, max_size=3),
+    st.lists(st.floats(0.1, 1.0), min_size=3, max_size=3),
+    st.one_of(st.none(), st.dictionaries(st.sampled_from(["h100", "l4"]), st.integers(0, 6))),
+    st.integers(1, 3),
+)
+def test_day_mix_matches_brute_force(options, levels, shares, available, plans):
+    """The least day cost and, at it, the least mix cost (or both infeasible), on random small
+    instances with at most 1-3 plans in the mix, against enumeration of every mix and every
+    scaled-down fleet of it."""
+    opts = [MixOption(f"o{i}", a, 1, p, (g,)) for i, (a, p, g) in enumerate(options)]
+    weights = np.array(shares[: len(levels)]) / sum(shares[: len(levels)])
+    mix = solve_day_mix(opts, np.array(levels), weights, available, plans=plans)
+    brute = brute_force_day_mix(opts, levels, weights, available, plans)
+    assert (mix is None) == (brute is None)
+    if mix is not None:
+        counts = mix.counts.ravel().tolist()
+        assert day_cost(opts, counts, levels, weights) == pytest.approx(brute[0], rel=1e-6)
+        assert mix.cost_per_hour == pytest.approx(brute[1], rel=1e-6)
 
 
 def test_max_servable_scale():

@@ -191,6 +191,46 @@ def test_plan_report_option_writes_the_html(planned):
     assert 'data-chart="replay-timeline"' in html and 'data-chart="schedule"' in html
 
 
+def test_the_recommended_fleet_is_the_cheapest_schedule_compared(planned):
+    """Every fleet the plan scheduled is in PLAN.json with its figures; the chosen one is the
+    recommendation, to the cent, and no compared fleet's schedule bills less."""
+    plan, _, _ = planned
+    rec, rows = plan["recommended"], plan["alternatives"]["fleets_compared"]
+    assert rows[0]["fleet"] == "least-cost mix at the peak"
+    (chosen,) = [r for r in rows if r["chosen"]]
+    assert chosen["cost_per_month"] == rec["cost_per_month"]
+    assert chosen["scheduled_cost_per_hour"] == rec["scheduled_cost_per_hour"]
+    assert chosen["replicas"] == [f"{g['count']} x {g['plan']}" for g in rec["replicas"]]
+    assert all(r["scheduled_cost_per_hour"] >= chosen["scheduled_cost_per_hour"] for r in rows)
+
+
+def test_a_one_plan_fleet_billing_less_than_the_mix_at_the_peak_is_recommended(store):
+    """llama-3.1-70b on H100 and A100 (TTFT p99 <= 2 s, TPOT p99 <= 80 ms): the least-cost mix
+    at the peak, priced on the goodput each plan showed in the search, is two H100 TP4 groups;
+    sized on the goodput measured at their own fleet size, seven H100 TP2 replicas bill less.
+    The plan recommends them, names what it compared, its replay holds the SLO, and the best
+    single accelerator is that fleet too (the search's goodput is measured at another fleet
+    size; each one-plan fleet is sized on its own)."""
+    args = ["plan", "azure-code", "--model", "llama-3.1-70b", "--db", str(store), "--json"]
+    args += ["--slo", "ttft_p99=2000ms", "--slo", "tpot_p99=80ms", "--accelerators", "h100,a100"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    rows = {r["fleet"]: r for r in plan["alternatives"]["fleets_compared"] if not r["chosen"]}
+    (chosen,) = [r for r in plan["alternatives"]["fleets_compared"] if r["chosen"]]
+    assert chosen["fleet"] == "one plan" and len(chosen["replicas"]) == 1
+    at_peak = rows["least-cost mix at the peak"]
+    assert len(at_peak["replicas"]) == 2
+    assert chosen["cost_per_month"] < at_peak["cost_per_month"]
+    single = plan["alternatives"]["best_single_accelerator"]
+    assert (
+        single["cost_per_month"]
+        == chosen["cost_per_month"]
+        == plan["recommended"]["cost_per_month"]
+    )
+    assert plan["replay"]["schedule"]["slo_attainment"] >= 0.99
+
+
 def test_plan_human_output(store):
     """A sentence and the tables, no traceback."""
     result = run_plan(store, "--accelerators", "h100")

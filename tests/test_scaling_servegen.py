@@ -17,6 +17,13 @@ REPLAYED = ("schedule", "static_peak", "reactive", "reactive_tokens", "kpa", "hy
 
 def _replay(tmp_path_factory: pytest.TempPathFactory, client: str, rate_scale: float) -> dict:
     """Plan llama-3.1-8b for `rate_scale` x one m-large client's traffic; its replay block."""
+    return _plan(tmp_path_factory, client, rate_scale)["replay"]
+
+
+def _plan(
+    tmp_path_factory: pytest.TempPathFactory, client: str, rate_scale: float, **extra: object
+) -> dict:
+    """PLAN.json of llama-3.1-8b for `rate_scale` x one m-large client's traffic."""
     folder = shared_path("traces", "alibaba_servegen", "data", "language", "m-large")
     copy = tmp_path_factory.mktemp("servegen") / client
     copy.mkdir()
@@ -25,11 +32,15 @@ def _replay(tmp_path_factory: pytest.TempPathFactory, client: str, rate_scale: f
     con = open_store(Path(copy.parent) / "store.duckdb")
     ingest_path(con, copy, name=client)
     options = PlanOptions(
-        client, "llama-3.1-8b", ["ttft_p99=1000ms", "tpot_p99=50ms"], rate_scale=rate_scale
+        client,
+        "llama-3.1-8b",
+        ["ttft_p99=1000ms", "tpot_p99=50ms"],
+        rate_scale=rate_scale,
+        **extra,
     )
     plan = make_plan(con, options)
     con.close()
-    return plan.to_dict()["replay"]
+    return plan.to_dict()
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +93,28 @@ def test_hybrid_tuned_on_the_day_before_holds_the_diurnal_client(replayed):
     assert hybrid["gpu_hours"] <= 0.75 * replayed["static_peak"]["gpu_hours"]
     if tuned["floor_quantile"] == "p95":
         assert hybrid["gpu_hours"] >= schedule["gpu_hours"]
+
+
+def test_a_bursty_client_gets_the_mix_that_scales_down(tmp_path_factory: pytest.TempPathFactory):
+    """chunk-20 at 1.75x on H100, A100 and L4 with --mixed-pd: the least-cost mix at the peak
+    is one replica of 4 H100 prefill + 1 A100 decode instances, which cannot shrink (it used to
+    be recommended: $39,624/month, $1,303 on the held-back day, as much as static peak). The
+    least mean-cost mix over the forecast, two L4 plans, bills less on its schedule, is
+    recommended, and on the held-back day holds the SLO for less than static peak."""
+    plan = _plan(
+        tmp_path_factory,
+        "chunk-20",
+        1.75,
+        accelerators=["h100", "a100", "l4"],
+        mixed_pd=True,
+    )
+    rows = plan["alternatives"]["fleets_compared"]
+    (chosen,) = [r for r in rows if r["chosen"]]
+    at_peak = next(r for r in rows if r["fleet"] == "least-cost mix at the peak")
+    assert chosen["fleet"] == "least mean-cost mix over the forecast"
+    assert len(chosen["replicas"]) <= 2 and at_peak["cost_per_hour"] < chosen["cost_per_hour"]
+    assert chosen["cost_per_month"] < at_peak["cost_per_month"]
+    assert chosen["cost_per_month"] == plan["recommended"]["cost_per_month"]
+    replay = plan["replay"]
+    assert replay["schedule"]["slo_attainment"] >= 0.99
+    assert replay["schedule"]["cost"] < replay["static_peak"]["cost"]

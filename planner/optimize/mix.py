@@ -25,6 +25,10 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 DEMAND_RTOL = 1e-9
 TIE_RTOL = 1e-9
 MIN_DEMAND = 1e-3
+DAY_LEVELS = 8
+DAY_PLANS = 2
+DAY_GAP = 1e-7
+DAY_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,115 @@ def solve_mix(
     return Mix(
         options, counts, float((counts.sum(axis=1) * [o.cost_per_hour for o in options]).sum())
     )
+
+
+def day_levels(demand: np.ndarray, count: int = DAY_LEVELS) -> tuple[np.ndarray, np.ndarray]:
+    """The demand per interval (req/s, one bucket) as at most `count` levels and the share of
+    intervals at each: the intervals sorted, cut into equal groups, each at its group's
+    highest demand, groups at one level merged (the last level is the peak)."""
+    ordered = np.sort(np.nan_to_num(np.asarray(demand, dtype=float)))
+    groups = [g for g in np.array_split(ordered, min(count, len(ordered))) if len(g)]
+    levels, at = np.unique([g[-1] for g in groups], return_inverse=True)
+    return levels, np.bincount(at, weights=[len(g) for g in groups]) / len(ordered)
+
+
+def solve_day_mix(
+    options: Sequence[MixOption],
+    levels: np.ndarray,
+    weights: np.ndarray,
+    available: Mapping[str, int] | None = None,
+    budget_per_hour: float | None = None,
+    power_kw: float | None = None,
+    plans: int = DAY_PLANS,
+) -> Mix | None:
+    """The mix (one bucket, at most `plans` plans) whose fleet, scaled to each of the day's
+    demand levels, bills the least on average: at level l it runs z[o, l] replicas serving
+    levels[l], at most the mix's x[o], and the mix (every replica at once, within the limits)
+    is the least that holds them all; minimise sum_l weights[l] * sum_o cost_o * z[o, l],
+    then, at that cost, the mix's own cost (no replica that no level runs). A mix of small
+    replicas that is dearer at the peak can bill less over the day than the least-cost mix at
+    the peak, whose big replicas cannot shrink."""
+    everything = tuple(options)
+    levels = _demand(levels)
+    if not everything or not levels.max() > 0:
+        return None
+    kept = undominated(everything)
+    options = tuple(everything[i] for i in kept)
+    goodput = _goodput(options)[:, 0]
+    n_opt, n_lvl = len(options), len(levels)
+    cost = np.array([o.cost_per_hour for o in options], dtype=float)
+    ub = _upper_bounds(goodput[:, None], levels.max(keepdims=True)).ravel()
+    eye, n_x = np.eye(n_opt), n_opt * (n_lvl + 2)  # x, z per level, then y: plan o is used
+    cover = np.zeros((n_lvl, n_x))
+    under = np.zeros((n_lvl * n_opt, n_x))
+    for lvl in range(n_lvl):
+        cols = slice((lvl + 1) * n_opt, (lvl + 2) * n_opt)
+        cover[lvl, cols] = goodput
+        under[lvl * n_opt : (lvl + 1) * n_opt, cols] = eye
+        under[lvl * n_opt : (lvl + 1) * n_opt, :n_opt] = -eye
+    used = np.hstack([eye, np.zeros((n_opt, n_opt * n_lvl)), -np.diag(ub)])
+    at_most = np.concatenate([np.zeros(n_opt * (n_lvl + 1)), np.ones(n_opt)])
+    constraints = [
+        LinearConstraint(cover, lb=levels * (1 - DEMAND_RTOL), ub=np.inf),
+        LinearConstraint(np.vstack([under, used]), lb=-np.inf, ub=0.0),
+        LinearConstraint(at_most[None, :], lb=0, ub=plans),
+    ]
+    rows, rhs = _limits(options, available, budget_per_hour, 1, power_kw)
+    if rows:
+        on_mix = np.hstack([np.array(rows), np.zeros((len(rows), n_x - n_opt))])
+        constraints.append(LinearConstraint(on_mix, lb=-np.inf, ub=np.array(rhs)))
+    solve = partial(
+        milp,
+        integrality=np.ones(n_x),
+        bounds=Bounds(0, np.concatenate([np.tile(ub, n_lvl + 1), np.ones(n_opt)])),
+        options={"mip_rel_gap": DAY_GAP, "time_limit": DAY_SECONDS},
+    )
+    zeros = np.zeros(n_opt)
+    day = np.concatenate([zeros, *(w * cost for w in weights), zeros])
+    result = solve(day, constraints=constraints)
+    if result.status != 0 or result.x is None:
+        return None
+    least = float(day @ np.rint(result.x))
+    at_least = LinearConstraint(day[None, :], lb=-np.inf, ub=least * (1 + TIE_RTOL))
+    own = np.concatenate([cost, np.zeros(n_x - n_opt)])
+    leanest = solve(own, constraints=[*constraints, at_least])
+    if leanest.status == 0 and leanest.x is not None:
+        result = leanest
+    counts = np.zeros((len(everything), 1), dtype=int)
+    counts[kept, 0] = np.rint(result.x[:n_opt]).astype(int)
+    return Mix(everything, counts, float(counts[kept, 0] @ cost))
+
+
+def undominated(options: Sequence[MixOption]) -> list[int]:
+    """Indices of the options (one bucket) that no other beats: one on the same accelerators
+    with no more GPUs on each, no dearer, no more power and at least the goodput (the first of
+    equals kept). A mix can swap a dominated option for its better one and lose nothing."""
+    kept = []
+    for i, o in enumerate(options):
+        gpus = o.gpus_on()
+        beaten = False
+        for j, p in enumerate(options):
+            other = p.gpus_on()
+            if j == i or other.keys() != gpus.keys():
+                continue
+            no_worse = (
+                all(other[a] <= gpus[a] for a in gpus)
+                and p.cost_per_hour <= o.cost_per_hour
+                and p.power_kw <= o.power_kw
+                and p.goodput[0] >= o.goodput[0]
+            )
+            equal = (other, p.cost_per_hour, p.power_kw, p.goodput[0]) == (
+                gpus,
+                o.cost_per_hour,
+                o.power_kw,
+                o.goodput[0],
+            )
+            if no_worse and (not equal or j < i):
+                beaten = True
+                break
+        if not beaten:
+            kept.append(i)
+    return kept
 
 
 def max_servable_scale(

@@ -80,7 +80,15 @@ contract between planner/optimize and planner/report) is::
            "chosen": false},
           {"max_input_tokens": [1020.0, 4096.0], "infeasible": "no mix serves ...",
            "chosen": false}
-        ]
+        ],
+        "fleets_compared": [                   // every fleet scheduled for the recommended
+                                               // pools; the cheapest schedule is recommended
+          {"fleet": "least-cost mix at the peak", "replicas": ["1 x h100-tp4-pd2:1-b256",
+           "3 x h100-tp4-pd3:1-b256"], "cost_per_hour": 737.4,
+           "scheduled_cost_per_hour": 737.4, "cost_per_month": 538302.0, "chosen": false},
+          {"fleet": "one plan", "replicas": ["7 x h100-tp2-pd3:1-b32"], ...,
+           "chosen": true}                     // also "best single-accelerator mix at the
+        ]                                      // peak"; counts at each group's peak
       },
       "cost_band": {"p50_cost_per_month": 5000.0,  // serving the p50 forecast: the cheaper of
                                                    // this fleet on its p50 schedule and a plan
@@ -362,12 +370,26 @@ class LengthPools(_Model):
     chosen: bool
 
 
+class FleetCompared(_Model):
+    """One fleet the plan scheduled before choosing the cheapest schedule."""
+
+    KEY_ORDER = ("fleet", "replicas", "cost_per_hour", "scheduled_cost_per_hour")
+
+    fleet: str
+    replicas: list[str]
+    cost_per_hour: float
+    scheduled_cost_per_hour: float
+    cost_per_month: float
+    chosen: bool
+
+
 class Alternatives(_Model):
     """What finance compares the recommendation with."""
 
     static_peak: Alternative
     best_single_accelerator: SingleAccelerator | None = None
     length_pools: list[LengthPools] | None = None
+    fleets_compared: list[FleetCompared] = []
 
 
 class FrontierPoint(ParallelPlan):

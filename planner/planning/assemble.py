@@ -188,7 +188,9 @@ def _cost_blocks(
             sentence=words, replicas=groups, **costs, **({"shortfall": short} if short else {})
         ),
         "warnings": warnings,
-        "alternatives": Alternatives(static_peak=static_peak, **best, **split),
+        "alternatives": Alternatives(
+            static_peak=static_peak, **best, **split, fleets_compared=c.compared
+        ),
         "cost_band": {
             "p50_cost_per_month": round(per_month(c.median_cost), 2),
             f"{opts.quantile}_cost_per_month": costs["cost_per_month"],

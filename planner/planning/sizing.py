@@ -4,7 +4,7 @@ schedule, and the held-back tail replayed under it. With --buckets every pool sp
 and the cheapest on its schedule kept."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import duckdb
@@ -20,7 +20,14 @@ from planner.optimize.goodput import (
     split_buckets,
 )
 from planner.optimize.infeasible import check_latency_reachable, check_simulated
-from planner.optimize.mix import Mix, MixOption, best_single_accelerator, max_servable_scale
+from planner.optimize.mix import (
+    Mix,
+    MixOption,
+    best_single_accelerator,
+    day_levels,
+    max_servable_scale,
+    solve_day_mix,
+)
 from planner.optimize.refine import (
     capped_solver,
     mix_options,
@@ -31,7 +38,13 @@ from planner.optimize.refine import (
 from planner.optimize.search import SearchResult, search
 from planner.planning.setting import Horizon, PlanOptions, Setting, say
 from planner.scaling.delay import Instance, ProvisioningDelay, provisioning_delay
-from planner.scaling.fleet import Fleet, build_fleet, demand_by_bucket, median_cost
+from planner.scaling.fleet import (
+    Fleet,
+    build_fleet,
+    demand_by_bucket,
+    median_cost,
+    one_plan_mixes,
+)
 from planner.scaling.holdout import HeldBack, replay_holdout
 from planner.scaling.replay import ReplicaPlan
 from planner.scaling.tuning import tune_hybrid
@@ -69,6 +82,7 @@ class Chosen:
     median_cost: float
     delay: ProvisioningDelay
     served: float = 1.0
+    compared: list[dict] = field(default_factory=list)
 
 
 def pool_edges(work: Workload, split: bool) -> list[np.ndarray]:
@@ -168,6 +182,12 @@ def plan_pools(
     return r, c, compared if opts.buckets else []
 
 
+LEAST_AT_PEAK = "least-cost mix at the peak"
+LEAST_OVER_FORECAST = "least mean-cost mix over the forecast"
+SINGLE_AT_PEAK = "best single-accelerator mix at the peak"
+ONE_PLAN = "one plan"
+
+
 def _choose(
     con: duckdb.DuckDBPyConnection,
     opts: PlanOptions,
@@ -176,7 +196,11 @@ def _choose(
     r: Searched,
     progress: Callable[[str], None] | None,
 ) -> Chosen:
-    """The least-cost mix and best single-accelerator mix, scheduled; the cheaper schedule wins."""
+    """The least-cost mix at the peak, the best single-accelerator mix and, for one length pool
+    served in full, the least mean-cost mix over the forecast's demand levels and one-plan
+    fleets of the plans cheapest per request/s, each scheduled: the cheapest schedule wins (the
+    bill is the schedule's: a fleet of smaller replicas that is dearer at the peak can cost less
+    over the day, and the search's goodput was measured at another fleet size)."""
     say(progress, "choosing the accelerator mix")
     options, cands, pools = mix_options(r.found.evaluations, len(r.names))
     need = r.peak * r.shares
@@ -199,9 +223,13 @@ def _choose(
         ),
         demand=need,
     )
+    day_mix, one_plan = None, []
+    if not 0 < servable < 1 and len(need) == 1:
+        day_mix, one_plan = _other_mixes(s, h, r, refine, options, cands, need, (mix, single))
 
     say(progress, "building the scaling schedule")
-    delay = _delay(con, opts, s, cands, [m for m in (mix, single) if m is not None])
+    mixes = [m for m in (mix, day_mix, single, *one_plan) if m is not None]
+    delay = _delay(con, opts, s, cands, mixes)
     fleet_of = partial(
         build_fleet,
         cands=cands,
@@ -212,25 +240,88 @@ def _choose(
         delay_s=delay.seconds,
         limits=s.limits,
     )
-    fleet = mix_fleet = fleet_of(mix)
+    mix_fleet = fleet_of(mix)
     single_fleet = None
     if single is not None:
-        single_fleet = fleet if single.replicas() == mix.replicas() else fleet_of(single)
-    if len(fleet.accelerators) == 1 and (
-        single_fleet is None or fleet.scheduled_cost_per_hour < single_fleet.scheduled_cost_per_hour
-    ):
-        single_fleet = fleet  # the mix's schedule runs one type: the best one-type fleet found
-    if (
-        single_fleet is not None
-        and single_fleet.scheduled_cost_per_hour < fleet.scheduled_cost_per_hour
-    ):
-        fleet = single_fleet
-    planned = [f for f in (fleet, mix_fleet, single_fleet) if f is not None]
+        single_fleet = mix_fleet if single.replicas() == mix.replicas() else fleet_of(single)
+    scheduled = [(LEAST_AT_PEAK, mix_fleet)]
+    if day_mix is not None:
+        scheduled.append((LEAST_OVER_FORECAST, fleet_of(day_mix)))
+    if single_fleet is not None:
+        scheduled.append((SINGLE_AT_PEAK, single_fleet))
+    scheduled += [(ONE_PLAN, fleet_of(m)) for m in one_plan]
+    fleet, single_fleet, compared = _cheapest(scheduled, single_fleet)
+    planned = [f for _, f in scheduled]
     low = median_cost(
-        planned, fleet_of, options, cands, r.evaluator, h.forward.level("p50"), r.shares, s.limits
+        [fleet, *(f for f in planned if f is not fleet)],
+        fleet_of,
+        options,
+        cands,
+        r.evaluator,
+        h.forward.level("p50"),
+        r.shares,
+        s.limits,
     )
     served = served_share(mix, need) if 0 < servable < 1 else 1.0
-    return Chosen(options, cands, fleet, single_fleet, low, delay, served)
+    return Chosen(options, cands, fleet, single_fleet, low, delay, served, compared)
+
+
+def _other_mixes(
+    s: Setting,
+    h: Horizon,
+    r: Searched,
+    refine: Callable[..., Mix | None],
+    options: list[MixOption],
+    cands: dict[str, Candidate],
+    need: np.ndarray,
+    made: tuple[Mix | None, ...],
+) -> tuple[Mix | None, list[Mix]]:
+    """For one pool served in full: the least mean-cost mix over the forecast's demand levels,
+    and one-plan mixes of the plans cheapest per request/s sized on their own goodput, within
+    the limits and budgets (none that repeats a mix in `made`)."""
+    levels, weights = day_levels(np.maximum(h.level * r.shares[0], 0.0))
+    levels[-1] = max(levels[-1], float(need[0]))
+    day = partial(
+        solve_day_mix,
+        levels=levels,
+        weights=weights,
+        available=s.limits,
+        budget_per_hour=s.budget_per_hour,
+        power_kw=s.power_kw,
+    )
+    day_mix = refine(day, demand=need)
+    known = [m.replicas() for m in made if m is not None]
+    if day_mix is not None and day_mix.replicas() in known:
+        day_mix = None
+    known += [day_mix.replicas()] if day_mix is not None else []
+    one_plan = [
+        m
+        for m in one_plan_mixes(options, cands, r.evaluator, float(need[0]), s.limits)
+        if m.cost_per_hour <= (s.budget_per_hour or np.inf)
+        and m.power_kw() <= (s.power_kw or np.inf)
+        and m.replicas() not in known
+    ]
+    return day_mix, one_plan
+
+
+def _cheapest(
+    scheduled: list[tuple[str, Fleet]], single: Fleet | None
+) -> tuple[Fleet, Fleet | None, list[dict]]:
+    """The fleet whose schedule bills least (the first on a tie), the best one-type fleet
+    (`single` on a tie), and PLAN.json's row for each distinct fleet compared."""
+    distinct: dict[tuple[str, ...], tuple[str, Fleet]] = {}
+    for how, f in scheduled:
+        distinct.setdefault(f.runs, (how, f))
+    fleets = [f for _, f in distinct.values()]
+    fleet = min(fleets, key=_billed)
+    one_type = [f for f in (single, *fleets) if f is not None and len(f.accelerators) == 1]
+    best_single = min(one_type, key=_billed) if one_type else None
+    return fleet, best_single, [f.compared(how, f is fleet) for how, f in distinct.values()]
+
+
+def _billed(fleet: Fleet) -> float:
+    """What a fleet is chosen on: its schedule's mean cost per hour."""
+    return fleet.scheduled_cost_per_hour
 
 
 def _delay(

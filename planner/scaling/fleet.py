@@ -86,6 +86,24 @@ class Fleet:
             "cost_per_mtok": rounded(per_mtok(scheduled, served_rps, tokens)),
         }
 
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """'3 x h100-tp1-agg-b128' per group at its peak: what two fleets must share to be one."""
+        counts = zip(self.deployments, self.peak_counts.tolist(), strict=True)
+        return tuple(f"{count} x {d.label}" for d, count in counts)
+
+    def compared(self, how: str, chosen: bool) -> dict:
+        """PLAN.json's row for this fleet among those the plan scheduled (`how` it was made)."""
+        scheduled = self.scheduled_cost_per_hour
+        return {
+            "fleet": how,
+            "replicas": list(self.runs),
+            "cost_per_hour": round(self.peak_cost_per_hour, 4),
+            "scheduled_cost_per_hour": round(scheduled, 4),
+            "cost_per_month": round(per_month(scheduled), 2),
+            "chosen": chosen,
+        }
+
     def groups(self, cands: dict[str, Candidate], evaluator: GoodputEvaluator) -> list[dict]:
         """PLAN.json replica groups of the peak fleet, goodput measured at each group's size."""
         rows = []
@@ -166,12 +184,12 @@ def median_cost(
         )
         costs.append(schedule_cost(on_median))
     if len(peak) == 1 and peak[0] > 0:
-        one_plan = _one_plan_mixes(options, cands, evaluator, float(peak[0]), limits)
+        one_plan = one_plan_mixes(options, cands, evaluator, float(peak[0]), limits)
         costs += [fleet_of(mix, demand=demand).scheduled_cost_per_hour for mix in one_plan]
     return min(costs)
 
 
-def _one_plan_mixes(
+def one_plan_mixes(
     options: Sequence[MixOption],
     cands: dict[str, Candidate],
     evaluator: GoodputEvaluator,
