@@ -53,6 +53,16 @@ def _minimal_covers(rates: Sequence[float], need: float) -> list[tuple[int, ...]
     return covers
 
 
+def _within(
+    options: Sequence[MixOption], replicas: Sequence[int], available: Mapping[str, int] | None
+) -> bool:
+    """Whether `replicas` of each option use no more GPUs of any type than `available`."""
+    gpus: dict[str, int] = {}
+    for n, o in zip(replicas, options, strict=True):
+        gpus[o.accelerator] = gpus.get(o.accelerator, 0) + n * o.gpus
+    return all(used <= (available or {}).get(acc, used) for acc, used in gpus.items())
+
+
 def brute_force_mix(
     options: Sequence[MixOption],
     demand: Sequence[float],
@@ -71,10 +81,7 @@ def brute_force_mix(
         cost = sum(n * o.cost_per_hour for n, o in zip(replicas, options, strict=True))
         if budget_per_hour is not None and cost > budget_per_hour + LIMIT_ATOL:
             continue
-        gpus: dict[str, int] = {}
-        for n, o in zip(replicas, options, strict=True):
-            gpus[o.accelerator] = gpus.get(o.accelerator, 0) + n * o.gpus
-        if any(used > (available or {}).get(acc, used) for acc, used in gpus.items()):
+        if not _within(options, replicas, available):
             continue
         if best is None or cost < best.cost_per_hour:
             counts = tuple(tuple(bucket[o] for bucket in choice) for o in range(len(options)))
@@ -126,10 +133,7 @@ def brute_force_day_mix(
     for mix in itertools.product(*ranges):
         if sum(n > 0 for n in mix) > plans:
             continue
-        gpus: dict[str, int] = {}
-        for n, o in zip(mix, options, strict=True):
-            gpus[o.accelerator] = gpus.get(o.accelerator, 0) + n * o.gpus
-        if any(used > (available or {}).get(acc, used) for acc, used in gpus.items()):
+        if not _within(options, mix, available):
             continue
         cost = day_cost(options, mix, levels, weights)
         if math.isinf(cost):
