@@ -88,7 +88,8 @@ contract between planner/optimize and planner/report) is::
            "scheduled_cost_per_hour": 737.4, "cost_per_month": 538302.0, "chosen": false},
           {"fleet": "one plan", "replicas": ["7 x h100-tp2-pd3:1-b32"], ...,
            "chosen": true}                     // also "best single-accelerator mix at the
-        ]                                      // peak"; counts at each group's peak
+        ]                                      // peak" and "least mean-cost mix over the
+                                               // forecast"; counts at each group's peak
       },
       "cost_band": {"p50_cost_per_month": 5000.0,  // serving the p50 forecast: the cheaper of
                                                    // this fleet on its p50 schedule and a plan

@@ -515,7 +515,9 @@ class Replica:
         )
 
     def run(self, horizon: float = inf) -> None:
-        """Simulate every step that starts before `horizon` (seconds)."""
+        """Simulate every step that starts before `horizon` (seconds). Once the queue's head
+        cannot start (no KV or sequence slot), no step is composed for it until a sequence
+        finishes or is preempted: nothing else frees room."""
         rules, pending, waiting = self.rules, self.pending, self.waiting
         while self.t < horizon:
             t = self.t
