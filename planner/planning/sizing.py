@@ -225,7 +225,7 @@ def _choose(
     )
     day_mix, one_plan = None, []
     if not 0 < servable < 1 and len(need) == 1:
-        day_mix, one_plan = _other_mixes(s, h, r, refine, options, cands, need, (mix, single))
+        day_mix, one_plan = _other_mixes(s, h, r, refine, options, cands, need)
 
     say(progress, "building the scaling schedule")
     mixes = [m for m in (mix, day_mix, single, *one_plan) if m is not None]
@@ -250,10 +250,9 @@ def _choose(
     if single_fleet is not None:
         scheduled.append((SINGLE_AT_PEAK, single_fleet))
     scheduled += [(ONE_PLAN, fleet_of(m)) for m in one_plan]
-    fleet, single_fleet, compared = _cheapest(scheduled, single_fleet)
-    planned = [f for _, f in scheduled]
+    fleet, single_fleet, compared, fleets = _cheapest(scheduled, single_fleet)
     low = median_cost(
-        [fleet, *(f for f in planned if f is not fleet)],
+        [fleet, *(f for f in fleets if f is not fleet)],
         fleet_of,
         options,
         cands,
@@ -274,11 +273,10 @@ def _other_mixes(
     options: list[MixOption],
     cands: dict[str, Candidate],
     need: np.ndarray,
-    made: tuple[Mix | None, ...],
 ) -> tuple[Mix | None, list[Mix]]:
     """For one pool served in full: the least mean-cost mix over the forecast's demand levels,
     and one-plan mixes of the plans cheapest per request/s sized on their own goodput, within
-    the limits and budgets (none that repeats a mix in `made`)."""
+    the limits and budgets."""
     levels, weights = day_levels(np.maximum(h.level * r.shares[0], 0.0))
     levels[-1] = max(levels[-1], float(need[0]))
     day = partial(
@@ -289,26 +287,21 @@ def _other_mixes(
         budget_per_hour=s.budget_per_hour,
         power_kw=s.power_kw,
     )
-    day_mix = refine(day, demand=need)
-    known = [m.replicas() for m in made if m is not None]
-    if day_mix is not None and day_mix.replicas() in known:
-        day_mix = None
-    known += [day_mix.replicas()] if day_mix is not None else []
     one_plan = [
         m
         for m in one_plan_mixes(options, cands, r.evaluator, float(need[0]), s.limits)
         if m.cost_per_hour <= (s.budget_per_hour or np.inf)
         and m.power_kw() <= (s.power_kw or np.inf)
-        and m.replicas() not in known
     ]
-    return day_mix, one_plan
+    return refine(day, demand=need), one_plan
 
 
 def _cheapest(
     scheduled: list[tuple[str, Fleet]], single: Fleet | None
-) -> tuple[Fleet, Fleet | None, list[dict]]:
+) -> tuple[Fleet, Fleet | None, list[dict], list[Fleet]]:
     """The fleet whose schedule bills least (the first on a tie), the best one-type fleet
-    (`single` on a tie), and PLAN.json's row for each distinct fleet compared."""
+    (`single` on a tie), PLAN.json's row for each distinct fleet compared (one made twice is
+    listed as first made), and those fleets."""
     distinct: dict[tuple[str, ...], tuple[str, Fleet]] = {}
     for how, f in scheduled:
         distinct.setdefault(f.runs, (how, f))
@@ -316,7 +309,8 @@ def _cheapest(
     fleet = min(fleets, key=_billed)
     one_type = [f for f in (single, *fleets) if f is not None and len(f.accelerators) == 1]
     best_single = min(one_type, key=_billed) if one_type else None
-    return fleet, best_single, [f.compared(how, f is fleet) for how, f in distinct.values()]
+    rows = [f.compared(how, f is fleet) for how, f in distinct.values()]
+    return fleet, best_single, rows, fleets
 
 
 def _billed(fleet: Fleet) -> float:
