@@ -75,18 +75,39 @@ def store_state(db: Path) -> tuple[list[tuple], dict[str, int]]:
     return traces, counts
 
 
-def group_hourly(group: dict, price: dict[str, float]) -> float:
-    """$/hour of a PLAN.json replica group at `price` per GPU-hour, each side of a P/D
-    replica at its own accelerator's price (computed here from the group's own fields, not by
-    the planner's pricing); asserts the group's GPUs add up."""
+def replica_hourly(group: dict, price: dict[str, float]) -> float:
+    """$/hour of one replica of a PLAN.json replica group at `price` per GPU-hour, each side of
+    a P/D replica at its own accelerator's price (computed here from the group's own fields,
+    not by the planner's pricing); asserts the group's GPUs add up."""
     p, d = group["pd"] or (0, 1)
     side = group["prefill"] or group
     p_gpus = p * side["tp"] * side["pp"] * side["ep"]
     d_gpus = d * group["tp"] * group["pp"] * group["ep"]
     assert group["gpus"] == group["count"] * (p_gpus + d_gpus), group
-    return group["count"] * (
-        p_gpus * price[side["accelerator"]] + d_gpus * price[group["accelerator"]]
-    )
+    return p_gpus * price[side["accelerator"]] + d_gpus * price[group["accelerator"]]
+
+
+def group_hourly(group: dict, price: dict[str, float]) -> float:
+    """$/hour of a PLAN.json replica group (all its replicas) at `price` per GPU-hour."""
+    return group["count"] * replica_hourly(group, price)
+
+
+def busiest_fleet(plan: dict) -> dict[str, int]:
+    """Replicas per plan in the busiest interval of PLAN.json's schedule (the highest total
+    demand over its length buckets, the dearest fleet among ties), from the rows alone."""
+    groups = {g["plan"]: g for g in plan["recommended"]["replicas"]}
+    price = {a["id"]: a["price_per_hour"] for a in plan["accelerators"]}
+    fleet: dict[float, dict[str, int]] = {}
+    demand: dict[float, dict[str | None, float]] = {}
+    for row in plan["schedule"]:
+        fleet.setdefault(row["t"], {})[row["plan"]] = row["replicas"]
+        demand.setdefault(row["t"], {})[groups[row["plan"]].get("bucket")] = row["demand_rps"]
+
+    def rank(t: float) -> tuple[float, float]:
+        cost = sum(replica_hourly(groups[p], price) * n for p, n in fleet[t].items())
+        return sum(demand[t].values()), cost
+
+    return fleet[max(fleet, key=rank)]
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import invoke, sample_store
+from conftest import invoke, replica_hourly, sample_store
 
 from planner.costmodel import StepModel, load_catalog
 from planner.optimize.costing import HOURS_PER_MONTH
@@ -72,20 +72,20 @@ def test_plan_energy_agrees_with_its_schedule_and_replay(store, tmp_path):
     plan = json.loads(out.read_text())
     energy, catalog = plan["energy"], load_catalog()
     groups = {g["plan"]: g for g in plan["recommended"]["replicas"]}
+    tdp = {a: catalog[a].tdp_w / 1000.0 for a in catalog}
     rows: dict[str, list[int]] = {}
+    drawn: dict[float, float] = {}
     for row in plan["schedule"]:
         rows.setdefault(row["plan"], []).append(row["replicas"])
-    kw, peak = 0.0, 0.0
+        at_tdp = replica_hourly(groups[row["plan"]], tdp) * row["replicas"]
+        drawn[row["t"]] = drawn.get(row["t"], 0.0) + at_tdp
+    kw = 0.0
     for label, counts in rows.items():
-        g = groups[label]
-        per_replica = g["gpus"] / g["count"]
-        tdp = catalog[g["accelerator"]].tdp_w / 1000.0
         busy = plan["replay"]["busy_share"][label]
         assert 0 <= busy <= 1
-        kw += (
-            np.mean(counts) * per_replica * tdp * (IDLE_SHARE + (ACTIVE_SHARE - IDLE_SHARE) * busy)
-        )
-        peak += max(counts) * per_replica * tdp
+        at_tdp = replica_hourly(groups[label], tdp)
+        kw += np.mean(counts) * at_tdp * (IDLE_SHARE + (ACTIVE_SHARE - IDLE_SHARE) * busy)
+    peak = max(drawn.values())
     assert energy["mean_power_kw"] == pytest.approx(kw, abs=1e-3)
     assert energy["kwh_per_month"] == pytest.approx(kw * HOURS_PER_MONTH, abs=0.5)
     assert energy["cost_per_month"] == pytest.approx(energy["kwh_per_month"] * 0.2, abs=0.05)

@@ -33,7 +33,7 @@ from planner.scaling.replay import (
     schedule_timeline,
     static_timeline,
 )
-from planner.scaling.schedule import Deployment, build_schedule, hold_counts
+from planner.scaling.schedule import Deployment, build_schedule, hold_levels
 from planner.simulate import StepTable, Workload, parse_slos
 from planner.store import open_store
 
@@ -41,17 +41,33 @@ H100 = Deployment(MixOption("h100-tp1-agg-b64", "h100", 1, 12.29, (2.0,)), 0, "a
 L4 = Deployment(MixOption("l4-tp2-agg-b64", "l4", 2, 1.6, (0.5,)), 0, "all")
 
 
-def test_hold_counts_suppresses_short_dips():
-    """A one-interval dip inside the hold window keeps its replicas; a lasting drop releases."""
-    need = np.array([[3], [1], [3], [3], [1], [1], [1], [1]])
-    assert hold_counts(need, 2)[:, 0].tolist() == [3, 3, 3, 3, 1, 1, 1, 1]
+def test_hold_levels_suppresses_short_dips():
+    """A one-interval dip inside the hold window keeps its level; a lasting drop releases."""
+    need = np.array([[3.0], [1.0], [3.0], [3.0], [1.0], [1.0], [1.0], [1.0]])
+    assert hold_levels(need, 2)[:, 0].tolist() == [3, 3, 3, 3, 1, 1, 1, 1]
 
 
-def test_hold_counts_never_advances_a_scale_up():
+def test_hold_levels_never_advances_a_rise():
     """A ramp keeps its timing (the provisioning lead starts replicas early, not the hold)."""
-    need = np.array([[1], [1], [2], [4], [4], [1], [2], [1], [1], [1]])
-    assert hold_counts(need, 2)[:, 0].tolist() == [1, 1, 2, 4, 4, 2, 2, 1, 1, 1]
-    assert hold_counts(need, 0)[:, 0].tolist() == need[:, 0].tolist()
+    need = np.array([[1.0], [1.0], [2.0], [4.0], [4.0], [1.0], [2.0], [1.0], [1.0], [1.0]])
+    assert hold_levels(need, 2)[:, 0].tolist() == [1, 1, 2, 4, 4, 2, 2, 1, 1, 1]
+    assert hold_levels(need, 0)[:, 0].tolist() == need[:, 0].tolist()
+
+
+def test_a_dip_keeps_the_fleet_of_the_level_before_it_not_both_plans():
+    """Big ($10/h, 10 req/s) and small ($2/h, 1 req/s) plans; demand 3, 6, 3, 6 req/s. 3 req/s
+    alone is three small replicas and 6 one big one; the dip at the third interval keeps the
+    big one (held on demand), where holding replica counts ran 1 big + 3 small ($16/h), dearer
+    than the peak fleet. Without a hold the fleet swaps at every interval."""
+    big = Deployment(MixOption("big", "h100", 8, 10.0, (10.0,)), 0, "all")
+    small = Deployment(MixOption("small", "l4", 1, 2.0, (1.0,)), 0, "all")
+    demand = np.array([3.0, 6.0, 3.0, 6.0])[:, None]
+    times = np.arange(4) * 600.0
+    held = build_schedule(times, demand, [big, small], 600.0, 0.0, hold_s=600.0)
+    assert held.counts.tolist() == [[0, 3], [1, 0], [1, 0], [1, 0]]
+    assert held.cost_per_hour().max() == float(held.peak_counts @ [10.0, 2.0]) == 10.0
+    swapped = build_schedule(times, demand, [big, small], 600.0, 0.0, hold_s=0.0)
+    assert swapped.counts.tolist() == [[0, 3], [1, 0], [0, 3], [1, 0]]
 
 
 def test_schedule_covers_demand_and_leads_by_the_delay():
@@ -83,6 +99,23 @@ def test_schedule_mixes_plans_when_cheaper():
     """1.5 req/s: one H100 ($12.29) loses to three L4 pairs ($4.80)."""
     sched = build_schedule(np.zeros(1), np.array([[1.5]]), [H100, L4], 600.0, 0.0)
     assert sched.counts[0].tolist() == [0, 3]
+
+
+def test_the_peak_fleet_is_the_busiest_intervals_not_each_groups_own_maximum():
+    """A big plan ($10/h, 10 req/s) and a small one ($2/h, 1 req/s): 3 req/s runs three small
+    replicas, 6 and 10 req/s one big one. Each group's maximum (1 big + 3 small, $16/h) never
+    runs; the peak fleet is the 10 req/s interval's, 1 big at $10/h, and ties on demand go to
+    the dearer interval."""
+    big = Deployment(MixOption("big", "h100", 8, 10.0, (10.0,)), 0, "all")
+    small = Deployment(MixOption("small", "l4", 1, 2.0, (1.0,)), 0, "all")
+    demand = np.array([3.0, 10.0, 6.0, 3.0])[:, None]
+    sched = build_schedule(np.arange(4) * 600.0, demand, [big, small], 600.0, 0.0, hold_s=0.0)
+    assert sched.counts.tolist() == [[0, 3], [1, 0], [1, 0], [0, 3]]
+    assert sched.counts.max(axis=0).tolist() == [1, 3]
+    assert sched.peak_counts.tolist() == [1, 0]
+    assert float(sched.peak_counts @ [10.0, 2.0]) == sched.cost_per_hour().max() == 10.0
+    tied = replace(sched, counts=np.array([[0, 3], [1, 0], [1, 1], [0, 3]]), demand=demand * 0 + 1)
+    assert tied.peak_counts.tolist() == [1, 1]
 
 
 def test_hpa_rule_tolerance_and_scale_down_window():

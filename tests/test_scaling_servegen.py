@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import shared_path
+from conftest import busiest_fleet, group_hourly, replica_hourly, shared_path
 
 from planner.ingest import ingest_path
 from planner.planning import PlanOptions, make_plan
@@ -100,7 +100,9 @@ def test_a_bursty_client_gets_the_mix_that_scales_down(tmp_path_factory: pytest.
     is one replica of 4 H100 prefill + 1 A100 decode instances, which cannot shrink (it used to
     be recommended: $39,624/month, $1,303 on the held-back day, as much as static peak). The
     least mean-cost mix over the forecast, two L4 plans, bills less on its schedule, is
-    recommended, and on the held-back day holds the SLO for less than static peak."""
+    recommended, and on the held-back day holds the SLO for less than static peak. Its two
+    plans peak at different times: the fleet recommended (and held by static peak) is the busiest
+    interval's, no interval costs more, and the sentence names the most run off the peak."""
     plan = _plan(
         tmp_path_factory,
         "chunk-20",
@@ -118,3 +120,21 @@ def test_a_bursty_client_gets_the_mix_that_scales_down(tmp_path_factory: pytest.
     replay = plan["replay"]
     assert replay["schedule"]["slo_attainment"] >= 0.99
     assert replay["schedule"]["cost"] < replay["static_peak"]["cost"]
+    rec = plan["recommended"]
+    assert {g["plan"]: g["count"] for g in rec["replicas"]} == busiest_fleet(plan)
+    price = {a["id"]: a["price_per_hour"] for a in plan["accelerators"]}
+    groups = {g["plan"]: g for g in rec["replicas"]}
+    hourly: dict[float, float] = {}
+    for row in plan["schedule"]:
+        cost = replica_hourly(groups[row["plan"]], price) * row["replicas"]
+        hourly[row["t"]] = hourly.get(row["t"], 0.0) + cost
+    peak = sum(group_hourly(g, price) for g in rec["replicas"])
+    assert rec["cost_per_hour"] == pytest.approx(peak, abs=0.01) >= max(hourly.values()) - 0.01
+    assert plan["alternatives"]["static_peak"]["cost_per_hour"] == rec["cost_per_hour"]
+    off_peak = [g for g in rec["replicas"] if g.get("max_count")]
+    assert off_peak, "the two plans peak at the same time: nothing here to check"
+    for g in off_peak:
+        assert g["max_count"] == max(
+            r["replicas"] for r in plan["schedule"] if r["plan"] == g["plan"]
+        )
+        assert f"up to {g['max_count']} x {g['accelerator'].upper()}" in rec["sentence"]

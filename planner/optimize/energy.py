@@ -57,7 +57,8 @@ def energy_block(
     price_source: str,
 ) -> dict:
     """PLAN.json's `energy`: kWh and $ per month, mean and peak power, from each deployment's
-    mean and peak scheduled GPUs, TDP and replayed busy share."""
+    mean scheduled GPUs, its GPUs in the interval that draws most (`peak_gpus`), TDP and
+    replayed busy share."""
     mean_kw = sum(
         g * board_power_kw(t, b) for g, t, b in zip(mean_gpus, tdp_w, busy_share, strict=True)
     )

@@ -47,11 +47,13 @@ contract between planner/optimize and planner/report) is::
                                                     // "pp", "ep"}; the fields above are then
                                                     // the decode instances'
                       "max_batch": 128, "count": 3, "gpus": 3,
+                      "max_count": 4,               // only where the schedule runs more of
+                                                    // the group off the peak (count may be 0)
                       "goodput_rps": 4.1,           // per replica, measured at `count`
                       "plan": "h100-tp1-agg-b128"}],  // its name in "schedule"
-                                                    // the peak fleet: each group at its
-                                                    // scheduled maximum over the horizon
-                                                    // (a group it never runs is dropped)
+                                                    // the peak fleet: the schedule's busiest
+                                                    // interval (most demand; dearest on a
+                                                    // tie; a group it never runs is dropped)
         "cost_per_hour": 8.97,                      // peak fleet: every replica above running
         "scheduled_cost_per_hour": 7.1,             // mean over the horizon under the schedule
         "cost_per_month": 5183.0,                   // scheduled_cost_per_hour x 730: the bill
@@ -322,11 +324,13 @@ class ParallelPlan(_Model):
 
 
 class ReplicaGroup(ParallelPlan):
-    """`count` replicas of one parallel plan (`plan`: its name in the schedule)."""
+    """`count` replicas of one parallel plan (`plan`: its name in the schedule) in the busiest
+    interval; `max_count`: the most the schedule runs at once, where that is more."""
 
-    KEY_ORDER = ("plan", *PLAN_KEYS, "count", "goodput_rps")
+    KEY_ORDER = ("plan", *PLAN_KEYS, "count", "max_count", "goodput_rps")
 
     count: int
+    max_count: int | None = None
     plan: str | None = None
     bucket: str | None = None
 

@@ -179,7 +179,7 @@ def _cost_blocks(
         cost_per_hour=costs["cost_per_hour"],
         cost_per_month=round(per_month(peak_hour), 2),
         cost_per_mtok=rounded(per_mtok(peak_hour, mean_p50, tokens)),
-        replicas=groups,
+        replicas=[g.model_copy(update={"max_count": None}) for g in groups if g.count],
     )
     best = {"best_single_accelerator": single} if single is not None else {}
     split = {"length_pools": pools} if pools else {}
@@ -200,16 +200,17 @@ def _cost_blocks(
 
 def _energy(s: Setting, c: Chosen, replay: dict) -> dict:
     """PLAN.json's `energy`: the recommended schedule's electricity, each deployment at the
-    busy share its replay measured."""
+    busy share its replay measured; peak power is the interval that draws most at TDP."""
     deps = c.fleet.deployments
     gpus = np.array([d.option.gpus for d in deps], dtype=float)
     counts = c.fleet.schedule.counts
+    tdp_w = np.array([d.option.power_kw * 1000.0 / d.option.gpus for d in deps])
     busy = replay["busy_share"]
     price, source = s.energy_price
     return energy_block(
         mean_gpus=counts.mean(axis=0) * gpus,
-        peak_gpus=counts.max(axis=0) * gpus,
-        tdp_w=np.array([d.option.power_kw * 1000.0 / d.option.gpus for d in deps]),
+        peak_gpus=counts[np.argmax(counts @ (gpus * tdp_w))] * gpus,
+        tdp_w=tdp_w,
         busy_share=np.array([busy[d.label] for d in deps]),
         price_per_kwh=price,
         price_source=source,

@@ -302,9 +302,9 @@ def _cheapest(
     """The fleet whose schedule bills least (the first on a tie), the best one-type fleet
     (`single` on a tie), PLAN.json's row for each distinct fleet compared (one made twice is
     listed as first made), and those fleets."""
-    distinct: dict[tuple[str, ...], tuple[str, Fleet]] = {}
+    distinct: dict[tuple, tuple[str, Fleet]] = {}
     for how, f in scheduled:
-        distinct.setdefault(f.runs, (how, f))
+        distinct.setdefault(f.key, (how, f))
     fleets = [f for _, f in distinct.values()]
     fleet = min(fleets, key=_billed)
     one_type = [f for f in (single, *fleets) if f is not None and len(f.accelerators) == 1]

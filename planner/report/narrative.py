@@ -52,7 +52,7 @@ def sentence(
     `single`: the best single-accelerator alternative, if any; `replayed`: the share of
     held-back requests the schedule kept within the SLO on the replay of `where`; `shortfall`:
     what the available GPUs fall short of, when they do)."""
-    fleet = " + ".join(label(g) for g in groups)
+    fleet = " + ".join(label(g) for g in groups if g.count)
     slo = targets.describe().replace("<=", "≤")
     target = f"{slo} for {percent(targets.attainment)} of requests"
     sized = f"sized to hold {target}"
@@ -63,13 +63,21 @@ def sentence(
             f"short of {target}"
         )
     text = (
-        f"Run {fleet} for {model} on {engine} at the forecast peak, scaled by the schedule: "
+        f"Run {fleet} for {model} on {engine} at the forecast peak, scaled by the schedule"
+        f"{_elsewhere(groups)}: "
         f"${cost['cost_per_month']:,.0f}/month, ${cost['cost_per_mtok']:,.2f} per 1M tokens, "
         f"{sized}; replayed on {where}, the schedule held {replayed:.1%}."
     )
     if single is None:
         return text
     return text + _against_single(groups, cost, single)
+
+
+def _elsewhere(groups: list[ReplicaGroup]) -> str:
+    """' (which runs up to 7 x L4 (TP2, P:D 1:1) off the peak)': groups the schedule runs more
+    of in other intervals than in the busiest one, if any."""
+    more = [label(g.model_copy(update={"count": g.max_count})) for g in groups if g.max_count]
+    return f" (which runs up to {' + '.join(more)} off the peak)" if more else ""
 
 
 def _against_single(groups: list[ReplicaGroup], cost: dict, single: SingleAccelerator) -> str:

@@ -167,6 +167,7 @@ def finance(plan: PlanFile) -> dict:
                 "mode": serving_mode(r),
                 "max_batch": r.max_batch,
                 "replicas": r.count,
+                "max_replicas": r.max_count,
                 "gpus": r.gpus,
                 "goodput_rps": r.goodput_rps,
                 "cost_per_hour": group_cost_per_hour(r, accels),

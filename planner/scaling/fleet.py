@@ -2,8 +2,9 @@
 
 A fleet is the mix's deployments, each with a capacity curve (goodput per replica at a few
 fleet sizes) up to its peak count, and the schedule that sizes them per interval; a group the
-schedule never runs is dropped. Its peak (every group at its busiest interval) is the fleet
-PLAN.json recommends, and its monthly bill is the schedule's mean cost per hour × 730 h.
+schedule never runs is dropped. The fleet of its busiest interval is the one PLAN.json
+recommends (with the most of each group the schedule runs, where that is more), and its monthly
+bill is the schedule's mean cost per hour × 730 h.
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -57,18 +58,17 @@ class Fleet:
 
     @property
     def peak_counts(self) -> np.ndarray:
-        """Replicas per deployment at its busiest interval: the fleet the plan recommends."""
-        return self.schedule.counts.max(axis=0)
+        """Replicas per deployment in the schedule's busiest interval: the fleet recommended."""
+        return self.schedule.peak_counts
 
     @property
     def accelerators(self) -> set[str]:
-        """Accelerator types the schedule runs (groups it never runs left out)."""
-        runs = zip(self.deployments, self.peak_counts.tolist(), strict=True)
-        return {acc for d, n in runs if n for acc in d.option.gpus_on()}
+        """Accelerator types the schedule runs (groups it never runs were dropped)."""
+        return {acc for d in self.deployments for acc in d.option.gpus_on()}
 
     @property
     def peak_cost_per_hour(self) -> float:
-        """Cost per hour of the peak fleet (every group at its scheduled maximum)."""
+        """Cost per hour of the peak fleet (the schedule's busiest interval)."""
         return float(self.peak_counts @ [d.option.cost_per_hour for d in self.deployments])
 
     @property
@@ -88,9 +88,15 @@ class Fleet:
 
     @property
     def runs(self) -> tuple[str, ...]:
-        """'3 x h100-tp1-agg-b128' per group at its peak: what two fleets must share to be one."""
+        """'3 x h100-tp1-agg-b128' per group in the busiest interval ('0 x ...' for a group
+        only run off the peak)."""
         counts = zip(self.deployments, self.peak_counts.tolist(), strict=True)
         return tuple(f"{count} x {d.label}" for d, count in counts)
+
+    @property
+    def key(self) -> tuple:
+        """What two fleets must share to be one: their groups and whole schedule."""
+        return (tuple(d.label for d in self.deployments), self.schedule.counts.tobytes())
 
     def compared(self, how: str, chosen: bool) -> dict:
         """PLAN.json's row for this fleet among those the plan scheduled (`how` it was made)."""
@@ -105,16 +111,20 @@ class Fleet:
         }
 
     def groups(self, cands: dict[str, Candidate], evaluator: GoodputEvaluator) -> list[dict]:
-        """PLAN.json replica groups of the peak fleet, goodput measured at each group's size."""
+        """PLAN.json replica groups of the peak fleet, goodput measured at each group's size;
+        a group the schedule runs more of elsewhere says so (`max_count`), one it runs only off
+        the peak has count 0."""
         rows = []
-        for d, count in sorted(
-            zip(self.deployments, self.peak_counts.tolist(), strict=True),
+        most = self.schedule.counts.max(axis=0).tolist()
+        for d, count, top in sorted(
+            zip(self.deployments, self.peak_counts.tolist(), most, strict=True),
             key=lambda dc: (dc[0].bucket, dc[0].option.cost_per_hour, dc[0].option.key),
         ):
             cand = cands[d.option.key]
-            size = min(count, MAX_POOL)
+            size = min(count or top, MAX_POOL)
             rate = evaluator.evaluate(cand, d.bucket, size, d.goodput).goodput_rps
-            rows.append(replica_group(cand, d.label, d.bucket_name, count, rate))
+            group = replica_group(cand, d.label, d.bucket_name, count, rate)
+            rows.append(group | ({"max_count": top} if top > count else {}))
         return rows
 
 

@@ -294,7 +294,7 @@ class Scene:
         start_s, end_s = self.window.start_s, self.window.end_s
         return {
             "schedule": schedule_timeline(self.sched, start_s, end_s),
-            "static_peak": static_timeline(self.sched.counts.max(axis=0), start_s, end_s),
+            "static_peak": static_timeline(self.sched.peak_counts, start_s, end_s),
             "reactive": self.reactive(),
             "reactive_tokens": self.reactive(self.on_tokens()),
             "kpa": self.reactive(Controller(kind="kpa")),

@@ -6,10 +6,11 @@ its shape) covers that interval's demand. Per-replica goodput depends on the fle
 measured at a few fleet sizes; the mix is solved with the peak goodput, then again with each
 deployment's goodput at the count the first pass gave (smaller fleets get less per replica).
 Scale-ups are requested one provisioning delay before the interval starts, so replicas are
-ready when the demand arrives. Scale-down hysteresis: a replica is released only if the need
-does not come back within the next `hold_s` seconds, so a dip shorter than that never releases
-replicas that would have to cold-start again (scale-ups are not advanced by the hold: the
-provisioning lead already does that). By default `hold_s` is the provisioning delay (the
+ready when the demand arrives. Scale-down hysteresis: demand drops only to the most the next
+`hold_s` seconds need, so a dip shorter than that keeps the fleet sized before it and never
+releases replicas that would have to cold-start again (scale-ups are not advanced by the hold:
+the provisioning lead already does that). The demand is held, not each plan's count: where the
+least-cost fleet swaps plans as demand moves, holding counts would run both fleets at once. By default `hold_s` is the provisioning delay (the
 ski-rental break-even: releasing a replica for a gap longer than the delay saves more
 GPU-seconds than restarting it costs, since a replica is billed from the moment it is
 requested), rounded up to whole intervals.
@@ -113,6 +114,18 @@ class Schedule:
         prices = np.array([d.option.cost_per_hour for d in self.deployments])
         return self.counts @ prices
 
+    @property
+    def peak_counts(self) -> np.ndarray:
+        """Replicas per deployment in the busiest interval (the highest total demand; the
+        dearest fleet among ties): the fleet that serves the peak. Each group's own maximum
+        (`counts.max(axis=0)`) can be more than any interval runs at once, where the schedule
+        swaps one plan for another as demand moves."""
+        if not len(self.times):
+            return np.zeros(len(self.deployments), dtype=int)
+        total = self.demand.sum(axis=1)
+        busiest = np.flatnonzero(total >= total.max())
+        return self.counts[busiest[np.argmax(self.cost_per_hour()[busiest])]]
+
 
 def deployments_of(
     options: Sequence[MixOption], counts: np.ndarray, bucket_names: Sequence[str]
@@ -213,16 +226,19 @@ def need_per_interval(
     return counts[np.ravel(inverse)]
 
 
-def hold_counts(need: np.ndarray, hold_intervals: int) -> np.ndarray:
-    """Scale-down hysteresis: replicas are kept through a dip of at most `hold_intervals`.
+def hold_levels(levels: np.ndarray, hold_intervals: int) -> np.ndarray:
+    """Scale-down hysteresis on demand (intervals, buckets): a dip of at most `hold_intervals`
+    keeps the level before it, so the fleet sized for it is kept through the dip.
 
-    A count drops at interval k only if the need does not come back within the next
-    `hold_intervals` intervals; scale-ups are never advanced (the provisioning lead does that).
+    A level drops at interval k only to the most the next `hold_intervals` intervals need;
+    rises are never advanced (the provisioning lead does that). Held on demand, not on replica
+    counts: where the least-cost fleet swaps one plan for another as demand moves, holding
+    counts would run both at once, dearer than the fleet for either level.
     """
-    held = need.copy()
-    for k in range(1, len(need)):
-        ahead = need[k + 1 : k + 1 + hold_intervals].max(axis=0, initial=0)
-        held[k] = np.maximum(need[k], np.minimum(held[k - 1], ahead))
+    held = levels.copy()
+    for k in range(1, len(levels)):
+        ahead = levels[k + 1 : k + 1 + hold_intervals].max(axis=0, initial=0)
+        held[k] = np.maximum(levels[k], np.minimum(held[k - 1], ahead))
     return held
 
 
@@ -235,11 +251,12 @@ def build_schedule(
     available: Mapping[str, int] | None = None,
     hold_s: float | None = None,
 ) -> Schedule:
-    """Replica counts per interval covering `demand` (intervals, buckets), with hysteresis."""
+    """Replica counts per interval covering `demand` (intervals, buckets), with hysteresis
+    (`hold_s`, default the provisioning delay)."""
     demand = np.asarray(demand, dtype=float).reshape(len(times), -1)
-    need = need_per_interval(deployments, demand, available)
     hold = delay_s if hold_s is None else hold_s
-    counts = hold_counts(need, int(np.ceil(hold / interval_s)))
+    held = hold_levels(demand, int(np.ceil(hold / interval_s)))
+    counts = need_per_interval(deployments, held, available)
     return Schedule(
         times=np.asarray(times, dtype=float),
         interval_s=float(interval_s),
