@@ -1,7 +1,7 @@
 """The hybrid's settings (floor quantile, HPA target utilisation, scale-down window) chosen by
 replay on the window before the held-back tail, not fixed."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import product
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from planner.scaling.tuning import (
     UTILISATIONS,
     covered,
     has_requests,
+    true_worst,
     tune_hybrid,
     tuning_choice,
 )
@@ -37,6 +38,54 @@ def test_choose_takes_the_cheapest_setting_that_held_else_the_one_that_held_most
     assert tuning_choice(rows, 0.9995)[0] == c
     assert tuning_choice([(a, 0.992, 20.0), (b, 0.995, 20.0)], 0.99)[0] == b
     assert tuning_choice([(a, 0.9, 20.0), (b, 0.9, 10.0)], 0.99)[0] == b
+
+
+def _every_window(windows: np.ndarray, replayed: list[int]) -> Callable[[int], float]:
+    """A setting's worst over all its windows, noting which settings were replayed in full."""
+
+    def full(i: int) -> float:
+        replayed.append(i)
+        return float(windows[i].min())
+
+    return full
+
+
+def test_where_none_held_the_fallback_compares_true_worst_windows():
+    """Random settings x three windows, none holding: each setting's first miss (windows in a
+    random order, stopped at the first below target) bounds its worst from above. After
+    `true_worst` the fallback chooses what it would with every window replayed, replaying
+    only settings whose bound could still win. The case that found it: a first miss of 99.4 %
+    hid a window at 88 %, and a setting at 99.2 % on every window lost to it."""
+    rng = np.random.default_rng(7)
+    target = 0.995
+    for _ in range(300):
+        n = int(rng.integers(1, 12))
+        windows = rng.uniform(0.85, target - 1e-4, (n, 3))
+        windows[rng.random((n, 3)) < 0.5] = 1.0
+        windows[np.arange(n), rng.integers(0, 3, n)] = rng.uniform(0.85, target - 1e-4, n)
+        costs = rng.choice([10.0, 20.0, 30.0, 40.0], n)
+        params = [HybridParams("p50", float(u)) for u in rng.uniform(0.1, 2.0, n)]
+        first_miss = []
+        for i in range(n):
+            seen = 1.0
+            for w in rng.permutation(3):
+                seen = min(seen, windows[i, w])
+                if seen < target:
+                    break
+            first_miss.append(seen)
+        rows = [(params[i], first_miss[i], costs[i]) for i in range(n)]
+        replayed: list[int] = []
+        full = _every_window(windows, replayed)
+        truth = [(params[i], float(windows[i].min()), costs[i]) for i in range(n)]
+        got = true_worst(rows, list(range(n)), full)
+        assert tuning_choice(got, target)[0] == tuning_choice(truth, target)[0]
+        best = max(windows.min(axis=1))
+        assert all(first_miss[i] >= best for i in replayed)
+    rows = [(HybridParams("p95", 1.0), 0.994, 10.0), (HybridParams("p50", 0.4), 0.992, 30.0)]
+    worst = {0: 0.88, 1: 0.992}
+    assert tuning_choice(rows, target)[0].utilisation == 1.0
+    fixed = true_worst(rows, [0, 1], worst.__getitem__)
+    assert tuning_choice(fixed, target)[0].utilisation == 0.4
 
 
 def _plan(db: Path, horizon: str, interval: str) -> dict:

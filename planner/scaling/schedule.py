@@ -10,10 +10,10 @@ ready when the demand arrives. Scale-down hysteresis: demand drops only to the m
 `hold_s` seconds need, so a dip shorter than that keeps the fleet sized before it and never
 releases replicas that would have to cold-start again (scale-ups are not advanced by the hold:
 the provisioning lead already does that). The demand is held, not each plan's count: where the
-least-cost fleet swaps plans as demand moves, holding counts would run both fleets at once. By default `hold_s` is the provisioning delay (the
-ski-rental break-even: releasing a replica for a gap longer than the delay saves more
-GPU-seconds than restarting it costs, since a replica is billed from the moment it is
-requested), rounded up to whole intervals.
+least-cost fleet swaps plans as demand moves, holding counts would run both fleets at once. By
+default `hold_s` is the provisioning delay (the ski-rental break-even: releasing a replica for a
+gap longer than the delay saves more GPU-seconds than restarting it costs, since a replica is
+billed from the moment it is requested), rounded up to whole intervals.
 """
 
 from collections.abc import Mapping, Sequence
