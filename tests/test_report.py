@@ -18,7 +18,7 @@ from planner.optimize import write_plan
 from planner.optimize.planfile import as_plan
 from planner.planning import PlanOptions, make_plan
 from planner.report import plan_tables, write_report
-from planner.report.charts import replay_timeline
+from planner.report.charts import TIMELINE_LABELS, replay_timeline
 from planner.report.render import money, vega_bundle
 from planner.store import open_store
 
@@ -164,6 +164,22 @@ def test_replay_timeline_draws_the_hybrids_floor_under_the_hybrid(plan: dict) ->
         series = [v["replicas"] for v in drawn if v["policy"] == label]
         assert series == [r[key] for r in rows] + [rows[-1][key]]
     assert "forecast floor" in chart.what
+
+
+def test_a_day_long_replay_timeline_is_drawn_whole(plan: dict) -> None:
+    """A held-back day at one-minute steps, six policies and the hybrid's floor: 10,094 points,
+    over Altair's default limit of 5,000 (which failed the report of a ServeGen plan); every
+    point is drawn."""
+    first = plan["replay"]["timeline"][0]
+    every = dict.fromkeys(("reactive_tokens", "kpa", "hybrid", "hybrid_floor"), 1)
+    rows = [first | every | {"t": 60.0 * i, "schedule": 1 + i % 4} for i in range(1441)]
+    chart = replay_timeline(as_plan(plan | {"replay": plan["replay"] | {"timeline": rows}}))
+    assert chart is not None
+    drawn = [v for data in chart.spec["datasets"].values() for v in data if "policy" in v]
+    policies = {v["policy"] for v in drawn}
+    assert len(drawn) == len(policies) * (len(rows) + 1) > 5_000
+    series = [v["replicas"] for v in drawn if v["policy"] == TIMELINE_LABELS["schedule"]]
+    assert series == [r["schedule"] for r in rows] + [rows[-1]["schedule"]]
 
 
 def test_money_and_number_formats() -> None:

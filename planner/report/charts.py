@@ -60,8 +60,11 @@ class Chart:
 
 
 def finish(chart: alt.TopLevelMixin, chart_id: str, title: str, what: str) -> Chart:
-    """Attach the title and explanation line, apply the report's style, return the spec."""
-    spec = chart.to_dict()
+    """Attach the title and explanation line, apply the report's style, return the spec (every
+    data point inlined: Altair's 5,000-row guard would fail a day-long replay timeline, and the
+    report is one self-contained file either way)."""
+    with alt.data_transformers.disable_max_rows():
+        spec = chart.to_dict()
     spec["title"] = {"text": title, "subtitle": what, "anchor": "start", "subtitleColor": MUTED_INK}
     spec["config"] = {**spec.get("config", {}), **CONFIG}
     return Chart(chart_id, title, what, spec)
