@@ -113,8 +113,11 @@ def test_hybrid_settings_are_the_cheapest_that_held_on_the_windows_before_the_ta
     p95) are replayed on the three 10-minute windows before it, cheapest first; every setting
     cheaper than the chosen one was replayed and missed the target with its margin on some
     window, and the chosen one is the rule's choice over those replayed. On the same floor, a
-    lower utilisation or a longer scale-down window never bills less (a higher floor can: its
-    replicas cover load that burst replicas would)."""
+    lower utilisation never bills less (a higher floor can: its replicas cover load that burst
+    replicas would), nor does a longer scale-down window by more than 1 % (the HPA's 10 %
+    tolerance makes its count path-dependent: held replicas can keep a later burst within
+    tolerance where a fleet scaled down would overshoot it; p90 at 0.2 x bills 0.1 % less with
+    900 s than with 300 s here)."""
     costs: list[float] = []
     seen: list[list[tuple[HybridParams, float, float]]] = []
 
@@ -158,8 +161,10 @@ def test_hybrid_settings_are_the_cheapest_that_held_on_the_windows_before_the_ta
     by = dict(zip(grid, total, strict=True))
     for (q, u, w), c in by.items():
         for (q2, u2, w2), c2 in by.items():
-            if q2 == q and u2 <= u and w2 >= w:
+            if q2 == q and u2 <= u and w2 == w:
                 assert c2 >= c - 1e-9, ((q, u, w), (q2, u2, w2))
+            if q2 == q and u2 == u and w2 >= w:
+                assert c2 >= 0.99 * c, ((q, u, w), (q2, u2, w2))
 
 
 def test_without_history_before_the_window_the_hybrid_keeps_its_defaults(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ The TUNING_WINDOWS windows just before the held-back tail, each as long as it, a
 forecast from what came before them and replayed under the hybrid at candidate settings: the
 forecast quantile of its floor (FLOOR_QUANTILES up to the plan's), the HPA's target as a
 multiple of one replica's goodput measured alone (UTILISATIONS; pooled replicas serve more
-each, so above 1 is no overload) and its scale-down window (SCALE_DOWN_WINDOWS_S). The cheapest
+each, so above 1 is no overload; down to 0.2, as bursts that outrun the start-up delay need
+replicas held in reserve: with 0.4 the lowest, 9 of the 24 ServeGen sweep cells chose it, the
+grid's edge) and its scale-down window (SCALE_DOWN_WINDOWS_S). The cheapest
 setting that held the attainment target with a margin (at most MISS_SHARE of the misses the
 target allows) on every window is the one the held-back replay uses; if none did, the one whose
 worst window held the most (the cheaper of equals). One quiet day does not show a spiky
@@ -47,7 +49,7 @@ from planner.scaling.replay import ReplicaPlan, Timeline, timeline_cost
 from planner.scaling.schedule import Deployment
 
 FLOOR_QUANTILES = ("p50", "p90", "p95", "p99")
-UTILISATIONS = (2.0, 1.5, 1.0, 0.8, 0.6, 0.4)
+UTILISATIONS = (2.0, 1.5, 1.0, 0.8, 0.6, 0.4, 0.3, 0.2)
 MISS_SHARE = 0.5
 SCALE_DOWN_WINDOWS_S = (SCALE_DOWN_WINDOW_S, 900.0)
 TUNING_WINDOWS = 3
