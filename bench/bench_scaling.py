@@ -21,7 +21,10 @@ schedule's peak in the same cell: GPU-hours are reported relative to it.
 
 Summary per policy: the share of cells it held, its median GPU-hours relative to static peak,
 and its median cost relative to the cheapest policy that held the cell (cells no policy held
-are left out of that median).
+are left out of that median). A cell's ceiling is the most any policy could hold with the
+plan's deployments (PLAN.json `replay.ceiling`: requests every policy missed that miss even
+alone on an idle replica are lost whatever the fleet); the summary counts the cells whose
+ceiling reaches the target and each policy's share held among them.
 """
 
 import shutil
@@ -117,6 +120,7 @@ def plan_cell(con: duckdb.DuckDBPyConnection, client: dict, load_rps: float) -> 
     for policy in POLICIES:
         got = replay[policy]
         cell[policy] = (got["slo_attainment"], got["cost"], got["gpu_hours"])
+    cell["ceiling"] = replay["ceiling"]["slo_attainment"]
     tuned = replay["hybrid_tuning"]
     cell["hybrid_settings"] = (
         f"{tuned['floor_quantile']}, {tuned['utilisation']:g}, {tuned['scale_down_window_s']:g} s"
@@ -125,11 +129,16 @@ def plan_cell(con: duckdb.DuckDBPyConnection, client: dict, load_rps: float) -> 
 
 
 def summarize_cells(cells: list[dict]) -> dict:
-    """Per policy: share of cells held, median GPU-hours / static peak's, median cost / the
-    cheapest holding policy's."""
-    out = {}
+    """Cells some fleet of the plan's deployments could hold; per policy: the share of cells
+    held (of all, and of those), median GPU-hours / static peak's, median cost / the cheapest
+    holding policy's."""
+    holdable = [c for c in cells if c["ceiling"] >= TARGET]
+    out: dict = {"holdable_cells": len(holdable)}
     for policy in POLICIES:
         held = [c[policy][0] >= TARGET for c in cells]
+        out[f"{policy}_held_share_of_holdable"] = round(
+            float(np.mean([c[policy][0] >= TARGET for c in holdable])) if holdable else 0.0, 3
+        )
         gpu = [c[policy][2] / c["static_peak"][2] for c in cells if c["static_peak"][2] > 0]
         rel = []
         for c in cells:
@@ -147,7 +156,8 @@ def cell_line(cell: dict) -> str:
     figures = ", ".join(f"{p} {100 * cell[p][0]:.1f}% ${cell[p][1]:,.0f}" for p in POLICIES)
     return (
         f"{cell['client']} ({cell['kind']}) at {cell['load_rps']:g} req/s: {figures} "
-        f"(hybrid floor, utilisation, scale-down: {cell['hybrid_settings']})"
+        f"(hybrid floor, utilisation, scale-down: {cell['hybrid_settings']}; ceiling "
+        f"{100 * cell['ceiling']:.2f}%)"
     )
 
 

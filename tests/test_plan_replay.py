@@ -18,7 +18,7 @@ from planner.report.narrative import replay_warning
 from planner.scaling import holdout
 from planner.scaling.diagnose import DRIFT_D, diagnose, length_shifts
 from planner.scaling.holdout import replayed_intervals
-from planner.scaling.replay import replay_verdict
+from planner.scaling.replay import POLICY_NAMES, replay_verdict
 from planner.simulate import Workload
 from planner.store import open_store
 
@@ -101,6 +101,32 @@ def test_misses_within_the_band_without_longer_prompts_are_capacity(replayed_med
     found = _diagnose(_work(_lognormal(2000, 1000, 1)), replayed, meets, band=10.0)
     assert found["causes"] == ["capacity"]
     assert "the schedule held 90.0%" in found["sentence"]
+
+
+@pytest.mark.parametrize(("lost_every", "named"), [(40, True), (200, False)])
+def test_requests_lost_even_alone_are_beyond_any_replica_when_they_cap_the_target(
+    lost_every, named
+):
+    """Requests that miss even alone on an idle replica are named as a cause when there are so
+    many that no fleet reaches the target (1 in 40 > the 1 % the target allows), and not when
+    there are fewer (1 in 200); the other misses are still told apart (here capacity)."""
+    replayed = _work(_lognormal(2000, 1200, 2))
+    lost = np.arange(1200) % lost_every == 0
+    meets = ~lost & (np.arange(1200) % 10 != 1)
+    edges = np.linspace(0.0, 600.0, 11)
+    observed = np.histogram(replayed.arrival_s, bins=edges)[0] / 60.0
+    sized = _work(_lognormal(2000, 1000, 1))
+    found = diagnose(sized, replayed, meets, edges, observed, np.full(10, 10.0), 0.99, "p95", lost)
+    assert ("beyond any replica" in found["causes"]) is named
+    if named:
+        assert found["causes"][0] == "beyond any replica"
+        assert found["sentence"].startswith(
+            f"beyond any replica: 30 of the 1,200 requests replayed (2.50%) miss the SLO even "
+            f"alone on an idle replica (prompts p50 {np.median(replayed.input_tokens[lost]):,.0f}"
+        )
+        assert "so no policy holds more than 97.50% with these deployments" in found["sentence"]
+    else:
+        assert found["causes"] == ["capacity"]
 
 
 def test_no_cause_when_the_schedule_held_the_target():
@@ -187,6 +213,9 @@ def _check_headline_and_warnings(plan: dict, stderr: str, page_one: str) -> floa
     gap = round((held - target) * 100, 6)
     warned = [w for w in plan["warnings"] if "held-back replay" in w]
     assert len(warned) == (abs(gap) > 1)
+    ceiling = plan["replay"]["ceiling"]["slo_attainment"]
+    for policy in POLICY_NAMES:  # lost requests are missed by every policy: none holds more
+        assert plan["replay"][policy]["slo_attainment"] <= ceiling + 1e-5, policy
     hybrid, schedule = plan["replay"]["hybrid"], plan["replay"]["schedule"]
     if plan["replay"]["hybrid_tuning"]["floor_quantile"] == plan["quantile"]:
         assert hybrid["gpu_hours"] >= schedule["gpu_hours"]  # the schedule is the hybrid's floor

@@ -149,6 +149,30 @@ def test_replay_section_states_the_verdict(plan: dict, rendered) -> None:
     assert html.index(html_escape(verdict["sentence"])) < html.index(tuned)
 
 
+def test_replay_section_states_the_ceiling_only_when_requests_are_lost(
+    plan: dict, rendered, tmp_path: Path
+) -> None:
+    """Requests lost even alone on an idle replica cap what any policy holds: the replay
+    section says so with PLAN.json's figures; with none lost it says nothing."""
+    _, html = rendered
+    assert 'class="ceiling"' not in html
+    ceiling = {
+        "slo_attainment": 0.9805,
+        "requests_lost": 734,
+        "lost_input_p50": 8280.0,
+        "lost_input_max": 29601,
+        "sized_input_max": 13700,
+    }
+    out = tmp_path / "capped.html"
+    write_report(plan | {"replay": plan["replay"] | {"ceiling": ceiling}}, out, ())
+    capped = out.read_text(encoding="utf-8")
+    assert (
+        "Ceiling: no policy can hold more than 98.05% with these deployments: 734 replayed "
+        "request(s) missed by every policy miss the SLO even alone on an idle replica (prompts "
+        "p50 8,280, up to 29,601 tokens; the longest the plan was sized on: 13,700)." in capped
+    )
+
+
 def test_replay_timeline_draws_the_hybrids_floor_under_the_hybrid(plan: dict) -> None:
     """The ops chart of the replay draws the hybrid and, as its own series, its forecast floor
     (the hybrid less the floor: its burst replicas), step for step as PLAN.json has them (the

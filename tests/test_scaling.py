@@ -25,6 +25,7 @@ from planner.scaling.replay import (
     burst_deployments,
     hybrid_timeline,
     max_replicas,
+    missed_alone,
     reactive_timeline,
     ready_from_requested,
     replay,
@@ -34,7 +35,7 @@ from planner.scaling.replay import (
     static_timeline,
 )
 from planner.scaling.schedule import Deployment, build_schedule, hold_levels
-from planner.simulate import StepTable, Workload, parse_slos
+from planner.simulate import StepTable, Workload, parse_slos, simulate
 from planner.store import open_store
 
 H100 = Deployment(MixOption("h100-tp1-agg-b64", "h100", 1, 12.29, (2.0,)), 0, "all")
@@ -410,6 +411,35 @@ def test_verdict_advises_a_higher_quantile_only_when_one_adds_replicas():
     )
     plain = replay_verdict(missed, 0.99)["sentence"]
     assert "--quantile" not in plain and "no higher forecast quantile would add" in plain
+
+
+def test_below_the_ceiling_the_verdict_advises_no_quantile():
+    """When requests miss even alone on an idle replica so often that no fleet reaches the
+    target, the verdict says what the most is instead of advising a higher quantile."""
+    missed = {k: _policy(0.97, 90) for k in ("schedule", "static_peak", "reactive")}
+    sentence = replay_verdict(missed, 0.99, "p99", ceiling=0.9805)["sentence"]
+    assert "--quantile" not in sentence
+    assert "98.05% is the most any policy holds with these deployments" in sentence
+    assert "--quantile p99" in replay_verdict(missed, 0.99, "p99", ceiling=0.995)["sentence"]
+
+
+def test_missed_alone_flags_the_suspects_that_miss_on_their_own_idle_replica():
+    """Independent check: each suspect simulated in a workload of its own (one request, an idle
+    replica); prompts a TP1 H100 cannot prefill within 500 ms are lost whatever the fleet,
+    short ones are not, and a request that is not a suspect is never flagged."""
+    dep = Deployment(MixOption("h100", "h100", 1, 12.29, (4.0,)), 0, "all")
+    engine = ReplicaPlan(StepTable(StepModel.build("llama-3.1-8b", "h100")), 64, None)
+    slos = parse_slos(["ttft_p99=500ms", "tpot_p99=50ms"])
+    inputs = np.array([512, 30_000, 1_000, 60_000, 40_000, 2_000])
+    work = Workload(np.zeros(6), inputs, np.full(6, 64))
+    suspects = np.array([True, True, True, True, False, False])
+    lost = missed_alone(work, np.zeros(6, dtype=int), [dep], [engine], slos, suspects)
+    alone = [
+        not simulate(work.take(np.array([i])), engine.table).meets(slos)[0]
+        for i in range(len(inputs))
+    ]
+    assert lost.tolist() == [a and s for a, s in zip(alone, suspects, strict=True)]
+    assert lost.tolist() == [False, True, False, True, False, False]
 
 
 def test_higher_quantile_is_the_lowest_that_adds_replicas():

@@ -130,7 +130,12 @@ contract between planner/optimize and planner/report) is::
                                                 // above it, with the settings below
         "verdict": {"policy": "schedule",       // cheapest policy that held the SLO, or null
                     "sentence": "On the held-back replay the forecast schedule held ..."},
+        "ceiling": {"slo_attainment": 0.9805,  // the most any policy holds with these
+                    "requests_lost": 734,      // deployments: requests every policy missed
+                    "lost_input_p50": 8280.0,  // that miss even alone on an idle replica
+                    "lost_input_max": 29601, "sized_input_max": 13700},
         "diagnosis": {"causes": ["length drift"],  // why the schedule missed (none: it held):
+                                                   // "beyond any replica",
                                                    // "burst above the forecast band",
                                                    // "length drift", "capacity"
                       "sentence": "length drift: held-back prompts longer (p50 ...)",
@@ -460,6 +465,18 @@ class Diagnosis(_Model):
     band: dict[str, float | int | None]
 
 
+class Ceiling(_Model):
+    """The most any policy could hold on the replay with the plan's deployments: the requests
+    every policy missed that miss the SLO even alone on an idle replica are lost whatever the
+    fleet; their prompts beside the longest the plan was sized on."""
+
+    slo_attainment: float
+    requests_lost: int
+    lost_input_p50: float | None
+    lost_input_max: int | None
+    sized_input_max: int | None
+
+
 class HybridTuning(_Model):
     """The hybrid's settings and how they were chosen (planner/scaling/tuning.py): on replays
     of the windows before the held-back tail (its worst window's attainment, its cost over
@@ -490,6 +507,7 @@ class Replay(_Model):
     kpa: PolicyReplay | None = None
     hybrid: PolicyReplay | None = None
     verdict: Verdict | None = None
+    ceiling: Ceiling | None = None
     diagnosis: Diagnosis | None = None
     busy_share: dict[str, float] | None = None
     hybrid_tuning: HybridTuning | None = None

@@ -1,6 +1,11 @@
 """Why the schedule missed its target on the held-back replay, from what the replay measured.
 
-Three causes are told apart, each from its own measurement:
+Four causes are told apart, each from its own measurement:
+
+- **beyond any replica**: requests that every policy missed and that miss the SLO even
+  replayed alone on an idle replica (planner/scaling/replay.py `missed_alone`), so many that
+  no fleet of these deployments reaches the target (prompts longer than any replica prefills
+  within the TTFT limit, say);
 
 - **length drift**: the held-back requests' token lengths are not those the plan was sized on
   (two-sample Kolmogorov-Smirnov on input and on output tokens, sized sample vs held-back
@@ -13,7 +18,7 @@ Three causes are told apart, each from its own measurement:
   short: the goodput measured at the peak did not carry over to the replay.
 
 A cause is named only where its measurement shows it; a miss that only bursts explain is not
-blamed on lengths, and capacity is named only when neither of the others is, so a miss always
+blamed on lengths, and capacity is named only when none of the others is, so a miss always
 has at least one cause.
 """
 
@@ -155,6 +160,19 @@ def band_split(
     )
 
 
+def beyond_words(sized: Workload, replayed: Workload, lost: np.ndarray) -> str:
+    """'beyond any replica: 734 of the 37,694 requests replayed (1.95%) miss ...'."""
+    prompts = replayed.input_tokens[lost]
+    longest = int(sized.input_tokens.max()) if sized.requests else 0
+    return (
+        f"beyond any replica: {int(lost.sum()):,} of the {len(lost):,} requests replayed "
+        f"({float(lost.mean()):.2%}) miss the SLO even alone on an idle replica (prompts p50 "
+        f"{float(np.median(prompts)):,.0f}, up to {int(prompts.max()):,} tokens; the longest "
+        f"sized {longest:,}), so no policy holds more than {1.0 - float(lost.mean()):.2%} with "
+        "these deployments"
+    )
+
+
 def diagnose(
     sized: Workload,
     replayed: Workload,
@@ -164,15 +182,21 @@ def diagnose(
     band: np.ndarray,
     attainment: float,
     quantile: str,
+    lost: np.ndarray | None = None,
 ) -> dict:
     """PLAN.json's `replay.diagnosis`: the causes of the schedule's miss and the measurements
     behind them (`meets`: the schedule's per-request SLO result; `observed` and `band`: the
-    arrival rate and its forecast `quantile` per interval between `edges`)."""
+    arrival rate and its forecast `quantile` per interval between `edges`; `lost`: the
+    requests that miss the SLO even alone on an idle replica)."""
     shifts = length_shifts(sized, replayed)
     split = band_split(replayed.arrival_s, meets, edges, observed, band)
     missed = split.requests > 0 and float(meets.mean()) < attainment
     drift = [s for s in shifts if s.drifted]
     causes, words = [], []
+    beyond = lost is not None and len(lost) > 0 and 1.0 - float(lost.mean()) < attainment
+    if missed and beyond:
+        causes.append("beyond any replica")
+        words.append(beyond_words(sized, replayed, lost))
     if missed and split.bursts_missed(attainment):
         causes.append("burst above the forecast band")
         words.append(

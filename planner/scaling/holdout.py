@@ -34,6 +34,7 @@ from planner.scaling.replay import (
     ReplicaPlan,
     Timeline,
     hybrid_timeline,
+    missed_alone,
     reactive_timeline,
     replay,
     replay_verdict,
@@ -127,8 +128,9 @@ def replay_window(
     deployments: Sequence[Deployment],
     replicas: Sequence[ReplicaPlan],
     slos: list[Slo],
-) -> tuple[dict[str, ReplayResult], Workload]:
-    """Every timeline replayed on the window's replayed intervals, and the requests replayed."""
+) -> tuple[dict[str, ReplayResult], Workload, np.ndarray]:
+    """Every timeline replayed on the window's replayed intervals, the requests replayed and
+    their length buckets."""
     grid = next(iter(timelines.values()))
     picked, rows = _replayed(window.work.arrival_s, window.edges, window.chosen, grid)
     sample = window.work.take(picked)
@@ -137,7 +139,7 @@ def replay_window(
         name: replay(sample, bucket, deployments, replicas, tl, slos, rows)
         for name, tl in timelines.items()
     }
-    return results, sample
+    return results, sample, bucket
 
 
 def forecast_schedule(
@@ -176,18 +178,22 @@ def replay_holdout(
     scene = Scene(sched, window, mean_tokens_by_bucket(tail.sized, tail.edges), available)
     below = scene.floor_timeline(floor)
     timelines = scene.timelines(below, hybrid)
-    results, sample = replay_window(window, timelines, deployments, replicas, tail.slos)
+    results, sample, bucket = replay_window(window, timelines, deployments, replicas, tail.slos)
     out: dict = {name: result.to_dict() for name, result in results.items()}
+    missed_by_all = ~np.logical_or.reduce([r.meets for r in results.values()])
+    lost = missed_alone(sample, bucket, deployments, replicas, tail.slos, missed_by_all)
+    out["ceiling"] = idle_ceiling(sample, lost, tail.sized)
     observed = window.counts / tail.demand.interval_s
     band, meets = forecast.level(quantile), results["schedule"].meets
     diagnosis = diagnose(
-        tail.sized, sample, meets, window.edges, observed, band, tail.attainment, quantile
+        tail.sized, sample, meets, window.edges, observed, band, tail.attainment, quantile, lost
     )
     out["verdict"] = replay_verdict(
         out,
         tail.attainment,
         higher_quantile(forecast, quantile, sched, delay_s, available),
         diagnosis["sentence"],
+        out["ceiling"]["slo_attainment"],
     )
     out["diagnosis"] = diagnosis
     out["busy_share"] = {
@@ -206,6 +212,20 @@ def replay_holdout(
         "forecast_method": forecast.method,
     }
     return out, window.work
+
+
+def idle_ceiling(sample: Workload, lost: np.ndarray, sized: Workload) -> dict:
+    """PLAN.json's `replay.ceiling`: the most any policy could hold on the replayed requests
+    with these deployments (the `lost` ones miss the SLO even alone on an idle replica), and
+    the prompts of the lost ones beside the longest the plan was sized on."""
+    prompts = sample.input_tokens[lost]
+    return {
+        "slo_attainment": round(1.0 - float(lost.mean()), 5) if len(lost) else 1.0,
+        "requests_lost": int(lost.sum()),
+        "lost_input_p50": float(np.median(prompts)) if len(prompts) else None,
+        "lost_input_max": int(prompts.max()) if len(prompts) else None,
+        "sized_input_max": int(sized.input_tokens.max()) if sized.requests else None,
+    }
 
 
 def replayed_intervals(counts: np.ndarray, budget: int) -> np.ndarray:

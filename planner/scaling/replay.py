@@ -26,9 +26,10 @@ from planner.scaling.autoscaler import (
     kpa_replicas,
 )
 from planner.scaling.schedule import Deployment, Schedule
-from planner.simulate import Slo, StepTable, Workload, engine_scheduling, simulate
+from planner.simulate import SimResult, Slo, StepTable, Workload, engine_scheduling, simulate
 
 GRID_S = 5.0
+ALONE_GAP_S = 1e6
 GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 
 
@@ -355,16 +356,43 @@ def replay(
         rows = order[lo:hi]
         d = int(dep[rows[0]])
         plan = replicas[d]
-        sub = work.take(rows)
-        rules = engine_scheduling(plan.table, plan.max_batch)
-        result = simulate(
-            sub, plan.table, rules, disagg=plan.disagg, prefill_model=plan.prefill_table
-        )
+        result = served_by(plan, work.take(rows))
         meets[rows] = result.meets(slos)
         busy[d] += result.busy_s * deployments[d].option.gpus / sum(plan.disagg or (1,))
         prompt += (result.cached_tokens, result.prefilled_tokens)
     totals = _totals(meets, busy, deployments, timeline, replayed_rows)
     return replace(totals, prefix_saved=float(prompt[0] / max(prompt.sum(), 1)))
+
+
+def missed_alone(
+    work: Workload,
+    bucket: np.ndarray,
+    deployments: Sequence[Deployment],
+    replicas: Sequence[ReplicaPlan],
+    slos: list[Slo],
+    suspects: np.ndarray,
+) -> np.ndarray:
+    """Which of the `suspects` (a mask over `work`) miss the SLO even served one at a time on
+    an idle replica of every deployment of their length bucket: requests no fleet of these
+    deployments serves in time, whatever the policy. Each is replayed alone, ALONE_GAP_S after
+    the one before (a prefix cache keeps what the ones before left)."""
+    lost = np.asarray(suspects, dtype=bool).copy()
+    for dep, plan in zip(deployments, replicas, strict=True):
+        rows = np.flatnonzero(lost & (bucket == dep.bucket))
+        if not len(rows):
+            continue
+        sub = work.take(rows)
+        sub = sub.shifted(ALONE_GAP_S * np.arange(len(rows)) - sub.arrival_s)
+        lost[rows] = ~served_by(plan, sub).meets(slos)
+    return lost
+
+
+def served_by(plan: ReplicaPlan, work: Workload) -> SimResult:
+    """What the requests of `work` experience on one replica of `plan`."""
+    rules = engine_scheduling(plan.table, plan.max_batch)
+    result = simulate(work, plan.table, rules, disagg=plan.disagg, prefill_model=plan.prefill_table)
+    assert result is not None  # simulate returns None only when given stop_below
+    return result
 
 
 def timeline_cost(timeline: Timeline, deployments: Sequence[Deployment]) -> float:
@@ -410,7 +438,11 @@ POLICY_NAMES = {
 
 
 def replay_verdict(
-    results: dict[str, dict], attainment: float, higher: str | None = None, cause: str = ""
+    results: dict[str, dict],
+    attainment: float,
+    higher: str | None = None,
+    cause: str = "",
+    ceiling: float = 1.0,
 ) -> dict:
     """Which replayed policy held the attainment target at the least cost, in one sentence.
 
@@ -419,18 +451,27 @@ def replay_verdict(
     bursts a day-ahead forecast cannot place, the reactive autoscaler often is). `higher` is
     the lowest forecast quantile whose schedule would add replicas; a higher --quantile is
     advised only then, since any other would give the same plan. `cause`: why the schedule
-    missed the target, as the replay's diagnosis measured it (planner/scaling/diagnose.py).
+    missed the target, as the replay's diagnosis measured it (planner/scaling/diagnose.py);
+    `ceiling`: the most any policy could hold with these deployments (below the target, no
+    quantile is advised: more replicas would not help).
     """
     why = f" Why the schedule missed: {cause}." if cause else ""
     policies = [k for k in POLICY_NAMES if k in results]
     held = [k for k in policies if results[k]["slo_attainment"] >= attainment]
     if not held:
         best = max(policies, key=lambda k: results[k]["slo_attainment"])
-        advice = (
-            f"; --quantile {higher} provisions more replicas in the intervals it forecasts higher"
-            if higher
-            else "; no higher forecast quantile would add replicas"
-        )
+        if ceiling < attainment:
+            advice = (
+                f"; {ceiling:.2%} is the most any policy holds with these deployments (the "
+                "rest miss the SLO even alone on an idle replica)"
+            )
+        elif higher:
+            advice = (
+                f"; --quantile {higher} provisions more replicas in the intervals it forecasts "
+                "higher"
+            )
+        else:
+            advice = "; no higher forecast quantile would add replicas"
         return {
             "policy": None,
             "sentence": (

@@ -140,7 +140,7 @@ def tune_hybrid(
         for w in list(order):
             key = (w, timelines[i][w].requested.tobytes())
             if key not in replayed:
-                results, _ = replay_window(
+                results, _, _ = replay_window(
                     stages[w].window, {"hybrid": timelines[i][w]}, deployments, replicas, tail.slos
                 )
                 replayed[key] = results["hybrid"].slo_attainment
