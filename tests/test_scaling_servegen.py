@@ -5,7 +5,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import busiest_fleet, group_hourly, replica_hourly, shared_path
+from conftest import (
+    busiest_fleet,
+    group_hourly,
+    ingest_one,
+    invoke,
+    replica_hourly,
+    shared_path,
+    store_state,
+)
 
 from planner.ingest import ingest_path
 from planner.planning import PlanOptions, make_plan
@@ -139,3 +147,27 @@ def test_a_bursty_client_gets_the_mix_that_scales_down(tmp_path_factory: pytest.
             r["replicas"] for r in plan["schedule"] if r["plan"] == g["plan"]
         )
         assert f"up to {g['max_count']} x {g['accelerator'].upper()}" in rec["sentence"]
+
+
+def test_a_client_gone_quiet_is_refused_with_the_reason(tmp_path: Path):
+    """m-large chunk-29 sent 4 requests in its last two days and none in the last: every
+    interval of the forecast horizon is 0 req/s, so no replica would ever run (the plan used to
+    crash building an empty schedule). One line naming the trace and the reason, exit code 1,
+    the store as before."""
+    folder = shared_path("traces", "alibaba_servegen", "data", "language", "m-large")
+    copy = tmp_path / "chunk-29"
+    copy.mkdir()
+    for suffix in ("trace.csv", "dataset.json.gz"):
+        shutil.copy(folder / f"chunk-29-{suffix}", copy)
+    db = tmp_path / "store.duckdb"
+    ingest_one(db, copy, "--name", "quiet")
+    before = store_state(db)
+    result = invoke("plan", "quiet", "--model", "llama-3.1-8b", "--slo", "ttft_p99=1s", "--db", db)
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "error: nothing to schedule: the p95 forecast of trace 'quiet' is 0 req/s in every "
+        "10min interval of the 1d horizon (requests came in 0 of its last 144 intervals)"
+    ), line
+    assert store_state(db) == before

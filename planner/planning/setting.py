@@ -203,4 +203,12 @@ def forecast_horizon(con: duckdb.DuckDBPyConnection, opts: PlanOptions) -> Horiz
         cut_s, end_s = cutoff * interval_s, (len(demand.rps) + steps) * interval_s
         lengths = length_drift(con, info.id, cut_s, (cut_s, end_s), RECENT_S)
     level = forward.level(opts.quantile)
+    if not np.nanmax(level, initial=0.0) > 0:
+        recent = demand.rps[cutoff:]
+        raise PlannerError(
+            f"nothing to schedule: the {opts.quantile} forecast of trace {opts.trace!r} is 0 "
+            f"req/s in every {opts.interval} interval of the {opts.horizon} horizon (requests "
+            f"came in {int((recent > 0).sum())} of its last {len(recent)} intervals); plan a "
+            "trace with recent traffic"
+        )
     return Horizon(demand, steps, cutoff, forward, held, level, tuning, lengths)
