@@ -150,10 +150,10 @@ def test_a_bursty_client_gets_the_mix_that_scales_down(tmp_path_factory: pytest.
 
 
 def test_a_client_gone_quiet_is_refused_with_the_reason(tmp_path: Path):
-    """m-large chunk-29 sent 4 requests in its last two days and none in the last: every
-    interval of the forecast horizon is 0 req/s, so no replica would ever run (the plan used to
-    crash building an empty schedule). One line naming the trace and the reason, exit code 1,
-    the store as before."""
+    """m-large chunk-29 had requests in 4 ten-minute intervals of its last two days and none in
+    the last day: every interval of the forecast horizon is 0 req/s, so no replica would ever
+    run (the plan used to crash building an empty schedule). One line naming the trace and the
+    reason, exit code 1, the store as before."""
     folder = shared_path("traces", "alibaba_servegen", "data", "language", "m-large")
     copy = tmp_path / "chunk-29"
     copy.mkdir()
