@@ -22,10 +22,12 @@ from planner.scaling.demand import demand_series, forecast_demand
 from planner.scaling.replay import (
     Controller,
     ReplicaPlan,
+    Timeline,
     burst_deployments,
     hybrid_timeline,
     max_replicas,
     missed_alone,
+    missed_while_starting,
     reactive_timeline,
     ready_from_requested,
     replay,
@@ -421,6 +423,27 @@ def test_below_the_ceiling_the_verdict_advises_no_quantile():
     assert "--quantile" not in sentence
     assert "98.05% is the most any policy holds with these deployments" in sentence
     assert "--quantile p99" in replay_verdict(missed, 0.99, "p99", ceiling=0.995)["sentence"]
+
+
+def test_misses_while_replicas_start_are_those_where_requested_exceeds_ready():
+    """Hand-computed: on a 5 s grid the policy asks for 3 replicas at 10 s, ready at 20 s; of the
+    four requests it missed (at 7, 12, 17, 22 s) the two at 12 and 17 s came while two replicas
+    were starting; the verdict says so (with the start-up) only when the hybrid missed."""
+    requested = np.array([[1], [1], [3], [3], [3]])
+    ready = np.array([[1], [1], [1], [1], [3]])
+    timeline = Timeline(0.0, 5.0, requested, ready)
+    meets = np.array([True, False, False, False, False])
+    found = missed_while_starting(timeline, np.array([2.0, 7.0, 12.0, 17.0, 22.0]), meets)
+    assert found == {"missed": 4, "while_starting": 2}
+    starting = found | {"start_up_s": 66.0}
+    missed = {k: _policy(0.97, 90) for k in ("schedule", "static_peak", "hybrid")}
+    phrase = "Of the hybrid's misses, 50% arrived while replicas it had asked for were still"
+    assert phrase in replay_verdict(missed, 0.99, starting=starting)["sentence"]
+    assert (
+        "starting (66 s start-up)." in replay_verdict(missed, 0.99, starting=starting)["sentence"]
+    )
+    held = missed | {"hybrid": _policy(0.995, 120)}
+    assert "hybrid's misses" not in replay_verdict(held, 0.99, starting=starting)["sentence"]
 
 
 def test_missed_alone_flags_the_suspects_that_miss_on_their_own_idle_replica():

@@ -134,6 +134,9 @@ contract between planner/optimize and planner/report) is::
                     "requests_lost": 734,      // deployments: requests every policy missed
                     "lost_input_p50": 8280.0,  // that miss even alone on an idle replica
                     "lost_input_max": 29601, "sized_input_max": 13700},
+        "hybrid_misses": {"missed": 11180,       // requests the hybrid missed; of them, those
+                          "while_starting": 9900,  // arriving while replicas it had asked for
+                          "start_up_s": 66.0},     // were still starting (its start-up)
         "diagnosis": {"causes": ["length drift"],  // why the schedule missed (none: it held):
                                                    // "beyond any replica",
                                                    // "burst above the forecast band",
@@ -477,6 +480,15 @@ class Ceiling(_Model):
     sized_input_max: int | None
 
 
+class HybridMisses(_Model):
+    """The requests the hybrid missed on the replay, how many arrived while replicas it had
+    asked for were still starting, and the start-up (s) they waited for."""
+
+    missed: int
+    while_starting: int
+    start_up_s: float
+
+
 class HybridTuning(_Model):
     """The hybrid's settings and how they were chosen (planner/scaling/tuning.py): on replays
     of the windows before the held-back tail (its worst window's attainment, its cost over
@@ -508,6 +520,7 @@ class Replay(_Model):
     hybrid: PolicyReplay | None = None
     verdict: Verdict | None = None
     ceiling: Ceiling | None = None
+    hybrid_misses: HybridMisses | None = None
     diagnosis: Diagnosis | None = None
     busy_share: dict[str, float] | None = None
     hybrid_tuning: HybridTuning | None = None

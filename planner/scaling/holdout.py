@@ -35,6 +35,7 @@ from planner.scaling.replay import (
     Timeline,
     hybrid_timeline,
     missed_alone,
+    missed_while_starting,
     reactive_timeline,
     replay,
     replay_verdict,
@@ -183,6 +184,10 @@ def replay_holdout(
     missed_by_all = ~np.logical_or.reduce([r.meets for r in results.values()])
     lost = missed_alone(sample, bucket, deployments, replicas, tail.slos, missed_by_all)
     out["ceiling"] = idle_ceiling(sample, lost, tail.sized)
+    hybrid_misses = missed_while_starting(
+        timelines["hybrid"], sample.arrival_s, results["hybrid"].meets
+    )
+    out["hybrid_misses"] = hybrid_misses | {"start_up_s": round(delay_s, 1)}
     observed = window.counts / tail.demand.interval_s
     band, meets = forecast.level(quantile), results["schedule"].meets
     diagnosis = diagnose(
@@ -194,6 +199,7 @@ def replay_holdout(
         higher_quantile(forecast, quantile, sched, delay_s, available),
         diagnosis["sentence"],
         out["ceiling"]["slo_attainment"],
+        out["hybrid_misses"],
     )
     out["diagnosis"] = diagnosis
     out["busy_share"] = {

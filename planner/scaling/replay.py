@@ -395,6 +395,16 @@ def served_by(plan: ReplicaPlan, work: Workload) -> SimResult:
     return result
 
 
+def missed_while_starting(timeline: Timeline, arrivals: np.ndarray, meets: np.ndarray) -> dict:
+    """How many requests a policy missed, and how many of those arrived while replicas it had
+    asked for were still starting (requested, not yet ready): misses a faster reaction cannot
+    avoid, only replicas already running or a shorter start-up."""
+    rows = timeline.index(arrivals)
+    starting = (timeline.requested[rows] > timeline.ready[rows]).any(axis=1)
+    missed = ~np.asarray(meets, dtype=bool)
+    return {"missed": int(missed.sum()), "while_starting": int((missed & starting).sum())}
+
+
 def timeline_cost(timeline: Timeline, deployments: Sequence[Deployment]) -> float:
     """What a timeline bills: every requested replica at its $/hour (known before simulating)."""
     prices = np.array([d.option.cost_per_hour for d in deployments])
@@ -443,6 +453,7 @@ def replay_verdict(
     higher: str | None = None,
     cause: str = "",
     ceiling: float = 1.0,
+    starting: dict | None = None,
 ) -> dict:
     """Which replayed policy held the attainment target at the least cost, in one sentence.
 
@@ -453,9 +464,18 @@ def replay_verdict(
     advised only then, since any other would give the same plan. `cause`: why the schedule
     missed the target, as the replay's diagnosis measured it (planner/scaling/diagnose.py);
     `ceiling`: the most any policy could hold with these deployments (below the target, no
-    quantile is advised: more replicas would not help).
+    quantile is advised: more replicas would not help); `starting`: the hybrid's misses and how
+    many came while its replicas were starting (`missed_while_starting` and the start-up
+    seconds), said when the hybrid missed the target.
     """
     why = f" Why the schedule missed: {cause}." if cause else ""
+    hybrid = results.get("hybrid")
+    if starting and starting["missed"] and hybrid and hybrid["slo_attainment"] < attainment:
+        share = starting["while_starting"] / starting["missed"]
+        why += (
+            f" Of the hybrid's misses, {share:.0%} arrived while replicas it had asked for were "
+            f"still starting ({starting['start_up_s']:,.0f} s start-up)."
+        )
     policies = [k for k in POLICY_NAMES if k in results]
     held = [k for k in policies if results[k]["slo_attainment"] >= attainment]
     if not held:
