@@ -134,9 +134,9 @@ contract between planner/optimize and planner/report) is::
                     "requests_lost": 734,      // deployments: requests every policy missed
                     "lost_input_p50": 8280.0,  // that miss even alone on an idle replica
                     "lost_input_max": 29601, "sized_input_max": 13700},
-        "hybrid_misses": {"missed": 11180,       // requests the hybrid missed; of them, those
-                          "while_starting": 9900,  // arriving while replicas it had asked for
-                          "start_up_s": 66.0},     // were still starting (its start-up)
+        "hybrid_misses": {"missed": 11216,        // requests the hybrid missed; of them, those
+                          "while_starting": 11183,  // arriving while replicas it had asked for
+                          "start_up_s": 66.1},      // were still starting (its start-up)
         "diagnosis": {"causes": ["length drift"],  // why the schedule missed (none: it held):
                                                    // "beyond any replica",
                                                    // "burst above the forecast band",
