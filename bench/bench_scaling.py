@@ -136,8 +136,9 @@ def summarize_cells(cells: list[dict]) -> dict:
     out: dict = {"holdable_cells": len(holdable)}
     for policy in POLICIES:
         held = [c[policy][0] >= TARGET for c in cells]
+        held_holdable = [c[policy][0] >= TARGET for c in holdable]
         out[f"{policy}_held_share_of_holdable"] = round(
-            float(np.mean([c[policy][0] >= TARGET for c in holdable])) if holdable else 0.0, 3
+            float(np.mean(held_holdable)) if holdable else 0.0, 3
         )
         gpu = [c[policy][2] / c["static_peak"][2] for c in cells if c["static_peak"][2] > 0]
         rel = []

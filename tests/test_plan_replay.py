@@ -38,11 +38,18 @@ def _lognormal(median: float, n: int, seed: int) -> np.ndarray:
     return np.round(median * rng.lognormal(0.0, 0.3, n)).astype(np.int64)
 
 
-def _diagnose(sized: Workload, replayed: Workload, meets: np.ndarray, band: float) -> dict:
-    """`diagnose` over 10 one-minute intervals with a flat forecast `band` (requests/s)."""
+def _diagnose(
+    sized: Workload,
+    replayed: Workload,
+    meets: np.ndarray,
+    band: float,
+    lost: np.ndarray | None = None,
+) -> dict:
+    """`diagnose` over 10 one-minute intervals with a flat forecast `band` (requests/s); `lost`:
+    the requests that miss even alone on an idle replica."""
     edges = np.linspace(0.0, 600.0, 11)
     observed = np.histogram(replayed.arrival_s, bins=edges)[0] / 60.0
-    return diagnose(sized, replayed, meets, edges, observed, np.full(10, band), 0.99, "p95")
+    return diagnose(sized, replayed, meets, edges, observed, np.full(10, band), 0.99, "p95", lost)
 
 
 def test_ks_statistic_is_the_largest_gap_between_the_two_ecdfs():
@@ -113,10 +120,7 @@ def test_requests_lost_even_alone_are_beyond_any_replica_when_they_cap_the_targe
     replayed = _work(_lognormal(2000, 1200, 2))
     lost = np.arange(1200) % lost_every == 0
     meets = ~lost & (np.arange(1200) % 10 != 1)
-    edges = np.linspace(0.0, 600.0, 11)
-    observed = np.histogram(replayed.arrival_s, bins=edges)[0] / 60.0
-    sized = _work(_lognormal(2000, 1000, 1))
-    found = diagnose(sized, replayed, meets, edges, observed, np.full(10, 10.0), 0.99, "p95", lost)
+    found = _diagnose(_work(_lognormal(2000, 1000, 1)), replayed, meets, 10.0, lost)
     assert ("beyond any replica" in found["causes"]) is named
     if named:
         assert found["causes"][0] == "beyond any replica"
