@@ -45,7 +45,8 @@ class Accelerator:
     load_source: str = ""
 
     def peak_flops(self, dtype: str) -> float:
-        """Dense peak FLOP/s of math in `dtype` (BF16 where the device lacks the format)."""
+        """Dense peak FLOP/s of math in `dtype` (BF16 where the device lacks the format or runs
+        it slower: Blackwell Ultra's INT8 peak is under its BF16 one, so engines dequantise)."""
         peaks = {
             "fp8": self.fp8_tflops,
             "int8": self.int8_tops,
@@ -53,7 +54,7 @@ class Accelerator:
             "mxfp4": self.fp4_tflops,
         }
         peak = peaks.get(dtype.lower(), 0.0)
-        return (peak if peak > 0 else self.bf16_tflops) * 1e12
+        return max(peak, self.bf16_tflops) * 1e12
 
     def link_gbs(self, span: int) -> float:
         """Per-GPU bandwidth of a collective over `span` GPUs (scale-out past the domain)."""
