@@ -121,7 +121,7 @@ class FixedSteps:
     """A step model with deterministic times for closed forms: `prefill` ms per prompt (or
     chunk) a step carries, plus `decode` ms when the step decodes (mixed steps pay both)."""
 
-    sliding_window = 0
+    attention_window = 0
 
     def __init__(self, prefill: float = 10.0, decode: float = 1.0, kv: int = 10**9) -> None:
         """Constant costs and a KV budget."""

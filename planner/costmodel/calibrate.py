@@ -241,7 +241,7 @@ def _groups(points: pl.DataFrame, cards: dict[str, ModelCard]) -> list[_Group]:
         prefill = (df["phase"] == "prefill").to_numpy()
         b, t, c = (df[k].to_numpy() for k in ("batch", "tokens", "context"))
         shape = StepShape.uniform(
-            float(card.sliding_window),
+            float(card.attention_window),
             np.where(prefill, b, 0.0),
             np.where(prefill, t, 0.0),
             np.where(prefill, c, 0.0),

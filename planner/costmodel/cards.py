@@ -24,6 +24,7 @@ DTYPE_BYTES = {
 }
 DTYPE_ALIASES = {"nvfp4": "fp4", "fp8_block": "fp8", "w8a8": "int8", "float16": "fp16"}
 DTYPE_ALIASES |= {"bfloat16": "bf16", "float32": "fp32", "e4m3": "fp8", "w4a16": "int4"}
+DTYPE_ALIASES |= {"int4_wo": "int4"}
 
 
 def normalize_dtype(dtype: str) -> str:
@@ -47,9 +48,15 @@ class ModelCard(BaseModel):
     `dtype` is the shipped weight precision of the dense parts, `expert_dtype` that of the
     routed experts where it differs (gpt-oss: MXFP4 experts, BF16 attention). Sliding-window
     (or chunked local) attention layers see at most `sliding_window` tokens of context and
-    keep no more KV than that per sequence. `mtp_layers` are the multi-token-prediction
-    draft layers some checkpoints ship (DeepSeek-V3, GLM-4.5, MiniMax-M2). `aliases` are the
-    Hugging Face repository paths that name this architecture (``Qwen/Qwen3-32B-FP8``).
+    keep no more KV than that per sequence. Linear-attention layers (Gated DeltaNet, Qwen3.5:
+    `linear_*` heads and dims, a short convolution of `linear_conv` taps) keep a fixed
+    recurrent state per sequence instead of a KV cache. Sparse attention (DeepSeek Sparse
+    Attention, GLM-5) attends each query to the `index_topk` tokens a small indexer
+    (`index_heads` x `index_head_dim`) scores over the whole context. `attention_gate`: the
+    query projection also yields an output gate (Qwen3.5). `mtp_layers` are the multi-token-
+    prediction draft layers some checkpoints ship (DeepSeek-V3, GLM-4.5, MiniMax-M2).
+    `aliases` are the Hugging Face repository paths that name this architecture
+    (``Qwen/Qwen3-32B-FP8``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -85,6 +92,16 @@ class ModelCard(BaseModel):
     sliding_window: int = 0
     sliding_layers: int = 0
     mtp_layers: int = 0
+    attention_gate: bool = False
+    index_topk: int = 0
+    index_heads: int = 0
+    index_head_dim: int = 0
+    linear_layers: int = 0
+    linear_key_heads: int = 0
+    linear_value_heads: int = 0
+    linear_key_dim: int = 0
+    linear_value_dim: int = 0
+    linear_conv: int = 0
 
     @model_validator(mode="after")
     def _check(self) -> "ModelCard":
@@ -97,6 +114,15 @@ class ModelCard(BaseModel):
             raise ValueError(f"sliding_layers must be within 0..{self.layers}")
         if self.sliding_layers and self.sliding_window < 1:
             raise ValueError("sliding_layers needs a positive sliding_window")
+        if not 0 <= self.linear_layers <= self.layers - self.sliding_layers:
+            raise ValueError("linear_layers must fit beside the sliding layers within layers")
+        linear = (self.linear_key_heads, self.linear_value_heads, self.linear_key_dim)
+        if self.linear_layers and min(*linear, self.linear_value_dim) < 1:
+            raise ValueError("linear_layers needs linear key/value heads and head dims")
+        if self.index_topk and not (self.is_mla and self.index_heads and self.index_head_dim):
+            raise ValueError("index_topk (sparse attention) needs MLA and the indexer's heads")
+        if self.index_topk and self.sliding_layers:
+            raise ValueError("index_topk and sliding_layers cannot be combined")
         if self.heads % self.kv_heads:
             raise ValueError(f"heads {self.heads} not a multiple of kv_heads {self.kv_heads}")
         if self.mlp not in ("swiglu", "gelu"):
@@ -137,17 +163,26 @@ class ModelCard(BaseModel):
 
     @property
     def full_attention_layers(self) -> int:
-        """Layers that attend to the whole context (the rest use the sliding window)."""
-        return self.layers - self.sliding_layers
+        """Layers that attend to the whole context (not sliding-window or linear attention)."""
+        return self.layers - self.sliding_layers - self.linear_layers
+
+    @property
+    def attention_window(self) -> int:
+        """Most tokens one query attends to in the bounded layers: the sliding window, or the
+        top-k tokens a sparse-attention indexer selects (DeepSeek-V3.2, GLM-5); 0 if none."""
+        return self.sliding_window if self.sliding_layers else self.index_topk
 
     def kv_elements_per_token(self) -> int:
         """KV-cache elements one token of context occupies over the full-attention layers.
 
-        Sliding-window layers hold at most `sliding_window` tokens per sequence, a bounded
-        cost that does not grow with context, so the per-token figure leaves them out.
+        Sliding-window layers hold at most `sliding_window` tokens per sequence and linear-
+        attention layers a fixed recurrent state, bounded costs that do not grow with context,
+        so the per-token figure leaves them out. A sparse-attention indexer caches one key of
+        `index_head_dim` per token and layer beside the latent.
         """
         if self.is_mla:
-            return self.layers * (self.kv_lora_rank + self.qk_rope_head_dim)
+            latent = self.kv_lora_rank + self.qk_rope_head_dim
+            return self.layers * (latent + (self.index_head_dim if self.index_topk else 0))
         return self.full_attention_layers * 2 * self.kv_dim
 
     def attention_params(self) -> int:
@@ -159,7 +194,29 @@ class ModelCard(BaseModel):
             kv = h * (self.kv_lora_rank + self.qk_rope_head_dim)
             kv += self.kv_lora_rank * self.heads * (self.qk_nope_head_dim + self.v_head_dim)
             return q + kv + self.heads * self.v_head_dim * h
-        return h * (self.q_dim + 2 * self.kv_dim) + self.q_dim * h
+        gate = self.q_dim if self.attention_gate else 0
+        return h * (self.q_dim + gate + 2 * self.kv_dim) + self.q_dim * h
+
+    @property
+    def linear_qkv_dim(self) -> int:
+        """Width of a linear-attention layer's query, key and value channels (what its short
+        convolution runs over)."""
+        keys = self.linear_key_heads * self.linear_key_dim
+        return 2 * keys + self.linear_value_heads * self.linear_value_dim
+
+    def linear_attention_params(self) -> int:
+        """Weights of one linear-attention (Gated DeltaNet) block: the query, key, value, gate
+        and decay projections, the short convolution and the output projection."""
+        values = self.linear_value_heads * self.linear_value_dim
+        inputs = self.linear_qkv_dim + values + 2 * self.linear_value_heads
+        return self.hidden * inputs + self.linear_qkv_dim * self.linear_conv + values * self.hidden
+
+    def indexer_params(self) -> int:
+        """Weights of one sparse-attention indexer: its query, key and head-weight projections."""
+        if not self.index_topk:
+            return 0
+        width = self.index_heads * self.index_head_dim
+        return self.q_lora_rank * width + self.hidden * (self.index_head_dim + self.index_heads)
 
     def params(self) -> dict[str, int]:
         """Parameter counts by part: attention, dense MLP, routed experts, shared, embeddings."""
@@ -167,7 +224,9 @@ class ModelCard(BaseModel):
         expert = self.mlp_mats * self.hidden * self.expert_ffn
         embed = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
         return {
-            "attention": self.layers * self.attention_params(),
+            "attention": (self.layers - self.linear_layers) * self.attention_params()
+            + self.linear_layers * self.linear_attention_params()
+            + self.layers * self.indexer_params(),
             "dense_mlp": (self.layers - self.moe_layers) * dense_mlp,
             "experts": self.moe_layers * self.experts * expert,
             "shared": self.moe_layers * (self.shared_experts * expert + self.hidden * self.experts),

@@ -4,8 +4,10 @@ Reads the architecture fields the cost model needs from the families served in 2
 Llama / Mistral / Qwen2-3 (dense, GQA), Mixtral and Qwen-MoE (routed experts), DeepSeek-V2/V3,
 Kimi-K2 and GLM-4.5 (shared experts, first-k dense layers, MLA where present, MTP layers),
 gpt-oss (sliding-window layers, MXFP4 experts), MiniMax-M2 and Llama-4 (text_config nested,
-interleaved MoE layers, chunked local attention). The shipped weight precision comes from
-`quantization_config` (fp8, mxfp4, NVFP4 / ModelOpt), else from `torch_dtype`.
+interleaved MoE layers, chunked local attention), Qwen3-Next / Qwen3.5 (Gated DeltaNet
+linear-attention layers, gated attention), DeepSeek-V3.2 and GLM-5 (sparse attention's
+indexer). The shipped weight precision comes from `quantization_config` (fp8, mxfp4, NVFP4 /
+ModelOpt, compressed-tensors INT4 / INT8 / FP8), else from `torch_dtype`.
 """
 
 import json
@@ -38,7 +40,20 @@ def _quant_dtype(config: dict[str, Any]) -> tuple[str | None, bool]:
         return "fp4", False
     if method == "fp8" or "fp8" in algo or str(quant.get("fmt", "")).startswith(("e4m3", "float8")):
         return "fp8", False
+    if method == "compressed-tensors":
+        return _compressed_tensors(quant)
     return None, False
+
+
+def _compressed_tensors(quant: dict[str, Any]) -> tuple[str | None, bool]:
+    """A compressed-tensors scheme's weight dtype (Kimi K2.5: INT4 groups), and whether it
+    leaves attention unquantised (its `ignore` list names self_attn): experts-only then."""
+    groups = quant.get("config_groups") or {}
+    weights = next(iter(groups.values()), {}).get("weights") or {}
+    kind, bits = str(weights.get("type", "")), int(weights.get("num_bits") or 0)
+    dtype = {("int", 4): "int4", ("int", 8): "int8", ("float", 8): "fp8"}.get((kind, bits))
+    experts_only = any("self_attn" in str(pattern) for pattern in quant.get("ignore") or [])
+    return dtype, experts_only and dtype is not None
 
 
 def _moe_layers(config: dict[str, Any], layers: int) -> int:
@@ -64,6 +79,25 @@ def _sliding(config: dict[str, Any], layers: int) -> tuple[int, int]:
         full = int(config.get("max_window_layers", layers))
         return int(config["sliding_window"]), max(layers - full, 0)
     return 0, 0
+
+
+def _linear_attention(config: dict[str, Any]) -> dict[str, Any]:
+    """Gated DeltaNet layers of a hybrid model (Qwen3-Next, Qwen3.5: layer_types entries
+    'linear_attention', else every `full_attention_interval`-th layer full) and their shapes."""
+    if not config.get("linear_num_value_heads"):
+        return {}
+    layers = int(config["num_hidden_layers"])
+    types = config.get("layer_types")
+    interval = int(config.get("full_attention_interval") or 1)
+    linear = sum(t == "linear_attention" for t in types) if types else layers - layers // interval
+    return {
+        "linear_layers": linear,
+        "linear_key_heads": int(config["linear_num_key_heads"]),
+        "linear_value_heads": int(config["linear_num_value_heads"]),
+        "linear_key_dim": int(config["linear_key_head_dim"]),
+        "linear_value_dim": int(config["linear_value_head_dim"]),
+        "linear_conv": int(config.get("linear_conv_kernel_dim") or 0),
+    }
 
 
 def card_fields(config: dict[str, Any], card_id: str, source: str = "") -> dict[str, Any]:
@@ -94,8 +128,21 @@ def card_fields(config: dict[str, Any], card_id: str, source: str = "") -> dict[
         "max_context": int(text.get("max_position_embeddings") or 0),
         "sliding_window": window,
         "sliding_layers": sliding_layers,
-        "mtp_layers": int(text.get("num_nextn_predict_layers") or text.get("num_mtp_modules") or 0),
+        "mtp_layers": int(
+            text.get("num_nextn_predict_layers")
+            or text.get("num_mtp_modules")
+            or text.get("mtp_num_hidden_layers")
+            or 0
+        ),
+        "attention_gate": bool(text.get("attn_output_gate", False)),
+        **_linear_attention(text),
     }
+    if text.get("index_topk"):
+        fields |= {
+            "index_topk": int(text["index_topk"]),
+            "index_heads": int(text["index_n_heads"]),
+            "index_head_dim": int(text["index_head_dim"]),
+        }
     if experts:
         moe_layers = _moe_layers(text, layers)
         expert_ffn = int(_first(text, _MOE_FFN) or text.get("intermediate_size") or 0)

@@ -10,8 +10,11 @@ A step is summarised by a few features of its busiest attention data-parallel ra
 ``KP``      KV-cache tokens read by prefill sequences: sum of c + t
 ``SD``      query-key pairs of decode sequences: sum of c + 1
 ``KD``      KV-cache tokens read by decode sequences (equal to ``SD``)
-``SW``      query-key pairs within the sliding window (prefill and decode, windowed layers)
-``KW``      KV-cache tokens read within the sliding window
+``SWP``     query-key pairs of prefill sequences within the attention window (sliding-window
+            layers; the top-k tokens of sparse attention)
+``SWD``     the same for decode sequences
+``KWP``     KV-cache tokens prefill sequences read within the window
+``KWD``     KV-cache tokens decode sequences read within the window
 ``R``       LM-head rows: one per sequence (last position of a prompt chunk, every decode token)
 ``X``       distinct routed experts touched per MoE layer on this GPU
 ``NT``      new tokens of the whole instance (every DP rank): what routed experts and the
@@ -32,7 +35,7 @@ import numpy as np
 from planner.costmodel.cards import ModelCard, dtype_bytes
 from planner.costmodel.parallel import Parallel
 
-FEATURES = ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "SW", "KW", "R", "X", "NT")
+FEATURES = ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "SWP", "SWD", "KWP", "KWD", "R", "X", "NT")
 F = {name: i for i, name in enumerate(FEATURES)}
 ACT_BYTES = 2.0
 ACT_DTYPE = "bf16"
@@ -115,32 +118,83 @@ def _attention(card: ModelCard, plan: Parallel, kv_w: float) -> list[Operator]:
                     "sliding_attention",
                     "attn",
                     card.sliding_layers,
-                    _vec(SW=pair),
-                    _vec(N=q_bytes, KW=2 * kv_dim * kv_w),
-                    _vec(SW=heads),
+                    _vec(SWP=pair, SWD=pair),
+                    _vec(N=q_bytes, KWP=2 * kv_dim * kv_w, KWD=2 * kv_dim * kv_w),
+                    _vec(SWP=heads, SWD=heads),
                 )
             )
         return [op for op in ops if op.count]
     latent = card.kv_lora_rank + card.qk_rope_head_dim
     qk = card.qk_nope_head_dim + card.qk_rope_head_dim
     up = card.kv_lora_rank * heads * (card.qk_nope_head_dim + card.v_head_dim)
+    sparse = card.index_topk > 0
+    sp, kp, sd, kd = ("SWP", "KWP", "SWD", "KWD") if sparse else ("SP", "KP", "SD", "KD")
     prefill = Operator(
         "mla_prefill_attention",
         "attn",
         card.layers,
-        _vec(SP=heads * (2.0 * qk + 2.0 * card.v_head_dim), KP=2.0 * up),
-        _vec(N=ACT_BYTES * heads * (qk + card.v_head_dim), KP=latent * kv_w),
-        _vec(SP=heads),
+        _vec(**{sp: heads * (2.0 * qk + 2.0 * card.v_head_dim), kp: 2.0 * up}),
+        _vec(**{"N": ACT_BYTES * heads * (qk + card.v_head_dim), kp: latent * kv_w}),
+        _vec(**{sp: heads}),
     )
     decode = Operator(
         "mla_decode_attention",
         "attn",
         card.layers,
-        _vec(SD=heads * (2.0 * latent + 2.0 * card.kv_lora_rank), ND=2.0 * up),
-        _vec(ND=ACT_BYTES * heads * (qk + card.v_head_dim), KD=latent * kv_w),
-        _vec(SD=heads),
+        _vec(**{sd: heads * (2.0 * latent + 2.0 * card.kv_lora_rank), "ND": 2.0 * up}),
+        _vec(**{"ND": ACT_BYTES * heads * (qk + card.v_head_dim), kd: latent * kv_w}),
+        _vec(**{sd: heads}),
     )
-    return [prefill, decode]
+    return [prefill, decode, *_indexer(card)] if sparse else [prefill, decode]
+
+
+def _indexer(card: ModelCard) -> list[Operator]:
+    """Sparse attention's indexer (DeepSeek Sparse Attention): every query scores every cached
+    token with `index_heads` small FP8 heads over FP8 index keys, and the attention proper then
+    runs over the top `index_topk` (the windowed features). Its weights are not sharded by TP."""
+    width, w = card.index_heads * card.index_head_dim, ACT_DTYPE
+    score = 2.0 * width
+    return [
+        _gemm("indexer_q", card.layers, card.q_lora_rank, width, w),
+        _gemm("indexer_k", card.layers, card.hidden, card.index_head_dim + card.index_heads, w),
+        Operator(
+            "indexer_scores",
+            "attn",
+            card.layers,
+            _vec(SP=score, SD=score),
+            _vec(N=ACT_BYTES * width, KP=card.index_head_dim, KD=card.index_head_dim),
+            dtype="fp8",
+        ),
+    ]
+
+
+def _linear_attention(card: ModelCard, plan: Parallel, w: str) -> list[Operator]:
+    """Linear-attention layers (Gated DeltaNet): projections, short convolution, recurrence.
+
+    Each value head keeps a `linear_key_dim` x `linear_value_dim` FP32 state per sequence that
+    every step reads and writes once per sequence (R: sequences in the step); a token costs
+    about 6 key x value FLOPs per head (decay, delta update, readout), and a prompt token
+    another 2 x 64 x (key + value) for the chunked form's in-chunk attention (64-token chunks,
+    flash-linear-attention's default). Heads split over TP.
+    """
+    h, tp, count = card.hidden, plan.tp, card.linear_layers
+    vheads = card.linear_value_heads / tp
+    kd, vd = card.linear_key_dim, card.linear_value_dim
+    qkv = card.linear_qkv_dim / tp
+    values = vheads * vd
+    chunk = vheads * 2.0 * 64 * (kd + vd)
+    return [
+        _gemm("linear_in_proj", count, h, qkv + values + 2 * vheads, w),
+        _mem("linear_conv", count, 2 * ACT_BYTES * qkv),
+        Operator(
+            "linear_recurrence",
+            "attn",
+            count,
+            _vec(N=vheads * 6.0 * kd * vd + chunk, ND=-chunk),
+            _vec(N=ACT_BYTES * (qkv + 2 * values), R=2 * 4.0 * vheads * kd * vd),
+        ),
+        _gemm("linear_out_proj", count, values, h, w),
+    ]
 
 
 def _projections(card: ModelCard, plan: Parallel, w: str) -> list[Operator]:
@@ -157,8 +211,10 @@ def _projections(card: ModelCard, plan: Parallel, w: str) -> list[Operator]:
             _gemm("o_proj", count, card.heads * card.v_head_dim / tp, h, w),
         ]
     kv = card.kv_dim / min(tp, card.kv_heads)
+    count -= card.linear_layers
+    gate = card.q_dim / tp if card.attention_gate else 0.0
     return [
-        _gemm("qkv", count, h, card.q_dim / tp + 2 * kv, w),
+        _gemm("qkv", count, h, card.q_dim / tp + gate + 2 * kv, w),
         _gemm("o_proj", count, card.q_dim / tp, h, w),
     ]
 
@@ -237,6 +293,8 @@ def step_operators(card: ModelCard, plan: Parallel, prec: Precision) -> list[Ope
     ops += [_mem("norms_residual", card.layers, 2 * 3 * ACT_BYTES * h)]
     ops += _projections(card, plan, w)
     ops += _attention(card, plan, kv_w)
+    if card.linear_layers:
+        ops += _linear_attention(card, plan, w)
     if dense_layers:
         ops += _mlp("mlp", dense_layers, card, card.ffn / tp, w)
     if moe_layers:
@@ -343,7 +401,7 @@ def features(
     verify = db * decode_tokens
     n = shape.prefill_tokens + verify
     reads = shape.decode_context + db
-    window = card.sliding_window
+    window = card.attention_window
     decode_window = np.minimum(reads, db * window) if window else 0.0 * db
     p = busiest_share(shape.prefill_seqs, plan.dp)
     d = busiest_share(db, plan.dp)
@@ -355,8 +413,10 @@ def features(
         shape.prefill_kv * p,
         reads * decode_tokens * d,
         reads * d,
-        shape.prefill_window_pairs * p + decode_window * decode_tokens * d,
-        shape.prefill_window_kv * p + decode_window * d,
+        shape.prefill_window_pairs * p,
+        decode_window * decode_tokens * d,
+        shape.prefill_window_kv * p,
+        decode_window * d,
         shape.prefill_seqs * p + verify * d,
         expert_touch(card, n, plan.ep),
         n,

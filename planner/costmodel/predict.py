@@ -315,7 +315,7 @@ class StepModel:
         params = resolved.params
         self.tp, self.pp, self.dp, self.ep = plan.tp, plan.pp, plan.dp, plan.ep
         self.dtype = precision.dense
-        self.sliding_window = card.sliding_window
+        self.attention_window = card.attention_window
         self.gpus = plan.gpus
         self.cost_per_hour = self.gpus * accelerator.price_per_hour
         matrices = operator_matrices(card, plan, precision)
@@ -482,7 +482,7 @@ class StepModel:
     ) -> StepShape:
         """The shape of a step of equal prompt chunks and equal decodes (broadcast arrays)."""
         arrays = np.broadcast_arrays(_arr(pb), _arr(pt), _arr(pc), _arr(db), _arr(dc))
-        return StepShape.uniform(float(self.card.sliding_window), *arrays)
+        return StepShape.uniform(float(self.card.attention_window), *arrays)
 
     def prefill_ms(self, batch: ArrayLike, tokens: ArrayLike, context: ArrayLike = 0) -> np.ndarray:
         """Step of `batch` sequences each adding `tokens` new tokens after `context` cached."""

@@ -48,7 +48,7 @@ class StepTimes(Protocol):
     """What the simulator needs from a latency model (planner.costmodel.StepModel has it)."""
 
     memory: KvMemory
-    sliding_window: int
+    attention_window: int
 
     def step_ms(self, shape: StepShape) -> np.ndarray:
         """Steps of the given shapes (prompt chunks plus decodes)."""
@@ -114,7 +114,7 @@ class StepTable:
     def __init__(self, model: StepTimes, max_context: int | None = None) -> None:
         """Wrap `model`; tables for each batch size are built on first use."""
         self.model = model
-        self.window = int(model.sliding_window)
+        self.window = int(model.attention_window)
         self.kv_budget_tokens = int(model.memory.kv_budget_tokens)
         self.max_context = int(max_context or self.kv_budget_tokens)
         self._decode: dict[int, _Piecewise] = {}
