@@ -68,7 +68,7 @@ def _op_costs(card: ModelCard, feats: np.ndarray, tp: int = 1) -> dict[str, tupl
 def _point(card: ModelCard, pb=0.0, pt=0.0, pc=0.0, db=0.0, dc=0.0) -> np.ndarray:
     """Feature matrix of one point."""
     a = [np.array([float(v)]) for v in (pb, pt, pc, db, dc)]
-    return features(card, Parallel(), StepShape.uniform(float(card.sliding_window), *a))
+    return features(card, Parallel(), StepShape.uniform(float(card.attention_window), *a))
 
 
 def test_catalogs_cover_the_spec() -> None:
@@ -404,7 +404,22 @@ def test_shipped_calibration_is_current(report: dict) -> None:
 
 def test_features_have_stable_names() -> None:
     """The feature list is part of the operator contract."""
-    assert FEATURES == ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "SW", "KW", "R", "X", "NT")
+    assert FEATURES == (
+        "ONE",
+        "N",
+        "ND",
+        "SP",
+        "KP",
+        "SD",
+        "KD",
+        "SWP",
+        "SWD",
+        "KWP",
+        "KWD",
+        "R",
+        "X",
+        "NT",
+    )
 
 
 def test_cli_latency_passes_columns_through(tmp_path: Path) -> None:
@@ -496,12 +511,66 @@ def test_hugging_face_config_json_is_a_model(tmp_path: Path) -> None:
         load_card(str(folder / "config.json"))
 
 
+def test_hybrid_sparse_and_int4_config_json(tmp_path: Path) -> None:
+    """config.json fields of Qwen3.5 (linear-attention layers, gated attention), GLM-5 (the
+    sparse-attention indexer) and Kimi K2.5 (compressed-tensors INT4 experts) reach the card."""
+    base = {"hidden_size": 1024, "num_attention_heads": 8, "vocab_size": 1000}
+    hybrid = base | {
+        "num_hidden_layers": 8,
+        "num_key_value_heads": 2,
+        "head_dim": 256,
+        "layer_types": ["linear_attention"] * 3 + ["full_attention"] + ["linear_attention"] * 4,
+        "linear_num_key_heads": 4,
+        "linear_num_value_heads": 8,
+        "linear_key_head_dim": 64,
+        "linear_value_head_dim": 32,
+        "linear_conv_kernel_dim": 4,
+        "attn_output_gate": True,
+    }
+    sparse = base | {
+        "num_hidden_layers": 4,
+        "kv_lora_rank": 64,
+        "q_lora_rank": 128,
+        "qk_rope_head_dim": 16,
+        "qk_nope_head_dim": 32,
+        "v_head_dim": 32,
+        "index_topk": 512,
+        "index_n_heads": 4,
+        "index_head_dim": 32,
+    }
+    int4 = {
+        "quant_method": "compressed-tensors",
+        "config_groups": {"g": {"weights": {"num_bits": 4, "type": "int"}}},
+        "ignore": ["lm_head", "re:.*self_attn.*"],
+    }
+    moe = base | {
+        "num_hidden_layers": 2,
+        "n_routed_experts": 8,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 256,
+        "quantization_config": int4,
+    }
+    cards = {}
+    for name, config in (("hybrid", hybrid), ("sparse", sparse), ("int4", moe)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(config))
+        cards[name] = load_card(str(tmp_path / f"{name}.json"))
+    h = cards["hybrid"]
+    assert (h.linear_layers, h.full_attention_layers, h.attention_gate) == (7, 1, True)
+    assert (h.linear_value_heads, h.linear_value_dim, h.linear_conv) == (8, 32, 4)
+    assert h.kv_elements_per_token() == 1 * 2 * 2 * 256
+    assert (cards["sparse"].attention_window, cards["sparse"].index_heads) == (512, 4)
+    assert (cards["int4"].dtype, cards["int4"].expert_dtype) == ("bf16", "int4")
+    assert StepModel.build(str(tmp_path / "hybrid.json"), "h100").decode_ms(8, 1000)[0] > 0
+
+
 def test_hugging_face_paths_resolve_to_cards() -> None:
     """Repository paths name the bundled cards, case-insensitively; bundled cards match the
     published parameter counts."""
     assert load_card("Qwen/Qwen3-32B-FP8").id == "qwen3-32b"
     assert load_card("deepseek-ai/DeepSeek-R1").id == "deepseek-v3"
     assert load_card("minimaxai/minimax-m2.5").id == "minimax-m2"
+    assert load_card("moonshotai/Kimi-K2.5").expert_dtype == "int4"
+    assert load_card("nvidia/DeepSeek-V3.1-NVFP4").id == "deepseek-v3"
     sizes = {"gpt-oss-120b": 116.8, "kimi-k2": 1026.4, "llama-4-maverick": 400.7}
     sizes |= {"qwen3-235b-a22b": 235.1, "glm-4.5": 352.8}
     for model, billions in sizes.items():
@@ -518,6 +587,49 @@ def test_low_precision_peaks_fall_back_to_bf16() -> None:
     assert b200.peak_flops("fp4") == pytest.approx(2 * b200.peak_flops("fp8"))
     assert a100.peak_flops("fp8") == a100.peak_flops("bf16")
     assert h100.link_gbs(8) == h100.interconnect_gbs and h100.link_gbs(16) == h100.scale_out_gbs
+    b300, gb200 = get_accelerator("b300_sxm"), get_accelerator("gb200")
+    assert b300.int8_tops < b300.bf16_tflops and b300.peak_flops("int8") == b300.peak_flops("bf16")
+    assert b300.peak_flops("fp4") > 3 * b300.peak_flops("fp8")
+    assert gb200.link_gbs(72) == gb200.interconnect_gbs and gb200.link_gbs(73) == 50
+
+
+def test_linear_attention_layers_by_hand() -> None:
+    """Qwen3.5's Gated DeltaNet layers: no KV cache, a per-sequence FP32 state read and written
+    each step, ~6 key x value FLOPs per head and token (plus the chunked form's in-chunk
+    attention for prompt tokens); only the 15 full layers grow the KV cache."""
+    card = load_card("Qwen/Qwen3.5-397B-A17B")
+    assert (card.linear_layers, card.full_attention_layers) == (45, 15)
+    assert card.kv_elements_per_token() == 15 * 2 * 2 * 256
+    assert card.total_params() / 1e9 == pytest.approx(397, rel=0.01)
+    heads, state = 64, 128 * 128
+    decode = _op_costs(card, _point(card, db=8, dc=5000))["linear_recurrence"]
+    assert decode[0] == pytest.approx(8 * heads * 6 * state)
+    act = 2 * (2 * 16 * 128 + 64 * 128 + 2 * 64 * 128)
+    assert decode[1] == pytest.approx(8 * act + 8 * heads * state * 4 * 2)
+    prefill = _op_costs(card, _point(card, pb=1, pt=100))["linear_recurrence"]
+    assert prefill[0] == pytest.approx(100 * heads * (6 * state + 2 * 64 * 256))
+    longer = _op_costs(card, _point(card, db=8, dc=50000))["linear_recurrence"]
+    assert longer == decode
+
+
+def test_sparse_attention_caps_attended_tokens() -> None:
+    """GLM-5's DeepSeek Sparse Attention: a query attends to at most index_topk tokens, so
+    MLA attention stops growing past 2,048 of context while the indexer scoring every cached
+    token keeps growing; below the cap it is the dense MLA cost."""
+    card = load_card("zhipuai/GLM-5")
+    dense = card.model_copy(update={"index_topk": 0, "index_heads": 0, "index_head_dim": 0})
+    short, long, longer = (_op_costs(card, _point(card, db=4, dc=c)) for c in (1000, 8000, 16000))
+    assert (
+        short["mla_decode_attention"]
+        == _op_costs(dense, _point(dense, db=4, dc=1000))["mla_decode_attention"]
+    )
+    assert long["mla_decode_attention"] == longer["mla_decode_attention"]
+    assert short["mla_decode_attention"][0] < long["mla_decode_attention"][0]
+    score = 2 * 32 * 128
+    assert longer["indexer_scores"][0] == pytest.approx(4 * 16001 * score)
+    assert long["indexer_scores"][0] == pytest.approx(4 * 8001 * score)
+    assert card.kv_elements_per_token() == 78 * (512 + 64 + 128)
+    assert card.total_params() / 1e9 == pytest.approx(744, rel=0.01)
 
 
 def test_expert_parallel_splits_expert_work_over_all_gpus() -> None:

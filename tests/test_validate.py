@@ -58,6 +58,40 @@ def test_silicon_rows_become_deployments(tmp_path: Path) -> None:
     assert disagg.mode == "disagg" and disagg.concurrency == 6 and not disagg.flags
     assert (disagg.prefill.dp, disagg.prefill.ep, disagg.prefill.count) == (16, 16, 1)
     assert (disagg.decode.tp, disagg.decode.batch, disagg.decode.count) == (16, 2, 3)
+    spread = ROWS[0].replace("Qwen/Qwen3-32B,h100", "Qwen/Qwen3-235B-A22B-FP8,h200")
+    spread = spread.replace(",8,2,1,,1,1,", ",8,1,1,,2,1,")
+    (moe,) = read_silicon_csv(_silicon(tmp_path, [spread], "moe.csv"))
+    assert (moe.agg.tp, moe.agg.dp, moe.agg.ep) == (1, 2, 1)
+
+
+def test_row_precision_and_dev_engine_versions(tmp_path: Path) -> None:
+    """Experts run the row's format up to the checkpoint's bytes (an MXFP4 checkpoint's NVFP4
+    row stays MXFP4; an INT4 checkpoint's NVFP4 row is a requantised release and runs NVFP4);
+    a dev image's version label predicts with the engine's defaults and says so."""
+    kimi = ROWS[0].replace("Qwen/Qwen3-32B,h100_sxm,,agg", "moonshotai/Kimi-K2.5,b200_sxm,,agg")
+    kimi = kimi.replace(",1024,128,,,8,2,1,,1,1,", ",1024,128,{q},{q},8,8,1,,1,8,")
+    oss = ROWS[1].replace("meta-llama/Llama-3.1-8B-Instruct", "openai/gpt-oss-120b")
+    oss = oss.replace(",512,64,,,4,1,1,1,1,1", ",512,64,nvfp4,nvfp4,4,1,1,1,1,1")
+    dev = oss.replace("1.0.0rc3", "gpt-oss-dev")
+    rows = [kimi.format(q="nvfp4"), kimi.format(q="int4_wo"), oss, dev]
+    fp4, int4, mx, dev_row = (predict(r) for r in read_silicon_csv(_silicon(tmp_path, rows)))
+    assert fp4.models[0].precision.experts == "fp4" and fp4.models[0].precision.dense == "bf16"
+    assert int4.models[0].precision.experts == "int4" and int4.models[0].precision.kv == "bf16"
+    assert mx.models[0].precision.experts == "mxfp4"
+    assert dev_row.predicted and dev_row.ttft_ms == mx.ttft_ms
+    assert "'gpt-oss-dev' names no release" in dev_row.notes[0] and not mx.notes
+
+
+def test_wide_expert_parallel_rows_run_attention_data_parallel(tmp_path: Path) -> None:
+    """DeepSeek-R1 at 'tp 48' on GB200 (48 does not divide 128 heads) is read as 48 attention
+    data-parallel ranks of tp 1 with the experts over all 48 GPUs, and says so."""
+    wide = ROWS[0].replace("Qwen/Qwen3-32B,h100_sxm,,agg", "deepseek-ai/DeepSeek-R1,gb200,fp8,agg")
+    wide = wide.replace(",1024,128,,,8,2,1,,1,1,", ",1024,128,fp8,fp8,8,48,1,,48,1,")
+    (row,) = read_silicon_csv(_silicon(tmp_path, [wide]))
+    pred = predict(row)
+    model = pred.models[0]
+    assert pred.predicted and (model.tp, model.dp, model.plan.moe_tp) == (1, 48, 48)
+    assert "tp=48 does not divide the 128 attention heads" in pred.notes[0]
 
 
 def test_inferencex_rows_are_replayed_as_their_client_ran_them(tmp_path: Path) -> None:

@@ -155,8 +155,16 @@ def _count(row: dict[str, str], column: str, path: Path, line: int, default: int
 
 
 def _workers(row: dict[str, str], prefix: str, path: Path, line: int) -> Workers:
-    """The parallel layout, batch and count of one role (prefix '' for aggregated rows)."""
+    """The parallel layout, batch and count of one role (prefix '' for aggregated rows).
+
+    The experts span every GPU of a stage (moe_tp x moe_ep = tp x attention dp); a row that
+    leaves attention_dp_size blank while its experts span more GPUs than its tp (vLLM's
+    Qwen3-235B rows on H200: tp 1, moe_tp 2) ran that many attention data-parallel ranks.
+    """
     tp, pp, dp, ep = (_count(row, prefix + c, path, line) for c in PARALLEL)
+    experts_over = _count(row, prefix + "moe_tp_size", path, line) * ep
+    if not (row.get(prefix + "attention_dp_size") or "").strip() and experts_over > tp * dp:
+        dp = max(experts_over // tp, 1)
     batch = _count(row, prefix + "batch_size", path, line, 0)
     count = _count(row, prefix + "num_workers", path, line, 0) if prefix else 1
     return Workers(tp, pp, dp, ep, batch, count)

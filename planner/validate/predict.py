@@ -8,7 +8,7 @@ with the reason; a row missing facts the planner can assume (disaggregated worke
 predicted with the assumption noted.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -53,14 +53,17 @@ def _precision(card: ModelCard, row: Measured) -> tuple[str, str, str]:
 
     Weights take the row's quantisation within what the checkpoint ships: a checkpoint that
     quantises only its experts (gpt-oss: MXFP4 experts, BF16 attention) keeps its dense parts,
-    and experts never take more bytes than shipped. The KV cache is FP8 where the row's GEMMs
-    or experts are FP8 or NVFP4, as AIConfigurator infers for such checkpoints and writes into
-    the engine flags of the deployments it generates (aic-core sdk/models/helpers.py,
-    _infer_quant_modes_from_raw_config), BF16 otherwise.
+    and experts never take more bytes than shipped (an MXFP4 checkpoint's NVFP4 row keeps
+    MXFP4), except that an INT4 checkpoint's NVFP4 row runs NVFP4: that is a requantised
+    release (Kimi K2.5's NVFP4 checkpoint) for FP4 tensor cores. The KV cache is FP8 where
+    the row's GEMMs or experts are FP8 or NVFP4, as AIConfigurator infers for such
+    checkpoints and writes into the engine flags of the deployments it generates (aic-core
+    sdk/models/helpers.py, _infer_quant_modes_from_raw_config), BF16 otherwise.
     """
     dense = card.dtype if card.expert_dtype != card.dtype else (row.dtype or card.dtype)
     experts = normalize_dtype(row.expert_dtype or row.dtype or card.expert_dtype)
-    if dtype_bytes(card.expert_dtype) < dtype_bytes(experts):
+    requantised = card.expert_dtype == "int4" and experts == "fp4"
+    if dtype_bytes(card.expert_dtype) < dtype_bytes(experts) and not requantised:
         experts = card.expert_dtype
     quantised = {normalize_dtype(q) for q in (row.dtype, row.expert_dtype) if q}
     kv = "fp8" if quantised & {"fp8", "fp4"} else "bf16"
@@ -75,9 +78,11 @@ def step_model(
 ) -> StepModel:
     """The cost model of one role of the row's deployment (a PlannerError if unrepresentable)."""
     card = load_card(row.model)
+    workers = attention_layout(card, workers)
     acc = get_accelerator(row.accelerator, catalog)
-    engine = load_engine(f"{row.engine}@{row.version}" if row.version else row.engine)
-    engine = engine.with_flags(**row.flags) if workers is row.agg else engine
+    release = row.version if _numbered(row.version) else ""
+    engine = load_engine(f"{row.engine}@{release}" if release else row.engine)
+    engine = engine.with_flags(**row.flags) if row.mode == "agg" else engine
     dense, experts, kv = _precision(card, row)
     ep = workers.ep if card.is_moe else 1
     return StepModel.build(
@@ -94,6 +99,12 @@ def step_model(
         calibration=calibration,
         catalog=catalog,
     )
+
+
+def _numbered(version: str) -> bool:
+    """Whether a row's engine version names a release (a dev image's label, 'gpt-oss-dev',
+    does not: the row is then predicted with the profile's defaults, and says so)."""
+    return any(ch.isdigit() for ch in version)
 
 
 def replay_load(row: Measured) -> Benchmark:
@@ -116,10 +127,20 @@ def replay_load(row: Measured) -> Benchmark:
     )
 
 
-def _rules(model: StepModel, workers: Workers) -> Scheduling:
-    """The engine's scheduling rules for one instance of `workers`."""
+def attention_layout(card: ModelCard, workers: Workers) -> Workers:
+    """A role's layout as an engine can run it: an MoE model whose tp does not divide its
+    attention heads (wide expert-parallel exports list every GPU as tp: DeepSeek-R1 at tp 48 on
+    GB200) runs attention data-parallel, one rank per GPU (SGLang --enable-dp-attention,
+    TensorRT-LLM attention DP), the experts over all of them as moe_tp x moe_ep say."""
+    if not card.is_moe or card.heads % workers.tp == 0:
+        return workers
+    return replace(workers, tp=1, dp=workers.tp * workers.dp)
+
+
+def _rules(model: StepModel) -> Scheduling:
+    """The engine's scheduling rules for one instance of the model's plan."""
     assert model.engine is not None
-    return Scheduling.of(model.engine.scheduler, ranks=workers.dp)
+    return Scheduling.of(model.engine.scheduler, ranks=model.dp)
 
 
 def predict(
@@ -130,6 +151,10 @@ def predict(
 ) -> Prediction:
     """Replay one measured benchmark through the simulator (`log` keeps the schedules)."""
     out = Prediction(row)
+    if row.version and not _numbered(row.version):
+        out.notes.append(
+            f"engine version {row.version!r} names no release: the {row.engine} profile's defaults"
+        )
     try:
         if row.mode == "agg":
             model = step_model(row, row.agg, calibration, catalog)
@@ -139,7 +164,7 @@ def predict(
             host = model.engine.host
             run = run_benchmark(
                 StepTable(model),
-                _rules(model, row.agg),
+                _rules(model),
                 bench,
                 host.frontend_ms,
                 log,
@@ -158,8 +183,8 @@ def predict(
             run = run_disaggregated_benchmark(
                 StepTable(models[0]),
                 StepTable(models[1]),
-                _rules(models[0], prefill),
-                _rules(models[1], decode),
+                _rules(models[0]),
+                _rules(models[1]),
                 (prefill.count, decode.count),
                 bench,
                 models[1].engine.host.frontend_ms,
@@ -168,6 +193,13 @@ def predict(
     except PlannerError as exc:
         out.skipped = str(exc)
         return out
+    given = [row.agg] if row.mode == "agg" else [row.prefill, row.decode]
+    for model, workers in zip(out.models, given, strict=True):
+        if model.tp != workers.tp:
+            out.notes.append(
+                f"tp={workers.tp} does not divide the {model.card.heads} attention heads: read "
+                f"as attention data parallelism ({model.dp} ranks of tp {model.tp})"
+            )
     summary = out.runs[0].summary()
     if not summary["completed"]:
         out.skipped = "no request completed (prompt and output exceed the KV cache)"
