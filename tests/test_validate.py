@@ -19,7 +19,7 @@ from planner.validate.measured import (
     read_bench_json,
     read_silicon_csv,
 )
-from planner.validate.predict import decoding, replay_load
+from planner.validate.predict import decoding, feeding_prefills, replay_load, step_model
 
 BASELINE = Path(__file__).parent / "measured_baseline.json"
 HEADER = (
@@ -211,7 +211,28 @@ def test_rows_replay_or_say_why_not(tmp_path: Path) -> None:
     assert not skipped[0].predicted and not skipped[1].predicted
     bare = [ROWS[2].replace(",1,1,1,1,16,1,16,2,3,", ",,,1,1,16,1,16,,,")]
     disagg = predict(read_silicon_csv(_silicon(tmp_path, bare, "d.csv"))[0])
-    assert disagg.predicted and "one prefill and one decode worker assumed" in disagg.notes[0]
+    assert disagg.predicted and "1 decode worker assumed, the fewest prefill" in disagg.notes[0]
+
+
+def test_missing_worker_counts_assume_prefills_that_feed_the_decoder(tmp_path: Path) -> None:
+    """A disagg row without worker counts gets the fewest prefill workers whose prompt rate
+    (a full token budget per prefill step) covers one decode worker's completions at the row's
+    concurrency; more concurrency needs more prefill workers."""
+    counts = []
+    for clients in (6, 600):
+        row = ROWS[2].replace("silicon_concurrency=6", f"silicon_concurrency={clients}")
+        row = row.replace(",1,1,1,1,16,1,16,2,3,", ",,,1,1,16,1,16,,,")
+        row = row.replace("disagg,1024,256,", "disagg,1024,64,")
+        (measured,) = read_silicon_csv(_silicon(tmp_path, [row], f"c{clients}.csv"))
+        prefill = step_model(measured, measured.prefill, None, None)
+        decode = step_model(measured, measured.decode, None, None)
+        fed = feeding_prefills(prefill, decode, measured)
+        demand = clients / (64 * decode.decode_ms(clients, 1024 + 32)[0] / 1000)
+        per_step = 8192 // 1024
+        supply = per_step / (prefill.prefill_ms(per_step, 1024)[0] / 1000)
+        assert fed * supply >= demand and (fed == 1 or (fed - 1) * supply < demand)
+        counts.append(fed)
+    assert counts[0] == 1 < counts[1]
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ with the reason; a row missing facts the planner can assume (disaggregated worke
 predicted with the assumption noted.
 """
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -33,7 +34,7 @@ class Prediction:
     skipped: str = ""
     notes: list[str] = field(default_factory=list)
     fewer_in_flight: bool = False
-    runs: list[BenchmarkRun] = field(default_factory=list, repr=False)
+    runs: list[BenchmarkRun] = field(default_factory=list, repr=False)  # kept with `log` only
     models: list[StepModel] = field(default_factory=list, repr=False)
 
     @property
@@ -137,6 +138,25 @@ def attention_layout(card: ModelCard, workers: Workers) -> Workers:
     return replace(workers, tp=1, dp=workers.tp * workers.dp)
 
 
+def feeding_prefills(prefill: StepModel, decode: StepModel, row: Measured) -> int:
+    """Prefill workers a disaggregated row that omits its worker counts most likely ran: the
+    fewest whose prompt throughput keeps one decode worker busy at the row's concurrency.
+
+    Rates at steady state: the decode worker finishes concurrency / (osl x decode step) requests
+    a second (its batch at the mean context isl + osl / 2); a prefill worker prefills a full
+    step of its token budget (at least one prompt) per prefill step. Deployments are sized
+    that way (a pool that starves the other wastes GPUs), so this replaces assuming one
+    prefill worker, which queues every high-concurrency row's prompts for minutes.
+    """
+    assert prefill.engine is not None
+    batch = max(row.concurrency, 1)
+    step_s = float(decode.decode_ms(batch, row.isl + row.osl / 2)[0]) / 1000.0
+    demand = batch / (max(row.osl, 1) * step_s)
+    prompts = max(prefill.engine.scheduler.token_budget // max(row.isl, 1), 1)
+    supply = prompts / (float(prefill.prefill_ms(prompts, row.isl)[0]) / 1000.0)
+    return max(math.ceil(demand / supply), 1)
+
+
 def _rules(model: StepModel) -> Scheduling:
     """The engine's scheduling rules for one instance of the model's plan."""
     assert model.engine is not None
@@ -172,11 +192,16 @@ def predict(
             out.runs = [run]
         else:
             prefill, decode = row.prefill, row.decode
-            if not prefill.count or not decode.count:
-                out.notes.append("no worker counts: one prefill and one decode worker assumed")
-                prefill = Workers(prefill.tp, prefill.pp, prefill.dp, prefill.ep, 0, 1)
-                decode = Workers(decode.tp, decode.pp, decode.dp, decode.ep, 0, 1)
             models = [step_model(row, w, calibration, catalog) for w in (prefill, decode)]
+            if not prefill.count or not decode.count:
+                fed = feeding_prefills(models[0], models[1], row)
+                out.notes.append(
+                    f"no worker counts: {fed} prefill and 1 decode worker assumed, the fewest "
+                    f"prefill workers that keep the decode worker's {row.concurrency} "
+                    "sequences fed"
+                )
+                prefill = Workers(prefill.tp, prefill.pp, prefill.dp, prefill.ep, 0, fed)
+                decode = Workers(decode.tp, decode.pp, decode.dp, decode.ep, 0, 1)
             out.models = models
             bench = replay_load(row)
             assert models[1].engine is not None
@@ -201,6 +226,8 @@ def predict(
                 f"as attention data parallelism ({model.dp} ranks of tp {model.tp})"
             )
     summary = out.runs[0].summary()
+    if not log:
+        out.runs = []
     if not summary["completed"]:
         out.skipped = "no request completed (prompt and output exceed the KV cache)"
         return out
