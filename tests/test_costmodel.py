@@ -1,6 +1,7 @@
 """Latency cost model: operator counts, parallelism, memory, calibration accuracy, bad input."""
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -509,6 +510,29 @@ def test_hugging_face_config_json_is_a_model(tmp_path: Path) -> None:
     (folder / "config.json").write_text('{"hidden_size": 10}')
     with pytest.raises(PlannerError, match="config.json has no 'num_hidden_layers'"):
         load_card(str(folder / "config.json"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("linear_layers = 9", "linear_layers must fit beside the sliding layers"),
+        ("linear_layers = 2", "linear_layers needs linear key/value heads"),
+        ("index_topk = 512", "index_topk (sparse attention) needs MLA"),
+    ],
+)
+def test_inconsistent_attention_cards_fail_in_one_line(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    """A card whose linear-attention or sparse-attention fields cannot be costed is refused
+    with a one-line error naming the file."""
+    card = tmp_path / "odd.toml"
+    card.write_text(
+        f'id = "odd"\nlayers = 8\nhidden = 512\nheads = 8\nkv_heads = 8\nffn = 1024\n'
+        f"vocab = 1000\n{extra}\n"
+    )
+    with pytest.raises(PlannerError, match=re.escape(message)) as err:
+        load_card(str(card))
+    assert str(card) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_hybrid_sparse_and_int4_config_json(tmp_path: Path) -> None:
