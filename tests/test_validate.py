@@ -11,6 +11,7 @@ from conftest import invoke, shared_path
 from planner.costmodel import Speculative, StepModel, load_default_calibration
 from planner.errors import PlannerError
 from planner.validate import lomo, predict, read_measured, validation_summary
+from planner.validate import measured as measured_module
 from planner.validate.fit import Retimer, theta_of
 from planner.validate.measured import (
     AIPERF,
@@ -233,6 +234,80 @@ def test_missing_worker_counts_assume_prefills_that_feed_the_decoder(tmp_path: P
         assert fed * supply >= demand and (fed == 1 or (fed - 1) * supply < demand)
         counts.append(fed)
     assert counts[0] == 1 < counts[1]
+
+
+INFERENCEX_ROW = (
+    "x,source_file=2026-03-25.csv; model=DeepSeek-R1; silicon_concurrency=9; measured=2026-02-08,"
+    "trtllm,0.8.1.post3,deepseek-ai/DeepSeek-R1,h100_sxm,fp8,disagg,1024,1024,fp8,fp8,,,,,,,,,"
+    "16,1,1,1,16,,,16,1,1,1,16,7137.3,15.2"
+)
+
+
+def test_inferencex_rows_take_worker_counts_from_its_recipe(tmp_path: Path) -> None:
+    """An InferenceX disagg row without worker counts takes them, and whether each role ran
+    attention data-parallel, from InferenceX's recipe for the point (dsr1-fp8-h100-dynamo-trt,
+    1k/1k, 9 clients: one prefill worker with attention DP over 16 GPUs, three TP16 decode
+    workers); the simulator then spreads the clients over three decoders (a faster TPOT than
+    one decoder holding all nine). An aiperf row is not looked up."""
+    aiperf = INFERENCEX_ROW.replace("source_file=2026-03-25.csv; ", "")
+    looked_up, fallback = read_silicon_csv(_silicon(tmp_path, [INFERENCEX_ROW, aiperf]))
+    p, d = looked_up.prefill, looked_up.decode
+    assert (p.tp, p.dp, p.ep, p.count) == (1, 16, 16, 1)
+    assert (d.tp, d.dp, d.ep, d.count) == (16, 1, 16, 3)
+    assert "recipe dsr1-fp8-h100-dynamo-trt: 1 prefill and 3 decode" in looked_up.notes[0]
+    assert fallback.decode.count == 0 and not fallback.notes
+    three, one = predict(looked_up), predict(fallback)
+    assert not any("assumed" in n for n in three.notes) and "assumed" in one.notes[0]
+    assert three.tpot_ms < one.tpot_ms
+
+
+def test_recipes_that_disagree_leave_the_counts_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With and without speculative decoding at one point, the recipe without is taken (the row
+    does not say, the planner predicts it without); two different ones without, or none, leave
+    the row's counts unknown and say why. A row's 9 clients also match a recipe at 3 clients on
+    each of 3 decode workers, but only where no recipe runs 9 as such."""
+    key = ("h100", "trtllm", "fp8", "1024", "1024", "16", "16", "16", "16")
+
+    def entry(spec: str, prefill: int, decode: int, clients: int = 9) -> dict[str, str]:
+        roles = {"prefill_workers": str(prefill), "decode_workers": str(decode)}
+        flags = {"prefill_dp_attention": "False", "decode_dp_attention": "False"}
+        point = {"recipe": spec, "model": "DeepSeek-R1-0528", "concurrency": str(clients)}
+        return {**point, "spec": spec, **roles, **flags}
+
+    per_worker = entry("per-worker", 1, 3, clients=3)
+    cases = {
+        "mtp and none": ([entry("mtp", 1, 4), entry("none", 2, 3)], (2, 3), "recipe none: 2"),
+        "two without": ([entry("none", 1, 4), entry("none", 2, 3)], (0, 0), "several"),
+        "none at all": ([entry("none", 1, 4, clients=8)], (0, 0), "no InferenceX recipe"),
+        "per worker": ([per_worker, entry("x", 1, 2, clients=3)], (1, 3), "per-worker: 1"),
+        "as such first": ([per_worker, entry("none", 2, 5)], (2, 5), "recipe none: 2"),
+    }
+    for name, (entries, counts, note) in cases.items():
+        monkeypatch.setattr(measured_module, "inferencex_recipes", lambda e=entries: {key: e})
+        (row,) = read_silicon_csv(_silicon(tmp_path, [INFERENCEX_ROW], f"{name}.csv"))
+        assert (row.prefill.count, row.decode.count) == counts, name
+        assert (row.prefill.tp, row.decode.tp) == (16, 16) and note in row.notes[0], name
+
+
+def test_recipe_counts_agree_with_the_shared_rows_that_carry_them() -> None:
+    """Independent check on real rows: the shared H100 file holds some InferenceX measurements
+    twice, once exported without worker counts and once from AIConfigurator's database with
+    them (same TTFT and TPOT to the last digit); every count the recipe table supplies for the
+    first matches the second, and the table resolves most of the InferenceX disagg rows."""
+    rows = read_measured([shared_path("profiles", "aiconfigurator", "silicon_h100.csv")])
+    counted = {(r.ttft_ms, r.tpot_ms): r for r in rows if r.mode == "disagg" and r.decode.count}
+    exported = [r for r in rows if r.mode == "disagg" and r.load is not AIPERF]
+    resolved = [r for r in exported if r.decode.count]
+    assert len(resolved) >= 0.8 * len(exported)
+    twins = [
+        (r, counted[r.ttft_ms, r.tpot_ms]) for r in resolved if (r.ttft_ms, r.tpot_ms) in counted
+    ]
+    assert twins
+    for row, twin in twins:
+        assert (row.prefill.count, row.decode.count) == (twin.prefill.count, twin.decode.count)
+        assert (row.prefill.dp, row.decode.dp) == (twin.prefill.dp, twin.decode.dp)
 
 
 @pytest.fixture(scope="module")

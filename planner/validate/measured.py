@@ -32,6 +32,13 @@ run (commit d053ae24e, "upstream kimbochen/bench_serving, adding warmup (#480)";
 benchmarks/benchmark_lib.sh run_benchmark_serving; utils/bench_serving/benchmark_serving.py
 waits on the warm-up tasks before the measured ones start).
 
+Worker counts of InferenceX's disaggregated rows: the export gives each role's tp and ep but
+neither how many prefill and decode workers ran nor whether attention ran data-parallel. Those
+come from InferenceX's own recipe for the point (`recipe_layout`, the table in
+datasets/benchmarks/inferencex_disagg.csv, read from its nvidia-master.yaml), where exactly one
+answer matches; otherwise the row keeps them unknown and the prediction assumes the fewest
+prefill workers that feed one decode worker (`predict.feeding_prefills`).
+
 Engine flags of silicon rows: AIConfigurator benchmarks the deployments its generator writes
 (generator/rule_plugin/benchmark/{vllm,trtllm}.rule): for an aggregated vLLM or TensorRT-LLM
 worker, max-num-batched-tokens / max_num_tokens = batch + ISL + 1500, max-num-seqs /
@@ -44,11 +51,13 @@ import csv
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from planner.errors import PlannerError
+from planner.resources import resource_dir
 
 SILICON_REQUIRED = ("model_path", "system", "backend", "mode", "isl", "osl")
 SILICON_REQUIRED += ("silicon_ttft_ms", "silicon_tpot_ms")
@@ -62,6 +71,7 @@ INFERENCEX_SOURCE = re.compile(r"source_file=(\d{4}-\d{2}-\d{2})\.csv")
 MEASURED_ON = re.compile(r"measured=(\d{4}-\d{2}-\d{2})")
 INFERENCEX_WARMUP_FROM = "2026-01-21"
 INFERENCEX_TOKEN_BUDGET = 8192
+RECIPE_KEY = ("system", "engine", "precision", "isl", "osl")
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,7 @@ class Measured:
     decode: Workers = field(default_factory=Workers)
     flags: dict[str, int] = field(default_factory=dict)
     load: LoadGenerator = AIPERF
+    notes: tuple[str, ...] = ()
     raw: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -207,6 +218,82 @@ def _load_generator(source: str) -> LoadGenerator:
     return INFERENCEX_WARM if day >= INFERENCEX_WARMUP_FROM else INFERENCEX
 
 
+def _same_model(row_model: str, recipe_model: str) -> bool:
+    """Whether two model paths name one model, one's name being the other's plus suffixes
+    ('DeepSeek-R1' and 'deepseek-r1-0528' or 'DeepSeek-R1-0528-NVFP4'; not GLM-5 and GLM-5.1)."""
+    a, b = (
+        re.split(r"[-_]", m.rstrip("/").rsplit("/", 1)[-1].lower())
+        for m in (row_model, recipe_model)
+    )
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
+
+
+@cache
+def inferencex_recipes() -> dict[tuple[str, ...], list[dict[str, str]]]:
+    """InferenceX's disaggregated recipe points (datasets/benchmarks/inferencex_disagg.csv),
+    keyed by system, engine, precision, ISL, OSL and each role's GPUs and EP."""
+    path = resource_dir("datasets") / "benchmarks" / "inferencex_disagg.csv"
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if not ln.startswith("#")]
+    table: dict[tuple[str, ...], list[dict[str, str]]] = {}
+    for entry in csv.DictReader(lines):
+        key = tuple(entry[c] for c in RECIPE_KEY)
+        key += tuple(entry[f"{role}_{c}"] for role in ("prefill", "decode") for c in ("tp", "ep"))
+        table.setdefault(key, []).append(entry)
+    return table
+
+
+def _role(workers: Workers, entry: dict[str, str], role: str) -> Workers:
+    """A role's layout as the recipe ran it: its worker count, attention data-parallel or not."""
+    gpus = workers.tp * workers.dp
+    attention_dp = entry[f"{role}_dp_attention"] == "True"
+    tp, dp = (1, gpus) if attention_dp else (gpus, 1)
+    return replace(workers, tp=tp, dp=dp, count=int(entry[f"{role}_workers"]))
+
+
+def _recipe_points(
+    row: dict[str, str], prefill: Workers, decode: Workers, concurrency: int
+) -> list[dict[str, str]]:
+    """The recipe entries for a row's model, system, engine, precision, lengths and layout run
+    at its concurrency: the recipe's own, or else its clients on each decode worker (InferenceX
+    exports some points, the H200 TensorRT-LLM ones, as the recipe's concurrency times its
+    decode workers: 11 clients for the 11-worker recipe at 1, 36 for the 9-worker one at 4)."""
+    system = (row.get("system") or "").strip().lower().split("_")[0]
+    values = (row.get("backend"), row.get("precision"), row.get("isl"), row.get("osl"))
+    key = (system, *((v or "").strip().lower() for v in values))
+    key += tuple(str(n) for w in (prefill, decode) for n in (w.tp * w.dp, w.ep))
+    model = row.get("model_path") or ""
+    same = [e for e in inferencex_recipes().get(key, []) if _same_model(model, e["model"])]
+    exact = [e for e in same if int(e["concurrency"]) == concurrency]
+    return exact or [
+        e for e in same if int(e["concurrency"]) * int(e["decode_workers"]) == concurrency
+    ]
+
+
+def recipe_layout(
+    row: dict[str, str], prefill: Workers, decode: Workers, concurrency: int
+) -> tuple[Workers, Workers, str]:
+    """Worker counts of an InferenceX disaggregated row that omits them, from InferenceX's own
+    recipe for the same point (model, system, engine, precision, lengths, concurrency, each
+    role's GPUs and EP); unchanged, with the reason, where none or several different ones match.
+    A recipe run with and without speculative decoding at the same point may differ: the one
+    without is taken, as the row does not say and the planner predicts it without."""
+    found = _recipe_points(row, prefill, decode, concurrency)
+    fields = [f"{r}_{c}" for r in ("prefill", "decode") for c in ("workers", "dp_attention")]
+    for pool in (found, [e for e in found if e["spec"] == "none"]):
+        answers = {tuple(e[f] for f in fields) for e in pool}
+        if len(answers) == 1:
+            entry = pool[0]
+            prefill, decode = _role(prefill, entry, "prefill"), _role(decode, entry, "decode")
+            note = (
+                f"worker counts from InferenceX's recipe {entry['recipe']}: {prefill.count} "
+                f"prefill and {decode.count} decode workers"
+            )
+            return prefill, decode, note
+    reason = "several InferenceX recipes match" if found else "no InferenceX recipe matches"
+    return prefill, decode, reason
+
+
 def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
     """One silicon CSV row as a Measured benchmark."""
     mode = (row.get("mode") or "").strip().lower()
@@ -218,6 +305,7 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
     load = _load_generator(source)
     agg = prefill = decode = Workers()
     flags: dict[str, int] = {}
+    notes: list[str] = []
     isl = int(_number(row, "isl", path, line))
     if mode == "agg":
         agg = _workers(row, "", path, line)
@@ -236,6 +324,9 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
                 f"{_where(path, line, 'silicon_data_source')}: a disagg row needs "
                 "silicon_concurrency or decode_batch_size and decode_num_workers"
             )
+        if load is not AIPERF and not (prefill.count and decode.count):
+            prefill, decode, note = recipe_layout(row, prefill, decode, concurrency)
+            notes.append(note)
     return Measured(
         source=str(path),
         line=line,
@@ -257,6 +348,7 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         decode=decode,
         flags=flags,
         load=load,
+        notes=tuple(notes),
         raw=dict(row),
     )
 

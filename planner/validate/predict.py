@@ -170,7 +170,7 @@ def predict(
     log: bool = False,
 ) -> Prediction:
     """Replay one measured benchmark through the simulator (`log` keeps the schedules)."""
-    out = Prediction(row)
+    out = Prediction(row, notes=list(row.notes))
     if row.version and not _numbered(row.version):
         out.notes.append(
             f"engine version {row.version!r} names no release: the {row.engine} profile's defaults"
