@@ -261,6 +261,29 @@ def test_inferencex_rows_take_worker_counts_from_its_recipe(tmp_path: Path) -> N
     assert three.tpot_ms < one.tpot_ms
 
 
+def test_inferencex_trtllm_rows_run_the_flags_of_their_script(tmp_path: Path) -> None:
+    """InferenceX's aggregated TensorRT-LLM rows run the flags its script for the model, system
+    and precision launched: dsr1_fp8_h200_trt.sh's budget of CONC + ISL + 64 rounded up to 64
+    (64 + 1024 + 64 -> 1,152), at least 8,192 in runs from 2026-01-21, padded CUDA graphs up to
+    128; gptoss_fp4_b200_trt.sh's 20,000 tokens and graphs up to CONC. A model without a script
+    keeps TensorRT-LLM's defaults."""
+    source = "source_file=2026-03-25.csv; model=X; silicon_concurrency=64; measured={day}"
+    dsr1 = (
+        f"r,{source},trtllm,1.2.0,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,agg,1024,1024,fp8,fp8,"
+        "64,8,1,1,1,8" + ",,,,,,,,,,,,,," + ",900.0,20.0"
+    )
+    oss = dsr1.replace("deepseek-ai/DeepSeek-R1,h200_sxm,fp8", "openai/gpt-oss-120b,b200_sxm,fp4")
+    other = dsr1.replace("deepseek-ai/DeepSeek-R1", "Qwen/Qwen3-32B")
+    rows = [dsr1.format(day="2025-12-15"), dsr1.format(day="2026-01-28")]
+    rows += [oss.format(day="2026-01-28"), other.format(day="2026-01-28")]
+    early, late, gptoss, qwen = read_silicon_csv(_silicon(tmp_path, rows))
+    assert early.flags == {"max_seqs": 64, "token_budget": 1152, "cuda_graph_max_batch": 128}
+    assert late.flags["token_budget"] == 8192 and late.flags["cuda_graph_max_batch"] == 128
+    assert gptoss.flags == {"max_seqs": 64, "token_budget": 20000, "cuda_graph_max_batch": 64}
+    assert qwen.flags == {"max_seqs": 64}
+    assert predict(early).ttft_ms > predict(late).ttft_ms
+
+
 def test_recipes_that_disagree_leave_the_counts_unknown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

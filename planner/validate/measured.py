@@ -192,12 +192,46 @@ def _engine(row: dict[str, str], path: Path, line: int) -> str:
     return name
 
 
-def _launch_flags(engine: str, load: LoadGenerator, batch: int, isl: int) -> dict[str, int]:
+@cache
+def _datasets_csv(name: str) -> list[dict[str, str]]:
+    """The rows of a bundled benchmarks table (datasets/benchmarks/NAME), '#' lines skipped."""
+    path = resource_dir("datasets") / "benchmarks" / name
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return list(csv.DictReader(ln for ln in lines if not ln.startswith("#")))
+
+
+def _inferencex_trtllm(row: dict[str, str], concurrency: int, isl: int) -> dict[str, int]:
+    """TensorRT-LLM flags InferenceX's script for the row's model, system and precision launched
+    with (datasets/benchmarks/inferencex_trtllm_agg.csv); empty where no script matches."""
+    system = (row.get("system") or "").strip().lower().split("_")[0]
+    precision = (row.get("precision") or "").strip().lower()
+    measured = MEASURED_ON.search(row.get("silicon_data_source") or "")
+    day = measured.group(1) if measured else ""
+    for entry in _datasets_csv("inferencex_trtllm_agg.csv"):
+        if (entry["system"], entry["precision"]) != (system, precision):
+            continue
+        if not _same_model(row.get("model_path") or "", entry["model"]):
+            continue
+        budget = int(entry["token_budget"] or 0)
+        if not budget:
+            budget = -(-(concurrency + isl + int(entry["budget_spare"])) // 64) * 64
+            if day >= entry["budget_floor_from"]:
+                budget = max(budget, int(entry["budget_floor"]))
+        graphs = concurrency if entry["cuda_graphs"] == "conc" else int(entry["cuda_graphs"])
+        return {"token_budget": budget, "cuda_graph_max_batch": graphs}
+    return {}
+
+
+def _launch_flags(
+    row: dict[str, str], engine: str, load: LoadGenerator, batch: int, concurrency: int, isl: int
+) -> dict[str, int]:
     """The engine flags an aggregated worker of a silicon row was launched with."""
     if load in (INFERENCEX, INFERENCEX_WARM):
         flags = {"max_seqs": batch}
         if engine == "vllm":
             flags["token_budget"] = INFERENCEX_TOKEN_BUDGET
+        if engine == "trtllm":
+            flags |= _inferencex_trtllm(row, concurrency, isl)
         return flags
     if engine in AIC_GENERATED:
         return {
@@ -233,10 +267,8 @@ def _same_model(row_model: str, recipe_model: str) -> bool:
 def inferencex_recipes() -> dict[tuple[str, ...], list[dict[str, str]]]:
     """InferenceX's disaggregated recipe points (datasets/benchmarks/inferencex_disagg.csv),
     keyed by system, engine, precision, ISL, OSL and each role's GPUs and EP."""
-    path = resource_dir("datasets") / "benchmarks" / "inferencex_disagg.csv"
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if not ln.startswith("#")]
     table: dict[tuple[str, ...], list[dict[str, str]]] = {}
-    for entry in csv.DictReader(lines):
+    for entry in _datasets_csv("inferencex_disagg.csv"):
         key = tuple(entry[c] for c in RECIPE_KEY)
         key += tuple(entry[f"{role}_{c}"] for role in ("prefill", "decode") for c in ("tp", "ep"))
         table.setdefault(key, []).append(entry)
@@ -312,7 +344,7 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         if not agg.batch:
             raise PlannerError(f"{_where(path, line, 'batch_size')}: an agg row needs a batch size")
         concurrency = agg.batch * agg.dp
-        flags = _launch_flags(engine, load, agg.batch, isl)
+        flags = _launch_flags(row, engine, load, agg.batch, concurrency, isl)
     else:
         prefill = _workers(row, "prefill_", path, line)
         decode = _workers(row, "decode_", path, line)
