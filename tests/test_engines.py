@@ -94,6 +94,24 @@ def test_sglang_pauses_decoding_for_prefill_steps() -> None:
     assert len(prefill) >= 3 and all(s.decode_seqs == 0 for s in prefill)
 
 
+@pytest.mark.parametrize(("interval", "ttft_ms"), [(1, 10.5), (8, 20.5)])
+def test_receive_interval_holds_arrivals_until_the_next_poll(interval: int, ttft_ms: float) -> None:
+    """SGLang's --scheduler-recv-interval N: while sequences decode, arrivals are taken in only
+    every N decode steps (a prefill step counts as N). Prefill 10 ms, decode 2 ms: request 0's
+    prompt ends at 10 ms; request 1 arrives at 15.5 ms. Polling every step it waits for the
+    decode step under way (to 16 ms) and prefills by 26 ms; with N = 8 the polls fall at 10 and
+    26 ms, so it prefills by 36 ms."""
+    rules = Scheduling(max_seqs=8, token_budget=1024, mixed=False, recv_interval=interval)
+    reqs = Requests([100, 100], [1000, 5], [0.0, 0.0155])
+    replica = Replica(reqs, StepTable(FixedSteps(10.0, 2.0)), rules)
+    replica.push(0, 0.0)
+    replica.push(1, 0.0155)
+    replica.run()
+    assert reqs.first[0] * 1000 == pytest.approx(10.0)
+    assert (reqs.first[1] - 0.0155) * 1000 == pytest.approx(ttft_ms)
+    assert all(done > 0 for done in reqs.done)
+
+
 def test_admission_reserving_the_output_holds_fewer_sequences() -> None:
     """No-evict admission (TensorRT-LLM) keeps fewer requests in flight on a small cache."""
 

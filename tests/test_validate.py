@@ -3,6 +3,7 @@ CloudMatrix384 reproduction."""
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -282,6 +283,31 @@ def test_inferencex_trtllm_rows_run_the_flags_of_their_script(tmp_path: Path) ->
     assert gptoss.flags == {"max_seqs": 64, "token_budget": 20000, "cuda_graph_max_batch": 64}
     assert qwen.flags == {"max_seqs": 64}
     assert predict(early).ttft_ms > predict(late).ttft_ms
+
+
+def test_inferencex_sglang_rows_run_the_flags_of_their_script(tmp_path: Path) -> None:
+    """qwen3.5_fp8_b200.sh: --chunked-prefill-size 32768, --cuda-graph-max-bs CONC and
+    --scheduler-recv-interval 30 from 16 clients (10 below); an attention data-parallel export
+    (tp 16 on an 8-GPU node) gets none of them, SGLang refusing the receive interval there.
+    Polling for new requests every 30 decode steps delays the first token."""
+    source = "source_file=2026-03-25.csv; model=X; silicon_concurrency={c}; measured=2026-03-10"
+    row = (
+        f"q,{source},sglang,0.5.9,Qwen/Qwen3.5-397B-A17B,b200_sxm,fp8,agg,1024,1024,fp8,fp8,"
+        "{c},{tp},1,1,1,{tp}" + ",,,,,,,,,,,,,," + ",900.0,20.0"
+    )
+    rows = [row.format(c=32, tp=8), row.format(c=8, tp=8), row.format(c=32, tp=16)]
+    many, few, wide = read_silicon_csv(_silicon(tmp_path, rows))
+    assert many.flags == {
+        "max_seqs": 32,
+        "token_budget": 32768,
+        "cuda_graph_max_batch": 32,
+        "recv_interval": 30,
+    }
+    assert few.flags["recv_interval"] == 10 and few.flags["cuda_graph_max_batch"] == 8
+    assert wide.flags == {"max_seqs": 32}
+    polled = predict(many)
+    every_step = predict(replace(many, flags={**many.flags, "recv_interval": 1}))
+    assert polled.ttft_ms > every_step.ttft_ms
 
 
 def test_recipes_that_disagree_leave_the_counts_unknown(

@@ -6,7 +6,9 @@ path as ``--engine``). It holds the engine's documented defaults, each with its 
 - ``[scheduler]``: the token budget of one step, the most sequences in flight, whether long
   prompts are chunked, whether prefill and decode tokens share a step (vLLM, TensorRT-LLM)
   or prefill steps run alone and pause decoding (SGLang), and whether admission reserves KV
-  for the prompt only (recompute on preemption) or for the whole output (no eviction);
+  for the prompt only (recompute on preemption) or for the whole output (no eviction), and
+  how many decode steps pass between polls for new requests (SGLang's
+  --scheduler-recv-interval; 1: every step);
 - ``[memory]``: the share of device memory the engine manages (of the total, or of what the
   weights leave free), after any fixed reserve it keeps for its runtime;
 - ``[runtime]``: the largest decode batch replayed as a CUDA graph, and whether the CPU
@@ -35,6 +37,7 @@ FLAG_SECTIONS = {
     "token_budget": "scheduler",
     "max_seqs": "scheduler",
     "prefix_caching": "scheduler",
+    "recv_interval": "scheduler",
     "cuda_graph_max_batch": "runtime",
 }
 
@@ -50,6 +53,7 @@ class SchedulerPolicy(BaseModel):
     mixed_batches: bool
     kv_admission: Literal["prompt", "prompt+output"] = "prompt"
     prefix_caching: bool = True
+    recv_interval: int = Field(default=1, ge=1)
 
 
 class MemoryPolicy(BaseModel):
@@ -155,7 +159,8 @@ class EngineProfile(BaseModel):
     def with_flags(self, **flags: int) -> "EngineProfile":
         """The profile as launched with these flags: token_budget (max-num-batched-tokens),
         max_seqs (max-num-seqs), prefix_caching (0: --no-enable-prefix-caching),
-        cuda_graph_max_batch (graphs for every decode batch up to it).
+        recv_interval (SGLang's --scheduler-recv-interval), cuda_graph_max_batch (graphs for
+        every decode batch up to it).
         They hold over the release and device defaults."""
         unknown = set(flags) - set(FLAG_SECTIONS)
         if unknown:

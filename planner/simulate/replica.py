@@ -22,6 +22,10 @@ Between two events (an arrival that can be admitted, a completion, the cache fil
 decode batch is fixed, so a whole run of decode steps is advanced at once from the step
 table; per-request work happens only at admission, prompt chunks, completion and preemption.
 
+An engine that polls for new requests only every N decode steps (SGLang's
+``--scheduler-recv-interval``, ``Scheduling.recv_interval``) leaves arrivals waiting until the
+next poll while it decodes; a prefill step or an idle engine polls at once.
+
 A closed loop (``ClosedLoop``: a benchmark's concurrent clients) sends the next request as
 soon as one completes. With a step log, every step's shape is recorded so a calibration can
 re-time the same schedule under other cost parameters.
@@ -55,6 +59,7 @@ class Scheduling:
     mixed: bool = True
     reserve_output: bool = False
     prefix_caching: bool = True
+    recv_interval: int = 1
 
     @classmethod
     def of(
@@ -72,6 +77,7 @@ class Scheduling:
             mixed=policy.mixed_batches,
             reserve_output=policy.kv_admission == "prompt+output",
             prefix_caching=policy.prefix_caching,
+            recv_interval=policy.recv_interval,
         )
 
 
@@ -261,6 +267,7 @@ class Replica:
         self.heap: list[tuple[int, int]] = []
         self.order: list[int] = []
         self.n = self.ctx = self.step = self.reserved = self.promised = self.steps = 0
+        self.unpolled = 0
         self.hold = self.stalled = False
         self.preemptions = self.peak_kv = self.served = self.rejected = 0
         self.prefill_computed = self.prefix_hits = 0
@@ -485,8 +492,24 @@ class Replica:
         k = min(fin - self.step, (self.budget - self.ctx - self.reserved) // self.n)
         until = horizon
         if not self.waiting and self.n < self.rules.max_seqs and self.pending:
-            until = min(until, self.pending[0][0])
+            if self.rules.recv_interval > 1:
+                k = min(k, self.rules.recv_interval - self.unpolled)
+            else:
+                until = min(until, self.pending[0][0])
         return self.table.decode_run(self.n, self.ctx, k, (until - t) * 1000.0)
+
+    def _polls(self) -> bool:
+        """Whether the engine takes in arrived requests before this step: every step, or with a
+        receive interval of N (SGLang's --scheduler-recv-interval, where a prefill step weighs
+        the whole interval and a decode step one) once N decode steps have passed since the
+        last poll, after a prefill step, or when nothing runs."""
+        if self.rules.recv_interval <= 1 or self.unpolled >= self.rules.recv_interval:
+            self.unpolled = 0
+            return True
+        if not (self.n or self.prefilling):
+            self.unpolled = 0
+            return True
+        return False
 
     def _record(self, k: int, chunks: _Chunks | None, decode_seqs: int, ms: float) -> None:
         """Append one step (or run of k, or idle gap if k = 0) of `ms` to the log, if kept;
@@ -521,8 +544,9 @@ class Replica:
         rules, pending, waiting = self.rules, self.pending, self.waiting
         while self.t < horizon:
             t = self.t
-            while pending and pending[0][0] <= t:
-                waiting.append(heapq.heappop(pending)[1])
+            if self._polls():
+                while pending and pending[0][0] <= t:
+                    waiting.append(heapq.heappop(pending)[1])
             if self.n and self.ctx + self.reserved + self.n > self.budget:
                 self._preempt()
                 continue
@@ -548,6 +572,7 @@ class Replica:
                 self._record(1, chunks, decode, ms)
                 self.t = t = t + ms / 1000.0
                 self.hold = False
+                self.unpolled = rules.recv_interval
                 if decode:
                     self._decoded(1, t)
                 self._first_tokens(chunks.finished, t)
@@ -556,6 +581,7 @@ class Replica:
                 self._record(k, None, self.n, ms)
                 self.t = t = t + ms / 1000.0
                 self.hold = False
+                self.unpolled += k
                 self._decoded(k, t)
             elif pending and pending[0][0] < horizon:
                 gap = max(pending[0][0] - t, 0.0)

@@ -32,6 +32,11 @@ run (commit d053ae24e, "upstream kimbochen/bench_serving, adding warmup (#480)";
 benchmarks/benchmark_lib.sh run_benchmark_serving; utils/bench_serving/benchmark_serving.py
 waits on the warm-up tasks before the measured ones start).
 
+InferenceX's aggregated TensorRT-LLM and SGLang rows run the flags its benchmark script for the
+model, system and precision launched the server with (datasets/benchmarks/inferencex_trtllm_agg.csv:
+token budget and padded CUDA graphs; inferencex_sglang_agg.csv: chunked-prefill size, CUDA graphs
+and the scheduler's receive interval), not the engine's defaults.
+
 Worker counts of InferenceX's disaggregated rows: the export gives each role's tp and ep but
 neither how many prefill and decode workers ran nor whether attention ran data-parallel. Those
 come from InferenceX's own recipe for the point (`recipe_layout`, the table in
@@ -200,26 +205,55 @@ def _datasets_csv(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(ln for ln in lines if not ln.startswith("#")))
 
 
+def _script(table: str, row: dict[str, str]) -> dict[str, str] | None:
+    """The entry of an InferenceX launch-flag table (datasets/benchmarks/TABLE) for the row's
+    model, system, precision and, where the entry names one, tensor parallelism."""
+    system = (row.get("system") or "").strip().lower().split("_")[0]
+    precision = (row.get("precision") or "").strip().lower()
+    tp = (row.get("tp_size") or "").strip()
+    for entry in _datasets_csv(table):
+        if (entry["system"], entry["precision"]) != (system, precision):
+            continue
+        if entry.get("tp") and entry["tp"] != tp:
+            continue
+        if _same_model(row.get("model_path") or "", entry["model"]):
+            return entry
+    return None
+
+
+def _count_or_conc(value: str, concurrency: int) -> int:
+    """A table value: a number, or 'conc' for the run's concurrency."""
+    return concurrency if value == "conc" else int(value)
+
+
 def _inferencex_trtllm(row: dict[str, str], concurrency: int, isl: int) -> dict[str, int]:
     """TensorRT-LLM flags InferenceX's script for the row's model, system and precision launched
     with (datasets/benchmarks/inferencex_trtllm_agg.csv); empty where no script matches."""
-    system = (row.get("system") or "").strip().lower().split("_")[0]
-    precision = (row.get("precision") or "").strip().lower()
-    measured = MEASURED_ON.search(row.get("silicon_data_source") or "")
-    day = measured.group(1) if measured else ""
-    for entry in _datasets_csv("inferencex_trtllm_agg.csv"):
-        if (entry["system"], entry["precision"]) != (system, precision):
-            continue
-        if not _same_model(row.get("model_path") or "", entry["model"]):
-            continue
-        budget = int(entry["token_budget"] or 0)
-        if not budget:
-            budget = -(-(concurrency + isl + int(entry["budget_spare"])) // 64) * 64
-            if day >= entry["budget_floor_from"]:
-                budget = max(budget, int(entry["budget_floor"]))
-        graphs = concurrency if entry["cuda_graphs"] == "conc" else int(entry["cuda_graphs"])
-        return {"token_budget": budget, "cuda_graph_max_batch": graphs}
-    return {}
+    entry = _script("inferencex_trtllm_agg.csv", row)
+    if entry is None:
+        return {}
+    budget = int(entry["token_budget"] or 0)
+    if not budget:
+        measured = MEASURED_ON.search(row.get("silicon_data_source") or "")
+        budget = -(-(concurrency + isl + int(entry["budget_spare"])) // 64) * 64
+        if measured and measured.group(1) >= entry["budget_floor_from"]:
+            budget = max(budget, int(entry["budget_floor"]))
+    graphs = _count_or_conc(entry["cuda_graphs"], concurrency)
+    return {"token_budget": budget, "cuda_graph_max_batch": graphs}
+
+
+def _inferencex_sglang(row: dict[str, str], concurrency: int) -> dict[str, int]:
+    """SGLang flags InferenceX's script for the row's model, system, precision and tp launched
+    with (datasets/benchmarks/inferencex_sglang_agg.csv); empty where no script matches."""
+    entry = _script("inferencex_sglang_agg.csv", row)
+    if entry is None:
+        return {}
+    interval = entry["recv_interval"] if concurrency >= 16 else entry["recv_interval_below_16"]
+    return {
+        "token_budget": int(entry["token_budget"]),
+        "cuda_graph_max_batch": _count_or_conc(entry["cuda_graphs"], concurrency),
+        "recv_interval": int(interval),
+    }
 
 
 def _launch_flags(
@@ -232,6 +266,8 @@ def _launch_flags(
             flags["token_budget"] = INFERENCEX_TOKEN_BUDGET
         if engine == "trtllm":
             flags |= _inferencex_trtllm(row, concurrency, isl)
+        if engine == "sglang":
+            flags |= _inferencex_sglang(row, concurrency)
         return flags
     if engine in AIC_GENERATED:
         return {
