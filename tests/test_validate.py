@@ -317,10 +317,11 @@ def test_recipes_that_disagree_leave_the_counts_unknown(
     does not say, the planner predicts it without); two different ones without, or none, leave
     the row's counts unknown and say why. A row's 9 clients also match a recipe at 3 clients on
     each of 3 decode workers, but only where no recipe runs 9 as such."""
-    key = ("h100", "trtllm", "fp8", "1024", "1024", "16", "16", "16", "16")
+    key = ("h100", "trtllm", "fp8", "1024", "1024", "16", "16", "16")
 
     def entry(spec: str, prefill: int, decode: int, clients: int = 9) -> dict[str, str]:
         roles = {"prefill_workers": str(prefill), "decode_workers": str(decode)}
+        roles |= {f"{r}_{c}": "16" for r in ("prefill", "decode") for c in ("tp", "ep")}
         flags = {"prefill_dp_attention": "False", "decode_dp_attention": "False"}
         point = {"recipe": spec, "model": "DeepSeek-R1-0528", "concurrency": str(clients)}
         return {**point, "spec": spec, **roles, **flags}

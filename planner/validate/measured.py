@@ -302,34 +302,39 @@ def _same_model(row_model: str, recipe_model: str) -> bool:
 @cache
 def inferencex_recipes() -> dict[tuple[str, ...], list[dict[str, str]]]:
     """InferenceX's disaggregated recipe points (datasets/benchmarks/inferencex_disagg.csv),
-    keyed by system, engine, precision, ISL, OSL and each role's GPUs and EP."""
+    keyed by system, engine, precision, ISL, OSL, the prefill role's GPUs and EP and the decode
+    role's GPUs: not its EP, which the exports write as the prefill role's (every one of the
+    public sample's 229 count-less rows resolved this way carries the counts of its twin row
+    from AIConfigurator's database; keyed by the exported decode EP too, 3 of 86 did not)."""
     table: dict[tuple[str, ...], list[dict[str, str]]] = {}
     for entry in _datasets_csv("inferencex_disagg.csv"):
         key = tuple(entry[c] for c in RECIPE_KEY)
-        key += tuple(entry[f"{role}_{c}"] for role in ("prefill", "decode") for c in ("tp", "ep"))
+        key += (entry["prefill_tp"], entry["prefill_ep"], entry["decode_tp"])
         table.setdefault(key, []).append(entry)
     return table
 
 
 def _role(workers: Workers, entry: dict[str, str], role: str) -> Workers:
-    """A role's layout as the recipe ran it: its worker count, attention data-parallel or not."""
-    gpus = workers.tp * workers.dp
+    """A role's layout as the recipe ran it: its worker count, expert parallelism and whether
+    attention ran data-parallel."""
+    gpus, ep = int(entry[f"{role}_tp"]), int(entry[f"{role}_ep"])
     attention_dp = entry[f"{role}_dp_attention"] == "True"
     tp, dp = (1, gpus) if attention_dp else (gpus, 1)
-    return replace(workers, tp=tp, dp=dp, count=int(entry[f"{role}_workers"]))
+    return replace(workers, tp=tp, dp=dp, ep=ep, count=int(entry[f"{role}_workers"]))
 
 
 def _recipe_points(
     row: dict[str, str], prefill: Workers, decode: Workers, concurrency: int
 ) -> list[dict[str, str]]:
-    """The recipe entries for a row's model, system, engine, precision, lengths and layout run
-    at its concurrency: the recipe's own, or else its clients on each decode worker (InferenceX
-    exports some points, the H200 TensorRT-LLM ones, as the recipe's concurrency times its
-    decode workers: 11 clients for the 11-worker recipe at 1, 36 for the 9-worker one at 4)."""
+    """The recipe entries for a row's model, system, engine, precision, lengths and layout
+    (less the decode EP, see `inferencex_recipes`) run at its concurrency: the recipe's own,
+    or else its clients on each decode worker (InferenceX exports some points, the H200
+    TensorRT-LLM ones, as the recipe's concurrency times its decode workers: 11 clients for
+    the 11-worker recipe at 1, 36 for the 9-worker one at 4)."""
     system = (row.get("system") or "").strip().lower().split("_")[0]
     values = (row.get("backend"), row.get("precision"), row.get("isl"), row.get("osl"))
     key = (system, *((v or "").strip().lower() for v in values))
-    key += tuple(str(n) for w in (prefill, decode) for n in (w.tp * w.dp, w.ep))
+    key += (str(prefill.tp * prefill.dp), str(prefill.ep), str(decode.tp * decode.dp))
     model = row.get("model_path") or ""
     same = [e for e in inferencex_recipes().get(key, []) if _same_model(model, e["model"])]
     exact = [e for e in same if int(e["concurrency"]) == concurrency]
@@ -343,12 +348,16 @@ def recipe_layout(
 ) -> tuple[Workers, Workers, str]:
     """Worker counts of an InferenceX disaggregated row that omits them, from InferenceX's own
     recipe for the same point (model, system, engine, precision, lengths, concurrency, each
-    role's GPUs and EP); unchanged, with the reason, where none or several different ones match.
-    A recipe run with and without speculative decoding at the same point may differ: the one
-    without is taken, as the row does not say and the planner predicts it without."""
+    role's GPUs, the prefill role's EP; the decode EP is then the recipe's); unchanged, with
+    the reason, where none or several different ones match. Several are narrowed to those
+    with the exported decode EP, then to those without speculative decoding (a recipe run with
+    and without at one point may differ; the row does not say, the planner predicts without)."""
     found = _recipe_points(row, prefill, decode, concurrency)
     fields = [f"{r}_{c}" for r in ("prefill", "decode") for c in ("workers", "dp_attention")]
-    for pool in (found, [e for e in found if e["spec"] == "none"]):
+    fields.append("decode_ep")
+    listed = [e for e in found if e["decode_ep"] == str(decode.ep)]
+    pools = (found, listed)
+    for pool in (*pools, *([e for e in p if e["spec"] == "none"] for p in pools)):
         answers = {tuple(e[f] for f in fields) for e in pool}
         if len(answers) == 1:
             entry = pool[0]
