@@ -40,8 +40,8 @@ and the scheduler's receive interval), not the engine's defaults.
 Worker counts of InferenceX's disaggregated rows: the export gives each role's tp and ep but
 neither how many prefill and decode workers ran nor whether attention ran data-parallel. Those
 come from InferenceX's own recipe for the point (`recipe_layout`, the table in
-datasets/benchmarks/inferencex_disagg.csv, read from its nvidia-master.yaml), where exactly one
-answer matches; otherwise the row keeps them unknown and the prediction assumes the fewest
+datasets/benchmarks/inferencex_disagg.csv, read from its nvidia-master.yaml), where one answer
+matches; otherwise the row keeps them unknown and the prediction assumes the fewest
 prefill workers that feed one decode worker (`predict.feeding_prefills`).
 
 Engine flags of silicon rows: AIConfigurator benchmarks the deployments its generator writes
