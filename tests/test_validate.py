@@ -97,18 +97,21 @@ def test_wide_expert_parallel_rows_run_attention_data_parallel(tmp_path: Path) -
 
 
 def test_inferencex_rows_are_replayed_as_their_client_ran_them(tmp_path: Path) -> None:
-    """A row whose source is a dated export (InferenceX's nightly results) was measured with
-    vLLM's benchmark_serving.py as InferenceX runs it: 10 requests per client, lengths drawn
-    between 0.8 x and 1 x, against --max-num-batched-tokens 8192 and --max-num-seqs CONC, with
-    a wave of 2 x CONC warm-ups first when measured from 2026-01-21 on (the measured date, else
-    the export's); AIConfigurator's own rows keep aiperf's template and flags."""
+    """A row whose source is a dated export or a dump of InferenceX's results database (its
+    nightly results) was measured with vLLM's benchmark_serving.py as InferenceX runs it: 10
+    requests per client, lengths drawn between 0.8 x and 1 x, against --max-num-batched-tokens
+    8192 and --max-num-seqs CONC, with a wave of 2 x CONC warm-ups first when measured from
+    2026-01-21 on (the measured date, else the export's); AIConfigurator's own rows keep aiperf's
+    template and flags."""
     source = "a,src; silicon_concurrency=8"
     old = ROWS[0].replace(source, "x,source_file=2026-04-06.csv; measured=2025-12-08; wip=False")
     new = ROWS[0].replace(source, "y,source_file=2026-04-06.csv; measured=2026-03-27")
     undated = ROWS[0].replace(source, "z,source_file=2026-01-20.csv")
-    aic, before, after, export = read_silicon_csv(_silicon(tmp_path, [ROWS[0], old, new, undated]))
+    dump = ROWS[0].replace(source, "d,db-dump/2026-04-27; config_id=7; measured=2025-11-18")
+    rows = [ROWS[0], old, new, undated, dump]
+    aic, before, after, export, database = read_silicon_csv(_silicon(tmp_path, rows))
     assert aic.load is AIPERF and before.load is INFERENCEX and export.load is INFERENCEX
-    assert after.load is INFERENCEX_WARM
+    assert after.load is INFERENCEX_WARM and database.load is INFERENCEX
     assert before.flags == after.flags == {"token_budget": 8192, "max_seqs": 8}
     bench = replay_load(before)
     assert (bench.measured, bench.warmup, bench.range_ratio) == (80, 0, 0.8)
@@ -287,15 +290,15 @@ def test_inferencex_trtllm_rows_run_the_flags_of_their_script(tmp_path: Path) ->
 
 def test_inferencex_sglang_rows_run_the_flags_of_their_script(tmp_path: Path) -> None:
     """qwen3.5_fp8_b200.sh: --chunked-prefill-size 32768, --cuda-graph-max-bs CONC and
-    --scheduler-recv-interval 30 from 16 clients (10 below); an attention data-parallel export
-    (tp 16 on an 8-GPU node) gets none of them, SGLang refusing the receive interval there.
+    --scheduler-recv-interval 30 from 16 clients (10 below), the tp 4 and tp 8 runs alike; a
+    run on more GPUs than the script launches (tp 16 with 16 experts' ranks) gets none of them.
     Polling for new requests every 30 decode steps delays the first token."""
     source = "source_file=2026-03-25.csv; model=X; silicon_concurrency={c}; measured=2026-03-10"
     row = (
         f"q,{source},sglang,0.5.9,Qwen/Qwen3.5-397B-A17B,b200_sxm,fp8,agg,1024,1024,fp8,fp8,"
         "{c},{tp},1,1,1,{tp}" + ",,,,,,,,,,,,,," + ",900.0,20.0"
     )
-    rows = [row.format(c=32, tp=8), row.format(c=8, tp=8), row.format(c=32, tp=16)]
+    rows = [row.format(c=32, tp=8), row.format(c=8, tp=4), row.format(c=32, tp=16)]
     many, few, wide = read_silicon_csv(_silicon(tmp_path, rows))
     assert many.flags == {
         "max_seqs": 32,
@@ -308,6 +311,50 @@ def test_inferencex_sglang_rows_run_the_flags_of_their_script(tmp_path: Path) ->
     polled = predict(many)
     every_step = predict(replace(many, flags={**many.flags, "recv_interval": 1}))
     assert polled.ttft_ms > every_step.ttft_ms
+
+
+def test_exports_that_multiply_the_gpus_by_the_ep_are_read_as_inferencex_ran_them(
+    tmp_path: Path,
+) -> None:
+    """Real rows of the public silicon_sample.csv: InferenceX's tp 8, ep 8 SGLang run of
+    DeepSeek-R1 on B200 at 4 clients, exported once as tp 64 with moe_tp 8 x moe_ep 8 and once
+    as tp 8, moe_ep 8, with the same TTFT and TPOT, is read as 8 GPUs either way; a TensorRT-LLM
+    attention-DP export (dp 64 of tp 1, batch 4 at 256 clients) as attention DP 8 with 32
+    sequences a rank; vLLM's tp 4, attention dp 4, moe_ep 16 (MiniMax-M2.5, H100) as tp 4,
+    ep 4. The script's flags then follow the GPUs it ran on. The same layouts in a row of
+    AIConfigurator's own are taken as written."""
+    db = "db-dump/2026-04-27; config_id=201; silicon_concurrency={c}; measured=2026-02-03"
+    sglang = (
+        "dsr1_b200_sglang_fp4_agg_1024x1024_c4_cfg201,{src},sglang,0.5.9,deepseek-ai/DeepSeek-V3,"
+        "b200_sxm,fp4,agg,1024,1024,fp8_block,nvfp4,4,{layout},,,,,,,,,,,,,,,188.7344,8.0492"
+    )
+    wide = sglang.format(src=db.format(c=4), layout="64,1,1,8,8")
+    plain = sglang.format(src=db.format(c=4), layout="8,1,1,1,8")
+    trt = (
+        f"dsr1_b200_trtllm_fp4_agg_1024x8192_c256_cfg191,{db.format(c=256)},trtllm,"
+        "1.2.0rc6.post2,deepseek-ai/DeepSeek-V3,b200_sxm,fp4,agg,"
+        "1024,8192,fp8_block,nvfp4,4,1,1,64,8,8,,,,,,,,,,,,,,,3000.0,30.0"
+    )
+    vllm = (
+        "m,source_file=2026-04-06.csv; measured=2026-03-27,vllm,0.16.0,MiniMaxAI/MiniMax-M2.5,"
+        "h100_sxm,fp8,agg,1024,1024,fp8_block,fp8_block,16,4,1,4,1,16,,,,,,,,,,,,,,,300.0,20.0"
+    )
+    aic = wide.replace(db.format(c=4), "aic; silicon_concurrency=4")
+    rows = read_silicon_csv(_silicon(tmp_path, [wide, plain, trt, vllm, aic]))
+    layouts = [(r.agg.tp, r.agg.dp, r.agg.ep, r.agg.batch, r.concurrency) for r in rows]
+    assert layouts == [
+        (8, 1, 8, 4, 4),
+        (8, 1, 8, 4, 4),
+        (1, 8, 8, 32, 256),
+        (4, 1, 4, 64, 64),
+        (64, 1, 8, 4, 4),
+    ]
+    assert "tp x ep (64) as its GPUs; InferenceX ran it on 8" in rows[0].notes[0]
+    assert not rows[1].notes and not rows[4].notes
+    assert rows[0].flags == rows[1].flags and rows[0].flags["token_budget"] == 16384
+    assert rows[2].flags == {"max_seqs": 32, "token_budget": 8192, "cuda_graph_max_batch": 512}
+    assert rows[3].flags == {"max_seqs": 64, "token_budget": 8192}
+    assert predict(rows[0]).tpot_ms == predict(rows[1]).tpot_ms
 
 
 def test_recipes_that_disagree_leave_the_counts_unknown(
@@ -343,13 +390,15 @@ def test_recipes_that_disagree_leave_the_counts_unknown(
 
 def test_recipe_counts_agree_with_the_shared_rows_that_carry_them() -> None:
     """Independent check on real rows: the shared H100 file holds some InferenceX measurements
-    twice, once exported without worker counts and once from AIConfigurator's database with
-    them (same TTFT and TPOT to the last digit); every count the recipe table supplies for the
-    first matches the second, and the table resolves most of the InferenceX disagg rows."""
+    twice, once in a nightly export without worker counts and once from a dump of InferenceX's
+    results database with them (same TTFT and TPOT to the last digit); every count the recipe
+    table supplies for the first matches the second, and the table resolves most of the
+    InferenceX disagg rows."""
     rows = read_measured([shared_path("profiles", "aiconfigurator", "silicon_h100.csv")])
     disagg = [r for r in rows if r.mode == "disagg"]
-    counted = {(r.ttft_ms, r.tpot_ms): r for r in disagg if r.load is AIPERF and r.decode.count}
-    exported = [r for r in disagg if r.load is not AIPERF]
+    dumped = [r for r in disagg if "db-dump/" in r.raw["silicon_data_source"]]
+    counted = {(r.ttft_ms, r.tpot_ms): r for r in dumped if r.decode.count}
+    exported = [r for r in disagg if r.load is not AIPERF and r not in dumped]
     resolved = [r for r in exported if r.decode.count]
     assert len(resolved) >= 0.8 * len(exported)
     twins = [

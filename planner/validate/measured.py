@@ -19,9 +19,11 @@ and TPOT the load generator reported.
 Load generators: AIConfigurator measures its own deployments with aiperf through its
 benchmark template (two warm-up rounds, then 20 requests per client, fixed lengths); the
 silicon file also carries InferenceX's nightly results (rows whose source is a dated export,
-``source_file=YYYY-MM-DD.csv``), measured with the benchmark_serving.py client InferenceX's
-recipes clone (kimbochen/bench_serving, vLLM's client before it centred the random range:
-lengths ``randint(int(L x ratio), L + 1)``) as they run it (benchmarks/70b_fp8_h100_slurm.sh,
+``source_file=YYYY-MM-DD.csv``, or a dump of its results database, ``db-dump/YYYY-MM-DD`` with
+the database's ``config_id`` and ``workflow_run_id``: InferenceX keys its benchmark points by
+those two, docs/results-and-ingestion.md), measured with the benchmark_serving.py client
+InferenceX's recipes clone (kimbochen/bench_serving, vLLM's client before it centred the random
+range: lengths ``randint(int(L x ratio), L + 1)``) as they run it (benchmarks/70b_fp8_h100_slurm.sh,
 gptoss_fp4_h100.sh; README "Benchmark Client Configuration": ``--random-range-ratio 0.8
 --num-prompts CONC x 10 --max-concurrency CONC``) against servers launched with at most CONC
 sequences (vLLM: ``--max-num-seqs CONC --max-num-batched-tokens 8192``; other engines keep their
@@ -36,6 +38,9 @@ InferenceX's aggregated TensorRT-LLM and SGLang rows run the flags its benchmark
 model, system and precision launched the server with (datasets/benchmarks/inferencex_trtllm_agg.csv:
 token budget and padded CUDA graphs; inferencex_sglang_agg.csv: chunked-prefill size, CUDA graphs
 and the scheduler's receive interval), not the engine's defaults.
+
+GPUs of InferenceX's aggregated rows: some exports write tp x ep as the GPU count (tp 64 for
+a tp 8, ep 8 run on one 8-GPU node); `exported_layout` reads them as InferenceX ran them.
 
 Worker counts of InferenceX's disaggregated rows: the export gives each role's tp and ep but
 neither how many prefill and decode workers ran nor whether attention ran data-parallel. Those
@@ -72,7 +77,7 @@ AIC_GENERATED = ("vllm", "trtllm")
 AIC_SPARE_TOKENS = 1500
 BENCH_REQUIRED = ("model_id", "max_concurrency", "mean_ttft_ms", "mean_tpot_ms", "completed")
 BENCH_REQUIRED += ("total_input_tokens", "total_output_tokens")
-INFERENCEX_SOURCE = re.compile(r"source_file=(\d{4}-\d{2}-\d{2})\.csv")
+INFERENCEX_SOURCE = re.compile(r"source_file=(\d{4}-\d{2}-\d{2})\.csv|db-dump/(\d{4}-\d{2}-\d{2})")
 MEASURED_ON = re.compile(r"measured=(\d{4}-\d{2}-\d{2})")
 INFERENCEX_WARMUP_FROM = "2026-01-21"
 INFERENCEX_TOKEN_BUDGET = 8192
@@ -186,6 +191,34 @@ def _workers(row: dict[str, str], prefix: str, path: Path, line: int) -> Workers
     return Workers(tp, pp, dp, ep, batch, count)
 
 
+def exported_layout(
+    row: dict[str, str], workers: Workers, concurrency: int, path: Path, line: int
+) -> tuple[Workers, str]:
+    """The GPUs an InferenceX aggregated row ran on, where its export multiplied them by the EP
+    (empty note where it did not).
+
+    InferenceX runs a single-node point on `tp` GPUs with its experts spread `ep` ways over them
+    (benchmark-tmpl.yml; "single-node GPU count is tp x pp", docs/results-and-ingestion.md);
+    some exports write tp x ep as the GPU count: tp 64 with moe_tp 8 x moe_ep 8 for its tp 8,
+    ep 8 (attention dp 64 where attention ran data-parallel), and for vLLM tp 4 with attention
+    dp 4 and moe_ep 16 for its tp 4, ep 4. Each such row of the public sample whose point was
+    also exported the plain way (tp 8, moe_ep 8) carries that twin's TTFT and TPOT exactly."""
+    moe_tp = _count(row, "moe_tp_size", path, line)
+    gpus = workers.tp * workers.dp
+    if moe_tp > 1 and workers.ep > 1 and moe_tp * workers.ep == gpus:
+        tp, dp, ep = (1, moe_tp, workers.ep) if workers.dp > 1 else (moe_tp, 1, workers.ep)
+    elif workers.tp > 1 and workers.dp > 1 and moe_tp == 1 and workers.ep == gpus:
+        tp, dp, ep = workers.tp, 1, workers.dp
+    else:
+        return workers, ""
+    ran = replace(workers, tp=tp, dp=dp, ep=ep, batch=max(concurrency // dp, 1))
+    note = (
+        f"the export lists tp x ep ({gpus}) as its GPUs; InferenceX ran it on {tp * dp} "
+        f"(tp {tp}, attention dp {dp}, ep {ep})"
+    )
+    return ran, note
+
+
 def _engine(row: dict[str, str], path: Path, line: int) -> str:
     """The row's engine id, or a PlannerError naming the known ones."""
     name = (row.get("backend") or "").strip().lower()
@@ -205,18 +238,24 @@ def _datasets_csv(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(ln for ln in lines if not ln.startswith("#")))
 
 
-def _script(table: str, row: dict[str, str]) -> dict[str, str] | None:
+def _script(table: str, row: dict[str, str], gpus: int) -> dict[str, str] | None:
     """The entry of an InferenceX launch-flag table (datasets/benchmarks/TABLE) for the row's
-    model, system, precision and, where the entry names one, tensor parallelism."""
+    model, system, precision and, where the entry names one, GPUs (InferenceX's tp). The model
+    is the row's, or the one InferenceX's id names: its database rows of DeepSeek-R1 give the
+    architecture's path, deepseek-ai/DeepSeek-V3, with ids that start with the recipe's model
+    prefix (dsr1_b200_sglang_fp4_...), as the scripts' names do (dsr1_fp4_b200)."""
     system = (row.get("system") or "").strip().lower().split("_")[0]
     precision = (row.get("precision") or "").strip().lower()
-    tp = (row.get("tp_size") or "").strip()
+    name = (row.get("id") or "").strip().lower()
     for entry in _datasets_csv(table):
         if (entry["system"], entry["precision"]) != (system, precision):
             continue
-        if entry.get("tp") and entry["tp"] != tp:
+        if entry.get("tp") and entry["tp"] != str(gpus):
             continue
-        if _same_model(row.get("model_path") or "", entry["model"]):
+        prefix = entry["script"].split(f"_{precision}_")[0].replace(".", "_")
+        if _same_model(row.get("model_path") or "", entry["model"]) or name.startswith(
+            f"{prefix}_{system}_"
+        ):
             return entry
     return None
 
@@ -226,10 +265,12 @@ def _count_or_conc(value: str, concurrency: int) -> int:
     return concurrency if value == "conc" else int(value)
 
 
-def _inferencex_trtllm(row: dict[str, str], concurrency: int, isl: int) -> dict[str, int]:
+def _inferencex_trtllm(
+    row: dict[str, str], gpus: int, concurrency: int, isl: int
+) -> dict[str, int]:
     """TensorRT-LLM flags InferenceX's script for the row's model, system and precision launched
     with (datasets/benchmarks/inferencex_trtllm_agg.csv); empty where no script matches."""
-    entry = _script("inferencex_trtllm_agg.csv", row)
+    entry = _script("inferencex_trtllm_agg.csv", row, gpus)
     if entry is None:
         return {}
     budget = int(entry["token_budget"] or 0)
@@ -242,10 +283,10 @@ def _inferencex_trtllm(row: dict[str, str], concurrency: int, isl: int) -> dict[
     return {"token_budget": budget, "cuda_graph_max_batch": graphs}
 
 
-def _inferencex_sglang(row: dict[str, str], concurrency: int) -> dict[str, int]:
+def _inferencex_sglang(row: dict[str, str], gpus: int, concurrency: int) -> dict[str, int]:
     """SGLang flags InferenceX's script for the row's model, system, precision and tp launched
     with (datasets/benchmarks/inferencex_sglang_agg.csv); empty where no script matches."""
-    entry = _script("inferencex_sglang_agg.csv", row)
+    entry = _script("inferencex_sglang_agg.csv", row, gpus)
     if entry is None:
         return {}
     interval = entry["recv_interval"] if concurrency >= 16 else entry["recv_interval_below_16"]
@@ -257,17 +298,19 @@ def _inferencex_sglang(row: dict[str, str], concurrency: int) -> dict[str, int]:
 
 
 def _launch_flags(
-    row: dict[str, str], engine: str, load: LoadGenerator, batch: int, concurrency: int, isl: int
+    row: dict[str, str], engine: str, load: LoadGenerator, agg: Workers, concurrency: int, isl: int
 ) -> dict[str, int]:
     """The engine flags an aggregated worker of a silicon row was launched with."""
+    batch = agg.batch
     if load in (INFERENCEX, INFERENCEX_WARM):
         flags = {"max_seqs": batch}
+        gpus = agg.tp * agg.dp
         if engine == "vllm":
             flags["token_budget"] = INFERENCEX_TOKEN_BUDGET
         if engine == "trtllm":
-            flags |= _inferencex_trtllm(row, concurrency, isl)
+            flags |= _inferencex_trtllm(row, gpus, concurrency, isl)
         if engine == "sglang":
-            flags |= _inferencex_sglang(row, concurrency)
+            flags |= _inferencex_sglang(row, gpus, concurrency)
         return flags
     if engine in AIC_GENERATED:
         return {
@@ -284,7 +327,7 @@ def _load_generator(source: str) -> LoadGenerator:
     if export is None:
         return AIPERF
     measured = MEASURED_ON.search(source)
-    day = measured.group(1) if measured else export.group(1)
+    day = measured.group(1) if measured else export.group(1) or export.group(2)
     return INFERENCEX_WARM if day >= INFERENCEX_WARMUP_FROM else INFERENCEX
 
 
@@ -305,7 +348,8 @@ def inferencex_recipes() -> dict[tuple[str, ...], list[dict[str, str]]]:
     keyed by system, engine, precision, ISL, OSL, the prefill role's GPUs and EP and the decode
     role's GPUs: not its EP, which the exports write as the prefill role's (every one of the
     public sample's 229 count-less rows resolved this way carries the counts of its twin row
-    from AIConfigurator's database; keyed by the exported decode EP too, 3 of 86 did not)."""
+    from the dump of InferenceX's results database; keyed by the exported decode EP too, 3 of 86
+    did not)."""
     table: dict[tuple[str, ...], list[dict[str, str]]] = {}
     for entry in _datasets_csv("inferencex_disagg.csv"):
         key = tuple(entry[c] for c in RECIPE_KEY)
@@ -389,7 +433,10 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         if not agg.batch:
             raise PlannerError(f"{_where(path, line, 'batch_size')}: an agg row needs a batch size")
         concurrency = agg.batch * agg.dp
-        flags = _launch_flags(row, engine, load, agg.batch, concurrency, isl)
+        if load is not AIPERF:
+            agg, note = exported_layout(row, agg, concurrency, path, line)
+            notes += [note] if note else []
+        flags = _launch_flags(row, engine, load, agg, concurrency, isl)
     else:
         prefill = _workers(row, "prefill_", path, line)
         decode = _workers(row, "decode_", path, line)
