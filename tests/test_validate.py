@@ -357,6 +357,31 @@ def test_exports_that_multiply_the_gpus_by_the_ep_are_read_as_inferencex_ran_the
     assert predict(rows[0]).tpot_ms == predict(rows[1]).tpot_ms
 
 
+def test_multinode_points_exported_as_agg_run_their_disaggregated_recipe(tmp_path: Path) -> None:
+    """Real rows of the public silicon_sample.csv: InferenceX's GB200 DeepSeek-R1 point at 1,075
+    clients exported as 'agg' at tp 20 is the recipe dsr1-fp4-gb200-dynamo-trt's 1 prefill
+    worker (attention DP over 4 GPUs) and 1 decode worker (attention DP over 16): 20 GPUs; the
+    same recipe with multi-token prediction has that layout too. The point at 144 clients over
+    36 GPUs has no recipe of that size and stays aggregated, saying why; an aggregated export on
+    one 8-GPU node is not looked up."""
+    row = (
+        "2026_04_06_deepseek_r1_gb200_trtllm_fp4_agg_1024x1024_c{c}_tp{tp}_ep1_15,"
+        "source_file=2026-04-06.csv; model=DeepSeek-R1; silicon_concurrency={c}; "
+        "measured=2025-11-17T00:00:00.000Z; wip=False,trtllm,,deepseek-ai/DeepSeek-R1,{system},"
+        "fp4,agg,1024,1024,nvfp4,nvfp4,{c},{tp},1,1,{tp},1,,,,,,,,,,,,,,,1928.3,20.27"
+    )
+    rows = [row.format(c=1075, tp=20, system="gb200"), row.format(c=144, tp=36, system="gb200")]
+    rows.append(row.format(c=64, tp=8, system="b200_sxm"))
+    split, unknown, node = read_silicon_csv(_silicon(tmp_path, rows))
+    p, d = split.prefill, split.decode
+    assert split.mode == "disagg" and split.concurrency == 1075 and not split.flags
+    assert (p.count, p.tp, p.dp, p.ep, d.count, d.tp, d.dp, d.ep) == (1, 1, 4, 4, 1, 1, 16, 16)
+    assert "its recipe's 1 prefill and 1 decode workers" in split.notes[0]
+    assert unknown.mode == "agg" and "no recipe of that size matches" in unknown.notes[0]
+    assert node.mode == "agg" and not node.notes and node.flags["token_budget"] == 1152
+    assert predict(split).predicted
+
+
 def test_recipes_that_disagree_leave_the_counts_unknown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

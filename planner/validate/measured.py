@@ -81,6 +81,7 @@ INFERENCEX_SOURCE = re.compile(r"source_file=(\d{4}-\d{2}-\d{2})\.csv|db-dump/(\
 MEASURED_ON = re.compile(r"measured=(\d{4}-\d{2}-\d{2})")
 INFERENCEX_WARMUP_FROM = "2026-01-21"
 INFERENCEX_TOKEN_BUDGET = 8192
+INFERENCEX_NODE_GPUS = 8
 RECIPE_KEY = ("system", "engine", "precision", "isl", "osl")
 
 
@@ -397,22 +398,56 @@ def recipe_layout(
     with the exported decode EP, then to those without speculative decoding (a recipe run with
     and without at one point may differ; the row does not say, the planner predicts without)."""
     found = _recipe_points(row, prefill, decode, concurrency)
-    fields = [f"{r}_{c}" for r in ("prefill", "decode") for c in ("workers", "dp_attention")]
-    fields.append("decode_ep")
     listed = [e for e in found if e["decode_ep"] == str(decode.ep)]
-    pools = (found, listed)
+    entry = _one_recipe((found, listed))
+    if entry is None:
+        reason = "several InferenceX recipes match" if found else "no InferenceX recipe matches"
+        return prefill, decode, reason
+    prefill, decode = _role(prefill, entry, "prefill"), _role(decode, entry, "decode")
+    note = (
+        f"worker counts from InferenceX's recipe {entry['recipe']}: {prefill.count} "
+        f"prefill and {decode.count} decode workers"
+    )
+    return prefill, decode, note
+
+
+def _one_recipe(pools: tuple[list[dict[str, str]], ...]) -> dict[str, str] | None:
+    """The first pool's recipe where all its entries give one layout (each role's workers, GPUs,
+    EP and attention DP), then the same among the entries without speculative decoding."""
+    roles = ("prefill", "decode")
+    fields = [f"{r}_{c}" for r in roles for c in ("workers", "tp", "ep", "dp_attention")]
     for pool in (*pools, *([e for e in p if e["spec"] == "none"] for p in pools)):
-        answers = {tuple(e[f] for f in fields) for e in pool}
-        if len(answers) == 1:
-            entry = pool[0]
-            prefill, decode = _role(prefill, entry, "prefill"), _role(decode, entry, "decode")
-            note = (
-                f"worker counts from InferenceX's recipe {entry['recipe']}: {prefill.count} "
-                f"prefill and {decode.count} decode workers"
-            )
-            return prefill, decode, note
-    reason = "several InferenceX recipes match" if found else "no InferenceX recipe matches"
-    return prefill, decode, reason
+        if len({tuple(e[f] for f in fields) for e in pool}) == 1:
+            return pool[0]
+    return None
+
+
+def multinode_layout(
+    row: dict[str, str], gpus: int, concurrency: int
+) -> tuple[Workers, Workers] | None:
+    """The disaggregated layout of an InferenceX point exported as aggregated over more GPUs
+    than one node holds: InferenceX runs aggregated points on one node only (every single-node
+    search space in its nvidia-master.yaml has tp <= 8; GB200 NVL72 points are all
+    disaggregated), so an 'agg' row at tp 36 on GB200 is a disaggregated run listed by its total
+    GPUs. Its recipe is the one for the model, system, engine, precision, lengths and
+    concurrency whose prefill and decode workers hold that many GPUs, where one layout matches
+    (or one without speculative decoding)."""
+    system = (row.get("system") or "").strip().lower().split("_")[0]
+    values = (row.get("backend"), row.get("precision"), row.get("isl"), row.get("osl"))
+    key = (system, *((v or "").strip().lower() for v in values))
+    model = row.get("model_path") or ""
+    found = [
+        e
+        for e in _datasets_csv("inferencex_disagg.csv")
+        if tuple(e[c] for c in RECIPE_KEY) == key
+        and int(e["concurrency"]) == concurrency
+        and _same_model(model, e["model"])
+        and sum(int(e[f"{r}_workers"]) * int(e[f"{r}_tp"]) for r in ("prefill", "decode")) == gpus
+    ]
+    entry = _one_recipe((found,))
+    if entry is None:
+        return None
+    return _role(Workers(), entry, "prefill"), _role(Workers(), entry, "decode")
 
 
 def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
@@ -436,7 +471,22 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         if load is not AIPERF:
             agg, note = exported_layout(row, agg, concurrency, path, line)
             notes += [note] if note else []
-        flags = _launch_flags(row, engine, load, agg, concurrency, isl)
+        if load is not AIPERF and agg.tp * agg.dp > INFERENCEX_NODE_GPUS:
+            roles = multinode_layout(row, agg.tp * agg.dp, concurrency)
+            if roles is None:
+                notes.append(
+                    f"InferenceX runs no aggregated point over {agg.tp * agg.dp} GPUs (one node "
+                    "at most): likely a disaggregated run exported as agg, and no recipe of "
+                    "that size matches; predicted as one aggregated instance"
+                )
+            else:
+                mode, (prefill, decode) = "disagg", roles
+                notes.append(
+                    f"exported as agg over {agg.tp * agg.dp} GPUs, more than InferenceX puts on "
+                    f"one aggregated instance: its recipe's {prefill.count} prefill and "
+                    f"{decode.count} decode workers"
+                )
+        flags = _launch_flags(row, engine, load, agg, concurrency, isl) if mode == "agg" else {}
     else:
         prefill = _workers(row, "prefill_", path, line)
         decode = _workers(row, "decode_", path, line)
