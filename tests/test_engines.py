@@ -242,6 +242,33 @@ def test_disaggregated_benchmark_completes_every_request() -> None:
     )
 
 
+def test_disaggregated_decode_takes_each_request_in_at_its_next_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """1 prefill + 1 decode worker, 16 clients with spread output lengths, no KV or sequence
+    limit on the decode side: every request whose KV arrives joins the decode batch at its next
+    step boundary (within one 2 ms step), which is when its first token reaches the client. The
+    decode side's own completions send the next prompts to the prefill side; it must not run
+    past the time those come back (it once ran on to its next completion, seconds late)."""
+    arrived: dict[int, float] = {}
+    push = Replica.push
+
+    def recording(self: Replica, rid: int, t: float) -> None:
+        """Note when each prefilled request reaches the decode side."""
+        if not self.prefill_only:
+            arrived[rid] = t
+        push(self, rid, t)
+
+    monkeypatch.setattr(Replica, "push", recording)
+    rules = Scheduling(max_seqs=1024, token_budget=8192)
+    table = StepTable(FixedSteps(10.0, 2.0))
+    bench = Benchmark(16, 1000, 200, requests=320, warmup=32, range_ratio=0.3)
+    run = run_disaggregated_benchmark(table, table, rules, rules, (1, 1), bench, 1.0)
+    first = np.asarray(run.reqs.first)
+    lag = np.array([first[rid] - t for rid, t in arrived.items()]) * 1000.0
+    assert len(arrived) == 352 and lag.min() >= 0.0 and lag.max() <= 2.0 + 1e-9
+
+
 def test_speculative_decoding_prices_decode_per_expected_token() -> None:
     """A verify step of k+1 tokens plus k draft passes, per 1 + a + ... + a^k tokens."""
     spec = Speculative(1, 0.7)

@@ -199,10 +199,11 @@ def test_a_replay_stops_early_exactly_when_its_full_run_misses_the_target(
 
 def test_mixed_hardware_disaggregation_prefills_on_one_part_and_decodes_on_another() -> None:
     """Prefill on H100, decode on L4, requests 20 s apart (each is done, at L4's ~58 ms a token,
-    before the next arrives: no queueing, no shared batch): each request's TTFT is the all-H100
-    1P:1D replica's, and its decode time (done - first token) is the all-L4 replica's plus the
-    difference of the two KV hand-offs: the mixed one crosses the slower side's scale-out link
-    (L4, 1.25 GB/s per GPU), the L4-only one the L4's own interconnect."""
+    before the next arrives: no queueing, no shared batch): each request's decode time (done -
+    first token, which the decode instance streams when it takes the request in) is the all-L4
+    replica's, and its TTFT the all-H100 1P:1D replica's plus the difference of the two KV
+    hand-offs: the mixed one crosses the slower side's scale-out link (L4, 1.25 GB/s per GPU),
+    the H100-only one the H100's own interconnect."""
     rng = np.random.default_rng(5)
     count = 40
     inputs, outputs = rng.integers(200, 3000, count), rng.integers(20, 200, count)
@@ -211,15 +212,27 @@ def test_mixed_hardware_disaggregation_prefills_on_one_part_and_decodes_on_anoth
     l4 = StepTable(StepModel.build("llama-3.1-8b", "l4"))
     mixed = simulate(work, l4, disagg=(1, 1), prefill_model=h100)
     fast, slow = (simulate(work, t, disagg=(1, 1)) for t in (h100, l4))
-    np.testing.assert_allclose(mixed.ttft_ms, fast.ttft_ms, rtol=1e-9)
+    decode = (mixed.e2e_ms - mixed.ttft_ms) - (slow.e2e_ms - slow.ttft_ms)
+    np.testing.assert_allclose(decode, 0.0, atol=1e-6)
     link = min(h100.model.accelerator.scale_out_gbs, l4.model.accelerator.scale_out_gbs)
     assert link == l4.model.accelerator.scale_out_gbs == 1.25
-    handoff = h100.model.kv_transfer_ms(inputs, link) - l4.model.kv_transfer_ms(inputs)
-    decode = (mixed.e2e_ms - mixed.ttft_ms) - (slow.e2e_ms - slow.ttft_ms)
-    np.testing.assert_allclose(decode, handoff, rtol=1e-6, atol=1e-6)
+    handoff = h100.model.kv_transfer_ms(inputs, link) - h100.model.kv_transfer_ms(inputs)
+    np.testing.assert_allclose(mixed.ttft_ms - fast.ttft_ms, handoff, rtol=1e-6, atol=1e-6)
     assert (handoff > 0).all() and (mixed.e2e_ms < 20_000).all()
     with pytest.raises(PlannerError, match="P:D split"):
         simulate(work, l4, prefill_model=h100)
+
+
+def test_disaggregated_first_token_reaches_the_client_through_the_decode_instance() -> None:
+    """Closed form, 1P:1D, prefill 10 ms a prompt, decode 4 ms a step, free transfers: a request
+    at 0 is prefilled by 10 and taken in by the idle decode instance at once (TTFT 10 ms); one
+    at 5 ms waits for the prefill instance, is prefilled by 20, and joins the busy decode batch
+    at its next step, 22 (TTFT 17 ms, not the prefill's 15); each then decodes a token every
+    4 ms."""
+    work = Workload(np.array([0.0, 0.005]), np.array([100, 100]), np.array([10, 10]))
+    result = simulate(work, StepTable(FixedSteps(10.0, 4.0)), disagg=(1, 1))
+    np.testing.assert_allclose(result.ttft_ms, [10.0, 17.0])
+    np.testing.assert_allclose(result.tpot_ms, [4.0, 4.0])
 
 
 def test_goodput_of_a_sample_too_small_to_saturate_a_replica_is_bounded() -> None:

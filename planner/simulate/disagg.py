@@ -1,10 +1,15 @@
 """Prefill/decode disaggregation: P prefill and D decode instances, KV shipped in between.
 
-Prefill instances run prompts only (the first token comes from them); each request's KV cache
-then crosses the interconnect (or a network bandwidth the user sets) to a decode instance,
-which admits it straight into its decode batch. Both sides have their own batch limits, and
-may run on different accelerators and parallel layouts (prefill on a compute-rich part, decode
-on a cheaper or bigger-memory one); the KV cache then crosses the scale-out network.
+Prefill instances run prompts only; each request's KV cache then crosses the interconnect (or
+a network bandwidth the user sets) to a decode instance, which admits it straight into its
+decode batch. The first token is computed by the prefill instance but reaches the client
+through the decode instance when that takes the request in (SGLang's decode server streams the
+transferred first token as its loop admits the request; Dynamo serves every token of a
+disaggregated request from the decode worker: docs "SGLang Disaggregated Serving"), so TTFT
+includes the KV hand-off and the wait for the decode instance's next step. Both sides have
+their own batch limits, and may run on different accelerators and parallel layouts (prefill on
+a compute-rich part, decode on a cheaper or bigger-memory one); the KV cache then crosses the
+scale-out network.
 """
 
 import re
@@ -125,7 +130,10 @@ def run_disaggregated_benchmark(
         Replica(reqs, prefill_table, prefill_rules, prefill_only=True, handoff=to_decode)
         for _ in range(workers[0])
     ]
-    decodes = [Replica(reqs, decode_table, decode_rules, loop=loop) for _ in range(workers[1])]
+    decodes = [
+        Replica(reqs, decode_table, decode_rules, loop=loop, hands_on=True)
+        for _ in range(workers[1])
+    ]
     for rid, at in enumerate(first_sends(loop, bench)):
         reqs.arrival[rid] = at
         to_prefill(rid, loop.through_frontend(at))

@@ -240,7 +240,10 @@ class Replica:
 
     A request pushed with its KV cache already present (``Requests.kv_ready``, set by the
     disaggregated orchestrator after a transfer) joins the decode batch without a prefill. A
-    prefill instance given a `handoff` passes each prompt it finishes on at once.
+    prefill instance given a `handoff` passes each prompt it finishes on at once. An instance
+    whose clients' next requests go to other instances (`hands_on`, a disaggregated closed
+    loop's decode side) stops running once it has sent some, so that what they come back as is
+    not pushed into a past it has already simulated.
     """
 
     def __init__(
@@ -252,11 +255,13 @@ class Replica:
         loop: ClosedLoop | None = None,
         log: list[Step] | None = None,
         handoff: Callable[[int, float], None] | None = None,
+        hands_on: bool = False,
     ) -> None:
         """An idle instance at time 0 over the shared request state."""
         self.reqs, self.table, self.rules = reqs, table, scheduling
         self.prefill_only, self.loop, self.log = prefill_only, loop, log
-        self.handoff = handoff
+        self.handoff, self.hands_on = handoff, hands_on
+        self.sent = False
         self.window = table.window
         self.budget = table.kv_budget_tokens
         self.cap = int(self.budget * (1.0 - KV_WATERMARK))
@@ -328,10 +333,15 @@ class Replica:
             need += reqs.target[rid] - reqs.gen[rid]
         return need
 
-    def _admit_direct(self, rid: int) -> None:
-        """A request whose KV arrived from a prefill instance joins the decode batch."""
+    def _admit_direct(self, rid: int, t: float) -> None:
+        """A request whose KV arrived from a prefill instance joins the decode batch at `t`, and
+        its first token (computed by the prefill instance) reaches the client now: the decode
+        instance streams it when it takes the request in."""
         reqs = self.reqs
         reqs.kv_ready[rid] = False
+        reqs.first[rid] = t
+        if t - reqs.arrival[rid] > reqs.ttft_limit_s:
+            reqs.miss()
         self.ctx += reqs.prompt[rid] + reqs.gen[rid] - 1  # the newest token's KV is not yet made
         self.n += 1
         if self.rules.reserve_output:
@@ -361,7 +371,7 @@ class Replica:
                 self.waiting.popleft()
                 kv += prompt[rid] + gen[rid]
                 self._start(rid, t)
-                self._admit_direct(rid)
+                self._admit_direct(rid, t)
                 seqs += 1
                 continue
             need, tokens = self._need(rid), prompt[rid] + gen[rid]
@@ -419,6 +429,7 @@ class Replica:
         """The closed loop's clients send these requests (id, send time) now."""
         loop, reqs = self.loop, self.reqs
         assert loop is not None
+        self.sent = self.sent or bool(sends)
         for nxt, sent in sends:
             reqs.arrival[nxt] = sent
             reqs.sent_step[nxt] = self.steps - 1
@@ -433,7 +444,8 @@ class Replica:
             if reqs.first[rid] < 0.0:
                 reqs.first[rid] = t
                 reqs.first_step[rid] = self.steps - 1
-                if t - reqs.arrival[rid] > reqs.ttft_limit_s:
+                handed_off = self.prefill_only and g < reqs.target[rid]
+                if t - reqs.arrival[rid] > reqs.ttft_limit_s and not handed_off:
                     reqs.miss()
             if self.prefill_only or g >= reqs.target[rid]:
                 self._complete(rid, t)
@@ -542,7 +554,8 @@ class Replica:
         cannot start (no KV or sequence slot), no step is composed for it until a sequence
         finishes or is preempted: nothing else frees room."""
         rules, pending, waiting = self.rules, self.pending, self.waiting
-        while self.t < horizon:
+        self.sent = False
+        while self.t < horizon and not (self.hands_on and self.sent):
             t = self.t
             if self._polls():
                 while pending and pending[0][0] <= t:
