@@ -370,7 +370,6 @@ def mixed_candidates(
     cands: Sequence[Candidate],
     per_plan: Mapping[int, Phases],
     inputs: np.ndarray,
-    outputs: np.ndarray,
     slo: Targets,
     ratios: Sequence[tuple[int, int]] | None = None,
 ) -> list[tuple[Candidate, Phases, Phases]]:
@@ -380,9 +379,10 @@ def mixed_candidates(
     Per accelerator, the plan whose instance prefills a request at the least cost (TTFT target
     met alone by the attainment share) is paired with every other accelerator's, and its own
     other layouts', plan that decodes a request at the least cost per max batch (TPOT target
-    likewise), at every ratio: the pairs each side's own best would form. The decode side's
-    TPOT then carries the KV hand-off between the two (over the slower scale-out link between
-    two types), as the simulator counts it. `cands` are the same-hardware disaggregated
+    likewise), at every ratio: the pairs each side's own best would form. The prefill side's
+    TTFT then carries the KV hand-off between the two (over the slower scale-out link between
+    two types) instead of its own, as the simulator counts it: the first token reaches the
+    client once the decode side holds the KV. `cands` are the same-hardware disaggregated
     candidates, `per_plan` their phases by id(model)."""
     attainment = slo.attainment
     plans = {id(c.model): c for c in cands if c.pd is not None}
@@ -406,7 +406,7 @@ def mixed_candidates(
             if d_side.model is p_side.model:
                 continue
             side = PrefillSide(p_side.accelerator, p_side.tp, p_side.pp, p_side.ep, p_side.model)
-            decoding = _with_handoff(per_plan[id(d_side.model)], side, d_side, inputs, outputs, slo)
+            prefilling = _with_handoff(per_plan[id(p_side.model)], side, d_side, inputs, slo)
             out += [
                 (
                     Candidate(
@@ -420,8 +420,8 @@ def mixed_candidates(
                         d_side.model,
                         side,
                     ),
-                    decoding,
-                    per_plan[id(p_side.model)],
+                    per_plan[id(d_side.model)],
+                    prefilling,
                 )
                 for r in (pd_ratios() if ratios is None else ratios)
             ]
@@ -429,20 +429,14 @@ def mixed_candidates(
 
 
 def _with_handoff(
-    ph: Phases,
-    side: PrefillSide,
-    decode: Candidate,
-    inputs: np.ndarray,
-    outputs: np.ndarray,
-    slo: Targets,
+    ph: Phases, side: PrefillSide, decode: Candidate, inputs: np.ndarray, slo: Targets
 ) -> Phases:
-    """A decode side's phases with each request's TPOT carrying its KV hand-off from `side`."""
+    """A prefill side's phases with each request's TTFT carrying its KV hand-off to `decode`
+    (over the link between the two) in place of the hand-off within its own type."""
     link = handoff_gbs(side.model, decode.model)
-    extra = side.model.kv_transfer_ms(inputs, link) / np.maximum(outputs - 1.0, 1.0)
-    tpot = ph.tpot_ms + extra
-    ok = tpot <= slo.tpot_ms if slo.tpot_ms is not None else ph.tpot_ok
-    floor = float(np.quantile(tpot, slo.attainment))
-    return replace(ph, tpot_ms=tpot, tpot_ok=ok, tpot_floor_ms=floor)
+    ttft = side.model.prefill_ms(1.0, inputs, 0.0) + side.model.kv_transfer_ms(inputs, link)
+    ok = ttft <= slo.ttft_ms if slo.ttft_ms is not None else ph.ttft_ok
+    return replace(ph, ttft_ok=ok, ttft_floor_ms=float(np.quantile(ttft, slo.attainment)))
 
 
 def _first(pair: tuple[float, Candidate]) -> float:

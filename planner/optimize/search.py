@@ -141,7 +141,7 @@ def search(
         cands = list(candidates)
         if mixed:
             split = {k: ph for (k, disagg), ph in per_plan.items() if disagg}
-            for cand, decode, prefill in mixed_candidates(cands, split, inputs, outputs, targets):
+            for cand, decode, prefill in mixed_candidates(cands, split, inputs, targets):
                 cands.append(cand)
                 bnds.append(bounds(cand, decode, prefill))
             out.mixed = max(out.mixed, len(cands) - len(candidates))
