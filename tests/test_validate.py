@@ -261,7 +261,7 @@ def test_inferencex_rows_take_worker_counts_from_its_recipe(tmp_path: Path) -> N
     assert "recipe dsr1-fp8-h100-dynamo-trt: 1 prefill and 3 decode" in looked_up.notes[0]
     assert fallback.decode.count == 0 and not fallback.notes
     three, one = predict(looked_up), predict(fallback)
-    assert not any("assumed" in n for n in three.notes) and "assumed" in one.notes[0]
+    assert not any("assumed" in n for n in three.notes) and "assumed" in one.notes[-1]
     assert three.tpot_ms < one.tpot_ms
 
 
@@ -386,9 +386,11 @@ def test_recipes_that_disagree_leave_the_counts_unknown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With and without speculative decoding at one point, the recipe without is taken (the row
-    does not say, the planner predicts it without); two different ones without, or none, leave
-    the row's counts unknown and say why. A row's 9 clients also match a recipe at 3 clients on
-    each of 3 decode workers, but only where no recipe runs 9 as such."""
+    does not say, the planner predicts it without); two with different worker counts, or none,
+    leave the row's counts unknown and say why; two that differ only in whether the prefill
+    role ran attention data-parallel still give the counts (and the decode role's attention DP
+    they agree on). A row's 9 clients also match a recipe at 3 clients on each of 3 decode
+    workers, but only where no recipe runs 9 as such."""
     key = ("h100", "trtllm", "fp8", "1024", "1024", "16", "16", "16")
 
     def entry(spec: str, prefill: int, decode: int, clients: int = 9) -> dict[str, str]:
@@ -399,18 +401,51 @@ def test_recipes_that_disagree_leave_the_counts_unknown(
         return {**point, "spec": spec, **roles, **flags}
 
     per_worker = entry("per-worker", 1, 3, clients=3)
+    wide = entry("b", 1, 3) | {"prefill_dp_attention": "True", "decode_dp_attention": "True"}
+    narrow = entry("a", 1, 3) | {"decode_dp_attention": "True"}
     cases = {
         "mtp and none": ([entry("mtp", 1, 4), entry("none", 2, 3)], (2, 3), "recipe none: 2"),
         "two without": ([entry("none", 1, 4), entry("none", 2, 3)], (0, 0), "several"),
         "none at all": ([entry("none", 1, 4, clients=8)], (0, 0), "no InferenceX recipe"),
         "per worker": ([per_worker, entry("x", 1, 2, clients=3)], (1, 3), "per-worker: 1"),
         "as such first": ([per_worker, entry("none", 2, 5)], (2, 5), "recipe none: 2"),
+        "counts agree": ([narrow, wide], (1, 3), "recipes a, b: several match, all with 1"),
     }
     for name, (entries, counts, note) in cases.items():
         monkeypatch.setattr(measured_module, "inferencex_recipes", lambda e=entries: {key: e})
         (row,) = read_silicon_csv(_silicon(tmp_path, [INFERENCEX_ROW], f"{name}.csv"))
         assert (row.prefill.count, row.decode.count) == counts, name
-        assert (row.prefill.tp, row.decode.tp) == (16, 16) and note in row.notes[0], name
+        assert note in row.notes[0], name
+        decode_tp = 1 if name == "counts agree" else 16
+        assert (row.prefill.tp, row.decode.tp) == (16, decode_tp), name
+    assert (row.prefill.dp, row.decode.dp) == (1, 16)
+
+
+def test_a_wide_decode_role_without_a_known_deployment_runs_attention_data_parallel(
+    tmp_path: Path,
+) -> None:
+    """A count-less disaggregated row of an MoE model whose decode role spans 32 GPUs with no
+    recipe (GLM-5 on GB200 at 4,301 clients, the load and latencies of the public sample's Kimi
+    K2.5 point) is predicted with attention DP over them, as InferenceX's recipes run decode
+    roles that wide: each rank holds its own sequences, where one TP32 batch capped at
+    TensorRT-LLM's 2,048 sequences left half the clients waiting for a slot (that Kimi point,
+    read so, came out at 104 s TTFT against 2.5 s measured). A dense model's decode role, and
+    one over 8 GPUs, stay tensor-parallel."""
+    row = (
+        "g,source_file=2026-03-25.csv; silicon_concurrency={c}; measured=2026-03-01,trtllm,"
+        "1.2.0,{model},gb200,fp4,disagg,1024,1024,nvfp4,nvfp4,,,,,,,,,4,1,1,1,4,,,{tp},1,1,1,"
+        "{tp},2482.7,24.5"
+    )
+    rows = [row.format(model="zhipuai/GLM-5", tp=32, c=4301)]
+    rows.append(row.format(model="zhipuai/GLM-5", tp=8, c=4299))
+    rows.append(row.format(model="meta-llama/Llama-3.1-70B", tp=32, c=4301))
+    wide, node, dense = (predict(r) for r in read_silicon_csv(_silicon(tmp_path, rows)))
+    assert (wide.models[1].tp, wide.models[1].dp) == (1, 32)
+    assert "decode over 32 GPUs read as attention data-parallel" in wide.notes[1]
+    assert (node.models[1].tp, node.models[1].dp) == (8, 1)
+    assert (dense.models[1].tp, dense.models[1].dp) == (32, 1)
+    assert "no InferenceX recipe matches" in node.notes[0] and len(node.notes) == 2
+    assert wide.ttft_ms < 2 * 2482.7
 
 
 def test_recipe_counts_agree_with_the_shared_rows_that_carry_them() -> None:

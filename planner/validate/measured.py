@@ -394,19 +394,55 @@ def recipe_layout(
     """Worker counts of an InferenceX disaggregated row that omits them, from InferenceX's own
     recipe for the same point (model, system, engine, precision, lengths, concurrency, each
     role's GPUs, the prefill role's EP; the decode EP is then the recipe's); unchanged, with
-    the reason, where none or several different ones match. Several are narrowed to those
-    with the exported decode EP, then to those without speculative decoding (a recipe run with
-    and without at one point may differ; the row does not say, the planner predicts without)."""
+    the reason, where none matches. Several are narrowed to those with the exported decode EP,
+    then to those without speculative decoding (a recipe run with and without at one point may
+    differ; the row does not say, the planner predicts without); where several different ones
+    still match, the row takes what they all agree on (`_agreed`)."""
     found = _recipe_points(row, prefill, decode, concurrency)
     listed = [e for e in found if e["decode_ep"] == str(decode.ep)]
     entry = _one_recipe((found, listed))
+    if entry is None and found:
+        return _agreed(found, prefill, decode)
     if entry is None:
-        reason = "several InferenceX recipes match" if found else "no InferenceX recipe matches"
-        return prefill, decode, reason
+        return prefill, decode, "no InferenceX recipe matches"
     prefill, decode = _role(prefill, entry, "prefill"), _role(decode, entry, "decode")
     note = (
         f"worker counts from InferenceX's recipe {entry['recipe']}: {prefill.count} "
         f"prefill and {decode.count} decode workers"
+    )
+    return prefill, decode, note
+
+
+def _agreed(
+    found: list[dict[str, str]], prefill: Workers, decode: Workers
+) -> tuple[Workers, Workers, str]:
+    """The layout several different matching recipes agree on: each role's attention DP and
+    the decode EP where all give one value, and the worker counts where all give the same two
+    (the H200 TensorRT-LLM recipes that differ only in whether the prefill role ran attention
+    data-parallel still say how many workers of each ran)."""
+
+    def one(column: str) -> str | None:
+        values = {e[column] for e in found}
+        return values.pop() if len(values) == 1 else None
+
+    roles = []
+    for role, workers in (("prefill", prefill), ("decode", decode)):
+        gpus = workers.tp * workers.dp
+        if (attention_dp := one(f"{role}_dp_attention")) is not None:
+            tp, dp = (1, gpus) if attention_dp == "True" else (gpus, 1)
+            workers = replace(workers, tp=tp, dp=dp)
+        roles.append(workers)
+    prefill, decode = roles
+    if (ep := one("decode_ep")) is not None:
+        decode = replace(decode, ep=int(ep))
+    counts = one("prefill_workers"), one("decode_workers")
+    if None in counts:
+        return prefill, decode, "several InferenceX recipes match, with different worker counts"
+    prefill, decode = replace(prefill, count=int(counts[0])), replace(decode, count=int(counts[1]))
+    names = ", ".join(sorted({e["recipe"] for e in found}))
+    note = (
+        f"worker counts from InferenceX's recipes {names}: several match, all with "
+        f"{prefill.count} prefill and {decode.count} decode workers"
     )
     return prefill, decode, note
 

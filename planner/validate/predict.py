@@ -23,6 +23,8 @@ from planner.simulate.replica import Scheduling
 from planner.simulate.steps import StepTable
 from planner.validate.measured import Measured, Workers
 
+WIDE_DECODE_GPUS = 16
+
 
 @dataclass
 class Prediction:
@@ -138,6 +140,17 @@ def attention_layout(card: ModelCard, workers: Workers) -> Workers:
     return replace(workers, tp=1, dp=workers.tp * workers.dp)
 
 
+def wide_decode(card: ModelCard, decode: Workers) -> Workers:
+    """The decode role of a disaggregated row whose deployment is not known (no worker counts,
+    no recipe): an MoE model decoding over 16 or more GPUs runs attention data-parallel, one
+    rank per GPU, as 431 of the 496 decode roles of that size in InferenceX's recipes do (every
+    TensorRT-LLM one on GB200 and GB300; datasets/benchmarks/inferencex_disagg.csv), so each
+    rank holds its own sequences instead of one tensor-parallel batch holding them all."""
+    if not card.is_moe or decode.dp > 1 or decode.tp < WIDE_DECODE_GPUS:
+        return decode
+    return replace(decode, tp=1, dp=decode.tp)
+
+
 def feeding_prefills(prefill: StepModel, decode: StepModel, row: Measured) -> int:
     """Prefill workers a disaggregated row that omits its worker counts most likely ran: the
     fewest whose prompt throughput keeps one decode worker busy at the row's concurrency.
@@ -175,6 +188,7 @@ def predict(
         out.notes.append(
             f"engine version {row.version!r} names no release: the {row.engine} profile's defaults"
         )
+    given = [row.agg] if row.mode == "agg" else [row.prefill, row.decode]
     try:
         if row.mode == "agg":
             model = step_model(row, row.agg, calibration, catalog)
@@ -192,6 +206,13 @@ def predict(
             out.runs = [run]
         else:
             prefill, decode = row.prefill, row.decode
+            if not prefill.count or not decode.count:
+                decode = given[1] = wide_decode(load_card(row.model), decode)
+                if decode != row.decode:
+                    out.notes.append(
+                        f"decode over {decode.dp} GPUs read as attention data-parallel, as "
+                        "InferenceX's recipes run decode roles that wide"
+                    )
             models = [step_model(row, w, calibration, catalog) for w in (prefill, decode)]
             if not prefill.count or not decode.count:
                 fed = feeding_prefills(models[0], models[1], row)
@@ -218,7 +239,6 @@ def predict(
     except PlannerError as exc:
         out.skipped = str(exc)
         return out
-    given = [row.agg] if row.mode == "agg" else [row.prefill, row.decode]
     for model, workers in zip(out.models, given, strict=True):
         if model.tp != workers.tp:
             out.notes.append(
