@@ -21,7 +21,13 @@ from planner.validate.measured import (
     read_bench_json,
     read_silicon_csv,
 )
-from planner.validate.predict import decoding, feeding_prefills, replay_load, step_model
+from planner.validate.predict import (
+    decoding,
+    feeding_prefills,
+    holding_decoders,
+    replay_load,
+    step_model,
+)
 
 BASELINE = Path(__file__).parent / "measured_baseline.json"
 HEADER = (
@@ -216,13 +222,15 @@ def test_rows_replay_or_say_why_not(tmp_path: Path) -> None:
     assert not skipped[0].predicted and not skipped[1].predicted
     bare = [ROWS[2].replace(",1,1,1,1,16,1,16,2,3,", ",,,1,1,16,1,16,,,")]
     disagg = predict(read_silicon_csv(_silicon(tmp_path, bare, "d.csv"))[0])
-    assert disagg.predicted and "1 decode worker assumed, the fewest prefill" in disagg.notes[0]
+    assert disagg.predicted and "1 decode worker(s) assumed, the fewest decode" in disagg.notes[0]
 
 
 def test_missing_worker_counts_assume_prefills_that_feed_the_decoder(tmp_path: Path) -> None:
     """A disagg row without worker counts gets the fewest prefill workers whose prompt rate
     (a full token budget per prefill step) covers one decode worker's completions at the row's
-    concurrency; more concurrency needs more prefill workers."""
+    concurrency; more concurrency needs more prefill workers. Past what one decode worker's
+    sequence slots or KV cache hold, it gets the fewest decode workers that hold every client
+    (prompt and output), each fed."""
     counts = []
     for clients in (6, 600):
         row = ROWS[2].replace("silicon_concurrency=6", f"silicon_concurrency={clients}")
@@ -236,8 +244,18 @@ def test_missing_worker_counts_assume_prefills_that_feed_the_decoder(tmp_path: P
         per_step = 8192 // 1024
         supply = per_step / (prefill.prefill_ms(per_step, 1024)[0] / 1000)
         assert fed * supply >= demand and (fed == 1 or (fed - 1) * supply < demand)
+        assert holding_decoders(decode, measured) == 1
         counts.append(fed)
     assert counts[0] == 1 < counts[1]
+    many = replace(measured, concurrency=5000)
+    slots, kv = decode.engine.scheduler.max_seqs, decode.memory.kv_budget_tokens
+    held = holding_decoders(decode, many)
+    holds = [n * slots >= 5000 and n * kv >= 5000 * (1024 + 64) for n in (held - 1, held)]
+    assert held > 1 and holds == [False, True]
+    per = -(-5000 // held)
+    demand = held * per / (64 * decode.decode_ms(per, 1024 + 32)[0] / 1000)
+    fed = feeding_prefills(prefill, decode, many, held)
+    assert fed * supply >= demand > (fed - 1) * supply
 
 
 INFERENCEX_ROW = (

@@ -151,20 +151,36 @@ def wide_decode(card: ModelCard, decode: Workers) -> Workers:
     return replace(decode, tp=1, dp=decode.tp)
 
 
-def feeding_prefills(prefill: StepModel, decode: StepModel, row: Measured) -> int:
-    """Prefill workers a disaggregated row that omits its worker counts most likely ran: the
-    fewest whose prompt throughput keeps one decode worker busy at the row's concurrency.
+def holding_decoders(decode: StepModel, row: Measured) -> int:
+    """Decode workers a disaggregated row that omits its worker counts most likely ran: the
+    fewest whose sequence slots (the engine's max running sequences on every attention rank)
+    and KV cache (each client's prompt and output) hold all the row's clients at once. A
+    deployment benchmarked at a concurrency is sized to hold it: one decode worker capped at
+    2,048 sequences under 6,452 clients kept two thirds of them waiting minutes for a slot,
+    where the run measured a 7 s TTFT."""
+    slots = row.concurrency / _rules(decode).max_seqs
+    kv = row.concurrency * (row.isl + row.osl) / decode.memory.kv_budget_tokens
+    return max(math.ceil(max(slots, kv)), 1)
 
-    Rates at steady state: the decode worker finishes concurrency / (osl x decode step) requests
-    a second (its batch at the mean context isl + osl / 2); a prefill worker prefills a full
-    step of its token budget (at least one prompt) per prefill step. Deployments are sized
-    that way (a pool that starves the other wastes GPUs), so this replaces assuming one
-    prefill worker, which queues every high-concurrency row's prompts for minutes.
+
+def feeding_prefills(
+    prefill: StepModel, decode: StepModel, row: Measured, decoders: int = 1
+) -> int:
+    """Prefill workers a disaggregated row that omits its worker counts most likely ran: the
+    fewest whose prompt throughput keeps `decoders` decode workers busy at the row's
+    concurrency.
+
+    Rates at steady state: each decode worker finishes its share of the clients / (osl x decode
+    step) requests a second (its batch at the mean context isl + osl / 2); a prefill worker
+    prefills a full step of its token budget (at least one prompt) per prefill step.
+    Deployments are sized that way (a pool that starves the other wastes GPUs), so this
+    replaces assuming one prefill worker, which queues every high-concurrency row's prompts
+    for minutes.
     """
     assert prefill.engine is not None
-    batch = max(row.concurrency, 1)
+    batch = max(math.ceil(row.concurrency / decoders), 1)
     step_s = float(decode.decode_ms(batch, row.isl + row.osl / 2)[0]) / 1000.0
-    demand = batch / (max(row.osl, 1) * step_s)
+    demand = decoders * batch / (max(row.osl, 1) * step_s)
     prompts = max(prefill.engine.scheduler.token_budget // max(row.isl, 1), 1)
     supply = prompts / (float(prefill.prefill_ms(prompts, row.isl)[0]) / 1000.0)
     return max(math.ceil(demand / supply), 1)
@@ -215,14 +231,15 @@ def predict(
                     )
             models = [step_model(row, w, calibration, catalog) for w in (prefill, decode)]
             if not prefill.count or not decode.count:
-                fed = feeding_prefills(models[0], models[1], row)
+                held = holding_decoders(models[1], row)
+                fed = feeding_prefills(models[0], models[1], row, held)
                 out.notes.append(
-                    f"no worker counts: {fed} prefill and 1 decode worker assumed, the fewest "
-                    f"prefill workers that keep the decode worker's {row.concurrency} "
-                    "sequences fed"
+                    f"no worker counts: {fed} prefill and {held} decode worker(s) assumed, the "
+                    f"fewest decode workers whose slots hold the {row.concurrency} clients and "
+                    "the fewest prefill workers that keep them fed"
                 )
                 prefill = Workers(prefill.tp, prefill.pp, prefill.dp, prefill.ep, 0, fed)
-                decode = Workers(decode.tp, decode.pp, decode.dp, decode.ep, 0, 1)
+                decode = Workers(decode.tp, decode.pp, decode.dp, decode.ep, 0, held)
             out.models = models
             bench = replay_load(row)
             assert models[1].engine is not None
