@@ -226,6 +226,7 @@ def _choose(
     day_mix, one_plan = None, []
     if not 0 < servable < 1 and len(need) == 1:
         day_mix, one_plan = _other_mixes(s, h, r, refine, options, cands, need)
+        mix, single = _cheapest_at_peak(mix, single, [day_mix, *one_plan])
 
     say(progress, "building the scaling schedule")
     mixes = [m for m in (mix, day_mix, single, *one_plan) if m is not None]
@@ -294,6 +295,20 @@ def _other_mixes(
         and m.power_kw() <= (s.power_kw or np.inf)
     ]
     return refine(day, demand=need), one_plan
+
+
+def _cheapest_at_peak(
+    mix: Mix, single: Mix | None, others: list[Mix | None]
+) -> tuple[Mix, Mix | None]:
+    """The least-cost mix at the peak and the best single-accelerator one among the solver's and
+    the other mixes sized to serve the peak (re-measuring goodput at the counts a solve chose can
+    settle on a dearer mix than one solved over the day's levels); the solver's on a tie."""
+    covering = [m for m in others if m is not None]
+    one_type = [
+        m for m in (single, *covering) if m is not None and len(m.gpus_by_accelerator()) == 1
+    ]
+    cheapest = min([mix, *covering], key=lambda m: m.cost_per_hour)
+    return cheapest, min(one_type, key=lambda m: m.cost_per_hour, default=None)
 
 
 def _cheapest(
