@@ -209,7 +209,8 @@ def test_rows_measured_under_another_load_are_not_fitted(tmp_path: Path) -> None
 
 def test_rows_replay_or_say_why_not(tmp_path: Path) -> None:
     """Known rows predict positive latencies (HF paths resolve to cards); an unknown model or
-    quantisation is skipped with its reason; a disagg row without workers is assumed 1P+1D."""
+    quantisation is skipped with its reason; a disagg row without workers gets the fewest decode
+    workers that hold its clients (one here) and, decoding MoE over 16 GPUs, attention DP."""
     rows = read_silicon_csv(_silicon(tmp_path, ROWS))
     agg = predict(rows[0])
     assert agg.predicted and 20 < agg.ttft_ms < 5000 and 5 < agg.tpot_ms < 100
@@ -222,7 +223,9 @@ def test_rows_replay_or_say_why_not(tmp_path: Path) -> None:
     assert not skipped[0].predicted and not skipped[1].predicted
     bare = [ROWS[2].replace(",1,1,1,1,16,1,16,2,3,", ",,,1,1,16,1,16,,,")]
     disagg = predict(read_silicon_csv(_silicon(tmp_path, bare, "d.csv"))[0])
-    assert disagg.predicted and "1 decode worker(s) assumed, the fewest decode" in disagg.notes[0]
+    assert disagg.predicted and len(disagg.notes) == 2
+    assert "decode over 16 GPUs read as attention data-parallel" in disagg.notes[0]
+    assert "1 decode worker(s) assumed, the fewest decode" in disagg.notes[1]
 
 
 def test_missing_worker_counts_assume_prefills_that_feed_the_decoder(tmp_path: Path) -> None:
