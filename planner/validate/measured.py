@@ -368,6 +368,14 @@ def _role(workers: Workers, entry: dict[str, str], role: str) -> Workers:
     return replace(workers, tp=tp, dp=dp, ep=ep, count=int(entry[f"{role}_workers"]))
 
 
+def _point_key(row: dict[str, str]) -> tuple[str, ...]:
+    """A row's system, engine, precision, ISL and OSL as InferenceX's recipe table writes them
+    (RECIPE_KEY)."""
+    system = (row.get("system") or "").strip().lower().split("_")[0]
+    values = (row.get("backend"), row.get("precision"), row.get("isl"), row.get("osl"))
+    return (system, *((v or "").strip().lower() for v in values))
+
+
 def _recipe_points(
     row: dict[str, str], prefill: Workers, decode: Workers, concurrency: int
 ) -> list[dict[str, str]]:
@@ -376,10 +384,11 @@ def _recipe_points(
     or else its clients on each decode worker (InferenceX exports some points, the H200
     TensorRT-LLM ones, as the recipe's concurrency times its decode workers: 11 clients for
     the 11-worker recipe at 1, 36 for the 9-worker one at 4)."""
-    system = (row.get("system") or "").strip().lower().split("_")[0]
-    values = (row.get("backend"), row.get("precision"), row.get("isl"), row.get("osl"))
-    key = (system, *((v or "").strip().lower() for v in values))
-    key += (str(prefill.tp * prefill.dp), str(prefill.ep), str(decode.tp * decode.dp))
+    key = _point_key(row) + (
+        str(prefill.tp * prefill.dp),
+        str(prefill.ep),
+        str(decode.tp * decode.dp),
+    )
     model = row.get("model_path") or ""
     same = [e for e in inferencex_recipes().get(key, []) if _same_model(model, e["model"])]
     exact = [e for e in same if int(e["concurrency"]) == concurrency]
@@ -468,10 +477,7 @@ def multinode_layout(
     GPUs. Its recipe is the one for the model, system, engine, precision, lengths and
     concurrency whose prefill and decode workers hold that many GPUs, where one layout matches
     (or one without speculative decoding)."""
-    system = (row.get("system") or "").strip().lower().split("_")[0]
-    values = (row.get("backend"), row.get("precision"), row.get("isl"), row.get("osl"))
-    key = (system, *((v or "").strip().lower() for v in values))
-    model = row.get("model_path") or ""
+    key, model = _point_key(row), row.get("model_path") or ""
     found = [
         e
         for e in _datasets_csv("inferencex_disagg.csv")
