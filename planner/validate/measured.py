@@ -41,6 +41,17 @@ and the scheduler's receive interval), not the engine's defaults.
 
 GPUs of InferenceX's aggregated rows: some exports write tp x ep as the GPU count (tp 64 for
 a tp 8, ep 8 run on one 8-GPU node); `exported_layout` reads them as InferenceX ran them.
+An AIConfigurator MoE row that leaves attention_dp_size blank while its source states batch x
+tp clients ran attention data-parallel (`stated_attention_dp`).
+
+KV-cache dtype of InferenceX's aggregated vLLM rows: what its script passed as
+--kv-cache-dtype on the row's day, or vLLM's "auto" (BF16) where it passed none
+(datasets/benchmarks/inferencex_vllm_kv.csv; ``Measured.kv_dtype``).
+
+Rows whose load is unknown: where an InferenceX script ran its client at another concurrency
+than its server's (datasets/benchmarks/inferencex_client_faults.csv, with the commits that
+introduced and fixed it), the rows exported from that window carry the reason
+(``Measured.unknown_load``) and are skipped rather than predicted at a load that did not run.
 
 Worker counts of InferenceX's disaggregated rows: the export gives each role's tp and ep but
 neither how many prefill and decode workers ran nor whether attention ran data-parallel. Those
@@ -140,6 +151,8 @@ class Measured:
     flags: dict[str, int] = field(default_factory=dict)
     load: LoadGenerator = AIPERF
     notes: tuple[str, ...] = ()
+    unknown_load: str = ""
+    kv_dtype: str = ""
     raw: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -190,6 +203,31 @@ def _workers(row: dict[str, str], prefix: str, path: Path, line: int) -> Workers
     batch = _count(row, prefix + "batch_size", path, line, 0)
     count = _count(row, prefix + "num_workers", path, line, 0) if prefix else 1
     return Workers(tp, pp, dp, ep, batch, count)
+
+
+def stated_attention_dp(
+    row: dict[str, str], workers: Workers, stated: int | None, path: Path, line: int
+) -> tuple[Workers, str]:
+    """The layout of an aggregated MoE row whose data source states batch x tp clients (empty
+    note where it does not).
+
+    AIConfigurator writes `batch_size` per attention rank; a TensorRT-LLM MoE run with
+    enable_attention_dp gives every GPU its own attention rank, and some rows leave
+    attention_dp_size blank while their source's silicon_concurrency (and id, c192 for batch
+    48 at tp 4) counts batch x tp clients: the run held that many, `batch` on each of `tp`
+    ranks, with the experts over moe_tp x moe_ep = tp GPUs as the row gives them.
+    """
+    moe_tp = _count(row, "moe_tp_size", path, line)
+    blank_dp = not (row.get("attention_dp_size") or "").strip()
+    moe = max(moe_tp, workers.ep) > 1 and moe_tp * workers.ep == workers.tp
+    if not (blank_dp and moe and workers.dp == 1 and stated == workers.batch * workers.tp > 0):
+        return workers, ""
+    note = (
+        f"the source states {stated} clients, batch_size {workers.batch} x tp {workers.tp}: "
+        f"attention ran data-parallel on the {workers.tp} GPUs ({workers.batch} clients per "
+        f"rank), the experts over moe_tp {moe_tp} x moe_ep {workers.ep}"
+    )
+    return replace(workers, tp=1, dp=workers.tp), note
 
 
 def exported_layout(
@@ -322,14 +360,66 @@ def _launch_flags(
     return {}
 
 
-def _load_generator(source: str) -> LoadGenerator:
-    """The client a silicon row was measured with, from its data-source field."""
+def _inferencex_day(source: str) -> str | None:
+    """The day an InferenceX row was measured (its ``measured=`` date, else its export's), or
+    None for a row InferenceX did not export."""
     export = INFERENCEX_SOURCE.search(source)
     if export is None:
-        return AIPERF
+        return None
     measured = MEASURED_ON.search(source)
-    day = measured.group(1) if measured else export.group(1) or export.group(2)
+    return measured.group(1) if measured else export.group(1) or export.group(2)
+
+
+def _load_generator(source: str) -> LoadGenerator:
+    """The client a silicon row was measured with, from its data-source field."""
+    day = _inferencex_day(source)
+    if day is None:
+        return AIPERF
     return INFERENCEX_WARM if day >= INFERENCEX_WARMUP_FROM else INFERENCEX
+
+
+def inferencex_vllm_kv(row: dict[str, str]) -> str:
+    """The KV-cache dtype InferenceX's vLLM script for an aggregated row's model, system and
+    precision ran on the row's measured day (datasets/benchmarks/inferencex_vllm_kv.csv);
+    empty for a row no script entry covers."""
+    day = _inferencex_day(row.get("silicon_data_source") or "")
+    if day is None or (row.get("backend") or "").strip().lower() != "vllm":
+        return ""
+    system = (row.get("system") or "").strip().lower().split("_")[0]
+    precision = (row.get("precision") or "").strip().lower()
+    entries = [
+        e
+        for e in _datasets_csv("inferencex_vllm_kv.csv")
+        if (e["system"], e["precision"]) == (system, precision)
+        and _same_model(row.get("model_path") or "", e["model"])
+        and e["from"] <= day
+    ]
+    return max(entries, key=lambda e: e["from"])["kv_dtype"] if entries else ""
+
+
+def client_fault(row: dict[str, str], concurrency: int) -> str:
+    """Why an InferenceX row's load is unknown: its script ran the client at another
+    concurrency than the server's (datasets/benchmarks/inferencex_client_faults.csv); empty
+    where no such window covers the row."""
+    day = _inferencex_day(row.get("silicon_data_source") or "")
+    system = (row.get("system") or "").strip().lower().split("_")[0]
+    engine = (row.get("backend") or "").strip().lower()
+    for fault in _datasets_csv("inferencex_client_faults.csv"):
+        if (
+            day is not None
+            and (fault["system"], fault["engine"]) == (system, engine)
+            and _same_model(row.get("model_path") or "", fault["model"])
+            and fault["from"] <= day <= fault["until"]
+            and int(fault["client_concurrency"]) == concurrency
+        ):
+            return (
+                f"InferenceX's {fault['script']} ran its client at concurrency "
+                f"{fault['client_concurrency']} from {fault['from']} to {fault['until']} "
+                f"({fault['introduced']}, fixed in {fault['fixed']}) against a server holding "
+                f"the sweep's concurrency ({fault['server_concurrency']}, not in the row): "
+                "the load that ran is unknown"
+            )
+    return ""
 
 
 def _same_model(row_model: str, recipe_model: str) -> bool:
@@ -509,6 +599,9 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         agg = _workers(row, "", path, line)
         if not agg.batch:
             raise PlannerError(f"{_where(path, line, 'batch_size')}: an agg row needs a batch size")
+        stated = int(found.group(1)) if found else None
+        agg, note = stated_attention_dp(row, agg, stated, path, line)
+        notes += [note] if note else []
         concurrency = agg.batch * agg.dp
         if load is not AIPERF:
             agg, note = exported_layout(row, agg, concurrency, path, line)
@@ -565,6 +658,8 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         flags=flags,
         load=load,
         notes=tuple(notes),
+        unknown_load=client_fault(row, concurrency) if load is not AIPERF else "",
+        kv_dtype=inferencex_vllm_kv(row) if mode == "agg" else "",
         raw=dict(row),
     )
 

@@ -46,8 +46,9 @@ class Prediction:
 
 
 # Measured in-flight sequences below this share of the simulated ones flag a row (see
-# `_fewer_in_flight`); on the shared H100 rows it flags exactly the nine vLLM gpt-oss-120b runs
-# at concurrency 512 (~100 in flight whatever the TP) and no other.
+# `_fewer_in_flight`); on the shared H100 rows it flagged exactly the nine vLLM gpt-oss-120b runs
+# exported at concurrency 512 (~100 in flight whatever the TP), since traced to InferenceX's
+# client fault and skipped (`measured.client_fault`), and flags no other.
 FEWER_IN_FLIGHT = 1 / 3
 
 
@@ -61,7 +62,8 @@ def _precision(card: ModelCard, row: Measured) -> tuple[str, str, str]:
     release (Kimi K2.5's NVFP4 checkpoint) for FP4 tensor cores. The KV cache is FP8 where
     the row's GEMMs or experts are FP8 or NVFP4, as AIConfigurator infers for such
     checkpoints and writes into the engine flags of the deployments it generates (aic-core
-    sdk/models/helpers.py, _infer_quant_modes_from_raw_config), BF16 otherwise.
+    sdk/models/helpers.py, _infer_quant_modes_from_raw_config), BF16 otherwise; a row whose
+    launch flags are known (``Measured.kv_dtype``: InferenceX's vLLM scripts) runs those.
     """
     dense = card.dtype if card.expert_dtype != card.dtype else (row.dtype or card.dtype)
     experts = normalize_dtype(row.expert_dtype or row.dtype or card.expert_dtype)
@@ -69,7 +71,7 @@ def _precision(card: ModelCard, row: Measured) -> tuple[str, str, str]:
     if dtype_bytes(card.expert_dtype) < dtype_bytes(experts) and not requantised:
         experts = card.expert_dtype
     quantised = {normalize_dtype(q) for q in (row.dtype, row.expert_dtype) if q}
-    kv = "fp8" if quantised & {"fp8", "fp4"} else "bf16"
+    kv = row.kv_dtype or ("fp8" if quantised & {"fp8", "fp4"} else "bf16")
     return normalize_dtype(dense), experts, kv
 
 
@@ -200,6 +202,9 @@ def predict(
 ) -> Prediction:
     """Replay one measured benchmark through the simulator (`log` keeps the schedules)."""
     out = Prediction(row, notes=list(row.notes))
+    if row.unknown_load:
+        out.skipped = row.unknown_load
+        return out
     if row.version and not _numbered(row.version):
         out.notes.append(
             f"engine version {row.version!r} names no release: the {row.engine} profile's defaults"
