@@ -102,29 +102,6 @@ def test_wide_expert_parallel_rows_run_attention_data_parallel(tmp_path: Path) -
     assert "tp=48 does not divide the 128 attention heads" in pred.notes[0]
 
 
-def test_moe_rows_stating_batch_times_tp_clients_ran_attention_data_parallel(
-    tmp_path: Path,
-) -> None:
-    """AIConfigurator's TensorRT-LLM gpt-oss-120b row 'c192' (batch_size 48, tp 4, moe_tp 4,
-    attention_dp_size blank, silicon_concurrency=192) held 192 clients, 48 on each of 4
-    attention data-parallel ranks, the experts tensor-parallel over the 4 GPUs; a dense row,
-    or an MoE row stating batch x attention dp clients, keeps its layout."""
-    oss = ROWS[1].replace("meta-llama/Llama-3.1-8B-Instruct", "openai/gpt-oss-120b")
-    oss = oss.replace("b,src,", "b,src; silicon_concurrency=192,")
-    stated = oss.replace(",512,64,,,4,1,1,1,1,1", ",512,64,,,48,4,1,,4,1")
-    split = stated.replace(",48,4,1,,4,1", ",48,4,1,,2,2")
-    plain = stated.replace("silicon_concurrency=192", "silicon_concurrency=48")
-    dense = stated.replace("openai/gpt-oss-120b", "Qwen/Qwen3-32B").replace(
-        ",48,4,1,,4,1", ",48,4,1,,,"
-    )
-    rows = read_silicon_csv(_silicon(tmp_path, [stated, split, plain, dense]))
-    layouts = [(r.concurrency, r.agg.tp, r.agg.dp, r.agg.ep, r.agg.batch) for r in rows]
-    assert layouts == [(192, 1, 4, 1, 48), (192, 1, 4, 2, 48), (48, 4, 1, 1, 48), (48, 4, 1, 1, 48)]
-    assert "states 192 clients, batch_size 48 x tp 4" in rows[0].notes[0]
-    assert not rows[2].notes and not rows[3].notes
-    assert predict(rows[0]).models[0].plan.moe_tp == 4
-
-
 def test_inferencex_vllm_rows_run_the_kv_cache_dtype_of_their_script(tmp_path: Path) -> None:
     """InferenceX's MiniMax-M2.5 FP8 vLLM scripts passed no --kv-cache-dtype (vLLM's 'auto':
     a BF16 cache) until the B200 one added fp8 on 2026-04-03 (bddbf4031); its Llama-3.1-70B

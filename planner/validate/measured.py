@@ -41,8 +41,6 @@ and the scheduler's receive interval), not the engine's defaults.
 
 GPUs of InferenceX's aggregated rows: some exports write tp x ep as the GPU count (tp 64 for
 a tp 8, ep 8 run on one 8-GPU node); `exported_layout` reads them as InferenceX ran them.
-An AIConfigurator MoE row that leaves attention_dp_size blank while its source states batch x
-tp clients ran attention data-parallel (`stated_attention_dp`).
 
 KV-cache dtype of InferenceX's aggregated vLLM rows: what its script passed as
 --kv-cache-dtype on the row's day, or vLLM's "auto" (BF16) where it passed none
@@ -203,31 +201,6 @@ def _workers(row: dict[str, str], prefix: str, path: Path, line: int) -> Workers
     batch = _count(row, prefix + "batch_size", path, line, 0)
     count = _count(row, prefix + "num_workers", path, line, 0) if prefix else 1
     return Workers(tp, pp, dp, ep, batch, count)
-
-
-def stated_attention_dp(
-    row: dict[str, str], workers: Workers, stated: int | None, path: Path, line: int
-) -> tuple[Workers, str]:
-    """The layout of an aggregated MoE row whose data source states batch x tp clients (empty
-    note where it does not).
-
-    AIConfigurator writes `batch_size` per attention rank; a TensorRT-LLM MoE run with
-    enable_attention_dp gives every GPU its own attention rank, and some rows leave
-    attention_dp_size blank while their source's silicon_concurrency (and id, c192 for batch
-    48 at tp 4) counts batch x tp clients: the run held that many, `batch` on each of `tp`
-    ranks, with the experts over moe_tp x moe_ep = tp GPUs as the row gives them.
-    """
-    moe_tp = _count(row, "moe_tp_size", path, line)
-    blank_dp = not (row.get("attention_dp_size") or "").strip()
-    moe = max(moe_tp, workers.ep) > 1 and moe_tp * workers.ep == workers.tp
-    if not (blank_dp and moe and workers.dp == 1 and stated == workers.batch * workers.tp > 0):
-        return workers, ""
-    note = (
-        f"the source states {stated} clients, batch_size {workers.batch} x tp {workers.tp}: "
-        f"attention ran data-parallel on the {workers.tp} GPUs ({workers.batch} clients per "
-        f"rank), the experts over moe_tp {moe_tp} x moe_ep {workers.ep}"
-    )
-    return replace(workers, tp=1, dp=workers.tp), note
 
 
 def exported_layout(
@@ -599,9 +572,6 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         agg = _workers(row, "", path, line)
         if not agg.batch:
             raise PlannerError(f"{_where(path, line, 'batch_size')}: an agg row needs a batch size")
-        stated = int(found.group(1)) if found else None
-        agg, note = stated_attention_dp(row, agg, stated, path, line)
-        notes += [note] if note else []
         concurrency = agg.batch * agg.dp
         if load is not AIPERF:
             agg, note = exported_layout(row, agg, concurrency, path, line)
