@@ -104,7 +104,8 @@ def test_wide_expert_parallel_rows_run_attention_data_parallel(tmp_path: Path) -
 
 def test_inferencex_vllm_rows_run_the_kv_cache_dtype_of_their_script(tmp_path: Path) -> None:
     """InferenceX's MiniMax-M2.5 FP8 vLLM scripts passed no --kv-cache-dtype (vLLM's 'auto':
-    a BF16 cache) until the B200 one added fp8 on 2026-04-03 (bddbf4031); its Llama-3.1-70B
+    a BF16 cache, the checkpoint declaring no KV quantisation) until the B200 one added fp8 on
+    2026-04-03 (bddbf4031); its Llama-3.1-70B
     FP8 scripts always passed fp8. AIConfigurator's own FP8 rows keep the FP8 cache its
     generator writes. A BF16 cache holds half the tokens of an FP8 one."""
     minimax = ROWS[0].replace(

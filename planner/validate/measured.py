@@ -43,7 +43,8 @@ GPUs of InferenceX's aggregated rows: some exports write tp x ep as the GPU coun
 a tp 8, ep 8 run on one 8-GPU node); `exported_layout` reads them as InferenceX ran them.
 
 KV-cache dtype of InferenceX's aggregated vLLM rows: what its script passed as
---kv-cache-dtype on the row's day, or vLLM's "auto" (BF16) where it passed none
+--kv-cache-dtype on the row's day, or where it passed none vLLM's "auto": the KV quantisation
+the checkpoint declares (NVFP4 ModelOpt checkpoints: FP8), else BF16
 (datasets/benchmarks/inferencex_vllm_kv.csv; ``Measured.kv_dtype``).
 
 Rows whose load is unknown: where an InferenceX script ran its client at another concurrency
