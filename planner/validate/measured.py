@@ -251,13 +251,18 @@ def _datasets_csv(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(ln for ln in lines if not ln.startswith("#")))
 
 
+def _system(row: dict[str, str]) -> str:
+    """A row's accelerator as InferenceX's tables name it ('h100_sxm' -> 'h100')."""
+    return (row.get("system") or "").strip().lower().split("_")[0]
+
+
 def _script(table: str, row: dict[str, str], gpus: int) -> dict[str, str] | None:
     """The entry of an InferenceX launch-flag table (datasets/benchmarks/TABLE) for the row's
     model, system, precision and, where the entry names one, GPUs (InferenceX's tp). The model
     is the row's, or the one InferenceX's id names: its database rows of DeepSeek-R1 give the
     architecture's path, deepseek-ai/DeepSeek-V3, with ids that start with the recipe's model
     prefix (dsr1_b200_sglang_fp4_...), as the scripts' names do (dsr1_fp4_b200)."""
-    system = (row.get("system") or "").strip().lower().split("_")[0]
+    system = _system(row)
     precision = (row.get("precision") or "").strip().lower()
     name = (row.get("id") or "").strip().lower()
     for entry in _datasets_csv(table):
@@ -359,7 +364,7 @@ def inferencex_vllm_kv(row: dict[str, str]) -> str:
     day = _inferencex_day(row.get("silicon_data_source") or "")
     if day is None or (row.get("backend") or "").strip().lower() != "vllm":
         return ""
-    system = (row.get("system") or "").strip().lower().split("_")[0]
+    system = _system(row)
     precision = (row.get("precision") or "").strip().lower()
     entries = [
         e
@@ -376,7 +381,7 @@ def client_fault(row: dict[str, str], concurrency: int) -> str:
     concurrency than the server's (datasets/benchmarks/inferencex_client_faults.csv); empty
     where no such window covers the row."""
     day = _inferencex_day(row.get("silicon_data_source") or "")
-    system = (row.get("system") or "").strip().lower().split("_")[0]
+    system = _system(row)
     engine = (row.get("backend") or "").strip().lower()
     for fault in _datasets_csv("inferencex_client_faults.csv"):
         if (
@@ -435,7 +440,7 @@ def _role(workers: Workers, entry: dict[str, str], role: str) -> Workers:
 def _point_key(row: dict[str, str]) -> tuple[str, ...]:
     """A row's system, engine, precision, ISL and OSL as InferenceX's recipe table writes them
     (RECIPE_KEY)."""
-    system = (row.get("system") or "").strip().lower().split("_")[0]
+    system = _system(row)
     values = (row.get("backend"), row.get("precision"), row.get("isl"), row.get("osl"))
     return (system, *((v or "").strip().lower() for v in values))
 
