@@ -583,7 +583,8 @@ def print_calibration(cal: "Calibration") -> None:
         p = entry.params
         serving = (
             f"; MoE {p.moe_eff:.0%} (+{p.moe_pad_rows:.0f} rows per expert), "
-            f"FP8/INT8 x{p.lowp_eff:.2f} (fitted on {entry.serving} serving benchmarks)"
+            f"FP8/INT8 x{p.lowp_eff:.2f}, all-reduce {p.collective_ms * 1000:.1f} us "
+            f"(fitted on {entry.serving} serving benchmarks)"
             if entry.serving and "@" not in key
             else ""
         )

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import invoke, shared_path
 
@@ -13,7 +14,7 @@ from planner.costmodel import Speculative, StepModel, load_default_calibration
 from planner.errors import PlannerError
 from planner.validate import lomo, predict, read_measured, validation_summary
 from planner.validate import measured as measured_module
-from planner.validate.fit import Retimer, theta_of
+from planner.validate.fit import Retimer, _names, theta_of
 from planner.validate.measured import (
     AIPERF,
     INFERENCEX,
@@ -252,6 +253,19 @@ def test_rows_measured_under_another_load_are_not_fitted(tmp_path: Path) -> None
     assert retimer.means(
         theta_of(load_default_calibration(), ["vllm", "trtllm"], ["h100"])
     ).shape == (2, 2)
+
+
+def test_tensor_parallel_rows_fit_the_all_reduce_latency(tmp_path: Path) -> None:
+    """The all-reduce latency is fitted only where a row runs tensor parallel: re-timed, the tp 2
+    Qwen3-32B row's TPOT moves by its 2 x 64 all-reduces per step and the tp 1 row's not at all."""
+    agg, trt = read_silicon_csv(_silicon(tmp_path, ROWS[:2]))
+    retimer = Retimer([predict(agg, log=True), predict(trt, log=True)])
+    name = ("kernel", "h100", "collective_ms")
+    assert name in _names(retimer, [0]) and name not in _names(retimer, [1])
+    theta = theta_of(load_default_calibration(), ["vllm", "trtllm"], ["h100"])
+    slow, fast = (retimer.means(theta.with_vector([name], np.array([v]))) for v in (0.03, 0.01))
+    assert fast[1] == pytest.approx(slow[1])
+    assert slow[0, 1] - fast[0, 1] == pytest.approx(2 * 64 * 0.02, rel=0.05)
 
 
 def test_rows_replay_or_say_why_not(tmp_path: Path) -> None:

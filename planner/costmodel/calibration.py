@@ -36,7 +36,8 @@ class Coverage:
 @dataclass(frozen=True)
 class CalibrationEntry:
     """Parameters fitted on one profile source for one accelerator; `serving` names the
-    accelerator whose measured serving benchmarks fitted its MoE and low-precision values."""
+    accelerator whose measured serving benchmarks fitted its MoE, low-precision and collective
+    values."""
 
     accelerator: str
     source: str
@@ -98,8 +99,8 @@ class Calibration:
         """Parameters for `acc`: its own, else the most similar calibrated device's by spec.
 
         A donor of another vendor lends its step-level efficiencies but not the values fitted
-        on its vendor's serving kernels (MoE grouped GEMMs, low-precision GEMMs): those take
-        the spec-sheet defaults.
+        on its vendor's serving kernels (MoE grouped GEMMs, low-precision GEMMs, all-reduce):
+        those take the spec-sheet defaults.
         """
         key = f"{acc.id}@{source}" if source else acc.id
         if key in self.entries:
@@ -122,9 +123,10 @@ class Calibration:
     def _serving(
         self, entry: CalibrationEntry, acc: Accelerator, catalog: dict[str, Accelerator]
     ) -> EfficiencyParams:
-        """An entry's parameters; where no serving benchmark of its own fitted the MoE and
-        low-precision values, those of the most similar device of its vendor that has them
-        (an H200 step profile keeps the H100's serving-fitted grouped-GEMM efficiency)."""
+        """An entry's parameters; where no serving benchmark of its own fitted the MoE,
+        low-precision and collective values, those of the most similar device of its vendor
+        that has them (an H200 step profile keeps the H100's serving-fitted grouped-GEMM
+        efficiency and all-reduce latency)."""
         if entry.serving is not None:
             return entry.params
         donor = self._most_similar(

@@ -7,7 +7,9 @@ kernels add per sequence in every layer (at most 2 us: the profiled harness kern
 sequence cost is in its own fit, an engine's kernels differ by paged-KV and launch work); per
 accelerator,
 what the plain PyTorch steps of the step profiles cannot show: the grouped-GEMM efficiency
-of MoE experts and the efficiency of FP8 / INT8 / FP4 GEMMs relative to BF16. Everything
+of MoE experts, the efficiency of FP8 / INT8 / FP4 GEMMs relative to BF16 and, where rows run
+tensor or expert parallel, the latency of one collective (the engines' own one-shot
+all-reduce kernels: single-GPU step profiles have none). Everything
 else stays as the step profiles fitted it, so a few parameters explain many rows and a
 model the fit never saw is predicted by mechanism, not by rows like it.
 
@@ -57,7 +59,12 @@ HOST_BOUNDS = {
     "seq_layer_ms": (0.0, 0.002),
     "frontend_ms": (0.0, 200.0),
 }
-KERNEL_BOUNDS = {"moe_eff": (0.2, 1.0), "moe_pad_rows": (0.0, 128.0), "lowp_eff": (0.7, 1.3)}
+KERNEL_BOUNDS = {
+    "moe_eff": (0.2, 1.0),
+    "moe_pad_rows": (0.0, 128.0),
+    "lowp_eff": (0.7, 1.3),
+    "collective_ms": (0.002, 0.05),
+}
 ROUNDS = 2
 SWEEPS = 2
 MAX_EVALUATIONS = 25
@@ -164,7 +171,7 @@ def _schedule(pred: Prediction, groups: dict[tuple, int], store: list[_Group]) -
 
 @dataclass
 class Theta:
-    """The fitted values: host costs per engine and MoE / low-precision efficiency per device."""
+    """The fitted values: host costs per engine; MoE, low-precision, collective terms per device."""
 
     hosts: dict[str, HostCosts]
     kernels: dict[str, dict[str, float]]
@@ -266,6 +273,8 @@ def _names(retimer: Retimer, rows: Sequence[int]) -> list[tuple[str, str, str]]:
             names += [("kernel", acc, "moe_eff"), ("kernel", acc, "moe_pad_rows")]
         if any(m.precision.dense in LOW_PRECISION for m in mine):
             names.append(("kernel", acc, "lowp_eff"))
+        if any(m.plan.tp > 1 or m.plan.ep > 1 for m in mine):
+            names.append(("kernel", acc, "collective_ms"))
     return names
 
 
@@ -368,7 +377,7 @@ def fit_measured(
     progress: Callable[[str], None] = lambda _msg: None,
     rounds: int = ROUNDS,
 ) -> Calibration:
-    """The calibration with engine host costs and MoE / low-precision efficiency fitted."""
+    """The calibration with engine host costs and MoE, low-precision, collective terms fitted."""
     agg = [r for r in rows if r.mode == "agg"]
     cal = calibration
     for _ in range(rounds):
@@ -384,7 +393,7 @@ def fit_measured(
 
 
 def describe(calibration: Calibration) -> dict[str, Any]:
-    """The fitted engine host costs and per-device MoE / low-precision efficiencies."""
+    """The fitted engine host costs and per-device MoE, low-precision and collective terms."""
     kernels = {
         e.accelerator: {k: getattr(e.params, k) for k in KERNEL_FITTED}
         for key, e in calibration.entries.items()
