@@ -391,12 +391,14 @@ def test_steps_only_takes_every_reference_source() -> None:
 def test_shipped_calibration_is_current(report: dict) -> None:
     """datasets/calibration.json matches a refit of the shared step profiles in every value
     the step fit sets (regenerate if not); the measured-benchmark fit adds engine host costs
-    and MoE / FP8 efficiencies on top."""
+    and sets the MoE / FP8 efficiencies and the all-reduce latency of the accelerator it ran on
+    (SERVING_FITTED), which the step fit leaves at its own values there."""
     shipped = load_default_calibration()
     fresh: Calibration = report["calibration"]
     assert set(shipped.entries) == set(fresh.entries)
     for key, entry in fresh.entries.items():
-        for name in FITTED + COMM_FITTED:
+        served = shipped.entries[key].serving is not None
+        for name in [n for n in FITTED + COMM_FITTED if not (served and n in SERVING_FITTED)]:
             assert getattr(shipped.entries[key].params, name) == pytest.approx(
                 getattr(entry.params, name), rel=0.02, abs=1e-3
             )
