@@ -205,14 +205,15 @@ def test_the_recommended_fleet_is_the_cheapest_schedule_compared(planned):
 
 
 def test_a_one_plan_fleet_billing_less_than_the_mix_at_the_peak_is_recommended(store):
-    """llama-3.1-70b on H100 and A100 (TTFT p99 <= 2 s, TPOT p99 <= 80 ms): the least-cost mix
-    at the peak, priced on the goodput each plan showed in the search, is two H100 TP4 groups;
-    sized on the goodput measured at their own fleet size, seven H100 TP2 replicas bill less.
-    The plan recommends them, names what it compared, its replay holds the SLO, and the best
-    single accelerator is that fleet too (the search's goodput is measured at another fleet
-    size; each one-plan fleet is sized on its own)."""
+    """llama-3.1-70b on H100 and A100 (TTFT p99 <= 2 s, TPOT p99 <= 50 ms): the least-cost mix
+    at the peak, priced on the goodput each plan showed in the search (six H100 TP2 P/D 4:1
+    replicas with the default calibration), bills more than a one-plan fleet sized on the goodput
+    measured at its own fleet size (seven H100 TP2 P/D 3:1). The plan recommends that fleet,
+    names what it compared, its replay holds the SLO, and the best single accelerator is that
+    fleet too (the search's goodput is measured at another fleet size; each one-plan fleet is
+    sized on its own)."""
     args = ["plan", "azure-code", "--model", "llama-3.1-70b", "--db", str(store), "--json"]
-    args += ["--slo", "ttft_p99=2000ms", "--slo", "tpot_p99=80ms", "--accelerators", "h100,a100"]
+    args += ["--slo", "ttft_p99=2000ms", "--slo", "tpot_p99=50ms", "--accelerators", "h100,a100"]
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
@@ -220,7 +221,6 @@ def test_a_one_plan_fleet_billing_less_than_the_mix_at_the_peak_is_recommended(s
     (chosen,) = [r for r in plan["alternatives"]["fleets_compared"] if r["chosen"]]
     assert chosen["fleet"] == "one plan" and len(chosen["replicas"]) == 1
     at_peak = rows["least-cost mix at the peak"]
-    assert len(at_peak["replicas"]) == 2
     assert chosen["cost_per_month"] < at_peak["cost_per_month"]
     single = plan["alternatives"]["best_single_accelerator"]
     assert (
