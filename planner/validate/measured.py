@@ -234,7 +234,7 @@ def exported_layout(
 
 def _engine(row: dict[str, str], path: Path, line: int) -> str:
     """The row's engine id, or a PlannerError naming the known ones."""
-    name = (row.get("backend") or "").strip().lower()
+    name = _lower(row, "backend")
     if name not in ENGINES:
         known = ", ".join(ENGINES)
         raise PlannerError(
@@ -251,9 +251,14 @@ def _datasets_csv(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(ln for ln in lines if not ln.startswith("#")))
 
 
+def _lower(row: dict[str, str], column: str) -> str:
+    """A row's value in `column`, trimmed and lower-cased ('' where it is empty)."""
+    return (row.get(column) or "").strip().lower()
+
+
 def _system(row: dict[str, str]) -> str:
     """A row's accelerator as InferenceX's tables name it ('h100_sxm' -> 'h100')."""
-    return (row.get("system") or "").strip().lower().split("_")[0]
+    return _lower(row, "system").split("_")[0]
 
 
 def _script(table: str, row: dict[str, str], gpus: int) -> dict[str, str] | None:
@@ -263,8 +268,8 @@ def _script(table: str, row: dict[str, str], gpus: int) -> dict[str, str] | None
     architecture's path, deepseek-ai/DeepSeek-V3, with ids that start with the recipe's model
     prefix (dsr1_b200_sglang_fp4_...), as the scripts' names do (dsr1_fp4_b200)."""
     system = _system(row)
-    precision = (row.get("precision") or "").strip().lower()
-    name = (row.get("id") or "").strip().lower()
+    precision = _lower(row, "precision")
+    name = _lower(row, "id")
     for entry in _datasets_csv(table):
         if (entry["system"], entry["precision"]) != (system, precision):
             continue
@@ -362,10 +367,10 @@ def inferencex_vllm_kv(row: dict[str, str]) -> str:
     precision ran on the row's measured day (datasets/benchmarks/inferencex_vllm_kv.csv);
     empty for a row no script entry covers."""
     day = _inferencex_day(row.get("silicon_data_source") or "")
-    if day is None or (row.get("backend") or "").strip().lower() != "vllm":
+    if day is None or _lower(row, "backend") != "vllm":
         return ""
     system = _system(row)
-    precision = (row.get("precision") or "").strip().lower()
+    precision = _lower(row, "precision")
     entries = [
         e
         for e in _datasets_csv("inferencex_vllm_kv.csv")
@@ -381,12 +386,12 @@ def client_fault(row: dict[str, str], concurrency: int) -> str:
     concurrency than the server's (datasets/benchmarks/inferencex_client_faults.csv); empty
     where no such window covers the row."""
     day = _inferencex_day(row.get("silicon_data_source") or "")
-    system = _system(row)
-    engine = (row.get("backend") or "").strip().lower()
+    if day is None:
+        return ""
+    system, engine = _system(row), _lower(row, "backend")
     for fault in _datasets_csv("inferencex_client_faults.csv"):
         if (
-            day is not None
-            and (fault["system"], fault["engine"]) == (system, engine)
+            (fault["system"], fault["engine"]) == (system, engine)
             and _same_model(row.get("model_path") or "", fault["model"])
             and fault["from"] <= day <= fault["until"]
             and int(fault["client_concurrency"]) == concurrency
@@ -563,7 +568,7 @@ def multinode_layout(
 
 def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
     """One silicon CSV row as a Measured benchmark."""
-    mode = (row.get("mode") or "").strip().lower()
+    mode = _lower(row, "mode")
     if mode not in ("agg", "disagg"):
         raise PlannerError(f"{_where(path, line, 'mode')}: {mode!r} is neither agg nor disagg")
     engine = _engine(row, path, line)
@@ -624,8 +629,8 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         isl=isl,
         osl=int(_number(row, "osl", path, line)),
         concurrency=concurrency,
-        dtype=(row.get("gemm_quant_mode") or "").strip().lower(),
-        expert_dtype=(row.get("moe_quant_mode") or "").strip().lower(),
+        dtype=_lower(row, "gemm_quant_mode"),
+        expert_dtype=_lower(row, "moe_quant_mode"),
         ttft_ms=_number(row, "silicon_ttft_ms", path, line),
         tpot_ms=_number(row, "silicon_tpot_ms", path, line),
         agg=agg,
