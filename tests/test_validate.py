@@ -150,6 +150,21 @@ def test_rows_from_a_client_fault_window_are_skipped_with_the_reason(tmp_path: P
     assert "fixed in 4e135fd3f" in pred.skipped and "load that ran is unknown" in pred.skipped
 
 
+def test_rows_that_record_no_concurrency_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    """An aiperf row whose id leaves the concurrency blank (``_c_tp``) and whose source gives no
+    silicon_concurrency records no load: skipped, aggregated or disaggregated; the same row
+    with either the source's concurrency or a named one in its id is predicted."""
+    agg = ROWS[0].replace("a,src; silicon_concurrency=8", "q_4000x1000_c_tp2_0_epnone_3,src")
+    disagg = ROWS[2].replace("c,src; silicon_concurrency=6", "d_disagg_c_tpnone_epnone_1,src")
+    recorded = agg.replace(",src,", ",src; silicon_concurrency=8,")
+    named = agg.replace("_c_tp2", "_c8_tp2")
+    rows = read_silicon_csv(_silicon(tmp_path, [agg, disagg, recorded, named]))
+    assert [bool(r.unknown_load) for r in rows] == [True, True, False, False]
+    skipped = predict(rows[0])
+    assert not skipped.predicted and "records no concurrency" in skipped.skipped
+    assert predict(rows[3]).predicted
+
+
 def test_inferencex_rows_are_replayed_as_their_client_ran_them(tmp_path: Path) -> None:
     """A row whose source is a dated export or a dump of InferenceX's results database (its
     nightly results) was measured with vLLM's benchmark_serving.py as InferenceX runs it: 10

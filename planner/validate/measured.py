@@ -51,6 +51,11 @@ Rows whose load is unknown: where an InferenceX script ran its client at another
 than its server's (datasets/benchmarks/inferencex_client_faults.csv, with the commits that
 introduced and fixed it), the rows exported from that window carry the reason
 (``Measured.unknown_load``) and are skipped rather than predicted at a load that did not run.
+The same holds for rows that record no load at all (`unrecorded_load`): AIConfigurator's
+gap-analysis exports name each row ``..._c{concurrency}_tp...`` and give the concurrency as
+``silicon_concurrency`` in the source; some of their rows leave both blank (ids ``..._c_tp...``),
+and their batch sizes are the deployment's engine limits, not the load that ran (the same
+pipeline's rows that do record it show ``silicon_concurrency=192`` beside a batch size of 48).
 
 Worker counts of InferenceX's disaggregated rows: the export gives each role's tp and ep but
 neither how many prefill and decode workers ran nor whether attention ran data-parallel. Those
@@ -406,6 +411,19 @@ def client_fault(row: dict[str, str], concurrency: int) -> str:
     return ""
 
 
+def unrecorded_load(row: dict[str, str]) -> str:
+    """Why an aiperf row's load is unknown: its id leaves the concurrency blank (``_c_tp``)
+    and its source gives no silicon_concurrency; empty where either records it."""
+    source = row.get("silicon_data_source") or ""
+    if "silicon_concurrency=" in source or "_c_tp" not in (row.get("id") or ""):
+        return ""
+    return (
+        "the row records no concurrency (its id leaves it blank and its source gives no "
+        "silicon_concurrency): its batch size is the deployment's engine limit, and the load "
+        "that ran is unknown"
+    )
+
+
 def _same_model(row_model: str, recipe_model: str) -> bool:
     """Whether two model paths name one model, one's name being the other's plus suffixes
     ('DeepSeek-R1' and 'deepseek-r1-0528' or 'DeepSeek-R1-0528-NVFP4'; not GLM-5 and GLM-5.1)."""
@@ -639,7 +657,7 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
         flags=flags,
         load=load,
         notes=tuple(notes),
-        unknown_load=client_fault(row, concurrency) if load is not AIPERF else "",
+        unknown_load=client_fault(row, concurrency) if load is not AIPERF else unrecorded_load(row),
         kv_dtype=inferencex_vllm_kv(row) if mode == "agg" else "",
         raw=dict(row),
     )
