@@ -19,10 +19,12 @@ from planner.validate.measured import (
     AIPERF,
     INFERENCEX,
     INFERENCEX_WARM,
+    Measured,
     read_bench_json,
     read_silicon_csv,
 )
 from planner.validate.predict import (
+    Prediction,
     decoding,
     feeding_prefills,
     holding_decoders,
@@ -128,6 +130,12 @@ def test_inferencex_vllm_rows_run_the_kv_cache_dtype_of_their_script(tmp_path: P
     assert plain.memory.kv_bytes_per_token == 2 * own.memory.kv_bytes_per_token
 
 
+def _first_of_unknown_load(tmp_path: Path, lines: list[str]) -> tuple[list[Measured], Prediction]:
+    """The silicon rows read from `lines`, and the first one's prediction (a skip, here)."""
+    rows = read_silicon_csv(_silicon(tmp_path, lines))
+    return rows, predict(rows[0])
+
+
 def test_rows_from_a_client_fault_window_are_skipped_with_the_reason(tmp_path: Path) -> None:
     """InferenceX's H100 gpt-oss vLLM script ran its client at concurrency 512 against servers
     holding the sweep's 4-64 from 2025-11-21 to 2025-12-08: its rows exported at 512 in that
@@ -143,9 +151,8 @@ def test_rows_from_a_client_fault_window_are_skipped_with_the_reason(tmp_path: P
     fixed = faulty.replace("2025-12-08", "2025-12-09")
     other = faulty.replace(",512,2,1,,2,1,", ",64,2,1,,2,1,")
     h200 = faulty.replace("h100_sxm", "h200_sxm")
-    rows = read_silicon_csv(_silicon(tmp_path, [faulty, fixed, other, h200]))
+    rows, pred = _first_of_unknown_load(tmp_path, [faulty, fixed, other, h200])
     assert [bool(r.unknown_load) for r in rows] == [True, False, False, False]
-    pred = predict(rows[0])
     assert not pred.predicted and "gptoss_fp4_h100_docker.sh" in pred.skipped
     assert "fixed in 4e135fd3f" in pred.skipped and "load that ran is unknown" in pred.skipped
 
@@ -158,9 +165,8 @@ def test_rows_that_record_no_concurrency_are_skipped_with_the_reason(tmp_path: P
     disagg = ROWS[2].replace("c,src; silicon_concurrency=6", "d_disagg_c_tpnone_epnone_1,src")
     recorded = agg.replace(",src,", ",src; silicon_concurrency=8,")
     named = agg.replace("_c_tp2", "_c8_tp2")
-    rows = read_silicon_csv(_silicon(tmp_path, [agg, disagg, recorded, named]))
+    rows, skipped = _first_of_unknown_load(tmp_path, [agg, disagg, recorded, named])
     assert [bool(r.unknown_load) for r in rows] == [True, True, False, False]
-    skipped = predict(rows[0])
     assert not skipped.predicted and "records no concurrency" in skipped.skipped
     assert predict(rows[3]).predicted
 
