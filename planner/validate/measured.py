@@ -411,11 +411,16 @@ def client_fault(row: dict[str, str], concurrency: int) -> str:
     return ""
 
 
+def source_concurrency(row: dict[str, str]) -> int | None:
+    """The clients a silicon row's source records (``silicon_concurrency=N``), if it does."""
+    found = re.search(r"silicon_concurrency=(\d+)", row.get("silicon_data_source") or "")
+    return int(found.group(1)) if found else None
+
+
 def unrecorded_load(row: dict[str, str]) -> str:
     """Why an aiperf row's load is unknown: its id leaves the concurrency blank (``_c_tp``)
     and its source gives no silicon_concurrency; empty where either records it."""
-    source = row.get("silicon_data_source") or ""
-    if "silicon_concurrency=" in source or "_c_tp" not in (row.get("id") or ""):
+    if source_concurrency(row) is not None or "_c_tp" not in (row.get("id") or ""):
         return ""
     return (
         "the row records no concurrency (its id leaves it blank and its source gives no "
@@ -590,9 +595,7 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
     if mode not in ("agg", "disagg"):
         raise PlannerError(f"{_where(path, line, 'mode')}: {mode!r} is neither agg nor disagg")
     engine = _engine(row, path, line)
-    source = row.get("silicon_data_source") or ""
-    found = re.search(r"silicon_concurrency=(\d+)", source)
-    load = _load_generator(source)
+    load = _load_generator(row.get("silicon_data_source") or "")
     agg = prefill = decode = Workers()
     flags: dict[str, int] = {}
     notes: list[str] = []
@@ -624,9 +627,7 @@ def _silicon_row(row: dict[str, str], path: Path, line: int) -> Measured:
     else:
         prefill = _workers(row, "prefill_", path, line)
         decode = _workers(row, "decode_", path, line)
-        concurrency = decode.batch * decode.count
-        if found:
-            concurrency = int(found.group(1))
+        concurrency = source_concurrency(row) or decode.batch * decode.count
         if not concurrency:
             raise PlannerError(
                 f"{_where(path, line, 'silicon_data_source')}: a disagg row needs "
