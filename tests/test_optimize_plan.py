@@ -221,6 +221,7 @@ def test_a_one_plan_fleet_billing_less_than_the_mix_at_the_peak_is_recommended(s
     (chosen,) = [r for r in plan["alternatives"]["fleets_compared"] if r["chosen"]]
     assert chosen["fleet"] == "one plan" and len(chosen["replicas"]) == 1
     at_peak = rows["least-cost mix at the peak"]
+    assert len(at_peak["replicas"]) == 1 and at_peak["replicas"] != chosen["replicas"]
     assert chosen["cost_per_month"] < at_peak["cost_per_month"]
     single = plan["alternatives"]["best_single_accelerator"]
     assert (
