@@ -721,6 +721,40 @@ def test_expert_dispatch_gathers_few_ranks_and_sends_rows_at_wide_ep() -> None:
     assert "expert_dispatch" not in names
 
 
+def test_qk_norm_over_all_heads_all_reduces_its_statistics_under_tp(tmp_path: Path) -> None:
+    """MiniMax-M2's QK norm spans a layer's heads (config.json qk_norm_type "per_layer"): under
+    TP every layer all-reduces each token's q and k sums of squares (two FP32 values), one
+    collective per layer that costs a decode step its latency; per-head QK norms (Qwen3) and
+    one GPU need none."""
+    card = load_card("minimax-m2")
+    assert card.qk_norm_over_heads and not load_card("qwen3-32b").qk_norm_over_heads
+    shape = StepShape.uniform(0.0, *(np.array([v]) for v in (0.0, 0.0, 0.0, 8.0, 2000.0)))
+    plan = Parallel(tp=4, ep=4)
+    op = next(o for o in step_operators(card, plan, BF16) if o.name == "qk_norm_all_reduce")
+    assert (op.kind, op.count, op.span) == ("allreduce", card.layers, 4)
+    assert _op_bytes(card, plan, shape, "qk_norm_all_reduce") == pytest.approx(8 * 2 * 4.0)
+    for other, tp in ((card, 1), (load_card("qwen3-32b"), 4)):
+        names = {o.name for o in step_operators(other, Parallel(tp=tp), BF16)}
+        assert "qk_norm_all_reduce" not in names
+    per_head = card.model_copy(update={"qk_norm_over_heads": False})
+    args = (np.array([8.0]), np.array([2000.0]))
+    with_norm = StepModel.build(card, "h100", tp=4, ep=4).decode_ms(*args)[0]
+    without = StepModel.build(per_head, "h100", tp=4, ep=4).decode_ms(*args)[0]
+    assert with_norm - without >= card.layers * 0.01
+    config = {
+        "num_hidden_layers": 2,
+        "hidden_size": 256,
+        "num_attention_heads": 4,
+        "vocab_size": 100,
+        "use_qk_norm": True,
+    }
+    for norm_type, expected in (("per_layer", True), ("per_head", False)):
+        (tmp_path / f"{norm_type}.json").write_text(
+            json.dumps(config | {"qk_norm_type": norm_type})
+        )
+        assert load_card(str(tmp_path / f"{norm_type}.json")).qk_norm_over_heads is expected
+
+
 def test_engine_memory_policies() -> None:
     """vLLM takes 90 % of all memory, SGLang all but a reserve, TensorRT-LLM 90 % of what the
     weights leave free: different KV budgets for the same plan."""

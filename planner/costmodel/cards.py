@@ -53,7 +53,10 @@ class ModelCard(BaseModel):
     recurrent state per sequence instead of a KV cache. Sparse attention (DeepSeek Sparse
     Attention, GLM-5) attends each query to the `index_topk` tokens a small indexer
     (`index_heads` x `index_head_dim`) scores over the whole context. `attention_gate`: the
-    query projection also yields an output gate (Qwen3.5). `mtp_layers` are the multi-token-
+    query projection also yields an output gate (Qwen3.5). `qk_norm_over_heads`: the
+    query and key RMS norms span all of a layer's heads, not each head (MiniMax-M2's
+    ``qk_norm_type: per_layer``), so tensor-parallel ranks all-reduce every token's sums of
+    squares before they normalise. `mtp_layers` are the multi-token-
     prediction draft layers some checkpoints ship (DeepSeek-V3, GLM-4.5, MiniMax-M2).
     `aliases` are the Hugging Face repository paths that name this architecture
     (``Qwen/Qwen3-32B-FP8``).
@@ -93,6 +96,7 @@ class ModelCard(BaseModel):
     sliding_layers: int = 0
     mtp_layers: int = 0
     attention_gate: bool = False
+    qk_norm_over_heads: bool = False
     index_topk: int = 0
     index_heads: int = 0
     index_head_dim: int = 0

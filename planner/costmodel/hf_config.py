@@ -135,6 +135,8 @@ def card_fields(config: dict[str, Any], card_id: str, source: str = "") -> dict[
             or 0
         ),
         "attention_gate": bool(text.get("attn_output_gate", False)),
+        "qk_norm_over_heads": bool(text.get("use_qk_norm"))
+        and text.get("qk_norm_type") == "per_layer",
         **_linear_attention(text),
     }
     if text.get("index_topk"):

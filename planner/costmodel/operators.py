@@ -39,6 +39,7 @@ FEATURES = ("ONE", "N", "ND", "SP", "KP", "SD", "KD", "SWP", "SWD", "KWP", "KWD"
 F = {name: i for i, name in enumerate(FEATURES)}
 ACT_BYTES = 2.0
 ACT_DTYPE = "bf16"
+QK_NORM_STAT_BYTES = 4.0
 KINDS = ("gemm", "moe", "attn", "mem", "allreduce", "alltoall", "p2p")
 
 
@@ -307,6 +308,17 @@ def step_operators(card: ModelCard, plan: Parallel, prec: Precision) -> list[Ope
                 2 * card.layers,
                 _vec(),
                 _vec(N=ACT_BYTES * h),
+                span=tp,
+            )
+        )
+    if tp > 1 and card.qk_norm_over_heads:
+        ops.append(
+            Operator(
+                "qk_norm_all_reduce",
+                "allreduce",
+                card.layers - card.linear_layers,
+                _vec(),
+                _vec(N=2 * QK_NORM_STAT_BYTES),
                 span=tp,
             )
         )
