@@ -13,11 +13,16 @@ three features of their 10-minute request counts (gaps skipped) rank them:
 
 The top `PER_KIND` clients of each ranking are taken in turn (diurnal, spiky, batch-like; a
 client already taken is skipped), `PER_KIND` x 3 clients in all. Each runs at two loads: its
-rate scaled so its mean is `LOADS_RPS` requests/s. Every cell is a `make_plan` of llama-3.1-8b
-(TTFT p99 <= 1 s, TPOT p99 <= 50 ms, 99 % attainment; defaults otherwise), whose replay of the
-held-back last day runs every policy (planner/scaling/holdout.py). A policy holds a cell when
-its replayed attainment reaches the target. The reference is static provisioning at the
-schedule's peak in the same cell: GPU-hours are reported relative to it.
+rate scaled so its mean is `LOADS_RPS` requests/s: 4, which one H100 replica of the 8B model
+serves many times over at the mean (a small deployment), and 16, whose peaks need several
+replicas. (At 1 req/s, a third of the cells ran the same one or two replicas all day under every
+policy, so a cell said nothing about scaling; above 16 req/s a spiky client's busiest ten
+minutes alone exceed the replay's request budget several times over.) Every cell is a
+`make_plan` of llama-3.1-8b (TTFT p99 <= 1 s, TPOT p99 <= 50 ms, 99 % attainment; defaults
+otherwise), whose replay of the held-back last day runs every policy
+(planner/scaling/holdout.py). A policy holds a cell when its replayed attainment reaches the
+target. The reference is static provisioning at the schedule's peak in the same cell: GPU-hours
+are reported relative to it.
 
 Summary per policy: the share of cells it held, its median GPU-hours relative to static peak,
 and its median cost relative to the cheapest policy that held the cell (cells no policy held
@@ -49,7 +54,7 @@ from planner.store import open_store  # noqa: E402
 MIN_DAILY_REQUESTS = 2_000
 MIN_ACTIVE_SHARE = 0.25
 PER_KIND = 4
-LOADS_RPS = (1.0, 4.0)
+LOADS_RPS = (4.0, 16.0)
 MODEL = "llama-3.1-8b"
 SLOS = ("ttft_p99=1000ms", "tpot_p99=50ms")
 TARGET = 0.99
