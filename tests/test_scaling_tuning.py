@@ -111,14 +111,13 @@ def test_hybrid_settings_are_the_cheapest_that_held_on_the_windows_before_the_ta
 ) -> None:
     """Azure code at 5-minute intervals, a 10-minute tail: the settings (floors up to the plan's
     p95, a target of 1 or more only on the p95 floor) are replayed on the three 10-minute windows
-    before it, cheapest first; every setting
-    cheaper than the chosen one was replayed and missed the target with its margin on some
-    window, and the chosen one is the rule's choice over those replayed. On the same floor, a
-    lower utilisation never bills less (a higher floor can: its replicas cover load that burst
-    replicas would), nor does a longer scale-down window by more than 1 % (the HPA's 10 %
-    tolerance makes its count path-dependent: held replicas can keep a later burst within
-    tolerance where a fleet scaled down would overshoot it; p90 at 0.2 x bills 0.1 % less with
-    900 s than with 300 s here)."""
+    before it, cheapest first; every setting cheaper than the chosen one was replayed and missed
+    the target with its margin on some window, and the chosen one is the rule's choice over those
+    replayed. On the same floor, a lower utilisation never bills less (a higher floor can: its
+    replicas cover load that burst replicas would), nor does a longer scale-down window by more
+    than 1 % (the HPA's 10 % tolerance makes its count path-dependent: held replicas can keep a
+    later burst within tolerance where a fleet scaled down would overshoot it; p90 at 0.2 x bills
+    0.1 % less with 900 s than with 300 s here)."""
     costs: list[float] = []
     seen: list[list[tuple[HybridParams, float, float]]] = []
 

@@ -91,6 +91,11 @@ def _gemm(
     return Operator(name, kind, count, flops, data, dtype=dtype)
 
 
+def _all_reduce(name: str, count: int, bytes_per_token: float, tp: int) -> Operator:
+    """An all-reduce over the `tp` ranks of `bytes_per_token` per new token."""
+    return Operator(name, "allreduce", count, _vec(), _vec(N=bytes_per_token), span=tp)
+
+
 def _mem(name: str, count: int, bytes_per_token: float, rows: str = "N") -> Operator:
     """An elementwise / normalisation kernel streaming `bytes_per_token` per `rows` token."""
     return Operator(name, "mem", count, _vec(), _vec(**{rows: bytes_per_token}))
@@ -301,27 +306,10 @@ def step_operators(card: ModelCard, plan: Parallel, prec: Precision) -> list[Ope
     if moe_layers:
         ops += _experts(card, plan, prec)
     if tp > 1:
-        ops.append(
-            Operator(
-                "tp_all_reduce",
-                "allreduce",
-                2 * card.layers,
-                _vec(),
-                _vec(N=ACT_BYTES * h),
-                span=tp,
-            )
-        )
+        ops.append(_all_reduce("tp_all_reduce", 2 * card.layers, ACT_BYTES * h, tp))
     if tp > 1 and card.qk_norm_over_heads:
-        ops.append(
-            Operator(
-                "qk_norm_all_reduce",
-                "allreduce",
-                card.layers - card.linear_layers,
-                _vec(),
-                _vec(N=2 * QK_NORM_STAT_BYTES),
-                span=tp,
-            )
-        )
+        attention_layers = card.layers - card.linear_layers
+        ops.append(_all_reduce("qk_norm_all_reduce", attention_layers, 2 * QK_NORM_STAT_BYTES, tp))
     if plan.pp > 1:
         ops.append(
             Operator(
