@@ -89,7 +89,7 @@ def test_verdict_names_the_cheapest_policy_that_held(tmp_path_factory: pytest.Te
 def test_hybrid_tuned_on_the_day_before_holds_the_diurnal_client(replayed):
     """The hybrid's settings are chosen on replays of the three days before the held-back one;
     they hold the SLO there and on the held-back day with at least 25 % fewer GPU-hours than
-    static peak (2026-12-06: p95 floor, 2x target, 99.95 % on 316.1 of static's 672 GPU-hours);
+    static peak (2026-12-06: p95 floor, 4x target, 99.95 % on 316.1 of static's 672 GPU-hours);
     with its floor at the plan's quantile it costs at least the schedule (its HPA only adds
     burst replicas above)."""
     hybrid, schedule, tuned = replayed["hybrid"], replayed["schedule"], replayed["hybrid_tuning"]

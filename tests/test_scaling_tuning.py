@@ -205,3 +205,33 @@ def test_only_windows_that_saw_requests_judge_the_settings():
     defaults = tune_hybrid(None, tail, [window(2), window(6)], "p95", [], [], 60.0, None)
     assert defaults.tuning["chosen_by"] == tuning.DEFAULT
     assert (defaults.floor_quantile, defaults.utilisation) == ("p95", 0.8)
+
+
+def test_the_sweep_summary_counts_holds_gpu_hours_and_cost_as_computed_by_hand():
+    """bench/bench_scaling.py's summary on three hand-made cells: held shares (of all cells and
+    of the holdable ones), median GPU-hours over static peak's (all cells, and only where static
+    peak held) and median cost over the cheapest holding policy's."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_scaling import POLICIES, summarize_cells
+
+    def cell(ceiling: float, **got: tuple[float, float, float]) -> dict:
+        """A cell: (attainment, cost, GPU-hours) per policy; unnamed ones hold nothing."""
+        return {"ceiling": ceiling} | {p: got.get(p, (0.0, 1e9, 1e9)) for p in POLICIES}
+
+    cells = [
+        cell(
+            1.0, static_peak=(1.0, 100.0, 10.0), schedule=(1.0, 50.0, 5.0), hybrid=(1.0, 60.0, 6.0)
+        ),
+        cell(1.0, static_peak=(0.5, 40.0, 4.0), hybrid=(0.995, 80.0, 8.0), kpa=(0.99, 70.0, 7.0)),
+        cell(0.9, static_peak=(0.2, 10.0, 1.0), hybrid=(0.5, 30.0, 3.0)),
+    ]
+    out = summarize_cells(cells)
+    assert out["holdable_cells"] == 2
+    assert out["hybrid_held_share"] == round(2 / 3, 3)
+    assert out["hybrid_held_share_of_holdable"] == 1.0
+    assert out["hybrid_median_gpu_hours_vs_static"] == 2.0  # 0.6, 2.0, 3.0
+    assert out["hybrid_median_gpu_hours_vs_static_where_static_held"] == 0.6  # the first cell only
+    assert out["hybrid_median_cost_vs_cheapest_holding"] == round((60 / 50 + 80 / 70) / 2, 3)
+    assert out["static_peak_median_gpu_hours_vs_static_where_static_held"] == 1.0
