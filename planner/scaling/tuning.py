@@ -6,7 +6,7 @@ forecast quantile of its floor (FLOOR_QUANTILES up to the plan's), the HPA's tar
 multiple of one replica's goodput measured alone (UTILISATIONS; pooled replicas serve more
 each, so above 1 is no overload; down to 0.2, as bursts that outrun the start-up delay need
 replicas held in reserve: with 0.4 the lowest, 9 of the 24 ServeGen sweep cells chose it; up to
-4, an HPA that acts only on bursts several times what the floor serves: at 2 the lowest, on the
+4, an HPA that acts only on bursts several times what the floor serves: with 2 the highest, on the
 diurnal ServeGen m-large chunk-49 it started replicas on token spikes the floor absorbed alone,
 13-16 % over the schedule's cost, at 4 9 % and 7 %) and its scale-down window
 (SCALE_DOWN_WINDOWS_S). A floor below the plan's quantile takes a target
