@@ -129,8 +129,9 @@ def plan_cell(con: duckdb.DuckDBPyConnection, client: dict, load_rps: float) -> 
         cell[policy] = (got["slo_attainment"], got["cost"], got["gpu_hours"])
     cell["ceiling"] = replay["ceiling"]["slo_attainment"]
     tuned = replay["hybrid_tuning"]
+    floor = tuned["floor_quantile"] + (" peak held flat" if tuned["flat_floor"] else "")
     cell["hybrid_settings"] = (
-        f"{tuned['floor_quantile']}, {tuned['utilisation']:g}, {tuned['scale_down_window_s']:g} s"
+        f"{floor}, {tuned['utilisation']:g}, {tuned['scale_down_window_s']:g} s"
     )
     return cell
 

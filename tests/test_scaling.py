@@ -19,6 +19,7 @@ from planner.scaling.delay import (
     provisioning_delay,
 )
 from planner.scaling.demand import demand_series, forecast_demand
+from planner.scaling.holdout import HybridParams, Scene, Window
 from planner.scaling.replay import (
     Controller,
     ReplicaPlan,
@@ -36,7 +37,7 @@ from planner.scaling.replay import (
     schedule_timeline,
     static_timeline,
 )
-from planner.scaling.schedule import Deployment, build_schedule, hold_levels
+from planner.scaling.schedule import Deployment, Schedule, build_schedule, hold_levels
 from planner.simulate import StepTable, Workload, parse_slos, simulate
 from planner.store import open_store
 
@@ -274,6 +275,32 @@ def test_hybrid_keeps_its_floor_and_adds_burst_replicas_of_the_cheapest_type_onl
     assert hybrid.requested[before, 0] == 0 and per_type.requested[before, 0] >= 1
     assert hybrid.requested[:, 0].max() >= 4 and hybrid.requested[-1, 0] == 0
     assert (hybrid.ready <= hybrid.requested).all()
+
+
+def test_a_flat_floor_runs_the_schedules_busiest_fleet_all_window_and_meets_an_early_burst():
+    """A schedule of 1, 3 and 2 replicas over three 10-minute intervals and a burst at 60-120 s:
+    held flat, the hybrid's floor runs the busiest interval's 3 replicas from the first second
+    (static provisioning at the forecast's peak), so the burst meets replicas already serving,
+    where on the schedule floor it meets 1 and burst replicas that serve a delay later; the
+    hybrid never runs below either floor."""
+    dep = Deployment(MixOption("h100", "h100", 1, 12.29, (2.0,)), 0, "all")
+    sched = Schedule(np.array([0.0, 600.0, 1200.0]), 600.0, 60.0, (dep,),
+                     np.array([[1], [3], [2]]), np.array([[1.0], [6.0], [4.0]]))  # fmt: skip
+    rng = np.random.default_rng(4)
+    arrivals = np.sort(np.r_[rng.uniform(0.0, 1800.0, 900), rng.uniform(60.0, 120.0, 300)])
+    tokens = np.full(len(arrivals), 500)
+    work = Workload(arrivals, tokens, tokens)
+    edges = np.array([0.0, 600.0, 1200.0, 1800.0])
+    window = Window(work, np.zeros(len(arrivals), dtype=int), edges, np.zeros(3), np.zeros(0))
+    scene = Scene(sched, window, np.array([1000.0]), None)
+    flat, ramp = scene.floor_timeline(sched, flat=True), scene.floor_timeline(sched)
+    assert (flat.requested == 3).all() and (flat.ready == 3).all()
+    assert ramp.ready[0, 0] == 1 and ramp.ready.max() == 3
+    params = HybridParams("p95", 0.8, 300.0, flat_floor=True)
+    on_flat, on_ramp = scene.hybrid(flat, params), scene.hybrid(ramp, params)
+    assert (on_flat.ready >= flat.ready).all() and (on_ramp.ready >= ramp.ready).all()
+    early = on_flat.index(np.array([90.0]))[0]
+    assert on_flat.ready[early, 0] == 3 > on_ramp.ready[early, 0]
 
 
 def test_hybrid_runs_no_replica_where_its_floor_is_zero_and_no_traffic_comes():

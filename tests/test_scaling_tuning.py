@@ -141,11 +141,13 @@ def test_hybrid_settings_are_the_cheapest_that_held_on_the_windows_before_the_ta
     assert [w["end_s"] - w["start_s"] for w in tuned["windows"]] == [600.0] * 3
     floors = FLOOR_QUANTILES[: FLOOR_QUANTILES.index(plan["quantile"]) + 1]
     grid = [
-        (q, u, w)
-        for q, u, w in product(floors, UTILISATIONS, SCALE_DOWN_WINDOWS_S)
+        (q, flat, u, w)
+        for (q, flat), u, w in product(
+            product(floors, (False, True)), UTILISATIONS, SCALE_DOWN_WINDOWS_S
+        )
         if u < 1.0 or q == plan["quantile"]
     ]
-    assert len(grid) < len(floors) * len(UTILISATIONS) * len(SCALE_DOWN_WINDOWS_S)
+    assert len(grid) < 2 * len(floors) * len(UTILISATIONS) * len(SCALE_DOWN_WINDOWS_S)
     assert len(costs) == 3 * len(grid) and tuned["candidates"] == len(grid)
     total = [sum(costs[3 * i : 3 * i + 3]) for i in range(len(grid))]
     [rows] = seen
@@ -155,21 +157,24 @@ def test_hybrid_settings_are_the_cheapest_that_held_on_the_windows_before_the_ta
     assert target == pytest.approx(0.995)  # a 99 % target, half its misses
     held = [r for r in rows if r[1] >= target]
     best = min(held, key=lambda r: (r[2], -r[1])) if held else max(rows, key=lambda r: r[1])
-    chosen = (tuned["floor_quantile"], tuned["utilisation"], tuned["scale_down_window_s"])
-    assert chosen == (best[0].floor_quantile, best[0].utilisation, best[0].scale_down_window_s)
+    chosen = tuple(tuned[k] for k in ("floor_quantile", "flat_floor", "utilisation"))
+    chosen += (tuned["scale_down_window_s"],)
+    b = best[0]
+    assert chosen == (b.floor_quantile, b.flat_floor, b.utilisation, b.scale_down_window_s)
     assert tuned["cost"] == round(best[2], 2) and tuned["slo_attainment"] == round(best[1], 5)
     said = "the cheapest setting that held" if held else "no setting held the SLO with that margin"
     assert said in tuned["sentence"] and f"{best[1]:.2%}, ${best[2]:,.2f}" in tuned["sentence"]
-    assert f"the {chosen[0]} forecast schedule" in tuned["sentence"]
+    floor = f"the {chosen[0]} forecast schedule" + ("'s peak, held all day" * chosen[1])
+    assert f"floor is {floor} and" in tuned["sentence"]
     assert sum(c < best[2] for c in total) == sum(r[2] < best[2] for r in rows)
     assert all(r[1] < target for r in rows if r[2] < best[2])
     by = dict(zip(grid, total, strict=True))
-    for (q, u, w), c in by.items():
-        for (q2, u2, w2), c2 in by.items():
-            if q2 == q and u2 <= u and w2 == w:
-                assert c2 >= c - 1e-9, ((q, u, w), (q2, u2, w2))
-            if q2 == q and u2 == u and w2 >= w:
-                assert c2 >= 0.99 * c, ((q, u, w), (q2, u2, w2))
+    for (q, f, u, w), c in by.items():
+        for (q2, f2, u2, w2), c2 in by.items():
+            if (q2, f2) == (q, f) and u2 <= u and w2 == w:
+                assert c2 >= c - 1e-9, ((q, f, u, w), (q2, f2, u2, w2))
+            if (q2, f2) == (q, f) and u2 == u and w2 >= w:
+                assert c2 >= 0.99 * c, ((q, f, u, w), (q2, f2, u2, w2))
 
 
 def test_without_history_before_the_window_the_hybrid_keeps_its_defaults(tmp_path: Path) -> None:

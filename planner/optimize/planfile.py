@@ -155,6 +155,7 @@ contract between planner/optimize and planner/report) is::
         "hybrid_tuning": {"floor_quantile": "p90",     // the floor schedule's quantile
                           "utilisation": 0.6,          // HPA target / one replica's goodput
                           "scale_down_window_s": 300.0,
+                          "flat_floor": false,  // the floor schedule's peak held all day
                           "chosen_by": "replay of the windows before the held-back tail",
                           "sentence": "The hybrid's floor is the p90 forecast schedule ...",
                           "windows": [{"start_s": 600, "end_s": 1800}],  // up to 3, each
@@ -497,6 +498,7 @@ class HybridTuning(_Model):
     floor_quantile: str
     utilisation: float
     scale_down_window_s: float
+    flat_floor: bool = False
     chosen_by: str
     sentence: str
     windows: list[dict[str, float]] | None = None

@@ -72,12 +72,15 @@ class HeldBack:
 @dataclass(frozen=True)
 class HybridParams:
     """The hybrid policy's settings: the forecast quantile its floor schedule provisions, the
-    HPA's target as a share of one replica's goodput, and the HPA's scale-down window; `tuning`:
-    how they were chosen (PLAN.json `replay.hybrid_tuning`)."""
+    HPA's target as a share of one replica's goodput, the HPA's scale-down window, and whether
+    the floor is that schedule's peak held all window (`flat_floor`: static provisioning at the
+    forecast's peak, for bursts no day-ahead forecast places in time); `tuning`: how they were
+    chosen (PLAN.json `replay.hybrid_tuning`)."""
 
     floor_quantile: str
     utilisation: float = UTILISATION
     scale_down_window_s: float = SCALE_DOWN_WINDOW_S
+    flat_floor: bool = False
     tuning: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:
@@ -86,6 +89,7 @@ class HybridParams:
             "floor_quantile": self.floor_quantile,
             "utilisation": self.utilisation,
             "scale_down_window_s": self.scale_down_window_s,
+            "flat_floor": self.flat_floor,
         } | self.tuning
 
 
@@ -177,7 +181,7 @@ def replay_holdout(
         forecast, hybrid.floor_quantile, tail.shares, deployments, delay_s, available
     )
     scene = Scene(sched, window, mean_tokens_by_bucket(tail.sized, tail.edges), available)
-    below = scene.floor_timeline(floor)
+    below = scene.floor_timeline(floor, hybrid.flat_floor)
     timelines = scene.timelines(below, hybrid)
     results, sample, bucket = replay_window(window, timelines, deployments, replicas, tail.slos)
     out: dict = {name: result.to_dict() for name, result in results.items()}
@@ -294,9 +298,13 @@ class Scene:
             tokens=work.input_tokens + work.output_tokens, mean_tokens=self.mean_tokens
         )
 
-    def floor_timeline(self, floor: Schedule) -> Timeline:
-        """The hybrid's floor: the `floor` schedule over the window."""
-        return schedule_timeline(floor, self.window.start_s, self.window.end_s)
+    def floor_timeline(self, floor: Schedule, flat: bool = False) -> Timeline:
+        """The hybrid's floor: the `floor` schedule over the window, or (`flat`) its peak
+        provisioned all window."""
+        start_s, end_s = self.window.start_s, self.window.end_s
+        if flat:
+            return static_timeline(floor.peak_counts, start_s, end_s)
+        return schedule_timeline(floor, start_s, end_s)
 
     def hybrid(self, floor: Timeline, params: HybridParams) -> Timeline:
         """The hybrid: the `floor` (a schedule's timeline) with burst replicas of an HPA on
