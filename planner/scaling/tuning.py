@@ -1,32 +1,33 @@
 """The hybrid policy's settings, chosen by replay on the history rather than fixed.
 
-The TUNING_WINDOWS windows just before the held-back tail, each as long as it, are each
-forecast from what came before them and replayed under the hybrid at candidate settings: the
-forecast quantile of its floor (FLOOR_QUANTILES up to the plan's), the HPA's target as a
-multiple of one replica's goodput measured alone (UTILISATIONS; pooled replicas serve more
-each, so above 1 is no overload; down to 0.2, as bursts that outrun the start-up delay need
-replicas held in reserve: with 0.4 the lowest, 9 of the 24 ServeGen sweep cells chose it; up to
-4, an HPA that acts only on bursts several times what the floor serves: at 2 the lowest, on the
-diurnal ServeGen m-large chunk-49 it started replicas on token spikes the floor absorbed alone,
-13-16 % over the schedule's cost, at 4 9 % and 7 %) and its scale-down window
-(SCALE_DOWN_WINDOWS_S). Each floor is tried as the schedule and as the schedule's peak held
-all window (static provisioning at the forecast's peak): a spiky client's bursts come at times
-no day-ahead forecast places, and only replicas already running serve them within a 1 s TTFT
-(ServeGen m-large chunk-95 at 4 and 16 req/s: static provisioning at the p95 schedule's peak
-held 100 % of the held-back day, the best hybrid on schedule floors 98.0 % and 87.5 %). A floor
-below the plan's quantile takes a target
-below 1 (`admissible`): it leaves the load above its forecast to the burst HPA, which adds a
-replica once the load passes the target share of what the floor serves within the SLO, and
-that replica serves only after the metric window and the start-up delay, so at 1 or more every
-rise above such a floor is served late (ServeGen m-large chunk-56, a diurnal client, at 16 and
-64 req/s: a p50 floor at 2x and a p90 floor at 1x held every tuning window and then 95.2 % and
-90.2 % of the held-back day). A floor at the plan's quantile already provisions for the
-forecast the user chose, so above 1 its HPA only meets what that forecast missed. The cheapest
-setting that held the attainment target with a margin (at most MISS_SHARE of the misses the
-target allows) on every window is the one the held-back replay uses; if none did, the one whose
-worst window held the most (the cheaper of equals). One quiet day does not show a spiky
-client's bursts: tuned on the one day before, the hybrid held 0.3 % of ServeGen m-large
-chunk-80's held-back day at 4 req/s.
+The TUNING_WINDOWS windows just before the held-back tail, each as long as it, are each forecast
+from what came before them and replayed under the hybrid at candidate settings: the forecast
+quantile of its floor (FLOOR_QUANTILES up to the plan's), the HPA's target as a multiple of one
+replica's goodput measured alone (UTILISATIONS; pooled replicas serve more each, so above 1 is
+no overload; down to 0.2, as bursts that outrun the start-up delay need replicas held in
+reserve: with 0.4 the lowest, 9 of the 24 ServeGen sweep cells chose it; up to 4, an HPA that
+acts only on bursts several times what the floor serves: with 2 the highest, the HPA above the
+p95 floor of the diurnal ServeGen m-large chunk-49 started replicas on token spikes the floor
+absorbed alone, 13 % and 16 % over the schedule's cost at 4 and 16 req/s; with 4, 9 % and 7 %)
+and its scale-down window (SCALE_DOWN_WINDOWS_S). Each floor is tried as the schedule and as the
+schedule's peak held all window (static provisioning at the forecast's peak): a spiky client's
+bursts come at times no day-ahead forecast places, and only replicas already running serve them
+within a 1 s TTFT (ServeGen m-large chunk-95 at 4 and 16 req/s: static provisioning at the p95
+schedule's peak held 100 % of the held-back day, the best hybrid on schedule floors 98.0 % and
+87.5 %; with flat floors the tuning chose the p90 and p95 peaks held flat and held 100 %, at
+1.09 x static peak's cost). A floor below the plan's quantile takes a target below 1
+(`admissible`): it leaves the load above its forecast to the burst HPA, which adds a replica
+once the load passes the target share of what the floor serves within the SLO, and that replica
+serves only after the metric window and the start-up delay, so at 1 or more every rise above
+such a floor is served late (ServeGen m-large chunk-56, a diurnal client, at 16 and 64 req/s: a
+p50 floor at 2x and a p90 floor at 1x held every tuning window and then 95.2 % and 90.2 % of the
+held-back day). A floor at the plan's quantile already provisions for the forecast the user
+chose, so above 1 its HPA only meets what that forecast missed. The cheapest setting that held
+the attainment target with a margin (at most MISS_SHARE of the misses the target allows) on
+every window is the one the held-back replay uses; if none did, the one whose worst window held
+the most (the cheaper of equals). One quiet day does not show a spiky client's bursts: tuned on
+the one day before, the hybrid held 0.3 % of ServeGen m-large chunk-80's held-back day at 4
+req/s.
 
 A setting's cost is known from its timelines before any simulation, so the settings are
 simulated cheapest first and the search stops at the first that holds (and any of the same
